@@ -1,0 +1,1 @@
+"""Knowledge graph: SQLite store, importers, graph views and retrieval."""

@@ -1,0 +1,331 @@
+"""Hybrid retrieval: FTS5 BM25 + dense vectors + graph expansion, fused by reciprocal rank.
+
+The result is a ranked list of context items (chunks and facts) with provenance and token
+counts, cut to a token budget. Dense retrieval runs when an encoder is given.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import networkx as nx
+import numpy as np
+
+from telesynth_tui.config import RetrievalSettings
+from telesynth_tui.graph import db
+from telesynth_tui.graph.linking import Gazetteer
+from telesynth_tui.graph.store import KnowledgeGraph
+from telesynth_tui.graph.views import Edge, edges_around, load_graph, neighbourhood
+from telesynth_tui.text import count_tokens, words
+
+
+class Encoder(Protocol):
+    """Embeds a batch of texts into L2-normalised vectors (rows)."""
+
+    model_id: str
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass
+class ContextItem:
+    kind: str  # "chunk" or "fact"
+    id: int
+    text: str
+    n_tokens: int
+    score: float
+    ranks: dict[str, int] = field(default_factory=dict)  # ranker -> 1-based rank
+    provenance: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+@dataclass
+class RetrievalResult:
+    query: str
+    items: list[ContextItem]
+    entities: list[str]
+    budget_tokens: int
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(i.n_tokens for i in self.items)
+
+
+def fts_query(text: str) -> str:
+    """An FTS5 OR-query of the distinct words of free text (no FTS syntax reaches SQLite)."""
+    terms = list(dict.fromkeys(w.lower() for w in words(text) if len(w) > 1 or w.isdigit()))
+    return " OR ".join('"' + t.replace('"', "") + '"' for t in terms[:32])
+
+
+def rrf(rankings: dict[str, list[str]], k: int) -> dict[str, float]:
+    """Reciprocal rank fusion: score = sum over rankers of 1 / (k + rank)."""
+    scores: dict[str, float] = defaultdict(float)
+    for ranking in rankings.values():
+        for rank, key in enumerate(ranking, start=1):
+            scores[key] += 1.0 / (k + rank)
+    return dict(scores)
+
+
+class DenseIndex:
+    """Brute-force cosine search over the stored embeddings of one encoder."""
+
+    def __init__(self, conn: sqlite3.Connection, encoder: Encoder) -> None:
+        self.encoder = encoder
+        rows = conn.execute(
+            "SELECT owner_id, dim, vector FROM embeddings WHERE owner_kind='chunk' AND model_id=?",
+            (encoder.model_id,),
+        ).fetchall()
+        self.ids = np.array([r[0] for r in rows], dtype=np.int64)
+        dim = rows[0][1] if rows else 0
+        self.matrix = (
+            np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+            if rows
+            else np.zeros((0, 0), dtype=np.float32)
+        )
+
+    def search(self, query: str, k: int) -> list[int]:
+        if not len(self.ids):
+            return []
+        vector = self.encoder.embed([query])[0].astype(np.float32)
+        scores = self.matrix @ vector
+        top = np.argsort(-scores)[:k]
+        return [int(self.ids[i]) for i in top]
+
+
+def embed_chunks(conn: sqlite3.Connection, encoder: Encoder, batch: int = 64) -> int:
+    """Embed the chunks that have no vector from this encoder yet; returns how many."""
+    rows = conn.execute(
+        "SELECT c.id, c.heading, c.text FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM embeddings"
+        " e WHERE e.owner_kind='chunk' AND e.owner_id=c.id AND e.model_id=?)",
+        (encoder.model_id,),
+    ).fetchall()
+    for start in range(0, len(rows), batch):
+        part = rows[start : start + batch]
+        vectors = encoder.embed([f"{r[1]}\n{r[2]}" for r in part]).astype(np.float32)
+        with db.transaction(conn):
+            conn.executemany(
+                "INSERT OR REPLACE INTO embeddings(owner_kind, owner_id, model_id, dim, vector)"
+                " VALUES ('chunk', ?, ?, ?, ?)",
+                [
+                    (r[0], encoder.model_id, int(v.shape[0]), v.tobytes())
+                    for r, v in zip(part, vectors, strict=True)
+                ],
+            )
+    return len(rows)
+
+
+class Retriever:
+    """One retriever for the whole product; caches the graph until the KG revision changes."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        settings: RetrievalSettings,
+        encoder: Encoder | None = None,
+    ) -> None:
+        self.conn = conn
+        self.settings = settings
+        self.encoder = encoder
+        self._revision = -1
+        self._graph: nx.MultiDiGraph | None = None
+        self._gazetteer: Gazetteer | None = None
+        self._dense: DenseIndex | None = None
+
+    def _refresh(self) -> None:
+        revision = db.kg_revision(self.conn)
+        if revision != self._revision or self._graph is None:
+            self._graph = load_graph(self.conn)
+            self._gazetteer = KnowledgeGraph(self.conn).gazetteer()
+            self._dense = DenseIndex(self.conn, self.encoder) if self.encoder else None
+            self._revision = revision
+
+    @property
+    def graph(self) -> nx.MultiDiGraph:
+        self._refresh()
+        assert self._graph is not None
+        return self._graph
+
+    # --- rankers --------------------------------------------------------------------------
+
+    def bm25(self, query: str, k: int) -> list[int]:
+        match = fts_query(query)
+        if not match:
+            return []
+        rows = self.conn.execute(
+            "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts)"
+            " LIMIT ?",
+            (match, k),
+        )
+        return [r[0] for r in rows]
+
+    def query_entities(self, query: str) -> list[int]:
+        self._refresh()
+        assert self._gazetteer is not None
+        return list(dict.fromkeys(m.entity_id for m in self._gazetteer.find(query)))
+
+    def graph_expansion(self, entity_ids: list[int], k: int) -> tuple[list[int], list[Edge]]:
+        """Facts around the query entities (nearest first) and the chunks that evidence them."""
+        graph = self.graph
+        hops = self.settings.hops
+        fanout = self.settings.max_fanout
+        distance: dict[int, int] = {}
+        for entity_id in entity_ids:
+            for node, d in neighbourhood(graph, entity_id, hops, fanout).items():
+                distance[node] = min(d, distance.get(node, d))
+        facts: dict[int, Edge] = {}
+        for entity_id in entity_ids:
+            for edge in edges_around(graph, entity_id, fanout):
+                facts.setdefault(edge.relation_id, edge)
+        query_set = set(entity_ids)
+        ranked = sorted(
+            facts.values(),
+            key=lambda e: (
+                -((e.subject_id in query_set) + (e.object_id in query_set)),
+                distance.get(e.subject_id, 9) + distance.get(e.object_id, 9),
+                e.relation_id,
+            ),
+        )[:k]
+        chunk_ids: list[int] = []
+        if ranked:
+            marks = ",".join("?" * len(ranked))
+            rows = self.conn.execute(
+                f"SELECT chunk_id, COUNT(*) AS n FROM relation_evidence WHERE relation_id IN"
+                f" ({marks}) GROUP BY chunk_id ORDER BY n DESC, chunk_id LIMIT ?",
+                [e.relation_id for e in ranked] + [k],
+            )
+            chunk_ids = [r[0] for r in rows]
+        if entity_ids and len(chunk_ids) < k:
+            marks = ",".join("?" * len(entity_ids))
+            rows = self.conn.execute(
+                f"SELECT chunk_id, COUNT(DISTINCT entity_id) AS n FROM mentions WHERE entity_id IN"
+                f" ({marks}) GROUP BY chunk_id ORDER BY n DESC, chunk_id LIMIT ?",
+                [*entity_ids, k],
+            )
+            chunk_ids = list(dict.fromkeys([*chunk_ids, *(r[0] for r in rows)]))[:k]
+        return chunk_ids, ranked
+
+    # --- fusion ---------------------------------------------------------------------------
+
+    def retrieve(
+        self, query: str, budget_tokens: int | None = None, top_k: int | None = None
+    ) -> RetrievalResult:
+        s = self.settings
+        budget = budget_tokens or s.budget_tokens
+        top_k = top_k or s.top_k
+        entity_ids = self.query_entities(query)
+        rankings: dict[str, list[str]] = {
+            "bm25": [f"chunk:{i}" for i in self.bm25(query, s.per_source_k)]
+        }
+        if self._dense is not None:
+            rankings["dense"] = [f"chunk:{i}" for i in self._dense.search(query, s.per_source_k)]
+        graph_chunks, facts = self.graph_expansion(entity_ids, s.per_source_k)
+        rankings["graph"] = [f"chunk:{i}" for i in graph_chunks]
+        rankings["facts"] = [f"fact:{e.relation_id}" for e in facts]
+        scores = rrf(rankings, s.rrf_k)
+        order = sorted(scores, key=lambda key: (-scores[key], key))
+        items = self._materialise(order, scores, rankings, {e.relation_id: e for e in facts})
+        chosen: list[ContextItem] = []
+        used = 0
+        for item in items:
+            if len(chosen) >= top_k:
+                break
+            if used + item.n_tokens > budget:
+                continue
+            chosen.append(item)
+            used += item.n_tokens
+        names = [self.graph.nodes[i]["name"] for i in entity_ids if i in self.graph]
+        return RetrievalResult(query, chosen, names, budget)
+
+    def _materialise(
+        self,
+        order: list[str],
+        scores: dict[str, float],
+        rankings: dict[str, list[str]],
+        facts: dict[int, Edge],
+    ) -> list[ContextItem]:
+        positions = {
+            name: {key: r for r, key in enumerate(keys, 1)} for name, keys in rankings.items()
+        }
+        chunk_ids = [int(k.split(":")[1]) for k in order if k.startswith("chunk:")]
+        chunk_rows: dict[int, sqlite3.Row] = {}
+        if chunk_ids:
+            marks = ",".join("?" * len(chunk_ids))
+            for row in self.conn.execute(
+                "SELECT c.id, c.heading, c.text, c.n_tokens, c.ordinal, d.id AS doc_id, d.title,"
+                " sf.path FROM chunks c JOIN documents d ON d.id = c.document_id"
+                f" JOIN source_files sf ON sf.id = d.source_file_id WHERE c.id IN ({marks})",
+                chunk_ids,
+            ):
+                chunk_rows[row["id"]] = row
+        graph = self.graph
+        items: list[ContextItem] = []
+        for key in order:
+            kind, raw_id = key.split(":")
+            ranks = {name: pos[key] for name, pos in positions.items() if key in pos}
+            if kind == "chunk":
+                row = chunk_rows.get(int(raw_id))
+                if row is None:
+                    continue
+                items.append(
+                    ContextItem(
+                        "chunk", row["id"], row["text"], row["n_tokens"], scores[key], ranks,
+                        {"document_id": row["doc_id"], "document": row["title"],
+                         "heading": row["heading"], "ordinal": row["ordinal"],
+                         "source": row["path"]},
+                    )
+                )  # fmt: skip
+            else:
+                edge = facts[int(raw_id)]
+                subject = graph.nodes[edge.subject_id]["name"]
+                obj = graph.nodes[edge.object_id]["name"]
+                text = f"{subject} {edge.predicate.replace('_', ' ')} {obj}"
+                evidence = [
+                    r[0]
+                    for r in self.conn.execute(
+                        "SELECT chunk_id FROM relation_evidence WHERE relation_id = ? ORDER BY 1",
+                        (edge.relation_id,),
+                    )
+                ]
+                src = self.conn.execute(
+                    "SELECT sf.path, r.line FROM relations r JOIN source_files sf"
+                    " ON sf.id = r.source_file_id WHERE r.id = ?",
+                    (edge.relation_id,),
+                ).fetchone()
+                items.append(
+                    ContextItem(
+                        "fact", edge.relation_id, text, count_tokens(text), scores[key], ranks,
+                        {"subject_id": edge.subject_id, "subject": subject,
+                         "predicate": edge.predicate, "object_id": edge.object_id, "object": obj,
+                         "source": src[0] if src else None, "line": src[1] if src else None,
+                         "evidence_chunk_ids": evidence},
+                    )
+                )  # fmt: skip
+        return items
+
+
+def result_to_json(result: RetrievalResult) -> dict[str, object]:
+    return {
+        "query": result.query,
+        "entities": result.entities,
+        "budget_tokens": result.budget_tokens,
+        "n_tokens": result.n_tokens,
+        "items": [
+            {
+                "kind": i.kind,
+                "id": i.id,
+                "score": round(i.score, 6),
+                "ranks": i.ranks,
+                "n_tokens": i.n_tokens,
+                "text": i.text,
+                "provenance": i.provenance,
+            }
+            for i in result.items
+        ],
+    }

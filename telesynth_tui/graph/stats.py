@@ -1,0 +1,43 @@
+"""Counts that describe a knowledge graph."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from telesynth_tui.graph.db import schema_version
+
+
+def kg_stats(conn: sqlite3.Connection) -> dict[str, object]:
+    def scalar(sql: str) -> int:
+        return int(conn.execute(sql).fetchone()[0])
+
+    def grouped(sql: str) -> dict[str, int]:
+        return {str(k): int(v) for k, v in conn.execute(sql)}
+
+    return {
+        "schema_version": schema_version(conn),
+        "source_files": scalar("SELECT COUNT(*) FROM source_files"),
+        "documents": scalar("SELECT COUNT(*) FROM documents"),
+        "chunks": scalar("SELECT COUNT(*) FROM chunks"),
+        "chunk_tokens": scalar("SELECT COALESCE(SUM(n_tokens), 0) FROM chunks"),
+        "entities": scalar("SELECT COUNT(*) FROM entities WHERE status = 'curated'"),
+        "candidate_entities": scalar("SELECT COUNT(*) FROM entities WHERE status = 'candidate'"),
+        "mentions": scalar("SELECT COUNT(*) FROM mentions"),
+        "relations": scalar("SELECT COUNT(*) FROM relations"),
+        "relations_with_evidence": scalar(
+            "SELECT COUNT(DISTINCT relation_id) FROM relation_evidence"
+        ),
+        "formulas": scalar("SELECT COUNT(*) FROM formulas"),
+        "embeddings": scalar("SELECT COUNT(*) FROM embeddings"),
+        "entities_by_type": grouped(
+            "SELECT type, COUNT(*) FROM entities WHERE status = 'curated' GROUP BY type"
+            " ORDER BY 2 DESC"
+        ),
+        "candidates_by_type": grouped(
+            "SELECT type, COUNT(*) FROM entities WHERE status = 'candidate' GROUP BY type"
+            " ORDER BY 2 DESC"
+        ),
+        "relations_by_predicate": grouped(
+            "SELECT predicate, COUNT(*) FROM relations GROUP BY predicate ORDER BY 2 DESC"
+        ),
+    }

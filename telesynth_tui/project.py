@@ -1,0 +1,77 @@
+"""A project: a folder with one SQLite file and a telesynth.toml. The one factory for settings,
+database connections and the knowledge-graph services, used by the CLI, the tests and bench/."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from telesynth_tui.config import (
+    DATABASE_FILE,
+    DEFAULT_SETTINGS_TOML,
+    SETTINGS_FILE,
+    Settings,
+    load_settings,
+)
+from telesynth_tui.errors import TelesynthError
+from telesynth_tui.graph import db
+
+
+@dataclass(frozen=True)
+class Project:
+    path: Path
+    settings: Settings
+
+    @property
+    def database(self) -> Path:
+        return self.path / DATABASE_FILE
+
+    @classmethod
+    def open(cls, path: Path) -> Project:
+        path = path.expanduser()
+        if not (path / DATABASE_FILE).is_file():
+            raise TelesynthError(
+                f"no telesynth project at {path} (create one with: telesynth init --project {path})"
+            )
+        return cls(path, load_settings(path))
+
+    @classmethod
+    def create(cls, path: Path) -> Project:
+        """Create the folder, settings file and database (an existing project is reused)."""
+        path = path.expanduser()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            settings_file = path / SETTINGS_FILE
+            if not settings_file.exists():
+                write_atomic(settings_file, DEFAULT_SETTINGS_TOML)
+        except OSError as exc:
+            raise TelesynthError(f"{path}: cannot create project: {exc.strerror or exc}") from None
+        project = cls(path, load_settings(path))
+        project.connect().close()
+        return project
+
+    def connect(self) -> sqlite3.Connection:
+        """A new connection (one per thread), migrated to the current schema."""
+        try:
+            conn = db.connect(self.database)
+            db.migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            raise TelesynthError(f"{self.database}: not a usable SQLite database: {exc}") from None
+        return conn
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file and rename, so a crash never leaves half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
