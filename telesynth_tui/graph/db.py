@@ -14,73 +14,106 @@ from telesynth_tui.errors import TelesynthError
 Migration = Callable[[sqlite_utils.Database], None]
 
 
+_M001_SQL = """
+CREATE TABLE source_files (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL UNIQUE,
+    content_hash TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    size INTEGER,
+    imported_at TEXT
+);
+CREATE TABLE documents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source_file_id INTEGER NOT NULL REFERENCES source_files(id),
+    title TEXT,
+    kind TEXT
+);
+CREATE INDEX idx_documents_source ON documents(source_file_id);
+CREATE TABLE chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    document_id INTEGER NOT NULL REFERENCES documents(id),
+    ordinal INTEGER NOT NULL,
+    heading TEXT,
+    text TEXT NOT NULL,
+    n_tokens INTEGER NOT NULL,
+    UNIQUE (document_id, ordinal)
+);
+CREATE TABLE entities (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    norm_name TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    aliases TEXT NOT NULL DEFAULT '[]',
+    description TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL DEFAULT 'curated',  -- curated (declared) or candidate (spotted in text)
+    created_at TEXT
+);
+CREATE INDEX idx_entities_type ON entities(type);
+CREATE TABLE entity_sources (  -- which files declare an entity (several may)
+    entity_id INTEGER NOT NULL REFERENCES entities(id),
+    source_file_id INTEGER NOT NULL REFERENCES source_files(id),
+    PRIMARY KEY (entity_id, source_file_id)
+);
+CREATE TABLE mentions (
+    chunk_id INTEGER NOT NULL REFERENCES chunks(id),
+    entity_id INTEGER NOT NULL REFERENCES entities(id),
+    surface TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    PRIMARY KEY (chunk_id, entity_id, start)
+);
+CREATE INDEX idx_mentions_entity ON mentions(entity_id);
+CREATE TABLE relations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject_id INTEGER NOT NULL REFERENCES entities(id),
+    predicate TEXT NOT NULL,
+    object_id INTEGER NOT NULL REFERENCES entities(id),
+    source_file_id INTEGER NOT NULL REFERENCES source_files(id),
+    line INTEGER,
+    evidence_path TEXT,  -- the document that states the fact
+    UNIQUE (subject_id, predicate, object_id)
+);
+CREATE INDEX idx_relations_object ON relations(object_id);
+CREATE INDEX idx_relations_source ON relations(source_file_id);
+CREATE TABLE relation_evidence (
+    relation_id INTEGER NOT NULL REFERENCES relations(id),
+    chunk_id INTEGER NOT NULL REFERENCES chunks(id),
+    PRIMARY KEY (relation_id, chunk_id)
+);
+CREATE INDEX idx_relation_evidence_chunk ON relation_evidence(chunk_id);
+CREATE TABLE formulas (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    slug TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    description TEXT,
+    expression TEXT NOT NULL,
+    variables TEXT NOT NULL,  -- JSON: symbol, unit, min, max, description, integer
+    output_symbol TEXT,
+    output_unit TEXT,
+    example TEXT,             -- JSON: inputs, output, tolerance
+    reference TEXT,
+    entity_id INTEGER REFERENCES entities(id),
+    source_file_id INTEGER NOT NULL REFERENCES source_files(id)
+);
+CREATE TABLE embeddings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner_kind TEXT NOT NULL,  -- chunk or entity
+    owner_id INTEGER NOT NULL,
+    model_id TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    vector BLOB NOT NULL,      -- float32, L2-normalised
+    UNIQUE (owner_kind, owner_id, model_id)
+);
+CREATE INDEX idx_embeddings_model ON embeddings(model_id);
+"""
+
+
 def _m001_knowledge_graph(db: sqlite_utils.Database) -> None:
-    db["source_files"].create(
-        {"id": int, "path": str, "content_hash": str, "kind": str, "size": int,
-         "imported_at": str},
-        pk="id", not_null={"path", "content_hash", "kind"},
-    )  # fmt: skip
-    db["source_files"].create_index(["path"], unique=True)
-    db["documents"].create(
-        {"id": int, "source_file_id": int, "title": str, "kind": str},
-        pk="id", foreign_keys=[("source_file_id", "source_files", "id")],
-    )  # fmt: skip
-    db["chunks"].create(
-        {"id": int, "document_id": int, "ordinal": int, "heading": str, "text": str,
-         "n_tokens": int},
-        pk="id", foreign_keys=[("document_id", "documents", "id")],
-    )  # fmt: skip
-    db["chunks"].create_index(["document_id", "ordinal"], unique=True)
-    db["entities"].create(
-        {"id": int, "name": str, "norm_name": str, "type": str, "aliases": str,
-         "description": str, "status": str, "created_at": str},
-        pk="id", not_null={"name", "norm_name", "type"}, defaults={"status": "curated"},
-    )  # fmt: skip
-    db["entities"].create_index(["norm_name"], unique=True)
-    db["entities"].create_index(["type"])
-    # which source files declare an entity (an entity may be declared by several files)
-    db["entity_sources"].create(
-        {"entity_id": int, "source_file_id": int},
-        pk=("entity_id", "source_file_id"),
-        foreign_keys=[("entity_id", "entities", "id"), ("source_file_id", "source_files", "id")],
-    )
-    db["mentions"].create(
-        {"chunk_id": int, "entity_id": int, "surface": str, "start": int},
-        pk=("chunk_id", "entity_id", "start"),
-        foreign_keys=[("chunk_id", "chunks", "id"), ("entity_id", "entities", "id")],
-    )
-    db["mentions"].create_index(["entity_id"])
-    db["relations"].create(
-        {"id": int, "subject_id": int, "predicate": str, "object_id": int,
-         "source_file_id": int, "line": int, "evidence_path": str},
-        pk="id",
-        foreign_keys=[("subject_id", "entities", "id"), ("object_id", "entities", "id"),
-                      ("source_file_id", "source_files", "id")],
-    )  # fmt: skip
-    db["relations"].create_index(["subject_id", "predicate", "object_id"], unique=True)
-    db["relations"].create_index(["object_id"])
-    db["relations"].create_index(["source_file_id"])
-    db["relation_evidence"].create(
-        {"relation_id": int, "chunk_id": int},
-        pk=("relation_id", "chunk_id"),
-        foreign_keys=[("relation_id", "relations", "id"), ("chunk_id", "chunks", "id")],
-    )
-    db["relation_evidence"].create_index(["chunk_id"])
-    db["formulas"].create(
-        {"id": int, "slug": str, "name": str, "description": str, "expression": str,
-         "variables": str, "output_symbol": str, "output_unit": str, "example": str,
-         "reference": str, "entity_id": int, "source_file_id": int},
-        pk="id",
-        foreign_keys=[("entity_id", "entities", "id"), ("source_file_id", "source_files", "id")],
-    )  # fmt: skip
-    db["formulas"].create_index(["slug"], unique=True)
-    db["embeddings"].create(
-        {"id": int, "owner_kind": str, "owner_id": int, "model_id": str, "dim": int,
-         "vector": bytes},
-        pk="id",
-    )  # fmt: skip
-    db["embeddings"].create_index(["owner_kind", "owner_id", "model_id"], unique=True)
-    db["embeddings"].create_index(["model_id"])
+    # Ids are AUTOINCREMENT: a deleted chunk's id is never given to new text, so provenance
+    # stored elsewhere can never point at the wrong content.
+    for statement in _M001_SQL.split(";"):
+        if statement.strip():
+            db.execute(statement)
 
 
 def _m002_chunk_search(db: sqlite_utils.Database) -> None:

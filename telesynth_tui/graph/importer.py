@@ -219,7 +219,8 @@ class Importer:
         except ReadError as exc:
             result.status = "failed"
             result.counts = Counts()
-            result.issues.append(ImportIssue(raw.path, exc.line, exc.message))
+            if exc.line is not None or not any(i.severity == "error" for i in result.issues):
+                result.issues.append(ImportIssue(raw.path, exc.line, exc.message))
         finally:
             self.kg._gazetteer = None  # a rollback may have removed entities it knew
         if result.status == "imported" and kind == "document":

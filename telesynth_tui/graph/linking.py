@@ -32,7 +32,9 @@ class Candidate:
 
 
 def _case_sensitive(name: str) -> bool:
-    """Abbreviations, camelCase identifiers and names with digits must match their case."""
+    """Single-word abbreviations, camelCase identifiers and codes must match their case."""
+    if len(word_spans(name)) > 1:
+        return False
     letters = [c for c in name if c.isalpha()]
     if not letters:
         return True
@@ -95,7 +97,9 @@ class Gazetteer:
         return mentions
 
 
-_CAMEL_RE = re.compile(r"\b[a-z][a-z0-9]*(?:[A-Z][a-z0-9]+)+[A-Z]?\b")
+# camelCase and ASN.1-style names (qRxLevMin, maxNrofSSB, csi-ReportConfig); 5+ characters so
+# units and element names (dBm, mW, gNB) stay out
+_CAMEL_RE = re.compile(r"\b[a-z][a-z0-9]*(?:-?[A-Z][A-Za-z0-9]*)+\b")
 _COUNTER_RE = re.compile(r"\bpm[A-Z][A-Za-z0-9]{2,}\b")
 _SPEC_RE = re.compile(r"\b(?:3GPP\s+)?(TS|TR)\s?(\d{2}\.\d{3})(?:-(\d))?\b")
 _ABBREV_DEF_RE = re.compile(
@@ -124,7 +128,7 @@ def find_candidates(text: str) -> list[Candidate]:
         found.append(Candidate(m.group(), "Counter", (), m.group(), m.start()))
     for m in _CAMEL_RE.finditer(text):
         word = m.group()
-        if word.startswith("pm") or word in _NOT_PARAMETERS:
+        if len(word) < 5 or word.startswith("pm") or word in _NOT_PARAMETERS:
             continue
         found.append(Candidate(word, "Parameter", (), word, m.start()))
     for m in _SPEC_RE.finditer(text):

@@ -84,7 +84,7 @@ def decode_utf8(raw: RawFile) -> str:
 class _HtmlToMarkdown(HTMLParser):
     """Keep headings, paragraphs, list items and tables; drop scripts, styles and navigation."""
 
-    _SKIP: ClassVar[set[str]] = {"script", "style", "nav", "noscript", "template", "head"}
+    _SKIP: ClassVar[set[str]] = {"script", "style", "nav", "noscript", "template"}
     _BLOCK: ClassVar[set[str]] = {
         "p", "div", "section", "article", "li", "br", "pre", "blockquote", "dd", "dt",
     }  # fmt: skip

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Create .venv and install telesynth with its pinned dependencies (idempotent).
+# Usage: scripts/setup.sh [extra ...]     e.g. scripts/setup.sh dev
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras="${*:-}"
+python=""
+for candidate in python3.11 python3; do
+  if command -v "$candidate" >/dev/null 2>&1 &&
+     "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    python="$candidate"; break
+  fi
+done
+if [ -z "$python" ]; then
+  echo "error: telesynth needs Python 3.11 (python3.11 not found)" >&2
+  exit 1
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+
+spec="."
+if [ -n "$extras" ]; then
+  spec=".[$(echo "$extras" | tr ' ' ',')]"
+fi
+stamp=".venv/.telesynth-setup"
+want="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1) $spec"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+
+echo "setting up .venv ($spec); llama-cpp-python compiles from source the first time (~10 min)"
+.venv/bin/python -m pip install --quiet --upgrade pip setuptools wheel
+# llama-cpp-python builds with every core; the wheel is cached by pip afterwards
+CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/python -m pip install --quiet \
+  --constraint constraints.txt --editable "$spec"
+echo "$want" > "$stamp"

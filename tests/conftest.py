@@ -1,0 +1,73 @@
+"""Shared fixtures. Every test runs with the network blocked (here and in subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from telesynth_tui.config import REPO_ROOT
+from telesynth_tui.graph.importer import import_paths
+from telesynth_tui.project import Project
+
+OFFLINE_DIR = Path(__file__).parent / "offline"
+BUNDLED_KG = REPO_ROOT / "kg"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_network() -> Iterator[None]:
+    original = socket.socket.connect
+
+    def connect(self: socket.socket, address: object) -> None:
+        if self.family == getattr(socket, "AF_UNIX", None):
+            return original(self, address)
+        raise RuntimeError(f"network access attempted in a test: {address!r}")
+
+    socket.socket.connect = connect  # type: ignore[method-assign]
+    yield
+    socket.socket.connect = original  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project.create(tmp_path / "proj")
+
+
+@pytest.fixture(scope="session")
+def bundled_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project with the bundled knowledge imported once per test session."""
+    path = tmp_path_factory.mktemp("bundled") / "proj"
+    proj = Project.create(path)
+    conn = proj.connect()
+    report = import_paths(conn, [BUNDLED_KG], proj.settings.import_)
+    assert not [i for i in report.issues if i.severity == "error"], report.issues[:5]
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return path
+
+
+@pytest.fixture
+def bundled(bundled_template: Path, tmp_path: Path) -> Project:
+    """A private copy of the bundled-knowledge project."""
+    target = tmp_path / "bundled"
+    shutil.copytree(bundled_template, target)
+    return Project.open(target)
+
+
+def run_cli(*args: str, project: Path | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run the real `telesynth` entry point in a subprocess with the network blocked."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELESYNTH_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(OFFLINE_DIR), env.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "telesynth_tui.cli"]
+    if project is not None:
+        cmd += ["--project", str(project)]
+    result = subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
