@@ -60,7 +60,9 @@ def bundled(bundled_template: Path, tmp_path: Path) -> Project:
     return Project.open(target)
 
 
-def run_cli(*args: str, project: Path | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, project: Path | None = None, check: bool = False
+) -> subprocess.CompletedProcess[str]:
     """Run the real `telesynth` entry point in a subprocess with the network blocked."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TELESYNTH_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(OFFLINE_DIR), env.get("PYTHONPATH")]))

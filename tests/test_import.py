@@ -50,7 +50,9 @@ def counts(project: Project) -> dict[str, object]:
     return kg_stats(project.connect())
 
 
-def test_import_folder_links_entities_evidence_and_candidates(project: Project, tmp_path: Path) -> None:
+def test_import_folder_links_entities_evidence_and_candidates(
+    project: Project, tmp_path: Path
+) -> None:
     kg = write_small_kg(tmp_path / "kg")
     report = import_paths(project.connect(), [kg], project.settings.import_)
     assert [i for i in report.issues if i.severity == "error"] == []
@@ -82,7 +84,9 @@ def test_reimport_unchanged_is_a_no_op(project: Project, tmp_path: Path) -> None
     assert db.kg_revision(conn) == revision
 
 
-def test_changed_document_replaces_its_chunks_and_evidence(project: Project, tmp_path: Path) -> None:
+def test_changed_document_replaces_its_chunks_and_evidence(
+    project: Project, tmp_path: Path
+) -> None:
     kg = write_small_kg(tmp_path / "kg")
     conn = project.connect()
     import_paths(conn, [kg], project.settings.import_)
@@ -104,7 +108,9 @@ def test_changed_triples_file_replaces_its_relations(project: Project, tmp_path:
     kg = write_small_kg(tmp_path / "kg")
     conn = project.connect()
     import_paths(conn, [kg], project.settings.import_)
-    (kg / "triples" / "t.csv").write_text(TRIPLES.splitlines()[0] + "\n" + TRIPLES.splitlines()[1] + "\n")
+    (kg / "triples" / "t.csv").write_text(
+        TRIPLES.splitlines()[0] + "\n" + TRIPLES.splitlines()[1] + "\n"
+    )
     import_paths(conn, [kg], project.settings.import_)
     assert counts(project)["relations"] == 1
 
@@ -186,7 +192,9 @@ def test_bad_rows_are_reported_and_good_rows_kept(project: Project, tmp_path: Pa
     assert any(m[:2] == ("t.csv", 6) and "unknown predicate 'summons'" in m[2] for m in messages)
     assert any(m[:2] == ("t.csv", 7) and "unknown entity 'Ghost entity'" in m[2] for m in messages)
     assert any(m[:2] == ("t.csv", 8) and "expected 4 columns, found 2" in m[2] for m in messages)
-    assert any(m[:2] == ("t.csv", 9) and "adjusts cannot start at a Counter" in m[2] for m in messages)
+    assert any(
+        m[:2] == ("t.csv", 9) and "adjusts cannot start at a Counter" in m[2] for m in messages
+    )
     stats = counts(project)
     assert stats["entities"] == 6 and stats["relations"] == 4
 
@@ -243,8 +251,9 @@ def test_html_text_and_pdf_documents(project: Project, tmp_path: Path) -> None:
     html = tmp_path / "page.html"
     html.write_text(
         "<html><head><title>VSWR guide</title><style>p{}</style><script>var x=1</script></head>"
-        "<body><nav>menu</nav><h1>VSWR alarms</h1><p>A VSWR above 1.5 points to a damaged feeder.</p>"
-        "<table><tr><th>VSWR</th><th>Return loss</th></tr><tr><td>1.5</td><td>14 dB</td></tr></table>"
+        "<body><nav>menu</nav><h1>VSWR alarms</h1>"
+        "<p>A VSWR above 1.5 points to a damaged feeder.</p><table>"
+        "<tr><th>VSWR</th><th>Return loss</th></tr><tr><td>1.5</td><td>14 dB</td></tr></table>"
         "</body></html>"
     )
     text = tmp_path / "notes.txt"
@@ -280,8 +289,14 @@ def test_long_spec_export_with_tables(project: Project, tmp_path: Path) -> None:
             f"The gNB configures csi-ReportConfig{clause} and the UE reports L1-RSRP per SSB.<br>"
             " Each report refers to TS 38.214 clause 5.2.1.4 and TS 38.331." * 5 + "\n"
         )
-        parts.append(f"\n### {clause}.1 Table {clause}\n\n| Index | maxNrofSSB | Periodicity (ms) | Note |\n|---|---|---|---|\n")
-        parts += [f"| {r} | {r % 64} | {5 * (1 + r % 8)} | row {r} of clause {clause} |\n" for r in range(60)]
+        parts.append(
+            f"\n### {clause}.1 Table {clause}\n\n"
+            "| Index | maxNrofSSB | Periodicity (ms) | Note |\n|---|---|---|---|\n"
+        )
+        parts += [
+            f"| {r} | {r % 64} | {5 * (1 + r % 8)} | row {r} of clause {clause} |\n"
+            for r in range(60)
+        ]
     path = tmp_path / "38999-i00.md"
     path.write_text("".join(parts))
     report = import_paths(project.connect(), [path], project.settings.import_)
@@ -291,9 +306,13 @@ def test_long_spec_export_with_tables(project: Project, tmp_path: Path) -> None:
     conn = project.connect()
     budget = project.settings.import_.chunk_tokens
     assert conn.execute("SELECT MAX(n_tokens) FROM chunks").fetchone()[0] <= budget
-    assert conn.execute("SELECT COUNT(*) FROM chunks WHERE text LIKE '%........%'").fetchone()[0] == 0
+    assert (
+        conn.execute("SELECT COUNT(*) FROM chunks WHERE text LIKE '%........%'").fetchone()[0] == 0
+    )
     headings = {r[0] for r in conn.execute("SELECT heading FROM chunks")}
-    assert "3GPP TS 38.999 V18.0.0 (2024-03) > 7 Clause 7 on beam management > 7.1 Table 7" in headings
+    assert (
+        "3GPP TS 38.999 V18.0.0 (2024-03) > 7 Clause 7 on beam management > 7.1 Table 7" in headings
+    )
     candidates = {r[0] for r in conn.execute("SELECT name FROM entities WHERE status='candidate'")}
     assert {"TS 38.214", "TS 38.331"} <= candidates
 

@@ -10,7 +10,9 @@ def test_gazetteer_longest_match_and_case_rules() -> None:
     gaz.add(3, ["UE"])
     gaz.add(4, ["uplink interference"])
     gaz.add(5, ["gNB-CU"])
-    text = "The rrc setup success rate fell; RRC logs show the UE and Uplink Interference at gNB-CU."
+    text = (
+        "The rrc setup success rate fell; RRC logs show the UE and Uplink Interference at gNB-CU."
+    )
     found = [(m.entity_id, m.surface) for m in gaz.find(text)]
     assert found == [
         (1, "rrc setup success rate"),

@@ -13,9 +13,11 @@ def test_migrations_create_versioned_schema_in_wal_mode(tmp_path: Path) -> None:
     conn = db.connect(tmp_path / "t.db")
     assert db.migrate(conn) == db.SCHEMA_VERSION == len(db.MIGRATIONS)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    for name in ("source_files", "documents", "chunks", "chunks_fts", "entities", "entity_sources",
-                 "mentions", "relations", "relation_evidence", "formulas", "embeddings", "meta"):  # fmt: skip
-        assert name in tables
+    expected = {
+        "source_files", "documents", "chunks", "chunks_fts", "entities", "entity_sources",
+        "mentions", "relations", "relation_evidence", "formulas", "embeddings", "meta",
+    }  # fmt: skip
+    assert expected <= tables
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert db.migrate(conn) == db.SCHEMA_VERSION  # idempotent
@@ -26,7 +28,9 @@ def test_upgrade_from_first_version_keeps_data_and_indexes_old_chunks(tmp_path: 
     conn = db.connect(path)
     db.migrate(conn, target=1)
     assert db.schema_version(conn) == 1
-    conn.execute("INSERT INTO source_files(path, content_hash, kind) VALUES ('/a.md', 'h', 'document')")
+    conn.execute(
+        "INSERT INTO source_files(path, content_hash, kind) VALUES ('/a.md', 'h', 'document')"
+    )
     conn.execute("INSERT INTO documents(source_file_id, title, kind) VALUES (1, 'A', 'markdown')")
     conn.execute(
         "INSERT INTO chunks(document_id, ordinal, heading, text, n_tokens)"

@@ -298,19 +298,25 @@ class Importer:
                 )
 
     def _import_triples(self, result: FileResult, raw: RawFile, root: Path, src: int) -> None:
+        added: list[int] = []
         for line, row in _rows(raw):
             if isinstance(row, str):
                 result.issues.append(ImportIssue(raw.path, line, row))
                 continue
             problem = self._add_triple(row, raw.path, root, src, line)
-            if problem:
-                result.issues.append(ImportIssue(raw.path, line, problem))
+            if isinstance(problem, int):
+                added.append(problem)
+            elif problem.startswith("duplicate"):
+                result.issues.append(ImportIssue(raw.path, line, problem, "warning"))
             else:
-                result.counts.relations += 1
+                result.issues.append(ImportIssue(raw.path, line, problem))
+        self.kg.link_evidence(added)
+        result.counts.relations += len(added)
 
     def _add_triple(
         self, row: dict[str, str], path: Path, root: Path, src: int, line: int
-    ) -> str | None:
+    ) -> int | str:
+        """The new relation's id, or what is wrong with the row."""
         subject, predicate, obj = (str(row.get(k) or "").strip() for k in
                                    ("subject", "predicate", "object"))  # fmt: skip
         if not (subject and predicate and obj):
@@ -333,8 +339,10 @@ class Importer:
         if allowed_o is not None and types[1] not in allowed_o:
             return f"{predicate} cannot end at a {types[1]} ({obj!r})"
         evidence = self._evidence_path(str(row.get("source") or "").strip(), path, root)
-        self.kg.add_relation(ids[0], predicate, ids[1], src, line, evidence)
-        return None
+        relation_id = self.kg.add_relation(ids[0], predicate, ids[1], src, line, evidence)
+        if relation_id is None:
+            return f"duplicate relation {subject} -{predicate}-> {obj} (already imported)"
+        return relation_id
 
     @staticmethod
     def _evidence_path(source: str, path: Path, root: Path) -> str | None:

@@ -58,10 +58,15 @@ class RetrievalResult:
         return sum(i.n_tokens for i in self.items)
 
 
+def query_terms(text: str) -> list[str]:
+    """Distinct lower-case words of free text, as FTS5 phrases (no FTS syntax reaches SQLite)."""
+    terms = dict.fromkeys(w.lower() for w in words(text) if len(w) > 1 or w.isdigit())
+    return ['"' + t.replace('"', "") + '"' for t in list(terms)[:32]]
+
+
 def fts_query(text: str) -> str:
-    """An FTS5 OR-query of the distinct words of free text (no FTS syntax reaches SQLite)."""
-    terms = list(dict.fromkeys(w.lower() for w in words(text) if len(w) > 1 or w.isdigit()))
-    return " OR ".join('"' + t.replace('"', "") + '"' for t in terms[:32])
+    """An FTS5 OR-query of the distinct words of free text."""
+    return " OR ".join(query_terms(text))
 
 
 def rrf(rankings: dict[str, list[str]], k: int) -> dict[str, float]:
@@ -137,6 +142,8 @@ class Retriever:
         self._graph: nx.MultiDiGraph | None = None
         self._gazetteer: Gazetteer | None = None
         self._dense: DenseIndex | None = None
+        self._df: dict[str, int] = {}
+        self._n_chunks = 0
 
     def _refresh(self) -> None:
         revision = db.kg_revision(self.conn)
@@ -144,6 +151,8 @@ class Retriever:
             self._graph = load_graph(self.conn)
             self._gazetteer = KnowledgeGraph(self.conn).gazetteer()
             self._dense = DenseIndex(self.conn, self.encoder) if self.encoder else None
+            self._df = {}
+            self._n_chunks = self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
             self._revision = revision
 
     @property
@@ -154,10 +163,31 @@ class Retriever:
 
     # --- rankers --------------------------------------------------------------------------
 
+    def _document_frequency(self, term: str) -> int:
+        df = self._df.get(term)
+        if df is None:
+            df = self.conn.execute(
+                "SELECT COUNT(*) FROM chunks_fts WHERE chunks_fts MATCH ?", (term,)
+            ).fetchone()[0]
+            self._df[term] = df
+        return df
+
     def bm25(self, query: str, k: int) -> list[int]:
-        match = fts_query(query)
-        if not match:
+        """FTS5 BM25 over chunks. Terms in more than half of the chunks are left out: their BM25
+        IDF is <= 0 (FTS5 floors it at 1e-6), so they cannot change the order, only cost time."""
+        self._refresh()
+        terms = query_terms(query)
+        if not terms:
             return []
+        n_chunks = self._n_chunks
+        frequencies = {t: self._document_frequency(t) for t in terms}
+        useful = [t for t in terms if 0 < frequencies[t] <= n_chunks / 2]
+        if not useful:  # only common words: keep the rarest ones that occur at all
+            present = sorted((f, t) for t, f in frequencies.items() if f > 0)
+            useful = [t for _, t in present[:3]]
+        if not useful:
+            return []
+        match = " OR ".join(useful)
         rows = self.conn.execute(
             "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts)"
             " LIMIT ?",

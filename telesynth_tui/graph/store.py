@@ -305,28 +305,26 @@ class KnowledgeGraph:
         line: int | None,
         evidence_path: str | None,
     ) -> int | None:
+        """Insert a relation (None if it exists); call `link_evidence` for the new ids after."""
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO relations(subject_id, predicate, object_id, source_file_id,"
             " line, evidence_path) VALUES (?, ?, ?, ?, ?, ?)",
             (subject_id, predicate, object_id, source_id, line, evidence_path),
         )
-        if cur.rowcount == 0:
-            return None
-        relation_id = int(cur.lastrowid or 0)
-        self.link_evidence([relation_id])
-        return relation_id
+        return int(cur.lastrowid or 0) if cur.rowcount else None
 
     def link_evidence(self, relation_ids: Sequence[int] | None = None) -> None:
         """Evidence of a relation: chunks of its source document mentioning subject or object.
 
         Without a source document, chunks that mention both subject and object."""
-        where = ""
-        params: list[int] = []
-        if relation_ids is not None:
-            if not relation_ids:
-                return
-            where = f"WHERE r.id IN ({','.join('?' * len(relation_ids))})"
-            params = list(relation_ids)
+        if relation_ids is None:
+            self._link_evidence("", [])
+            return
+        for start in range(0, len(relation_ids), 5000):  # stay under SQLite's variable limit
+            batch = list(relation_ids[start : start + 5000])
+            self._link_evidence(f"WHERE r.id IN ({','.join('?' * len(batch))})", batch)
+
+    def _link_evidence(self, where: str, params: list[int]) -> None:
         self.conn.execute(
             "DELETE FROM relation_evidence WHERE relation_id IN"
             f" (SELECT r.id FROM relations r {where})",
