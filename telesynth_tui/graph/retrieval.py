@@ -6,6 +6,7 @@ counts, cut to a token budget. Dense retrieval runs when an encoder is given.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections import defaultdict
 from collections.abc import Sequence
@@ -209,17 +210,21 @@ class Retriever:
         for entity_id in entity_ids:
             for node, d in neighbourhood(graph, entity_id, hops, fanout).items():
                 distance[node] = min(d, distance.get(node, d))
+        # facts touch the entities closer than `hops`; taken round-robin over those entities so
+        # each query entity is represented, then facts linking two query entities first
+        sources = sorted((d, n) for n, d in distance.items() if d < hops)
+        per_node = [edges_around(graph, node, fanout) for _, node in sources]
         facts: dict[int, Edge] = {}
-        for entity_id in entity_ids:
-            for edge in edges_around(graph, entity_id, fanout):
-                facts.setdefault(edge.relation_id, edge)
+        for layer in itertools.zip_longest(*per_node):
+            for edge in layer:
+                if edge is not None:
+                    facts.setdefault(edge.relation_id, edge)
         query_set = set(entity_ids)
         ranked = sorted(
             facts.values(),
             key=lambda e: (
                 -((e.subject_id in query_set) + (e.object_id in query_set)),
                 distance.get(e.subject_id, 9) + distance.get(e.object_id, 9),
-                e.relation_id,
             ),
         )[:k]
         chunk_ids: list[int] = []
@@ -241,6 +246,22 @@ class Retriever:
             chunk_ids = list(dict.fromkeys([*chunk_ids, *(r[0] for r in rows)]))[:k]
         return chunk_ids, ranked
 
+    def _facts_by_terms(self, query: str, facts: list[Edge]) -> list[Edge]:
+        """The graph's facts again, ordered by how many query words their text shares (a second,
+        lexical opinion, so a fact that matches the question can outrank a loosely related chunk).
+        Facts sharing no word are left out."""
+        nodes = self.graph.nodes
+        wanted = {w.lower() for w in words(query)}
+        overlap = []
+        for position, edge in enumerate(facts):
+            text = (
+                f"{nodes[edge.subject_id]['name']} {edge.predicate} {nodes[edge.object_id]['name']}"
+            )
+            shared = len(wanted & {w.lower() for w in words(text.replace("_", " "))})
+            if shared:
+                overlap.append((-shared, position, edge))
+        return [edge for _, _, edge in sorted(overlap, key=lambda t: t[:2])]
+
     # --- fusion ---------------------------------------------------------------------------
 
     def retrieve(
@@ -258,6 +279,9 @@ class Retriever:
         graph_chunks, facts = self.graph_expansion(entity_ids, s.per_source_k)
         rankings["graph"] = [f"chunk:{i}" for i in graph_chunks]
         rankings["facts"] = [f"fact:{e.relation_id}" for e in facts]
+        rankings["fact_terms"] = [
+            f"fact:{e.relation_id}" for e in self._facts_by_terms(query, facts)
+        ]
         scores = rrf(rankings, s.rrf_k)
         order = sorted(scores, key=lambda key: (-scores[key], key))
         items = self._materialise(order, scores, rankings, {e.relation_id: e for e in facts})
