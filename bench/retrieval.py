@@ -109,7 +109,7 @@ def main() -> None:
         project = Project.create(Path(tmp) / "proj")
         conn = project.connect()
         t0 = time.perf_counter()
-        report = import_paths(conn, [sources], project.settings.import_)
+        report = import_paths(conn, [sources], project.settings.ingest)
         t_import = time.perf_counter() - t0
         errors = [str(i) for i in report.issues if i.severity == "error"]
         stats = kg_stats(conn)

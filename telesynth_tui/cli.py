@@ -77,7 +77,7 @@ def init(
         bundled = project.settings.bundled_kg
         if not bundled.is_dir():
             raise TelesynthError(f"{bundled}: bundled knowledge folder not found")
-        report = import_paths(conn, [bundled], project.settings.import_)
+        report = import_paths(conn, [bundled], project.settings.ingest)
     stats = kg_stats(conn)
     if as_json:
         _echo_json({"project": str(project.path), "stats": stats,
@@ -120,7 +120,7 @@ def kg_import(
     from telesynth_tui.graph.importer import import_paths
 
     project = _project()
-    report = import_paths(project.connect(), paths, project.settings.import_)
+    report = import_paths(project.connect(), paths, project.settings.ingest)
     if as_json:
         _echo_json(
             {

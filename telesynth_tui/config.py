@@ -21,7 +21,7 @@ DEFAULT_PROJECT = Path("telesynth-project")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-class ImportSettings(BaseModel):
+class IngestSettings(BaseModel):
     chunk_tokens: int = Field(300, ge=32, le=4096, description="token budget of one chunk")
     max_file_mb: float = Field(50.0, gt=0, description="larger files are refused")
     candidate_entities: bool = Field(True, description="turn new mentions into candidates")
@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     )
 
     bundled_kg: Path = REPO_ROOT / "kg"
-    import_: ImportSettings = Field(default_factory=ImportSettings, alias="import")
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
 
     @classmethod
@@ -81,7 +81,7 @@ def default_project_dir() -> Path:
 DEFAULT_SETTINGS_TOML = """\
 # telesynth project settings (environment variables TELESYNTH_<SECTION>__<KEY> override them)
 
-[import]
+[ingest]
 chunk_tokens = 300        # token budget of one chunk
 max_file_mb = 50.0        # larger files are refused
 candidate_entities = true # new parameter/counter/spec mentions become candidate entities

@@ -45,7 +45,7 @@ def bundled_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("bundled") / "proj"
     proj = Project.create(path)
     conn = proj.connect()
-    report = import_paths(conn, [BUNDLED_KG], proj.settings.import_)
+    report = import_paths(conn, [BUNDLED_KG], proj.settings.ingest)
     assert not [i for i in report.issues if i.severity == "error"], report.issues[:5]
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()

@@ -54,7 +54,7 @@ def test_import_folder_links_entities_evidence_and_candidates(
     project: Project, tmp_path: Path
 ) -> None:
     kg = write_small_kg(tmp_path / "kg")
-    report = import_paths(project.connect(), [kg], project.settings.import_)
+    report = import_paths(project.connect(), [kg], project.settings.ingest)
     assert [i for i in report.issues if i.severity == "error"] == []
     assert len(report.by_status("imported")) == 3
     stats = counts(project)
@@ -75,10 +75,10 @@ def test_import_folder_links_entities_evidence_and_candidates(
 def test_reimport_unchanged_is_a_no_op(project: Project, tmp_path: Path) -> None:
     kg = write_small_kg(tmp_path / "kg")
     conn = project.connect()
-    import_paths(conn, [kg], project.settings.import_)
+    import_paths(conn, [kg], project.settings.ingest)
     before = counts(project)
     revision = db.kg_revision(conn)
-    report = import_paths(conn, [kg], project.settings.import_)
+    report = import_paths(conn, [kg], project.settings.ingest)
     assert len(report.by_status("unchanged")) == 3 and not report.by_status("imported")
     assert counts(project) == before
     assert db.kg_revision(conn) == revision
@@ -89,11 +89,11 @@ def test_changed_document_replaces_its_chunks_and_evidence(
 ) -> None:
     kg = write_small_kg(tmp_path / "kg")
     conn = project.connect()
-    import_paths(conn, [kg], project.settings.import_)
+    import_paths(conn, [kg], project.settings.ingest)
     old_chunks = {r[0] for r in conn.execute("SELECT id FROM chunks")}
     doc = kg / "docs" / "ul.md"
     doc.write_text(DOC.replace("spectrum scan", "spectrum analyser walk test"))
-    report = import_paths(conn, [kg], project.settings.import_)
+    report = import_paths(conn, [kg], project.settings.ingest)
     assert [f.path.name for f in report.by_status("imported")] == ["ul.md"]
     new_chunks = {r[0] for r in conn.execute("SELECT id FROM chunks")}
     assert new_chunks and not new_chunks & old_chunks
@@ -107,11 +107,11 @@ def test_changed_document_replaces_its_chunks_and_evidence(
 def test_changed_triples_file_replaces_its_relations(project: Project, tmp_path: Path) -> None:
     kg = write_small_kg(tmp_path / "kg")
     conn = project.connect()
-    import_paths(conn, [kg], project.settings.import_)
+    import_paths(conn, [kg], project.settings.ingest)
     (kg / "triples" / "t.csv").write_text(
         TRIPLES.splitlines()[0] + "\n" + TRIPLES.splitlines()[1] + "\n"
     )
-    import_paths(conn, [kg], project.settings.import_)
+    import_paths(conn, [kg], project.settings.ingest)
     assert counts(project)["relations"] == 1
 
 
@@ -120,7 +120,7 @@ def test_failure_mid_file_rolls_back_that_file_only(
 ) -> None:
     kg = write_small_kg(tmp_path / "kg")
     conn = project.connect()
-    import_paths(conn, [kg], project.settings.import_)
+    import_paths(conn, [kg], project.settings.ingest)
     before = counts(project)
     (kg / "docs" / "ul.md").write_text(DOC + "\n## More\nextra text\n")
 
@@ -129,7 +129,7 @@ def test_failure_mid_file_rolls_back_that_file_only(
 
     monkeypatch.setattr(importer.KnowledgeGraph, "add_document", crash)
     with pytest.raises(OSError):
-        import_paths(conn, [kg / "docs" / "ul.md"], project.settings.import_)
+        import_paths(conn, [kg / "docs" / "ul.md"], project.settings.ingest)
     assert counts(project) == before  # old chunks, relations and evidence all still there
 
 
@@ -150,7 +150,7 @@ def test_bad_files_give_one_line_errors(
 ) -> None:
     path = tmp_path / name
     path.write_bytes(content)
-    report = import_paths(project.connect(), [path], project.settings.import_)
+    report = import_paths(project.connect(), [path], project.settings.ingest)
     assert report.nothing_imported
     [issue] = report.issues
     assert message in issue.message and issue.path == path and issue.line == line
@@ -161,13 +161,13 @@ def test_bad_files_give_one_line_errors(
 def test_huge_file_refused(project: Project, tmp_path: Path) -> None:
     path = tmp_path / "huge.md"
     path.write_text("# Huge\n" + "word " * 300_000)
-    settings = project.settings.import_.model_copy(update={"max_file_mb": 1})
+    settings = project.settings.ingest.model_copy(update={"max_file_mb": 1})
     report = import_paths(project.connect(), [path], settings)
     assert "over the 1 MB limit" in report.issues[0].message
 
 
 def test_missing_and_unreadable_files(project: Project, tmp_path: Path) -> None:
-    report = import_paths(project.connect(), [tmp_path / "nope.md"], project.settings.import_)
+    report = import_paths(project.connect(), [tmp_path / "nope.md"], project.settings.ingest)
     assert report.issues[0].message == "no such file"
 
 
@@ -184,7 +184,7 @@ def test_bad_rows_are_reported_and_good_rows_kept(project: Project, tmp_path: Pa
         + "only,two\n"
         + "pmUlRssiAvg,adjusts,Uplink interference,\n"
     )
-    report = import_paths(project.connect(), [kg], project.settings.import_)
+    report = import_paths(project.connect(), [kg], project.settings.ingest)
     messages = [(i.path.name, i.line, i.message) for i in report.issues]
     assert ("e.jsonl", 7, "invalid JSON: Expecting ',' delimiter") in messages
     assert ("e.jsonl", 8, "unknown entity type 'Spaceship' for 'X'") in messages
@@ -239,7 +239,7 @@ min = 0
 max = 1
 """
     )
-    report = import_paths(project.connect(), [path], project.settings.import_)
+    report = import_paths(project.connect(), [path], project.settings.ingest)
     assert report.files[0].status == "imported" and report.counts.formulas == 1
     [issue] = report.issues
     assert issue.line == 26 and "formula bad: undefined variable(s) b" in issue.message
@@ -266,7 +266,7 @@ def test_html_text_and_pdf_documents(project: Project, tmp_path: Path) -> None:
     pdf.add_page()
     pdf.multi_cell(0, 8, "Second page about PRACH format 0.")
     pdf.output(str(pdf_path))
-    report = import_paths(project.connect(), [html, text, pdf_path], project.settings.import_)
+    report = import_paths(project.connect(), [html, text, pdf_path], project.settings.ingest)
     assert report.issues == [] and report.counts.documents == 3
     conn = project.connect()
     rows = {r["title"]: r for r in conn.execute("SELECT d.title, GROUP_CONCAT(c.heading, '|') h,"
@@ -299,12 +299,12 @@ def test_long_spec_export_with_tables(project: Project, tmp_path: Path) -> None:
         ]
     path = tmp_path / "38999-i00.md"
     path.write_text("".join(parts))
-    report = import_paths(project.connect(), [path], project.settings.import_)
+    report = import_paths(project.connect(), [path], project.settings.ingest)
     assert report.issues == []
     c = report.counts
     assert c.documents == 1 and c.chunks >= 78 and c.candidates >= 3
     conn = project.connect()
-    budget = project.settings.import_.chunk_tokens
+    budget = project.settings.ingest.chunk_tokens
     assert conn.execute("SELECT MAX(n_tokens) FROM chunks").fetchone()[0] <= budget
     assert (
         conn.execute("SELECT COUNT(*) FROM chunks WHERE text LIKE '%........%'").fetchone()[0] == 0
@@ -320,8 +320,8 @@ def test_long_spec_export_with_tables(project: Project, tmp_path: Path) -> None:
 def test_entities_added_after_documents_are_linked(project: Project, tmp_path: Path) -> None:
     kg = write_small_kg(tmp_path / "kg")
     conn = project.connect()
-    import_paths(conn, [kg / "docs"], project.settings.import_)
-    import_paths(conn, [kg / "entities"], project.settings.import_)
+    import_paths(conn, [kg / "docs"], project.settings.ingest)
+    import_paths(conn, [kg / "entities"], project.settings.ingest)
     mentioned = {
         r[0]
         for r in conn.execute(
@@ -338,7 +338,7 @@ def test_entities_added_after_documents_are_linked(project: Project, tmp_path: P
 def test_removed_entity_file_content_is_cleaned(project: Project, tmp_path: Path) -> None:
     kg = write_small_kg(tmp_path / "kg")
     conn = project.connect()
-    import_paths(conn, [kg / "entities"], project.settings.import_)
+    import_paths(conn, [kg / "entities"], project.settings.ingest)
     (kg / "entities" / "e.jsonl").write_text(json.dumps(ENTITIES[0]) + "\n")
-    import_paths(conn, [kg / "entities"], project.settings.import_)
+    import_paths(conn, [kg / "entities"], project.settings.ingest)
     assert counts(project)["entities"] == 1

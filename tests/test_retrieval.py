@@ -78,7 +78,7 @@ class HashEncoder:
 
 def test_dense_ranker_joins_the_fusion(project: Project, tmp_path: Path) -> None:
     conn = project.connect()
-    import_paths(conn, [write_small_kg(tmp_path / "kg")], project.settings.import_)
+    import_paths(conn, [write_small_kg(tmp_path / "kg")], project.settings.ingest)
     encoder = HashEncoder()
     assert embed_chunks(conn, encoder) == 2
     assert embed_chunks(conn, encoder) == 0  # only missing vectors are computed
@@ -98,7 +98,7 @@ def test_bm25_ignores_words_in_most_chunks_but_still_answers(
             f"# Doc {i}\nThe cell carries traffic on sector {i}.{extra}\n"
         )
     conn = project.connect()
-    import_paths(conn, [docs], project.settings.import_)
+    import_paths(conn, [docs], project.settings.ingest)
     retriever = Retriever(conn, project.settings.retrieval)
     corrosion_chunk = conn.execute(
         "SELECT id FROM chunks WHERE text LIKE '%corrosion%'"

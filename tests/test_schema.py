@@ -74,3 +74,21 @@ def test_transaction_is_all_or_nothing(tmp_path: Path) -> None:
         conn.execute("INSERT INTO meta(key, value) VALUES ('x', '1')")
         raise RuntimeError("crash mid-write")
     assert conn.execute("SELECT COUNT(*) FROM meta WHERE key='x'").fetchone()[0] == 0
+
+
+def test_settings_layers_defaults_toml_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from telesynth_tui.config import load_settings
+
+    (tmp_path / "telesynth.toml").write_text(
+        "[ingest]\nchunk_tokens = 200\n[retrieval]\ntop_k = 4\n"
+    )
+    monkeypatch.setenv("TELESYNTH_RETRIEVAL__TOP_K", "6")
+    settings = load_settings(tmp_path)
+    assert settings.ingest.chunk_tokens == 200
+    assert settings.retrieval.top_k == 6
+    assert settings.retrieval.budget_tokens == 1200
+    (tmp_path / "telesynth.toml").write_text("[ingest]\nchunk_tokens = 'many'\n")
+    with pytest.raises(TelesynthError, match=r"invalid setting ingest\.chunk_tokens"):
+        load_settings(tmp_path)

@@ -21,7 +21,7 @@ from .test_import import write_small_kg
 
 @pytest.fixture
 def small(project: Project, tmp_path: Path) -> tuple[Project, KnowledgeGraph]:
-    import_paths(project.connect(), [write_small_kg(tmp_path / "kg")], project.settings.import_)
+    import_paths(project.connect(), [write_small_kg(tmp_path / "kg")], project.settings.ingest)
     conn = project.connect()
     return project, KnowledgeGraph(conn)
 

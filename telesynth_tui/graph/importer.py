@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from telesynth_tui.config import ImportSettings
+from telesynth_tui.config import IngestSettings
 from telesynth_tui.graph import db
 from telesynth_tui.graph.chunking import chunk_markdown, markdown_title
 from telesynth_tui.graph.formulas import load_formula_file
@@ -139,7 +139,7 @@ def _rows(raw: RawFile) -> Iterator[tuple[int, dict[str, str] | str]]:
 
 
 class Importer:
-    def __init__(self, conn: sqlite3.Connection, settings: ImportSettings) -> None:
+    def __init__(self, conn: sqlite3.Connection, settings: IngestSettings) -> None:
         self.conn = conn
         self.settings = settings
         self.kg = KnowledgeGraph(conn)
@@ -356,6 +356,6 @@ class Importer:
 
 
 def import_paths(
-    conn: sqlite3.Connection, paths: Iterable[Path], settings: ImportSettings
+    conn: sqlite3.Connection, paths: Iterable[Path], settings: IngestSettings
 ) -> ImportReport:
     return Importer(conn, settings).run(paths)

@@ -53,7 +53,7 @@ def read_raw(path: Path, kind: str, max_bytes: int) -> RawFile:
         if size > max_bytes:
             raise ReadError(
                 f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit "
-                "(raise import.max_file_mb to allow it)"
+                "(raise ingest.max_file_mb in telesynth.toml to allow it)"
             )
         data = path.read_bytes()
     except PermissionError:
