@@ -297,6 +297,11 @@ def test_long_spec_export_with_tables(project: Project, tmp_path: Path) -> None:
             f"| {r} | {r % 64} | {5 * (1 + r % 8)} | row {r} of clause {clause} |\n"
             for r in range(60)
         ]
+    parts.append(
+        "\n## 40 Embedded tables\n\n<table><tr><th>SCS</th><th>N_RB</th></tr>"
+        "<tr><td>30 kHz</td><td>273<br>(100 MHz)</td></tr></table>\n\n"
+        "+------+------+\n| mu | SCS  |\n+======+======+\n| 1    | 30   |\n+------+------+\n"
+    )
     path = tmp_path / "38999-i00.md"
     path.write_text("".join(parts))
     report = import_paths(project.connect(), [path], project.settings.ingest)
@@ -313,6 +318,11 @@ def test_long_spec_export_with_tables(project: Project, tmp_path: Path) -> None:
     assert (
         "3GPP TS 38.999 V18.0.0 (2024-03) > 7 Clause 7 on beam management > 7.1 Table 7" in headings
     )
+    embedded = conn.execute(
+        "SELECT text FROM chunks WHERE heading LIKE '%Embedded tables'"
+    ).fetchone()
+    assert "| 30 kHz | 273 (100 MHz) |" in embedded[0] and "<" not in embedded[0]
+    assert "| 1    | 30   |" in embedded[0]
     candidates = {r[0] for r in conn.execute("SELECT name FROM entities WHERE status='candidate'")}
     assert {"TS 38.214", "TS 38.331"} <= candidates
 

@@ -13,6 +13,7 @@ from telesynth_tui.text import count_tokens
 
 _HEADING_RE = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _SETEXT_RE = re.compile(r"^(=+|-+)\s*$")
+_GRID_RULE_RE = re.compile(r"^\+[-=:+]{3,}$")  # +----+----+ borders of grid tables
 _SENTENCE_RE = re.compile(r"(?<=[.!?;:])\s+(?=\S)")
 # "5.2.1 Title ........ 42": lines of a table of contents
 _TOC_LINE_RE = re.compile(r"\.{5,}\s*\d+\s*$")
@@ -62,7 +63,7 @@ def _blocks(lines: list[str]) -> list[str]:
         if not stripped or _TOC_LINE_RE.search(stripped):
             flush()
             continue
-        line_kind = "table" if stripped.startswith("|") else "text"
+        line_kind = "table" if stripped.startswith("|") or _GRID_RULE_RE.match(stripped) else "text"
         if kind and line_kind != kind:
             flush()
         kind = line_kind

@@ -27,6 +27,7 @@ from telesynth_tui.graph.readers import (
     decode_utf8,
     html_to_markdown,
     kind_of,
+    normalize_markdown,
     pdf_to_text,
     plain_text_to_markdown,
     read_raw,
@@ -267,7 +268,7 @@ class Importer:
         elif raw.kind == "text":
             title, text = "", plain_text_to_markdown(decode_utf8(raw))
         else:
-            text = decode_utf8(raw)
+            text = normalize_markdown(decode_utf8(raw))
             title = markdown_title(text, "")
         title = title or fallback
         chunks = chunk_markdown(text, title, self.settings.chunk_tokens)

@@ -194,6 +194,16 @@ def pdf_to_text(raw: RawFile) -> tuple[str, str]:
     return title, "\n\n".join(parts)
 
 
+_HTML_TABLE_RE = re.compile(r"<table\b.*?</table\s*>", re.IGNORECASE | re.DOTALL)
+_BR_RE = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+def normalize_markdown(text: str) -> str:
+    """Markdown as converters export it: embedded HTML tables become pipe tables, <br> a space."""
+    text = _HTML_TABLE_RE.sub(lambda m: "\n" + html_to_markdown(m.group())[1] + "\n", text)
+    return _BR_RE.sub(" ", text)
+
+
 def plain_text_to_markdown(text: str) -> str:
     """Plain text has no headings syntax; keep its paragraphs and escape stray '#' lines."""
     return re.sub(r"^(\s*)#", r"\1\\#", text, flags=re.MULTILINE)
