@@ -40,3 +40,9 @@ def test_candidate_patterns() -> None:
     assert not any(name == "eNodeB" for name, _ in found)
     prach = next(c for c in find_candidates(text) if c.type == "Concept")
     assert prach.aliases == ("PRACH",)
+
+
+def test_hyphenated_prose_is_not_a_parameter() -> None:
+    text = "low-SINR users, intra-LTE and inter-RAT moves, dB-Hz, gNodeBs; q-RxLevMin is one."
+    found = [c.name for c in find_candidates(text) if c.type == "Parameter"]
+    assert found == ["q-RxLevMin"]

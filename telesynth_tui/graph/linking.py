@@ -100,6 +100,7 @@ class Gazetteer:
 # camelCase and ASN.1-style names (qRxLevMin, maxNrofSSB, csi-ReportConfig); 5+ characters so
 # units and element names (dBm, mW, gNB) stay out
 _CAMEL_RE = re.compile(r"\b[a-z][a-z0-9]*(?:-?[A-Z][A-Za-z0-9]*)+\b")
+_CAMEL_STEP_RE = re.compile(r"[a-z][A-Z]")
 _COUNTER_RE = re.compile(r"\bpm[A-Z][A-Za-z0-9]{2,}\b")
 _SPEC_RE = re.compile(r"\b(?:3GPP\s+)?(TS|TR)\s?(\d{2}\.\d{3})(?:-(\d))?\b")
 _ABBREV_DEF_RE = re.compile(
@@ -128,7 +129,12 @@ def find_candidates(text: str) -> list[Candidate]:
         found.append(Candidate(m.group(), "Counter", (), m.group(), m.start()))
     for m in _CAMEL_RE.finditer(text):
         word = m.group()
-        if len(word) < 5 or word.startswith("pm") or word in _NOT_PARAMETERS:
+        if (
+            len(word) < 5
+            or word.startswith(("pm", "dB"))
+            or word.rstrip("s") in _NOT_PARAMETERS
+            or not _CAMEL_STEP_RE.search(word)  # low-SINR, intra-LTE: prose, not identifiers
+        ):
             continue
         found.append(Candidate(word, "Parameter", (), word, m.start()))
     for m in _SPEC_RE.finditer(text):
