@@ -29,7 +29,7 @@ class IngestSettings(BaseModel):
 
 class RetrievalSettings(BaseModel):
     budget_tokens: int = Field(1200, ge=16, description="context token budget")
-    top_k: int = Field(8, ge=1, le=200, description="items returned at most")
+    top_k: int = Field(12, ge=1, le=200, description="items returned at most")
     per_source_k: int = Field(30, ge=1, le=1000, description="candidates from each ranker")
     hops: int = Field(1, ge=0, le=3, description="graph expansion depth")
     rrf_k: int = Field(60, ge=1, description="reciprocal rank fusion constant")
@@ -88,6 +88,6 @@ candidate_entities = true # new parameter/counter/spec mentions become candidate
 
 [retrieval]
 budget_tokens = 1200      # context token budget
-top_k = 8                 # items returned at most
+top_k = 12                # items returned at most
 hops = 1                  # graph expansion depth
 """

@@ -1,0 +1,1 @@
+"""Local model back ends: GGUF generators (llama.cpp), ONNX encoders, metering."""
