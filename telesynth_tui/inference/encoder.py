@@ -1,0 +1,112 @@
+"""Sentence encoder over onnxruntime: batched, length-sorted, bounded threads, no spinning."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from telesynth_tui.errors import TelesynthError
+from telesynth_tui.inference.energy import EnergyMeter
+from telesynth_tui.inference.metrics import CallMeter, CallMetrics
+
+REQUIRED_INPUTS = {"input_ids", "attention_mask"}
+OPTIONAL_INPUTS = {"token_type_ids"}
+OUTPUT = "sentence_embedding"
+
+
+class EncoderError(TelesynthError):
+    """An encoder model or tokenizer that cannot be used."""
+
+
+class OnnxEncoder:
+    """Embeds texts into L2-normalised vectors with an ONNX graph that pools inside."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        tokenizer_path: Path,
+        model_id: str,
+        threads: int = 1,
+        batch_size: int = 32,
+        max_tokens: int = 256,
+        energy: EnergyMeter | None = None,
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.model_id = model_id
+        self.batch_size = batch_size
+        self.energy = energy or EnergyMeter()
+        self.last_metrics: CallMetrics | None = None
+        for path in (model_path, tokenizer_path):
+            if not path.is_file():
+                raise EncoderError(f"{path}: no such file (run: telesynth models build)")
+        try:
+            self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
+            raise EncoderError(f"{tokenizer_path}: not a tokenizer.json: {exc}") from None
+        self.tokenizer.enable_truncation(max_tokens)
+        self.tokenizer.no_padding()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(
+                str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise EncoderError(f"{model_path}: not a loadable ONNX model: {first}") from None
+        names = {i.name for i in self.session.get_inputs()}
+        outputs = {o.name for o in self.session.get_outputs()}
+        if not REQUIRED_INPUTS <= names or names - REQUIRED_INPUTS - OPTIONAL_INPUTS:
+            raise EncoderError(
+                f"{model_path}: unexpected ONNX inputs {sorted(names)}; an encoder needs "
+                f"{sorted(REQUIRED_INPUTS)} (and optionally token_type_ids)"
+            )
+        if OUTPUT not in outputs:
+            raise EncoderError(
+                f"{model_path}: no '{OUTPUT}' output (outputs: {sorted(outputs)}); export the "
+                "encoder with pooling inside the graph"
+            )
+        self._token_types = "token_type_ids" in names
+        dims = next(o.shape for o in self.session.get_outputs() if o.name == OUTPUT)
+        self.dimension = dims[-1] if isinstance(dims[-1], int) else None
+
+    def _run(self, encodings: list[object]) -> np.ndarray:
+        width = max(len(e.ids) for e in encodings)  # type: ignore[attr-defined]
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, enc in enumerate(encodings):
+            n = len(enc.ids)  # type: ignore[attr-defined]
+            ids[row, :n] = enc.ids  # type: ignore[attr-defined]
+            mask[row, :n] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if self._token_types:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        return self.session.run([OUTPUT], feeds)[0]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors in the order of `texts`; batches hold texts of similar length."""
+        if not texts:
+            return np.zeros((0, self.dimension or 0), dtype=np.float32)
+        metrics = CallMetrics(self.model_id, "embed", items=len(texts))
+        with CallMeter(self.energy) as meter:
+            encodings = self.tokenizer.encode_batch(list(texts))
+            order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+            out: np.ndarray | None = None
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                vectors = self._run([encodings[i] for i in idx])
+                if out is None:
+                    out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+                out[idx] = vectors
+            metrics.prompt_tokens = sum(len(e.ids) for e in encodings)
+        self.last_metrics = meter.fill(metrics)
+        assert out is not None
+        return out
