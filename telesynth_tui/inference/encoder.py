@@ -64,7 +64,7 @@ class OnnxEncoder:
             raise EncoderError(f"{model_path}: not a loadable ONNX model: {first}") from None
         names = {i.name for i in self.session.get_inputs()}
         outputs = {o.name for o in self.session.get_outputs()}
-        if not REQUIRED_INPUTS <= names or names - REQUIRED_INPUTS - OPTIONAL_INPUTS:
+        if not names >= REQUIRED_INPUTS or names - REQUIRED_INPUTS - OPTIONAL_INPUTS:
             raise EncoderError(
                 f"{model_path}: unexpected ONNX inputs {sorted(names)}; an encoder needs "
                 f"{sorted(REQUIRED_INPUTS)} (and optionally token_type_ids)"

@@ -1,0 +1,265 @@
+"""Text generator over llama-cpp-python: chat template from the GGUF, token streaming,
+JSON-schema-constrained output, cancellation between tokens, and metrics for every call."""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import psutil
+
+from telesynth_tui.errors import TelesynthError
+from telesynth_tui.inference.energy import EnergyMeter
+from telesynth_tui.inference.gguf_header import GGUFHeader, read_gguf_header
+from telesynth_tui.inference.json_grammar import schema_to_gbnf
+from telesynth_tui.inference.metrics import CallMeter, CallMetrics, decode_rate
+
+Message = dict[str, str]
+
+
+class GeneratorError(TelesynthError):
+    """A generator model that cannot be loaded or run."""
+
+
+@dataclass
+class Generation:
+    text: str
+    metrics: CallMetrics
+    cancelled: bool = False
+
+
+@dataclass
+class SamplingParams:
+    max_tokens: int = 256
+    temperature: float = 0.0  # 0 = greedy
+    top_k: int = 40
+    top_p: float = 0.95
+    repeat_penalty: float = 1.0
+    json_schema: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Generator(Protocol):
+    """Streams the tokens of an answer to chat messages; `last_metrics` describes the call."""
+
+    name: str
+    last_metrics: CallMetrics | None
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        params: SamplingParams,
+        cancel: Callable[[], bool] | None = None,
+    ) -> Iterator[str]: ...
+
+
+def check_memory(header: GGUFHeader, n_ctx: int) -> int:
+    """Bytes the model needs (weights + f16 KV cache); refuse it if free memory is short."""
+    meta = header.metadata
+    arch = header.architecture
+    layers = int(meta.get(f"{arch}.block_count", 0))
+    dim = int(meta.get(f"{arch}.embedding_length", 0))
+    heads = int(meta.get(f"{arch}.attention.head_count", 1)) or 1
+    kv_heads = int(meta.get(f"{arch}.attention.head_count_kv", heads)) or heads
+    kv_bytes = 2 * layers * n_ctx * (dim // heads) * kv_heads * 2
+    needed = header.file_size + kv_bytes
+    available = psutil.virtual_memory().available
+    if needed > 0.9 * available:
+        raise GeneratorError(
+            f"{header.path}: needs about {needed / 2**30:.1f} GiB with a {n_ctx}-token context, "
+            f"only {available / 2**30:.1f} GiB is free"
+        )
+    return needed
+
+
+class LlamaGenerator:
+    """One GGUF model loaded in llama.cpp."""
+
+    def __init__(
+        self,
+        path: Path,
+        name: str | None = None,
+        threads: int = 1,
+        n_ctx: int = 2048,
+        n_batch: int = 256,
+        seed: int = 0,
+        energy: EnergyMeter | None = None,
+    ) -> None:
+        self.header = read_gguf_header(path)
+        self.path = path
+        self.name = name or path.stem
+        self.energy = energy or EnergyMeter()
+        self.last_metrics: CallMetrics | None = None
+        trained = self.header.context_length or n_ctx
+        self.n_ctx = min(n_ctx, trained)
+        check_memory(self.header, self.n_ctx)
+        from llama_cpp import Llama
+
+        try:
+            with _quiet_stderr():
+                self.llm = Llama(
+                    model_path=str(path),
+                    n_ctx=self.n_ctx,
+                    n_batch=n_batch,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    seed=seed,
+                    verbose=False,
+                )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise GeneratorError(f"{path}: llama.cpp cannot load the model: {exc}") from None
+        self._formatter = self._chat_formatter()
+
+    def _chat_formatter(self) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self.header.chat_template
+        if not template:
+            return None
+        vocab = self.llm
+        return Jinja2ChatFormatter(
+            template=template,
+            eos_token=vocab.detokenize([vocab.token_eos()], special=True).decode(errors="ignore"),
+            bos_token=vocab.detokenize([vocab.token_bos()], special=True).decode(errors="ignore"),
+        )
+
+    def render(self, messages: Sequence[Message]) -> str:
+        """The prompt text of chat messages under the model's own template."""
+        if self._formatter is None:
+            parts = [f"{m['role']}: {m['content']}" for m in messages]
+            return "\n".join(parts) + "\nassistant:"
+        return str(self._formatter(messages=list(messages)).prompt)
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        params: SamplingParams,
+        cancel: Callable[[], bool] | None = None,
+    ) -> Iterator[str]:
+        prompt = self.tokenize(self.render(messages))
+        yield from self.stream_tokens(prompt, params, cancel)
+
+    def stream_tokens(
+        self,
+        prompt: list[int],
+        params: SamplingParams,
+        cancel: Callable[[], bool] | None = None,
+    ) -> Iterator[str]:
+        import llama_cpp
+
+        if len(prompt) >= self.n_ctx:
+            raise GeneratorError(
+                f"prompt of {len(prompt)} tokens does not fit the {self.n_ctx}-token context"
+            )
+        max_tokens = min(params.max_tokens, self.n_ctx - len(prompt))
+        grammar = None
+        if params.json_schema is not None:
+            grammar = llama_cpp.LlamaGrammar.from_string(
+                schema_to_gbnf(params.json_schema), verbose=False
+            )
+        metrics = CallMetrics(self.name, "generate", prompt_tokens=len(prompt))
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        vocab = self.llm._model.vocab  # noqa: SLF001 - the vocab handle for end-of-generation checks
+        t_first: float | None = None
+        t_last: float | None = None
+        n_out = 0
+        stop = "length"
+        llama_cpp.llama_perf_context_reset(self.llm.ctx)
+        with CallMeter(self.energy) as meter:
+            tokens = self.llm.generate(
+                prompt,
+                top_k=params.top_k,
+                top_p=params.top_p,
+                temp=params.temperature,
+                repeat_penalty=params.repeat_penalty,
+                reset=True,
+                grammar=grammar,
+            )
+            for token in tokens:
+                now = time.perf_counter()
+                if t_first is None:
+                    t_first = now
+                    metrics.ttft_s = now - meter.t0
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    stop = "eos"
+                    break
+                t_last = now
+                n_out += 1
+                piece = decoder.decode(self.llm.detokenize([token], special=False))
+                if piece:
+                    yield piece
+                if cancel is not None and cancel():
+                    stop = "cancelled"
+                    break
+                if n_out >= max_tokens:
+                    break
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                yield tail
+        metrics.output_tokens = n_out
+        metrics.decode_tok_s = decode_rate(n_out, t_first, t_last)
+        metrics.stop_reason = stop
+        perf = llama_cpp.llama_perf_context(self.llm.ctx)
+        if perf.t_p_eval_ms > 0:
+            metrics.prefill_tok_s = perf.n_p_eval / (perf.t_p_eval_ms / 1000)
+        elif metrics.ttft_s:
+            metrics.prefill_tok_s = len(prompt) / metrics.ttft_s
+        metrics.extra = {
+            "llama_prefill_tokens": perf.n_p_eval,
+            "llama_prefill_ms": round(perf.t_p_eval_ms, 3),
+            "llama_decode_tokens": perf.n_eval,
+            "llama_decode_ms": round(perf.t_eval_ms, 3),
+            "llama_decode_tok_s": (perf.n_eval / (perf.t_eval_ms / 1000))
+            if perf.t_eval_ms > 0
+            else None,
+            "json_schema": params.json_schema is not None,
+        }
+        self.last_metrics = meter.fill(metrics)
+
+    def generate(
+        self,
+        messages: Sequence[Message],
+        params: SamplingParams,
+        cancel: Callable[[], bool] | None = None,
+    ) -> Generation:
+        text = "".join(self.stream(messages, params, cancel))
+        assert self.last_metrics is not None
+        return Generation(text, self.last_metrics, self.last_metrics.stop_reason == "cancelled")
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is not None:
+            llm.close()
+            self.llm = None  # type: ignore[assignment]
+
+    def __enter__(self) -> LlamaGenerator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """llama.cpp prints load logs to fd 2 even with verbose=False; keep the terminal clean."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
