@@ -2,23 +2,29 @@
 PROJECT ?= telesynth-project
 TS := .venv/bin/telesynth --project $(PROJECT)
 
-.PHONY: setup setup-dev demo test lint
+.PHONY: setup setup-dev models demo test
 
 setup:
-	scripts/setup.sh
+	scripts/setup.sh build
 
 setup-dev:
-	scripts/setup.sh dev
+	scripts/setup.sh dev build
 
-## Set up, create a project with the bundled knowledge, show its stats and a sample retrieval.
-demo: setup
+## Build the embedded models (the ONNX encoder; the tiny GGUF generator is shipped).
+models:
+	$(TS) models build
+
+## Set up, build the models, create a project with the bundled knowledge, show stats,
+## a retrieval and the registered models.
+demo: setup models
 	$(TS) init
 	$(TS) kg stats
 	$(TS) kg search "RRC setup success rate dropped after a PRACH configuration change"
 	$(TS) kg pattern "Alarm -indicates-> RootCause -resolved_by-> Action -adjusts-> Parameter" --limit 5
+	$(TS) models list
 
-## Set up with the test tools, check formatting and lint, run the tests.
-test: setup-dev
-	.venv/bin/ruff format --check telesynth_tui tests bench
-	.venv/bin/ruff check telesynth_tui tests bench
+## Set up with the test tools, build the models, check format and lint, run the tests.
+test: setup-dev models
+	.venv/bin/ruff format --check telesynth_tui tests bench models
+	.venv/bin/ruff check telesynth_tui tests bench models
 	.venv/bin/python -m pytest

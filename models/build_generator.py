@@ -25,7 +25,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import torch  # noqa: E402
-
 from tinyllama import (  # noqa: E402
     TinyConfig,
     TinyLlama,

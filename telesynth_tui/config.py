@@ -36,6 +36,28 @@ class RetrievalSettings(BaseModel):
     max_fanout: int = Field(200, ge=1, description="edges followed per entity")
 
 
+def _cores() -> int:
+    return os.cpu_count() or 1
+
+
+class ModelSettings(BaseModel):
+    dir: Path = Field(REPO_ROOT / "models", description="shipped and built models, manifests")
+    generator: str = Field("tiny-telesynth", description="default generator model name")
+    encoder: str = Field("minilm-l6-int8", description="default encoder model name")
+    llama_threads: int = Field(
+        default_factory=lambda: max(1, _cores() - 1), ge=1, description="llama.cpp threads"
+    )
+    onnx_threads: int = Field(1, ge=1, description="onnxruntime intra-op threads")
+    n_ctx: int = Field(2048, ge=128, description="generator context (capped by the model's)")
+    n_batch: int = Field(256, ge=8, description="prompt batch size")
+
+
+class EnergySettings(BaseModel):
+    tdp_watts: float = Field(15.0, gt=0, description="package power at full load (estimate)")
+    idle_watts: float = Field(2.0, ge=0, description="package power when idle (estimate)")
+    powercap_root: Path = Field(Path("/sys/class/powercap"), description="RAPL counters")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TELESYNTH_", env_nested_delimiter="__", extra="ignore"
@@ -44,6 +66,8 @@ class Settings(BaseSettings):
     bundled_kg: Path = REPO_ROOT / "kg"
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    energy: EnergySettings = Field(default_factory=EnergySettings)
 
     @classmethod
     def settings_customise_sources(
@@ -90,4 +114,15 @@ candidate_entities = true # new parameter/counter/spec mentions become candidate
 budget_tokens = 1200      # context token budget
 top_k = 12                # items returned at most
 hops = 1                  # graph expansion depth
+
+[models]
+generator = "tiny-telesynth"  # default generator (telesynth models list)
+encoder = "minilm-l6-int8"    # default encoder
+# llama_threads = 1           # default: cores - 1; keep llama + onnx threads <= cores
+onnx_threads = 1
+
+[energy]
+# used only where RAPL counters are not readable: idle + (tdp - idle) x CPU utilisation
+tdp_watts = 15.0
+idle_watts = 2.0
 """

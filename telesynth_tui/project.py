@@ -8,6 +8,7 @@ import sqlite3
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from telesynth_tui.config import (
     DATABASE_FILE,
@@ -19,11 +20,18 @@ from telesynth_tui.config import (
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.graph import db
 
+if TYPE_CHECKING:
+    from telesynth_tui.inference.encoder import OnnxEncoder
+    from telesynth_tui.inference.energy import EnergyMeter
+    from telesynth_tui.inference.generator import LlamaGenerator
+    from telesynth_tui.inference.registry import Registry
+
 
 @dataclass(frozen=True)
 class Project:
     path: Path
     settings: Settings
+    exists: bool = True
 
     @property
     def database(self) -> Path:
@@ -52,6 +60,52 @@ class Project:
         project = cls(path, load_settings(path))
         project.connect().close()
         return project
+
+    @classmethod
+    def optional(cls, path: Path) -> Project:
+        """The project at `path` if there is one, otherwise defaults with no project folder."""
+        path = path.expanduser()
+        if (path / DATABASE_FILE).is_file():
+            return cls.open(path)
+        return cls(path, load_settings(None), exists=False)
+
+    # --- models -----------------------------------------------------------------------------
+
+    def registry(self) -> Registry:
+        from telesynth_tui.inference.registry import Registry
+
+        return Registry(self.settings.models.dir, self.path if self.exists else None)
+
+    def energy_meter(self) -> EnergyMeter:
+        from telesynth_tui.inference.energy import EnergyMeter, PowerModel
+
+        e = self.settings.energy
+        return EnergyMeter(PowerModel(e.tdp_watts, e.idle_watts), e.powercap_root)
+
+    def encoder(self, name: str | None = None) -> OnnxEncoder:
+        from telesynth_tui.inference.encoder import OnnxEncoder
+        from telesynth_tui.inference.registry import RegistryError
+
+        entry = self.registry().get(name or self.settings.models.encoder)
+        if "encoder" not in entry.roles or entry.tokenizer is None:
+            raise RegistryError(f"model {entry.name!r} is not an encoder")
+        return OnnxEncoder(entry.path, entry.tokenizer, entry.name,
+                           threads=self.settings.models.onnx_threads,
+                           energy=self.energy_meter())  # fmt: skip
+
+    def generator(self, name: str | None = None) -> LlamaGenerator:
+        from telesynth_tui.inference.generator import LlamaGenerator
+        from telesynth_tui.inference.registry import RegistryError
+
+        entry = self.registry().get(name or self.settings.models.generator)
+        if entry.format != "gguf":
+            raise RegistryError(f"model {entry.name!r} is not a GGUF generator")
+        problem = self.registry().check(entry)
+        if problem:
+            raise RegistryError(problem)
+        m = self.settings.models
+        return LlamaGenerator(entry.path, entry.name, threads=m.llama_threads, n_ctx=m.n_ctx,
+                              n_batch=m.n_batch, energy=self.energy_meter())  # fmt: skip
 
     def connect(self) -> sqlite3.Connection:
         """A new connection (one per thread), migrated to the current schema."""

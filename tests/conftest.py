@@ -18,6 +18,9 @@ from telesynth_tui.project import Project
 
 OFFLINE_DIR = Path(__file__).parent / "offline"
 BUNDLED_KG = REPO_ROOT / "kg"
+MODELS = REPO_ROOT / "models"
+SHIPPED_GGUF = MODELS / "tiny-telesynth-q8_0.gguf"
+ENCODER_DIR = MODELS / "build" / "encoder"
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -168,7 +168,7 @@ class LlamaGenerator:
             )
         metrics = CallMetrics(self.name, "generate", prompt_tokens=len(prompt))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        vocab = self.llm._model.vocab  # noqa: SLF001 - the vocab handle for end-of-generation checks
+        vocab = self.llm._model.vocab
         t_first: float | None = None
         t_last: float | None = None
         n_out = 0

@@ -1,0 +1,96 @@
+"""`models build`: run the recipes in models/ (in a subprocess, so torch never enters this
+process) and record what they built in models/build/manifest.toml."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from telesynth_tui.errors import TelesynthError
+from telesynth_tui.inference.registry import (
+    MANIFEST,
+    ModelEntry,
+    inspect_model,
+    sha256_file,
+    write_manifest,
+)
+
+if TYPE_CHECKING:
+    from telesynth_tui.project import Project
+
+BUILD_MODULES = ("torch", "optimum.exporters.onnx", "sentence_transformers", "gguf")
+GENERATOR = "tiny-telesynth"
+GENERATOR_FILE = "tiny-telesynth-q8_0.gguf"
+GENERATOR_ROLES = ("generator", "refiner", "teacher", "student", "judge")
+ENCODERS = {"minilm-l6-fp32": "model.onnx", "minilm-l6-int8": "model.int8.onnx"}
+
+
+def _missing_build_extra() -> list[str]:
+    missing = []
+    for module in BUILD_MODULES:
+        try:
+            if importlib.util.find_spec(module) is None:
+                missing.append(module)
+        except ModuleNotFoundError:
+            missing.append(module)
+    return missing
+
+
+def _run(script: str, project: Project) -> None:
+    path = project.settings.models.dir / script
+    result = subprocess.run([sys.executable, str(path)], capture_output=True, text=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise TelesynthError(f"{path}: build failed: {last}")
+
+
+def _encoder_is_current(out_dir: object) -> bool:
+    from pathlib import Path
+
+    out = Path(str(out_dir))
+    info = out / "build.json"
+    if not info.is_file():
+        return False
+    files = json.loads(info.read_text()).get("files", {})
+    return bool(files) and all(
+        (out / name).is_file() and sha256_file(out / name) == digest
+        for name, digest in files.items()
+    )
+
+
+def build_models(project: Project, generator: bool = False) -> Iterator[str]:
+    missing = _missing_build_extra()
+    if missing:
+        raise TelesynthError(
+            f"the build extra is not installed ({', '.join(missing)} missing): run "
+            "scripts/setup.sh build"
+        )
+    models_dir = project.settings.models.dir
+    out = models_dir / "build" / "encoder"
+    if _encoder_is_current(out):
+        yield f"encoder: up to date in {out}"
+    else:
+        yield "encoder: exporting all-MiniLM-L6-v2 to ONNX (fp32 + int8)…"
+        _run("build_encoder.py", project)
+        yield f"encoder: built in {out}"
+    entries: list[ModelEntry] = []
+    for name, filename in ENCODERS.items():
+        entry = inspect_model(out / filename, name, ["encoder"], out / "tokenizer.json")
+        entry.notes = "all-MiniLM-L6-v2, mean pooling + L2 norm in the graph"
+        entries.append(entry)
+    project.registry().record_built(entries)
+    if generator:
+        yield "generator: training the tiny model (fixed seed and steps)…"
+        _run("build_generator.py", project)
+        shipped = inspect_model(models_dir / GENERATOR_FILE, GENERATOR, list(GENERATOR_ROLES))
+        shipped.notes = "tiny Llama trained on the bundled knowledge; exercises the code paths"
+        write_manifest(models_dir / MANIFEST, [shipped])
+        yield f"generator: rebuilt {shipped.path.name} (sha256 {shipped.sha256[:12]}…)"
+    yield from (
+        f"{entry.name}: {'ok' if problem is None else problem}"
+        for entry, problem in project.registry().verify()
+    )

@@ -1,0 +1,251 @@
+"""The model registry: TOML manifests of the models telesynth may run.
+
+Three manifests are read, in order: the shipped defaults (models/manifest.toml), the models
+built on this machine (models/build/manifest.toml, written by `models build`), and the project's
+own (PROJECT/models.toml, written by `models add`). Paths are relative to their manifest.
+A GGUF is checked by reading its header; an ONNX encoder by loading its graph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from telesynth_tui.errors import TelesynthError
+from telesynth_tui.inference.gguf_header import GGUFError, read_gguf_header
+
+ROLES = ("generator", "refiner", "teacher", "student", "judge", "encoder", "classifier")
+MANIFEST = "manifest.toml"
+PROJECT_MANIFEST = "models.toml"
+
+
+class RegistryError(TelesynthError):
+    """A manifest, model name, role or model file that is not usable."""
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    roles: list[str]
+    path: Path
+    format: str  # gguf | onnx
+    quantization: str = ""
+    parameters: int = 0
+    context_length: int = 0
+    chat_template: str = ""
+    sha256: str = ""
+    tokenizer: Path | None = None
+    origin: str = ""  # shipped | built | project
+    notes: str = ""
+    size: int = field(default=0, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in vars(self).items() if k != "size"}
+        data["path"] = str(self.path)
+        data["tokenizer"] = str(self.tokenizer) if self.tokenizer else None
+        data["size_bytes"] = self.path.stat().st_size if self.path.exists() else None
+        return data
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)  # a valid TOML basic string
+
+
+def write_manifest(path: Path, entries: list[ModelEntry]) -> None:
+    from telesynth_tui.project import write_atomic
+
+    lines = ["# telesynth model manifest (paths are relative to this file)", ""]
+    for entry in entries:
+        record = entry.to_dict()
+        record["path"] = _relative(entry.path, path.parent)
+        record["tokenizer"] = _relative(entry.tokenizer, path.parent) if entry.tokenizer else None
+        lines.append("[[model]]")
+        for key in ("name", "roles", "path", "format", "quantization", "parameters",
+                    "context_length", "chat_template", "sha256", "tokenizer", "notes"):  # fmt: skip
+            if record.get(key) not in (None, ""):
+                lines.append(f"{key} = {_toml_value(record[key])}")
+        lines.append("")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, "\n".join(lines))
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def read_manifest(path: Path, origin: str) -> list[ModelEntry]:
+    if not path.is_file():
+        return []
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"{path}: invalid manifest: {exc}") from None
+    entries = []
+    for index, raw in enumerate(data.get("model", []), start=1):
+        try:
+            tokenizer = raw.get("tokenizer")
+            entries.append(
+                ModelEntry(
+                    name=str(raw["name"]),
+                    roles=[str(r) for r in raw["roles"]],
+                    path=(path.parent / str(raw["path"])).resolve(),
+                    format=str(raw["format"]),
+                    quantization=str(raw.get("quantization", "")),
+                    parameters=int(raw.get("parameters", 0)),
+                    context_length=int(raw.get("context_length", 0)),
+                    chat_template=str(raw.get("chat_template", "")),
+                    sha256=str(raw.get("sha256", "")),
+                    tokenizer=(path.parent / str(tokenizer)).resolve() if tokenizer else None,
+                    origin=origin,
+                    notes=str(raw.get("notes", "")),
+                )
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RegistryError(f"{path}: model #{index}: missing or bad field {exc}") from None
+    return entries
+
+
+def inspect_model(
+    path: Path, name: str, roles: list[str], tokenizer: Path | None = None
+) -> ModelEntry:
+    """Check a model file and describe it (header for GGUF, graph for ONNX)."""
+    bad = [r for r in roles if r not in ROLES]
+    if bad or not roles:
+        raise RegistryError(f"unknown role {', '.join(bad) or '(none)'}: use {', '.join(ROLES)}")
+    if not path.is_file():
+        raise RegistryError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".gguf":
+        if "encoder" in roles or "classifier" in roles:
+            raise RegistryError(f"{path}: a GGUF is a generator; encoders are ONNX files")
+        try:
+            header = read_gguf_header(path)
+        except GGUFError as exc:
+            raise RegistryError(str(exc)) from None
+        return ModelEntry(
+            name, roles, path.resolve(), "gguf", header.quantization, header.parameter_count,
+            header.context_length or 0, "gguf" if header.chat_template else "",
+            sha256_file(path), None,
+        )  # fmt: skip
+    if suffix == ".onnx":
+        if set(roles) - {"encoder", "classifier"}:
+            raise RegistryError(f"{path}: an ONNX model can be an encoder or a classifier")
+        tokenizer = tokenizer or path.with_name("tokenizer.json")
+        if "encoder" in roles:
+            from telesynth_tui.inference.encoder import OnnxEncoder
+
+            OnnxEncoder(path, tokenizer, name, threads=1)  # raises EncoderError if unusable
+        return ModelEntry(name, roles, path.resolve(), "onnx", _onnx_quantization(path),
+                          _onnx_parameters(path), 0,
+                          "", sha256_file(path), tokenizer.resolve())  # fmt: skip
+    raise RegistryError(f"{path}: unsupported model format {suffix!r} (use .gguf or .onnx)")
+
+
+def _onnx_parameters(path: Path) -> int:
+    """Weights in the graph's initializers (needs the `onnx` package; 0 without it)."""
+    try:
+        import onnx
+    except ImportError:
+        return 0
+    model = onnx.load(str(path), load_external_data=False)
+    total = 0
+    for init in model.graph.initializer:
+        if init.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.INT8):
+            n = 1
+            for d in init.dims:
+                n *= d
+            total += n if len(init.dims) >= 2 else 0
+    return total
+
+
+def _onnx_quantization(path: Path) -> str:
+    return "int8" if "int8" in path.name else "fp32"
+
+
+class Registry:
+    def __init__(self, models_dir: Path, project_dir: Path | None = None) -> None:
+        self.models_dir = models_dir
+        self.project_dir = project_dir
+        self.shipped = models_dir / MANIFEST
+        self.built = models_dir / "build" / MANIFEST
+        self.project = project_dir / PROJECT_MANIFEST if project_dir else None
+
+    def entries(self) -> list[ModelEntry]:
+        entries = read_manifest(self.shipped, "shipped") + read_manifest(self.built, "built")
+        if self.project:
+            entries += read_manifest(self.project, "project")
+        return entries
+
+    def get(self, name: str) -> ModelEntry:
+        entries = self.entries()
+        for entry in entries:
+            if entry.name == name:
+                return entry
+        known = ", ".join(e.name for e in entries) or "none"
+        raise RegistryError(f"unknown model {name!r} (registered: {known})")
+
+    def with_role(self, role: str) -> list[ModelEntry]:
+        if role not in ROLES:
+            raise RegistryError(f"unknown role {role!r}: use {', '.join(ROLES)}")
+        return [e for e in self.entries() if role in e.roles]
+
+    def add(
+        self, path: Path, name: str, roles: list[str], tokenizer: Path | None = None
+    ) -> ModelEntry:
+        if self.project is None:
+            raise RegistryError("models add needs a project (telesynth init)")
+        if any(e.name == name for e in self.entries()):
+            raise RegistryError(f"a model named {name!r} is already registered")
+        entry = inspect_model(path, name, roles, tokenizer)
+        entry.origin = "project"
+        own = read_manifest(self.project, "project")
+        write_manifest(self.project, [*own, entry])
+        return entry
+
+    def record_built(self, entries: list[ModelEntry]) -> None:
+        for entry in entries:
+            entry.origin = "built"
+        write_manifest(self.built, entries)
+
+    def verify(self) -> list[tuple[ModelEntry, str | None]]:
+        """Each entry with None when it checks out, or the problem."""
+        results: list[tuple[ModelEntry, str | None]] = []
+        for entry in self.entries():
+            results.append((entry, self.check(entry)))
+        return results
+
+    @staticmethod
+    def check(entry: ModelEntry) -> str | None:
+        if not entry.path.is_file():
+            return f"{entry.path}: no such file"
+        if entry.sha256 and sha256_file(entry.path) != entry.sha256:
+            return f"{entry.path}: SHA-256 does not match the manifest (file changed or corrupt)"
+        if entry.format == "gguf":
+            try:
+                read_gguf_header(entry.path)
+            except GGUFError as exc:
+                return str(exc)
+        if entry.tokenizer is not None and not entry.tokenizer.is_file():
+            return f"{entry.tokenizer}: tokenizer missing"
+        return None
