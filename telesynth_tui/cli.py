@@ -405,6 +405,34 @@ def models_build(
         typer.echo(line)
 
 
+@models_app.command("bench")
+def models_bench(
+    names: Annotated[list[str] | None, typer.Argument(help="Models (default: all).")] = None,
+    runs: Annotated[int, typer.Option(help="Measured runs per model.")] = 5,
+    tokens: Annotated[int, typer.Option(help="Output tokens per generator run.")] = 128,
+    out: Annotated[Path | None, typer.Option(help="Folder for models.json and models.md.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """TTFT, prefill/decode tok/s, R_decode, grammar penalty, J/token, peak RSS; encoder R_enc."""
+    from telesynth_tui.inference.bench import render_markdown, run_model_bench
+    from telesynth_tui.project import write_atomic
+
+    project = _optional_project()
+    results = run_model_bench(project, names or [], runs, tokens,
+                              lambda line: typer.echo(line, err=True))  # fmt: skip
+    folder = out or (project.path / "bench" if project.exists else None)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / "models.json", json.dumps(results, indent=2) + "\n")
+        write_atomic(folder / "models.md", render_markdown(results))
+    if as_json:
+        _echo_json(results)
+    else:
+        typer.echo(render_markdown(results))
+        if folder is not None:
+            typer.echo(f"results: {folder / 'models.json'}, {folder / 'models.md'}")
+
+
 def main() -> None:
     try:
         app()

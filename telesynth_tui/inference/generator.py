@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import psutil
 
 from telesynth_tui.errors import TelesynthError
@@ -42,6 +43,8 @@ class SamplingParams:
     top_p: float = 0.95
     repeat_penalty: float = 1.0
     json_schema: dict[str, Any] | None = None
+    stop_at_eos: bool = True  # False only for benchmarks that need a fixed token count
+    reuse_prompt_cache: bool = True  # False: prefill the whole prompt (cold TTFT)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -161,11 +164,7 @@ class LlamaGenerator:
                 f"prompt of {len(prompt)} tokens does not fit the {self.n_ctx}-token context"
             )
         max_tokens = min(params.max_tokens, self.n_ctx - len(prompt))
-        grammar = None
-        if params.json_schema is not None:
-            grammar = llama_cpp.LlamaGrammar.from_string(
-                schema_to_gbnf(params.json_schema), verbose=False
-            )
+        gbnf = schema_to_gbnf(params.json_schema) if params.json_schema is not None else None
         metrics = CallMetrics(self.name, "generate", prompt_tokens=len(prompt))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         vocab = self.llm._model.vocab
@@ -174,22 +173,26 @@ class LlamaGenerator:
         n_out = 0
         stop = "length"
         llama_cpp.llama_perf_context_reset(self.llm.ctx)
+        if not params.reuse_prompt_cache:
+            self.llm.reset()  # forget the evaluated tokens so no prefix is reused
         with CallMeter(self.energy) as meter:
-            tokens = self.llm.generate(
-                prompt,
-                top_k=params.top_k,
-                top_p=params.top_p,
-                temp=params.temperature,
-                repeat_penalty=params.repeat_penalty,
-                reset=True,
-                grammar=grammar,
-            )
+            if gbnf is None:
+                tokens = self.llm.generate(
+                    prompt,
+                    top_k=params.top_k,
+                    top_p=params.top_p,
+                    temp=params.temperature,
+                    repeat_penalty=params.repeat_penalty,
+                    reset=True,
+                )
+            else:
+                tokens = self._constrained(prompt, params, gbnf)
             for token in tokens:
                 now = time.perf_counter()
                 if t_first is None:
                     t_first = now
                     metrics.ttft_s = now - meter.t0
-                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                if params.stop_at_eos and llama_cpp.llama_vocab_is_eog(vocab, token):
                     stop = "eos"
                     break
                 t_last = now
@@ -224,6 +227,57 @@ class LlamaGenerator:
             "json_schema": params.json_schema is not None,
         }
         self.last_metrics = meter.fill(metrics)
+
+    def _constrained(self, prompt: list[int], params: SamplingParams, gbnf: str) -> Iterator[int]:
+        """Grammar-constrained sampling, grammar last: sample as usual, let the grammar check
+        that one token, and only when it is rejected apply the grammar to the whole vocabulary
+        and sample again (as llama.cpp's own sampler does). Applying the grammar to every
+        candidate at every step costs most on large vocabularies."""
+        import ctypes
+
+        import llama_cpp
+        from llama_cpp._internals import LlamaSampler, LlamaTokenDataArray
+
+        model = self.llm._model
+        chain = LlamaSampler()
+        if params.repeat_penalty != 1.0:
+            chain.add_penalties(self.llm.n_vocab(), 64, params.repeat_penalty, 0.0, 0.0)
+        if params.temperature <= 0:
+            chain.add_greedy()
+        else:
+            chain.add_top_k(params.top_k)
+            chain.add_top_p(params.top_p, 1)
+            chain.add_temp(params.temperature)
+            chain.add_dist(params.extra.get("seed", 0))
+        grammar = llama_cpp.llama_sampler_init_grammar(model.vocab, gbnf.encode(), b"root")
+        if not grammar:
+            chain.close()
+            raise GeneratorError("llama.cpp rejected the grammar of the JSON schema")
+        single_data = (llama_cpp.llama_token_data * 1)()
+        single = llama_cpp.llama_token_data_array(data=single_data, size=1, selected=-1,
+                                                  sorted=False)  # fmt: skip
+        full = LlamaTokenDataArray(n_vocab=self.llm.n_vocab())
+        ctx = self.llm._ctx.ctx
+        try:
+            self.llm.reset()
+            self.llm.eval(prompt)
+            while True:
+                token = llama_cpp.llama_sampler_sample(chain.sampler, ctx, -1)
+                single_data[0].id, single_data[0].logit, single_data[0].p = token, 0.0, 0.0
+                single.size, single.selected = 1, -1
+                llama_cpp.llama_sampler_apply(grammar, ctypes.byref(single))
+                if single_data[0].logit == float("-inf"):
+                    logits = llama_cpp.llama_get_logits_ith(ctx, -1)
+                    full.copy_logits(np.ctypeslib.as_array(logits, shape=(full.n_vocab,)))
+                    llama_cpp.llama_sampler_apply(grammar, ctypes.byref(full.candidates))
+                    llama_cpp.llama_sampler_apply(chain.sampler, ctypes.byref(full.candidates))
+                    token = int(full.candidates_data.id[full.candidates.selected])
+                llama_cpp.llama_sampler_accept(grammar, token)
+                yield token
+                self.llm.eval([token])
+        finally:
+            llama_cpp.llama_sampler_free(grammar)
+            chain.close()
 
     def generate(
         self,

@@ -1,0 +1,308 @@
+"""Model benchmarks measured side by side in one run: generators against a bare
+llama-cpp-python loop on the same file, threads, context and prompt (R_decode), with and without
+a JSON schema (grammar penalty); encoders against bare `session.run` on the same batches (R_enc).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from telesynth_tui.errors import TelesynthError
+from telesynth_tui.inference.energy import EnergyMeter
+from telesynth_tui.inference.generator import LlamaGenerator, SamplingParams, _quiet_stderr
+from telesynth_tui.inference.metrics import CallMetrics, decode_rate
+from telesynth_tui.inference.registry import ModelEntry
+
+BENCH_MESSAGES = [
+    {"role": "system", "content": "You are a RAN troubleshooting assistant. Answer from the "
+                                  "context and cite it."},
+    {"role": "user", "content": (
+        "Context: After a PRACH configuration change on an NR cell the RRC Setup Success Rate "
+        "fell from 99.2 % to 93.5 %. pmRaAttCbra rose while pmRrcConnEstabAtt stayed flat, and "
+        "the root sequence index now equals that of a neighbour cell 4 km away. Uplink RSSI is "
+        "normal, no VSWR or synchronisation alarm is active.\n"
+        "Write a troubleshooting plan: likely causes, checks with the counters to read, actions "
+        "with parameter changes, and how to verify.")},
+]  # fmt: skip
+BENCH_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "question": {"type": "string", "maxLength": 200},
+        "answer": {"type": "string", "maxLength": 600},
+        "steps": {"type": "array", "items": {"type": "string", "maxLength": 160}, "maxItems": 6},
+        "cited": {"type": "array", "items": {"type": "integer"}, "maxItems": 6},
+    },
+    "required": ["question", "answer", "steps", "cited"],
+}
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
+
+
+class BareLoop:
+    """The reference: llama-cpp-python's own generate loop on its own Llama, nothing around it."""
+
+    def __init__(self, path: Path, threads: int, n_ctx: int, n_batch: int) -> None:
+        from llama_cpp import Llama
+
+        with _quiet_stderr():
+            self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_batch,
+                             n_threads=threads, n_threads_batch=threads, verbose=False)  # fmt: skip
+
+    def run(self, prompt: list[int], max_tokens: int) -> dict[str, float | None]:
+        self.llm.reset()
+        t0 = time.perf_counter()
+        t_first = t_last = None
+        n = 0
+        for _ in self.llm.generate(prompt, temp=0.0, top_k=40, top_p=0.95, repeat_penalty=1.0):
+            now = time.perf_counter()
+            t_first = t_first or now
+            t_last = now
+            n += 1
+            if n >= max_tokens:
+                break
+        return {
+            "output_tokens": n,
+            "ttft_s": (t_first - t0) if t_first else None,
+            "decode_tok_s": decode_rate(n, t_first, t_last),
+        }
+
+    def close(self) -> None:
+        self.llm.close()
+
+
+def bench_generator(
+    entry: ModelEntry,
+    threads: int,
+    n_ctx: int,
+    n_batch: int,
+    energy: EnergyMeter,
+    runs: int = 5,
+    max_tokens: int = 128,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Runs interleaved (wrapper, bare, wrapper with schema) so drift hits all three alike."""
+    generator = LlamaGenerator(entry.path, entry.name, threads, n_ctx, n_batch, energy=energy)
+    bare = BareLoop(entry.path, threads, generator.n_ctx, n_batch)
+    free: list[CallMetrics] = []
+    constrained: list[CallMetrics] = []
+    reference: list[dict[str, float | None]] = []
+    valid = 0
+    try:
+        prompt = generator.tokenize(generator.render(BENCH_MESSAGES))
+        free_params = SamplingParams(
+            max_tokens=max_tokens, stop_at_eos=False, reuse_prompt_cache=False
+        )
+        json_params = SamplingParams(
+            max_tokens=max_tokens * 3, json_schema=BENCH_SCHEMA, reuse_prompt_cache=False
+        )
+        list(generator.stream_tokens(prompt, SamplingParams(max_tokens=8)))  # warm-up
+        bare.run(prompt, 8)
+        for i in range(runs):
+            progress(f"{entry.name}: run {i + 1}/{runs}")
+            list(generator.stream_tokens(prompt, free_params))
+            assert generator.last_metrics is not None
+            free.append(generator.last_metrics)
+            reference.append(bare.run(prompt, max_tokens))
+            text = "".join(generator.stream_tokens(prompt, json_params))
+            assert generator.last_metrics is not None
+            constrained.append(generator.last_metrics)
+            valid += _is_json(text)
+    finally:
+        generator.close()
+        bare.close()
+    decode = _median([m.decode_tok_s for m in free])
+    bare_decode_rate = _median([b["decode_tok_s"] for b in reference])
+    json_decode = _median([m.decode_tok_s for m in constrained])
+    return {
+        "model": entry.name,
+        "path": str(entry.path),
+        "quantization": entry.quantization,
+        "parameters": entry.parameters,
+        "size_mb": round(entry.path.stat().st_size / 1e6, 2),
+        "threads": threads,
+        "n_ctx": generator.n_ctx,
+        "prompt_tokens": len(prompt),
+        "output_tokens": max_tokens,
+        "runs": runs,
+        "ttft_s": _median([m.ttft_s for m in free]),
+        "bare_ttft_s": _median([b["ttft_s"] for b in reference]),
+        "prefill_tok_s": _median([m.prefill_tok_s for m in free]),
+        "decode_tok_s": decode,
+        "llama_decode_tok_s": _median([m.extra.get("llama_decode_tok_s") for m in free]),
+        "bare_decode_tok_s": bare_decode_rate,
+        "R_decode": _ratio(decode, bare_decode_rate),
+        "json_decode_tok_s": json_decode,
+        "json_output_tokens": _median([m.output_tokens for m in constrained]),
+        "json_valid": f"{valid}/{runs}",
+        "grammar_penalty": _ratio(json_decode, decode),
+        "joules_per_token": _median([m.joules_per_token for m in free]),
+        "energy_source": free[0].energy_source,
+        "energy_detail": free[0].energy_detail,
+        "peak_rss_mb": round(max(m.peak_rss_mb for m in free + constrained), 1),
+    }
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+def bench_encoder(
+    encoder: Any,
+    texts: Sequence[str],
+    runs: int = 3,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Encoder sentences/s through the wrapper and through bare session.run on the same batches."""
+    encodings = encoder.tokenizer.encode_batch(list(texts))
+    order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+    batches = [
+        [encodings[i] for i in order[s : s + encoder.batch_size]]
+        for s in range(0, len(order), encoder.batch_size)
+    ]
+    encoder.embed(texts[: encoder.batch_size])  # warm-up
+    wrapper_s, bare_s = [], []
+    for i in range(runs):
+        progress(f"{encoder.model_id}: run {i + 1}/{runs}")
+        t0 = time.perf_counter()
+        vectors = encoder.embed(texts)
+        wrapper_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for batch in batches:
+            encoder._run(batch)
+        bare_s.append(time.perf_counter() - t0)
+    wrapper = len(texts) / statistics.median(wrapper_s)
+    bare = len(texts) / statistics.median(bare_s)
+    metrics = encoder.last_metrics
+    return {
+        "model": encoder.model_id,
+        "sentences": len(texts),
+        "batch_size": encoder.batch_size,
+        "sentences_per_s": round(wrapper, 1),
+        "bare_sentences_per_s": round(bare, 1),
+        "R_enc": _ratio(wrapper, bare),
+        "joules_per_sentence": metrics.energy_j / len(texts) if metrics else None,
+        "energy_source": metrics.energy_source if metrics else "",
+        "peak_rss_mb": round(metrics.peak_rss_mb, 1) if metrics else None,
+        "vectors": vectors,
+    }
+
+
+def corpus_sentences(kg_dir: Path, limit: int = 512) -> list[str]:
+    """Sentences and short passages from the bundled documents (never evaluation data)."""
+    out: list[str] = []
+    for path in sorted((kg_dir / "docs").rglob("*.md")):
+        for para in path.read_text(encoding="utf-8").split("\n\n"):
+            text = " ".join(para.split())
+            if len(text) > 20 and not text.startswith(("#", "|")):
+                out.append(text[:600])
+    step = max(1, len(out) // limit)
+    return out[::step][:limit]
+
+
+def cosine_stats(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    cos = (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return {"mean": round(float(cos.mean()), 4), "min": round(float(cos.min()), 4)}
+
+
+def run_model_bench(
+    project: Any,
+    names: Sequence[str] = (),
+    runs: int = 5,
+    max_tokens: int = 128,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Benchmark the named models (default: every registered one) with the project's settings."""
+    registry = project.registry()
+    entries = [registry.get(n) for n in names] if names else registry.entries()
+    m = project.settings.models
+    results: dict[str, Any] = {"generators": [], "encoders": [], "settings": {
+        "llama_threads": m.llama_threads, "onnx_threads": m.onnx_threads, "n_ctx": m.n_ctx,
+        "n_batch": m.n_batch,
+    }}  # fmt: skip
+    texts: list[str] | None = None
+    for entry in entries:
+        problem = registry.check(entry)
+        if problem:
+            raise TelesynthError(problem)
+        if entry.format == "gguf":
+            results["generators"].append(
+                bench_generator(
+                    entry,
+                    m.llama_threads,
+                    m.n_ctx,
+                    m.n_batch,
+                    project.energy_meter(),
+                    runs,
+                    max_tokens,
+                    progress,
+                )
+            )
+        elif "encoder" in entry.roles:
+            texts = texts or corpus_sentences(project.settings.bundled_kg)
+            result = bench_encoder(project.encoder(entry.name), texts, runs, progress)
+            result.pop("vectors")
+            results["encoders"].append(result)
+    return results
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    lines = ["# Model benchmark", ""]
+    settings = results.get("settings", {})
+    if settings:
+        lines += [", ".join(f"{k} = {v}" for k, v in settings.items()), ""]
+    gens = results.get("generators", [])
+    if gens:
+        lines += [
+            "| model | quant | params | TTFT ms | prefill tok/s | decode tok/s | bare tok/s "
+            "| R_decode | JSON tok/s | grammar penalty | J/token (source) | peak RSS MB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for g in gens:
+            lines.append(
+                f"| {g['model']} | {g['quantization']} | {g['parameters'] / 1e6:.1f}M "
+                f"| {_fmt(g['ttft_s'], 1000)} | {_fmt(g['prefill_tok_s'])} "
+                f"| {_fmt(g['decode_tok_s'])} | {_fmt(g['bare_decode_tok_s'])} | {g['R_decode']} "
+                f"| {_fmt(g['json_decode_tok_s'])} | {g['grammar_penalty']} "
+                f"| {_fmt(g['joules_per_token'], 1, 5)} ({g['energy_source']}) "
+                f"| {g['peak_rss_mb']} |"
+            )
+        sources = {g["energy_detail"] for g in gens}
+        lines += ["", *(f"Energy: {s}" for s in sorted(sources)), ""]
+    encs = results.get("encoders", [])
+    if encs:
+        keys = ("torch_sentences_per_s", "speedup_vs_torch", "cosine_vs_torch")
+        extra = [k for k in keys if any(k in e for e in encs)]
+        lines += [
+            "| encoder | sentences/s | bare session.run/s | R_enc | J/sentence (source) |"
+            + "".join(f" {k} |" for k in extra),
+            "|---|---|---|---|---|" + "---|" * len(extra),
+        ]
+        for e in encs:
+            row = (f"| {e['model']} | {e['sentences_per_s']} | {e['bare_sentences_per_s']} "
+                   f"| {e['R_enc']} | {_fmt(e['joules_per_sentence'], 1, 5)} "
+                   f"({e['energy_source']}) |")  # fmt: skip
+            row += "".join(f" {e.get(k, '')} |" for k in extra)
+            lines.append(row)
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
+    return "-" if value is None else f"{value * scale:.{digits}f}"
