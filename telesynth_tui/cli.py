@@ -409,7 +409,7 @@ def models_build(
 def models_bench(
     names: Annotated[list[str] | None, typer.Argument(help="Models (default: all).")] = None,
     runs: Annotated[int, typer.Option(help="Measured runs per model.")] = 5,
-    tokens: Annotated[int, typer.Option(help="Output tokens per generator run.")] = 128,
+    tokens: Annotated[int, typer.Option(help="Output tokens at most per generator run.")] = 256,
     out: Annotated[Path | None, typer.Option(help="Folder for models.json and models.md.")] = None,
     as_json: JsonOpt = False,
 ) -> None:

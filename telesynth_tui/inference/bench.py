@@ -91,10 +91,12 @@ def bench_generator(
     n_batch: int,
     energy: EnergyMeter,
     runs: int = 5,
-    max_tokens: int = 128,
+    max_tokens: int = 256,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """Runs interleaved (wrapper, bare, wrapper with schema) so drift hits all three alike."""
+    """Runs interleaved (wrapper with schema, wrapper, bare) so drift hits all three alike.
+    Each run's free and bare generations produce as many tokens as its JSON generation did, so
+    the rates compare decoding at the same context lengths."""
     generator = LlamaGenerator(entry.path, entry.name, threads, n_ctx, n_batch, energy=energy)
     bare = BareLoop(entry.path, threads, generator.n_ctx, n_batch)
     free: list[CallMetrics] = []
@@ -103,24 +105,23 @@ def bench_generator(
     valid = 0
     try:
         prompt = generator.tokenize(generator.render(BENCH_MESSAGES))
-        free_params = SamplingParams(
-            max_tokens=max_tokens, stop_at_eos=False, reuse_prompt_cache=False
-        )
         json_params = SamplingParams(
-            max_tokens=max_tokens * 3, json_schema=BENCH_SCHEMA, reuse_prompt_cache=False
+            max_tokens=max_tokens, json_schema=BENCH_SCHEMA, reuse_prompt_cache=False
         )
         list(generator.stream_tokens(prompt, SamplingParams(max_tokens=8)))  # warm-up
         bare.run(prompt, 8)
         for i in range(runs):
             progress(f"{entry.name}: run {i + 1}/{runs}")
-            list(generator.stream_tokens(prompt, free_params))
-            assert generator.last_metrics is not None
-            free.append(generator.last_metrics)
-            reference.append(bare.run(prompt, max_tokens))
             text = "".join(generator.stream_tokens(prompt, json_params))
             assert generator.last_metrics is not None
             constrained.append(generator.last_metrics)
             valid += _is_json(text)
+            n = max(2, generator.last_metrics.output_tokens)
+            free_params = SamplingParams(max_tokens=n, stop_at_eos=False, reuse_prompt_cache=False)
+            list(generator.stream_tokens(prompt, free_params))
+            assert generator.last_metrics is not None
+            free.append(generator.last_metrics)
+            reference.append(bare.run(prompt, n))
     finally:
         generator.close()
         bare.close()
@@ -136,7 +137,8 @@ def bench_generator(
         "threads": threads,
         "n_ctx": generator.n_ctx,
         "prompt_tokens": len(prompt),
-        "output_tokens": max_tokens,
+        "output_tokens": _median([m.output_tokens for m in free]),
+        "max_tokens": max_tokens,
         "runs": runs,
         "ttft_s": _median([m.ttft_s for m in free]),
         "bare_ttft_s": _median([b["ttft_s"] for b in reference]),
@@ -226,7 +228,7 @@ def run_model_bench(
     project: Any,
     names: Sequence[str] = (),
     runs: int = 5,
-    max_tokens: int = 128,
+    max_tokens: int = 256,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
     """Benchmark the named models (default: every registered one) with the project's settings."""
