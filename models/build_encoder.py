@@ -9,7 +9,6 @@ Run: .venv/bin/python models/build_encoder.py [--out models/build/encoder]
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -21,16 +20,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+from telesynth_tui.inference.registry import sha256_file
+
 HERE = Path(__file__).resolve().parent
 MAX_TOKENS = 256  # the model's max_seq_length; the packaged tokenizer.json truncates at 128
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export(out: Path) -> dict[str, str]:
@@ -70,7 +63,7 @@ def export(out: Path) -> dict[str, str]:
         "max_tokens": MAX_TOKENS,
         "dimension": 384,
         "outputs": "sentence_embedding (mean pooled, L2 normalised)",
-        "files": {p.name: sha256(p) for p in (fp32, int8, out / "tokenizer.json")},
+        "files": {p.name: sha256_file(p) for p in (fp32, int8, out / "tokenizer.json")},
     }
     (out / "build.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info["files"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import random
 import sys
@@ -32,6 +31,8 @@ from tinyllama import (  # noqa: E402
     quantize_gguf,
     train_tokenizer,
 )
+
+from telesynth_tui.inference.registry import sha256_file  # noqa: E402
 
 KG = HERE.parent / "kg"
 OUT = HERE / "tiny-telesynth-q8_0.gguf"
@@ -138,7 +139,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
         f32 = Path(tmp) / "tiny-f32.gguf"
         export_gguf(model, tokenizer, f32, "tiny-telesynth")
         quantize_gguf(f32, args.out, "Q8_0")
-    digest = hashlib.sha256(args.out.read_bytes()).hexdigest()
+    digest = sha256_file(args.out)
     report = {
         "file": args.out.name,
         "sha256": digest,

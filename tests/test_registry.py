@@ -63,3 +63,36 @@ def test_models_add_checks_the_file_and_keeps_the_manifest_intact(tmp_path: Path
     verify = run_cli("models", "verify", project=proj)
     assert verify.returncode == 1
     assert "FAIL mine" in verify.stdout and "SHA-256 does not match" in verify.stdout
+
+
+def test_a_model_larger_than_free_memory_is_refused(monkeypatch: object) -> None:
+    import psutil
+    import pytest
+
+    from telesynth_tui.inference.generator import GeneratorError, LlamaGenerator
+
+    class Tiny:
+        available = 1_000_000  # 1 MB free
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Tiny())  # type: ignore[attr-defined]
+    with pytest.raises(GeneratorError, match=r"needs about .* GiB .* only 0\.0 GiB is free"):
+        LlamaGenerator(SHIPPED_GGUF, threads=1, n_ctx=256)
+
+
+def test_models_bench_reports_ratios_with_energy_source(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    result = run_cli("models", "bench", "tiny-telesynth", "minilm-l6-int8", "--runs", "1",
+                     "--tokens", "16", "--out", str(out), "--json", project=tmp_path / "none",
+                     check=True)  # fmt: skip
+    data = json.loads(result.stdout)
+    [gen] = data["generators"]
+    assert gen["R_decode"] > 0 and gen["grammar_penalty"] > 0
+    assert gen["decode_tok_s"] > 0 and gen["prefill_tok_s"] > 0 and gen["ttft_s"] > 0
+    assert gen["energy_source"] in ("rapl", "estimate") and gen["energy_detail"]
+    [enc] = data["encoders"]
+    assert enc["R_enc"] > 0 and enc["sentences_per_s"] > 0
+    table = (out / "models.md").read_text()
+    assert "| tiny-telesynth | Q8_0 |" in table and "Energy: " in table
+    assert (
+        json.loads((out / "models.json").read_text())["generators"][0]["model"] == "tiny-telesynth"
+    )
