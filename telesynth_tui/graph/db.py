@@ -124,7 +124,63 @@ def _m002_chunk_search(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO meta(key, value) VALUES ('kg_revision', '0')")
 
 
-MIGRATIONS: list[Migration] = [_m001_knowledge_graph, _m002_chunk_search]
+_M003_SQL = """
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL,        -- running | finished | failed
+    config TEXT NOT NULL,        -- JSON: n, types, mix, models, seed, thresholds
+    summary TEXT                 -- JSON, written when the run ends
+);
+CREATE TABLE plans (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    ordinal INTEGER NOT NULL,
+    type TEXT NOT NULL,          -- factual | multi_hop | troubleshooting | maths | definition
+    payload TEXT NOT NULL,       -- JSON: entities, relation path, formula inputs and truth
+    status TEXT NOT NULL DEFAULT 'pending',  -- pending | done
+    UNIQUE (run_id, ordinal)
+);
+CREATE TABLE samples (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    plan_id INTEGER NOT NULL REFERENCES plans(id),
+    type TEXT NOT NULL,
+    question TEXT,
+    answer TEXT,
+    steps TEXT,                  -- JSON list
+    context TEXT NOT NULL,       -- JSON list of context items (kind, id, text, provenance)
+    cited TEXT,                  -- JSON list of context keys
+    provenance TEXT NOT NULL,    -- JSON: plan, entity ids, relation ids, formula, chunk ids
+    generator TEXT NOT NULL,
+    raw_text TEXT,               -- what the model wrote, kept for rejections
+    status TEXT NOT NULL,        -- accepted | rejected
+    reason TEXT,                 -- why it was rejected (filter and detail)
+    scores TEXT,                 -- JSON: every score
+    quality REAL,
+    review TEXT,                 -- accepted | rejected | edited (a person's decision)
+    created_at TEXT NOT NULL
+);
+CREATE INDEX idx_samples_run ON samples(run_id, status);
+CREATE TABLE model_calls (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER REFERENCES runs(id),
+    plan_id INTEGER REFERENCES plans(id),
+    stage TEXT NOT NULL,         -- generate | refine | filter | score
+    model TEXT NOT NULL,
+    metrics TEXT NOT NULL        -- JSON CallMetrics
+);
+CREATE INDEX idx_model_calls_run ON model_calls(run_id);
+"""
+
+
+def _m003_runs(db: sqlite_utils.Database) -> None:
+    for statement in _M003_SQL.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+MIGRATIONS: list[Migration] = [_m001_knowledge_graph, _m002_chunk_search, _m003_runs]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

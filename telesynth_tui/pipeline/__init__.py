@@ -1,0 +1,1 @@
+"""Generation pipeline: plan, retrieve, generate, refine, filter, score, export."""

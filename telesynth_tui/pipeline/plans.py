@@ -1,0 +1,272 @@
+"""Stage 1, plan: question plans drawn from the graph, reproducible by seed, coverage-aware.
+
+Each plan names what a question is about (entities, a relation path, a formula with inputs
+sampled inside their valid ranges and the exact answer computed by our code). Entities and
+relations used least so far in the project come first; ties are broken by the seeded RNG.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from telesynth_tui.errors import TelesynthError
+from telesynth_tui.graph.formulas import FormulaError, formula_from_mapping
+
+PLAN_TYPES = ("troubleshooting", "multi_hop", "maths", "factual", "definition")
+DEFAULT_MIX = {
+    "troubleshooting": 0.3, "multi_hop": 0.2, "maths": 0.25, "factual": 0.15, "definition": 0.1,
+}  # fmt: skip
+# relation chains a multi-hop question may follow (predicates in order)
+CHAINS = [
+    ("indicates", "resolved_by"),
+    ("indicates", "resolved_by", "adjusts"),
+    ("indicates", "checked_by"),
+    ("checked_by", "reads"),
+    ("indicates", "checked_by", "reads"),
+    ("resolved_by", "adjusts"),
+    ("resolved_by", "verified_by"),
+    ("degrades", "measured_by"),
+]
+
+
+@dataclass
+class Plan:
+    type: str
+    payload: dict[str, Any]
+    entity_ids: list[int] = field(default_factory=list)
+    relation_ids: list[int] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {**self.payload, "entity_ids": self.entity_ids, "relation_ids": self.relation_ids}
+        )
+
+
+def allocate(n: int, mix: dict[str, float]) -> dict[str, int]:
+    """Split n across types by weight (largest remainder), every listed type at least once."""
+    weights = {t: w for t, w in mix.items() if w > 0}
+    if not weights:
+        raise TelesynthError("the type mix is empty")
+    unknown = set(weights) - set(PLAN_TYPES)
+    if unknown:
+        raise TelesynthError(f"unknown question type(s): {', '.join(sorted(unknown))}")
+    total = sum(weights.values())
+    exact = {t: n * w / total for t, w in weights.items()}
+    counts = {t: int(v) for t, v in exact.items()}
+    for t in sorted(exact, key=lambda t: exact[t] - counts[t], reverse=True)[
+        : n - sum(counts.values())
+    ]:
+        counts[t] += 1
+    for t in counts:
+        if counts[t] == 0 and n >= len(counts):
+            donor = max(counts, key=counts.__getitem__)
+            counts[donor] -= 1
+            counts[t] += 1
+    return counts
+
+
+class Planner:
+    def __init__(self, conn: sqlite3.Connection, seed: int) -> None:
+        self.conn = conn
+        self.rng = random.Random(seed)
+        self.entity_use: Counter[int] = Counter()
+        self.relation_use: Counter[int] = Counter()
+        for (prov,) in conn.execute("SELECT provenance FROM samples"):
+            data = json.loads(prov)
+            self.entity_use.update(data.get("entity_ids", []))
+            self.relation_use.update(data.get("relation_ids", []))
+        rows = conn.execute(
+            "SELECT id, name, type, description FROM entities WHERE status = 'curated'"
+        )
+        self.names = {r[0]: (r[1], r[2], r[3]) for r in rows}
+        rows = conn.execute(
+            "SELECT id, subject_id, predicate, object_id FROM relations ORDER BY id"
+        )
+            "SELECT id, subject_id, predicate, object_id FROM relations ORDER BY id"
+        )
+        self.edges = [tuple(r) for r in rows]
+        self.out_edges: dict[int, list[tuple[int, int, str, int]]] = {}
+        for edge in self.edges:
+            self.out_edges.setdefault(edge[1], []).append(edge)  # type: ignore[arg-type]
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _least_used(self, items: list[Any], key: Any) -> Any:
+        """The least-used item (by the key's usage count), ties broken by the RNG."""
+        if not items:
+            return None
+        low = min(key(i) for i in items)
+        return self.rng.choice([i for i in items if key(i) == low])
+
+    def _use(self, plan: Plan) -> Plan:
+        self.entity_use.update(plan.entity_ids)
+        self.relation_use.update(plan.relation_ids)
+        return plan
+
+    def _edge_use(self, edge: tuple[int, int, str, int]) -> int:
+        return self.relation_use[edge[0]] * 4 + self.entity_use[edge[1]] + self.entity_use[edge[3]]
+
+    def _name(self, entity_id: int) -> str:
+        return self.names[entity_id][0] if entity_id in self.names else f"#{entity_id}"
+
+    def _fact(self, edge: tuple[int, int, str, int]) -> dict[str, Any]:
+        rid, s, p, o = edge
+        return {"relation_id": rid, "subject": self._name(s), "subject_id": s, "predicate": p,
+                "object": self._name(o), "object_id": o,
+                "subject_type": self.names.get(s, ("", "", ""))[1],
+                "object_type": self.names.get(o, ("", "", ""))[1]}  # fmt: skip
+
+    # --- plan types -----------------------------------------------------------------------
+
+    def factual(self) -> Plan | None:
+        edges = [e for e in self.edges if e[2] != "related_to" and e[1] in self.names]
+        edge = self._least_used(edges, self._edge_use)
+        if edge is None:
+            return None
+        fact = self._fact(edge)
+        # every true object of the same subject and predicate is a correct answer
+        answers = [self._name(e[3]) for e in self.out_edges.get(edge[1], []) if e[2] == edge[2]]
+        return self._use(Plan("factual", {"fact": fact, "answers": answers},
+                              [edge[1], edge[3]], [edge[0]]))  # fmt: skip
+
+    def multi_hop(self) -> Plan | None:
+        starts = []
+        for chain in CHAINS:
+            for edge in self.edges:
+                if edge[2] == chain[0]:
+                    starts.append((chain, edge))
+        self.rng.shuffle(starts)
+        starts.sort(key=lambda item: self._edge_use(item[1]))
+        for chain, first in starts[:200]:
+            path = [first]
+            for predicate in chain[1:]:
+                options = [e for e in self.out_edges.get(path[-1][3], []) if e[2] == predicate]
+                nxt = self._least_used(options, self._edge_use)
+                if nxt is None:
+                    break
+                path.append(nxt)
+            if len(path) == len(chain):
+                facts = [self._fact(e) for e in path]
+                ids = [path[0][1], *(e[3] for e in path)]
+                return self._use(Plan("multi_hop", {"path": facts}, ids, [e[0] for e in path]))
+        return None
+
+    def troubleshooting(self) -> Plan | None:
+        symptoms = sorted({e[1] for e in self.edges if e[2] == "indicates"})
+        symptom = self._least_used(symptoms, lambda i: self.entity_use[i])
+        if symptom is None:
+            return None
+        causes = [e for e in self.out_edges.get(symptom, []) if e[2] == "indicates"]
+        self.rng.shuffle(causes)
+        causes.sort(key=self._edge_use)
+        used_edges = list(causes[:3])
+        steps: list[dict[str, Any]] = []
+        for cause_edge in causes[:3]:
+            cause = cause_edge[3]
+            out = self.out_edges.get(cause, [])
+            checks = [e for e in out if e[2] == "checked_by"][:2]
+            reads = [r for c in checks for r in self.out_edges.get(c[3], []) if r[2] == "reads"][:3]
+            actions = [e for e in out if e[2] == "resolved_by"][:2]
+            adjusts = [
+                a for x in actions for a in self.out_edges.get(x[3], []) if a[2] == "adjusts"
+            ][:2]
+            verifies = [
+                v for x in actions for v in self.out_edges.get(x[3], []) if v[2] == "verified_by"
+            ][:2]
+            used_edges += checks + reads + actions + adjusts + verifies
+            steps.append({
+                "cause": self._name(cause),
+                "checks": [self._name(c[3]) for c in checks],
+                "reads": [self._name(r[3]) for r in reads],
+                "actions": [self._name(a[3]) for a in actions],
+                "adjusts": [self._name(a[3]) for a in adjusts],
+                "verify": [self._name(v[3]) for v in verifies],
+            })  # fmt: skip
+        entity_ids = sorted({symptom, *(e[3] for e in used_edges)})
+        payload = {"symptom": self._name(symptom), "symptom_type": self.names[symptom][1],
+                   "causes": steps}  # fmt: skip
+        return self._use(Plan("troubleshooting", payload, entity_ids, [e[0] for e in used_edges]))
+
+    def definition(self) -> Plan | None:
+        described = [i for i, (_, _, d) in self.names.items() if d and len(d) > 20]
+        entity = self._least_used(described, lambda i: self.entity_use[i])
+        if entity is None:
+            return None
+        name, type_, description = self.names[entity]
+        return self._use(Plan("definition", {"entity": name, "entity_type": type_,
+                                             "description": description}, [entity]))  # fmt: skip
+
+    def maths(self) -> Plan | None:
+        rows = self.conn.execute(
+            "SELECT id, slug, name, description, expression, variables, output_symbol,"
+            " output_unit, example, reference, entity_id FROM formulas ORDER BY id"
+        ).fetchall()
+        if not rows:
+            return None
+        use = Counter(self.entity_use)
+        row = self._least_used(list(rows), lambda r: use[-(r[0])])
+        self.entity_use[-(row[0])] += 1  # formulas count under negative ids
+        spec = formula_from_mapping({
+            "id": row[1], "name": row[2], "description": row[3], "expression": row[4],
+            "variables": json.loads(row[5]), "output_symbol": row[6], "output_unit": row[7],
+            "example": json.loads(row[8]) if row[8] else None, "reference": row[9],
+        })  # fmt: skip
+        inputs = self._sample_inputs(spec)
+        truth = spec.evaluate(inputs)
+        entity_ids = [row[10]] if row[10] else []
+        payload = {
+            "formula": spec.id, "name": spec.name, "expression": spec.expression,
+            "inputs": inputs, "units": {v.symbol: v.unit for v in spec.variables},
+            "descriptions": {v.symbol: v.description for v in spec.variables},
+            "answer": truth, "unit": spec.output_unit, "output_symbol": spec.output_symbol,
+            "tolerance": max(abs(truth) * 0.01, 1e-6), "reference": spec.reference,
+        }  # fmt: skip
+        return self._use(Plan("maths", payload, entity_ids))
+
+    def _sample_inputs(self, spec: Any) -> dict[str, float]:
+        """Inputs drawn inside the valid ranges (3 significant figures); formulas over lookup
+        tables only accept listed values, so after failed draws the worked example is varied."""
+        for _ in range(30):
+            inputs = {}
+            for var in spec.variables:
+                if var.integer:
+                    value = float(self.rng.randint(math.ceil(var.min), int(var.max)))
+                elif var.min > 0 and var.max / var.min > 100:  # log-uniform over wide ranges
+                    value = math.exp(self.rng.uniform(math.log(var.min), math.log(var.max)))
+                else:
+                    value = self.rng.uniform(var.min, var.max)
+                inputs[var.symbol] = _round_sig(value, 3) if not var.integer else value
+            try:
+                spec.evaluate(inputs)
+                return inputs
+            except FormulaError:
+                continue
+        if spec.example is None:
+            raise TelesynthError(f"formula {spec.id}: no valid inputs found")
+        return dict(spec.example.inputs)
+
+    def make(self, plan_type: str) -> Plan | None:
+        return getattr(self, plan_type)()
+
+    def plans(self, counts: dict[str, int]) -> list[Plan]:
+        """Plans in a seeded, interleaved order of types."""
+        order = [t for t, n in counts.items() for _ in range(n)]
+        self.rng.shuffle(order)
+        out: list[Plan] = []
+        for plan_type in order:
+            plan = self.make(plan_type)
+            if plan is not None:
+                out.append(plan)
+        return out
+
+
+def _round_sig(value: float, digits: int) -> float:
+    if value == 0:
+        return 0.0
+    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
