@@ -88,8 +88,6 @@ class Planner:
         rows = conn.execute(
             "SELECT id, subject_id, predicate, object_id FROM relations ORDER BY id"
         )
-            "SELECT id, subject_id, predicate, object_id FROM relations ORDER BY id"
-        )
         self.edges = [tuple(r) for r in rows]
         self.out_edges: dict[int, list[tuple[int, int, str, int]]] = {}
         for edge in self.edges:
