@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from telesynth_tui.errors import TelesynthError
@@ -26,6 +27,7 @@ BUILD_MODULES = ("torch", "optimum.exporters.onnx", "sentence_transformers", "gg
 GENERATOR = "tiny-telesynth"
 GENERATOR_FILE = "tiny-telesynth-q8_0.gguf"
 GENERATOR_ROLES = ("generator", "refiner", "teacher", "student", "judge")
+UNFINISHED_HEAD = "unfinished-head"
 ENCODERS = {"minilm-l6-fp32": "model.onnx", "minilm-l6-int8": "model.int8.onnx"}
 
 
@@ -48,10 +50,7 @@ def _run(script: str, project: Project) -> None:
         raise TelesynthError(f"{path}: build failed: {last}")
 
 
-def _encoder_is_current(out_dir: object) -> bool:
-    from pathlib import Path
-
-    out = Path(str(out_dir))
+def _encoder_is_current(out: Path) -> bool:
     info = out / "build.json"
     if not info.is_file():
         return False
@@ -60,6 +59,16 @@ def _encoder_is_current(out_dir: object) -> bool:
         (out / name).is_file() and sha256_file(out / name) == digest
         for name, digest in files.items()
     )
+
+
+def _heads_are_current(heads: Path, encoder_sha: str) -> bool:
+    info = heads / "heads.json"
+    if not info.is_file() or not (heads / "unfinished.onnx").is_file():
+        return False
+    data = json.loads(info.read_text()).get("unfinished", {})
+    return data.get("encoder_sha256") == encoder_sha and sha256_file(
+        heads / "unfinished.onnx"
+    ) == data.get("sha256")
 
 
 def build_models(project: Project, generator: bool = False) -> Iterator[str]:
@@ -82,6 +91,16 @@ def build_models(project: Project, generator: bool = False) -> Iterator[str]:
         entry = inspect_model(out / filename, name, ["encoder"], out / "tokenizer.json")
         entry.notes = "all-MiniLM-L6-v2, mean pooling + L2 norm in the graph"
         entries.append(entry)
+    heads = models_dir / "build" / "heads"
+    if _heads_are_current(heads, entries[-1].sha256):
+        yield f"filter heads: up to date in {heads}"
+    else:
+        yield "filter heads: training the unfinished-answer classifier…"
+        _run("build_heads.py", project)
+        yield f"filter heads: built in {heads}"
+    head = inspect_model(heads / "unfinished.onnx", UNFINISHED_HEAD, ["classifier"])
+    head.notes = "unfinished-answer classifier on minilm-l6-int8 features; threshold in heads.json"
+    entries.append(head)
     project.registry().record_built(entries)
     if generator:
         yield "generator: training the tiny model (fixed seed and steps)…"

@@ -14,6 +14,7 @@ from telesynth_tui.inference.metrics import CallMeter, CallMetrics
 REQUIRED_INPUTS = {"input_ids", "attention_mask"}
 OPTIONAL_INPUTS = {"token_type_ids"}
 OUTPUT = "sentence_embedding"
+TOKENS = "token_embeddings"
 
 
 class EncoderError(TelesynthError):
@@ -75,10 +76,11 @@ class OnnxEncoder:
                 "encoder with pooling inside the graph"
             )
         self._token_types = "token_type_ids" in names
+        self.has_token_output = TOKENS in outputs
         dims = next(o.shape for o in self.session.get_outputs() if o.name == OUTPUT)
         self.dimension = dims[-1] if isinstance(dims[-1], int) else None
 
-    def _run(self, encodings: list[object]) -> np.ndarray:
+    def _run(self, encodings: list[object], last_token: bool = False) -> np.ndarray:
         width = max(len(e.ids) for e in encodings)  # type: ignore[attr-defined]
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros_like(ids)
@@ -89,10 +91,30 @@ class OnnxEncoder:
         feeds = {"input_ids": ids, "attention_mask": mask}
         if self._token_types:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        return self.session.run([OUTPUT], feeds)[0]
+        if not last_token:
+            return self.session.run([OUTPUT], feeds)[0]
+        pooled, tokens = self.session.run([OUTPUT, TOKENS], feeds)
+        # the last real token (not [SEP] or another special token the tokenizer appends)
+        positions = [
+            max((i for i, s in enumerate(e.special_tokens_mask) if not s), default=0)  # type: ignore[attr-defined]
+            for e in encodings
+        ]
+        last = tokens[np.arange(len(encodings)), positions]
+        last = last / np.maximum(np.linalg.norm(last, axis=1, keepdims=True), 1e-9)
+        return np.hstack([pooled, last])
+
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        """Pooled embedding and the (normalised) last token's hidden state side by side: the
+        input of the classifier heads (the last token tells whether a text ends cleanly)."""
+        if not self.has_token_output:
+            raise EncoderError(f"{self.model_id}: the graph has no '{TOKENS}' output")
+        return self._embed(texts, last_token=True)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors in the order of `texts`; batches hold texts of similar length."""
+        return self._embed(texts, last_token=False)
+
+    def _embed(self, texts: Sequence[str], last_token: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension or 0), dtype=np.float32)
         metrics = CallMetrics(self.model_id, "embed", items=len(texts))
@@ -102,7 +124,7 @@ class OnnxEncoder:
             out: np.ndarray | None = None
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
-                vectors = self._run([encodings[i] for i in idx])
+                vectors = self._run([encodings[i] for i in idx], last_token)
                 if out is None:
                     out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
                 out[idx] = vectors

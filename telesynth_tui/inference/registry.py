@@ -151,14 +151,14 @@ def inspect_model(
     if suffix == ".onnx":
         if set(roles) - {"encoder", "classifier"}:
             raise RegistryError(f"{path}: an ONNX model can be an encoder or a classifier")
-        tokenizer = tokenizer or path.with_name("tokenizer.json")
         if "encoder" in roles:
+            tokenizer = tokenizer or path.with_name("tokenizer.json")
             from telesynth_tui.inference.encoder import OnnxEncoder
 
             OnnxEncoder(path, tokenizer, name, threads=1)  # raises EncoderError if unusable
         return ModelEntry(name, roles, path.resolve(), "onnx", _onnx_quantization(path),
-                          _onnx_parameters(path), 0,
-                          "", sha256_file(path), tokenizer.resolve())  # fmt: skip
+                          _onnx_parameters(path), 0, "", sha256_file(path),
+                          tokenizer.resolve() if tokenizer else None)  # fmt: skip
     raise RegistryError(f"{path}: unsupported model format {suffix!r} (use .gguf or .onnx)")
 
 

@@ -1,0 +1,124 @@
+"""Labelled examples made from the bundled corpus, for training and measuring the filters.
+
+Documents are split by name into a calibration part and a held-out part, so the figures
+reported by bench/filters.py come from text the heads and thresholds never saw.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import re
+import tomllib
+from pathlib import Path
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
+REFUSALS = (
+    "The context does not say.",
+    "I cannot answer this from the given context.",
+    "The provided context does not contain enough information to answer.",
+    "This is not mentioned in the context.",
+    "Sorry, I don't know.",
+    "There is no information about {topic} in the context.",
+    "The documents do not describe {topic}.",
+    "Unable to determine {topic} from the context provided.",
+    "Not enough information is given about {topic}.",
+    "I'm not able to find {topic} in the provided text.",
+    "The answer cannot be found in the context.",
+    "No answer: the context lacks details on {topic}.",
+)
+
+
+def split_documents(kg_dir: Path) -> tuple[list[Path], list[Path]]:
+    """(calibration, held-out): every fourth document by name is held out."""
+    docs = sorted((kg_dir / "docs").rglob("*.md"))
+    held = docs[::4]
+    return [d for d in docs if d not in held], held
+
+
+def sentences(paths: list[Path]) -> list[str]:
+    out: list[str] = []
+    for path in paths:
+        for block in path.read_text(encoding="utf-8").split("\n\n"):
+            text = " ".join(block.split())
+            if not text or text.startswith(("#", "|", "```")):
+                continue
+            text = re.sub(r"^[-*\d.]+\s+", "", text).replace("**", "")
+            for sentence in _SENTENCE_END.split(text):
+                if len(sentence.split()) >= 6 and sentence[-1] in ".!?":
+                    out.append(sentence)
+    return out
+
+
+def kg_answers(kg_dir: Path) -> list[str]:
+    """Short answers in the style the realizer writes: facts and formula results."""
+    out: list[str] = []
+    for path in sorted((kg_dir / "triples").glob("*.csv")):
+        with path.open(encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                out.append(
+                    f"{row['subject']} {row['predicate'].replace('_', ' ')} {row['object']}."
+                )
+    for path in sorted((kg_dir / "formulas").glob("*.toml")):
+        for f in tomllib.loads(path.read_text(encoding="utf-8")).get("formula", []):
+            if f.get("example"):
+                symbol = f.get("output_symbol") or "result"
+                out.append(
+                    f"{symbol} = {f['example']['output']:.4g} {f.get('output_unit', '')}".strip()
+                )
+    return out
+
+
+def truncate(text: str, rng: random.Random) -> str | None:
+    """Cut a finished text part-way (at a word, sometimes inside a word); None if too short."""
+    words = text.split()
+    if len(words) < 5:
+        return None
+    cut = rng.randint(2, len(words) - 2)
+    piece = " ".join(words[:cut])
+    if rng.random() < 0.25 and len(words[cut]) > 3:
+        piece += " " + words[cut][: rng.randint(1, len(words[cut]) - 2)]
+    return piece.rstrip(".,;:")
+
+
+def unfinished_examples(
+    kg_dir: Path, held_out: bool, seed: int = 0, limit: int = 3000
+) -> tuple[list[str], list[int]]:
+    """Texts and labels (1 = unfinished) from one side of the document split."""
+    rng = random.Random(seed)
+    calibration, held = split_documents(kg_dir)
+    finished = sentences(held if held_out else calibration)
+    answers = kg_answers(kg_dir)
+    rng.shuffle(answers)
+    half = len(answers) // 2
+    finished += answers[half:] if held_out else answers[:half]
+    # multi-sentence answers end cleanly too
+    finished += [" ".join(finished[i : i + 2]) for i in range(0, len(finished) - 1, 7)]
+    rng.shuffle(finished)
+    finished = finished[: limit // 2]
+    texts: list[str] = []
+    labels: list[int] = []
+    for text in finished:
+        texts.append(text)
+        labels.append(0)
+        cut = truncate(text, rng)
+        if cut:
+            texts.append(cut)
+            labels.append(1)
+    return texts, labels
+
+
+def refusal_examples(kg_dir: Path, held_out: bool, seed: int = 0) -> tuple[list[str], list[int]]:
+    """Answers (0) and refusals to answer (1)."""
+    rng = random.Random(seed + 1)
+    calibration, held = split_documents(kg_dir)
+    answers = sentences(held if held_out else calibration)
+    rng.shuffle(answers)
+    answers = answers[:300]
+    topics = [" ".join(a.split()[:3]).lower() for a in answers]
+    refusals = [
+        rng.choice(REFUSALS).format(topic=rng.choice(topics)) for _ in range(len(answers) // 2)
+    ]
+    texts = answers + refusals
+    labels = [0] * len(answers) + [1] * len(refusals)
+    return texts, labels
