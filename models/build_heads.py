@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from telesynth_tui.inference.build import heads_fingerprint
 from telesynth_tui.inference.encoder import OnnxEncoder
 from telesynth_tui.inference.registry import sha256_file
 from telesynth_tui.pipeline.labelled import unfinished_examples
@@ -99,7 +100,9 @@ def main() -> int:
             "file": head.name,
             "sha256": sha256_file(head),
             "encoder": "minilm-l6-int8",
-            "encoder_sha256": sha256_file(args.encoder / "model.int8.onnx"),
+            "inputs_sha256": heads_fingerprint(
+                HERE, KG, sha256_file(args.encoder / "model.int8.onnx")
+            ),
             "features": "sentence_embedding + last-token hidden state (768)",
             "threshold": round(threshold, 3),
             "calibration_f1": round(f1, 4),

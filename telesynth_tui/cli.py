@@ -292,6 +292,181 @@ def kg_pattern(
     typer.echo(f"{len(paths)} paths")
 
 
+# --- generate / runs / samples ---------------------------------------------------------------
+
+
+def _parse_mix(types: str | None) -> dict[str, float] | None:
+    """'troubleshooting,maths' (default weights) or 'troubleshooting=0.6,maths=0.4'."""
+    if not types:
+        return None
+    from telesynth_tui.pipeline.plans import DEFAULT_MIX
+
+    mix: dict[str, float] = {}
+    for part in (p.strip() for p in types.split(",") if p.strip()):
+        name, _, weight = part.partition("=")
+        try:
+            mix[name.strip()] = float(weight) if weight else DEFAULT_MIX.get(name.strip(), 0.2)
+        except ValueError:
+            raise TelesynthError(f"--types: bad weight in {part!r}") from None
+    return mix
+
+
+class _ProgressLine:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.plain = enabled and not self.enabled
+
+    def __call__(self, p: Any) -> None:
+        rate = f" {p.tokens_per_s:.0f} tok/s" if p.tokens_per_s else ""
+        energy = (f" {p.joules_per_token:.4f} J/token ({p.energy_source})"
+                  if p.joules_per_token else "")  # fmt: skip
+        width = 24
+        filled = int(width * p.done / max(p.total, 1))
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total} plans, "
+                f"{p.accepted} accepted, {p.rejected} rejected{rate}{energy}")  # fmt: skip
+        if self.enabled:
+            sys.stderr.write("\r" + line[:160].ljust(160))
+            sys.stderr.flush()
+        elif self.plain and (p.done % 10 == 0 or p.done == p.total):
+            typer.echo(line, err=True)
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    typer.echo(f"run {summary['run_id']}: {summary['plans_done']}/{summary['plans']} plans, "
+               f"{summary['generated']} generated, {summary['accepted']} accepted, "
+               f"{summary['rejected']} rejected")  # fmt: skip
+    if summary["rejected_by_filter"]:
+        parts = ", ".join(f"{k} {v}" for k, v in summary["rejected_by_filter"].items())
+        typer.echo(f"  rejected by: {parts}")
+    for type_, counts in summary["by_type"].items():
+        typer.echo(f"  {type_}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if summary["model_calls"]:
+        typer.echo(f"  model calls {summary['model_calls']}, tokens {summary['prompt_tokens']} "
+                   f"in / {summary['output_tokens']} out, {summary['model_seconds']} s, "
+                   f"{summary['energy_j']} J ({summary['energy_source']})")  # fmt: skip
+    if "why_nothing_accepted" in summary:
+        typer.echo(f"  nothing accepted: {summary['why_nothing_accepted']}")
+
+
+@app.command()
+def generate(
+    n: Annotated[int, typer.Option("--n", help="Number of question plans.")] = 100,
+    types: Annotated[
+        str | None,
+        typer.Option(
+            help="Types and weights: troubleshooting,multi_hop,maths,factual,definition "
+            "(e.g. 'troubleshooting=0.5,maths=0.5')."
+        ),
+    ] = None,
+    generator: Annotated[
+        str | None,
+        typer.Option(help="A registered GGUF generator; default: the KG-template realizer."),
+    ] = None,
+    refiner: Annotated[str | None, typer.Option(help="A registered GGUF refiner.")] = None,
+    judge: Annotated[str | None, typer.Option(help="A registered GGUF judge (LLM RAGAS).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the plans and phrasings.")] = 0,
+    pairs: Annotated[int, typer.Option(help="QA pairs per context for a GGUF generator.")] = 10,
+    min_quality: Annotated[float, typer.Option(help="Drop samples scoring below this.")] = 0.35,
+    resume: Annotated[int | None, typer.Option(help="Continue an interrupted run.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate QA samples: plan, retrieve, generate, refine, filter, score; every step stored."""
+    from telesynth_tui.pipeline.runner import TEMPLATE, RunConfig, create_run
+
+    project = _project()
+    conn = project.connect()
+    if judge:
+        raise TelesynthError(
+            "--judge: LLM-judged RAGAS scoring is not available yet; runs use the fast scorer"
+        )
+    if resume is not None:
+        row = conn.execute("SELECT config, status FROM runs WHERE id = ?", (resume,)).fetchone()
+        if row is None:
+            raise TelesynthError(f"no run {resume} (see: telesynth runs)")
+        config = RunConfig.from_json(row[0])
+        run_id = resume
+    else:
+        config = RunConfig(n=n, seed=seed, generator=generator or TEMPLATE, refiner=refiner,
+                           pairs_per_context=pairs, min_quality=min_quality)  # fmt: skip
+        mix = _parse_mix(types)
+        if mix:
+            config.mix = mix
+        registry = project.registry()
+        for name in filter(None, (generator, refiner)):
+            registry.get(name)
+        run_id = create_run(conn, config)
+    runner = project.runner(conn, config)
+    progress = _ProgressLine(not as_json)
+    if not as_json:
+        refining = f", refining with {config.refiner}" if config.refiner else ""
+        typer.echo(f"run {run_id}: generating with {config.generator}{refining}", err=True)
+    try:
+        summary = runner.execute(run_id, progress)
+    finally:
+        progress.close()
+    if as_json:
+        _echo_json(summary)
+    else:
+        _print_summary(summary)
+
+
+@app.command()
+def runs(as_json: JsonOpt = False) -> None:
+    """The project's runs with their counts."""
+    from telesynth_tui.pipeline.runner import run_summary
+
+    conn = _project().connect()
+    rows = conn.execute("SELECT id, created_at, status, config FROM runs ORDER BY id").fetchall()
+    data = []
+    for run_id, created, status, config in rows:
+        summary = run_summary(conn, run_id)
+        cfg = json.loads(config)
+        data.append({"run": run_id, "created_at": created, "status": status,
+                     "generator": cfg["generator"], "seed": cfg["seed"], "n": cfg["n"],
+                     **{k: summary[k] for k in ("plans_done", "generated", "accepted",
+                                                "rejected")}})  # fmt: skip
+    if as_json:
+        _echo_json(data)
+        return
+    if not data:
+        typer.echo("no runs yet (telesynth generate --n 100)")
+    for r in data:
+        typer.echo(f"run {r['run']:3d}  {r['created_at']}  {r['status']:11s} {r['generator']:16s} "
+                   f"seed {r['seed']}  plans {r['plans_done']}/{r['n']}  accepted {r['accepted']}"
+                   f"  rejected {r['rejected']}")  # fmt: skip
+
+
+@app.command()
+def samples(
+    run: Annotated[int, typer.Argument(help="Run id.")],
+    status: Annotated[str | None, typer.Option(help="accepted or rejected.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows at most.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Samples of a run with their scores and, for rejections, the reason."""
+    conn = _project().connect()
+    if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run,)).fetchone() is None:
+        raise TelesynthError(f"no run {run} (see: telesynth runs)")
+    sql = "SELECT id, type, status, reason, quality, question, answer, scores FROM samples"
+    sql += " WHERE run_id = ?" + (" AND status = ?" if status else "") + " ORDER BY id LIMIT ?"
+    params: list[Any] = [run, status, limit] if status else [run, limit]
+    rows = [dict(r) for r in conn.execute(sql, params)]
+    for r in rows:
+        r["scores"] = json.loads(r["scores"] or "{}")
+    if as_json:
+        _echo_json(rows)
+        return
+    for r in rows:
+        q = f"{r['quality']:.2f}" if r["quality"] is not None else "  - "
+        typer.echo(f"#{r['id']:<5d} {r['type']:15s} {r['status']:8s} q={q}  {r['question'] or ''}")
+        if r["reason"]:
+            typer.echo(f"       reason: {r['reason']}")
+
+
 # --- models ----------------------------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from telesynth_tui.inference.energy import EnergyMeter
     from telesynth_tui.inference.generator import LlamaGenerator
     from telesynth_tui.inference.registry import Registry
+    from telesynth_tui.pipeline.runner import RunConfig, Runner
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,30 @@ class Project:
         m = self.settings.models
         return LlamaGenerator(entry.path, entry.name, threads=m.llama_threads, n_ctx=m.n_ctx,
                               n_batch=m.n_batch, energy=self.energy_meter())  # fmt: skip
+
+    def runner(self, conn: sqlite3.Connection, config: RunConfig) -> Runner:
+        """The pipeline for one run, wired to this project's models and settings."""
+        from telesynth_tui.graph.retrieval import Retriever, embed_chunks
+        from telesynth_tui.inference.build import UNFINISHED_HEAD
+        from telesynth_tui.pipeline.filters import Filters, FilterSettings, UnfinishedHead
+        from telesynth_tui.pipeline.generate_llm import LlmQA
+        from telesynth_tui.pipeline.runner import TEMPLATE, Runner
+        from telesynth_tui.pipeline.scoring import FastScorer
+
+        encoder = self.encoder()
+        embed_chunks(conn, encoder)
+        head_entry = self.registry().get(UNFINISHED_HEAD)
+        head = UnfinishedHead(head_entry.path)
+        filters = Filters(encoder, head, FilterSettings(**config.filters))
+        retriever = Retriever(conn, self.settings.retrieval, encoder=encoder)
+        llm = None
+        if config.generator != TEMPLATE:
+            llm = LlmQA(self.generator(config.generator), config.max_tokens, config.seed)
+        refiner = None
+        if config.refiner:
+            same = llm is not None and config.refiner == config.generator
+            refiner = llm if same else LlmQA(self.generator(config.refiner), config.max_tokens)
+        return Runner(conn, retriever, filters, FastScorer(), llm, refiner)
 
     def connect(self) -> sqlite3.Connection:
         """A new connection (one per thread), migrated to the current schema."""

@@ -61,14 +61,28 @@ def _encoder_is_current(out: Path) -> bool:
     )
 
 
-def _heads_are_current(heads: Path, encoder_sha: str) -> bool:
+def heads_fingerprint(models_dir: Path, kg_dir: Path, encoder_sha: str) -> str:
+    """What the heads are trained from: the recipe, the example maker, the corpus, the encoder."""
+    import hashlib
+
+    from telesynth_tui.pipeline import labelled
+
+    digest = hashlib.sha256(encoder_sha.encode())
+    sources = [models_dir / "build_heads.py", Path(labelled.__file__)]
+    sources += sorted(p for p in kg_dir.rglob("*") if p.is_file())
+    for path in sources:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _heads_are_current(heads: Path, fingerprint: str) -> bool:
     info = heads / "heads.json"
     if not info.is_file() or not (heads / "unfinished.onnx").is_file():
         return False
     data = json.loads(info.read_text()).get("unfinished", {})
-    return data.get("encoder_sha256") == encoder_sha and sha256_file(
-        heads / "unfinished.onnx"
-    ) == data.get("sha256")
+    current = sha256_file(heads / "unfinished.onnx") == data.get("sha256")
+    return current and data.get("inputs_sha256") == fingerprint
 
 
 def build_models(project: Project, generator: bool = False) -> Iterator[str]:
@@ -92,7 +106,8 @@ def build_models(project: Project, generator: bool = False) -> Iterator[str]:
         entry.notes = "all-MiniLM-L6-v2, mean pooling + L2 norm in the graph"
         entries.append(entry)
     heads = models_dir / "build" / "heads"
-    if _heads_are_current(heads, entries[-1].sha256):
+    fingerprint = heads_fingerprint(models_dir, project.settings.bundled_kg, entries[-1].sha256)
+    if _heads_are_current(heads, fingerprint):
         yield f"filter heads: up to date in {heads}"
     else:
         yield "filter heads: training the unfinished-answer classifier…"

@@ -32,6 +32,9 @@ DECLINE_EXEMPLARS = (
 )
 
 
+TAIL_WORDS = 120
+
+
 class Encoder(Protocol):
     model_id: str
 
@@ -105,7 +108,9 @@ class Filters:
     def unfinished(self, answer: str) -> Verdict:
         if not answer.strip():
             return Verdict("unfinished", False, 1.0, "empty answer")
-        p = float(self.head.probability(self.encoder.features([answer]))[0])
+        # the ending decides; the encoder reads at most 256 tokens, so give it the tail
+        tail = " ".join(answer.split()[-TAIL_WORDS:])
+        p = float(self.head.probability(self.encoder.features([tail]))[0])
         if p >= self.head.threshold:
             return Verdict("unfinished", False, p, f"cut off (p={p:.2f})")
         return Verdict("unfinished", True, p, "complete")

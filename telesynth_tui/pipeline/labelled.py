@@ -59,13 +59,21 @@ def kg_answers(kg_dir: Path) -> list[str]:
                 out.append(
                     f"{row['subject']} {row['predicate'].replace('_', ' ')} {row['object']}."
                 )
+    rng = random.Random(7)
     for path in sorted((kg_dir / "formulas").glob("*.toml")):
         for f in tomllib.loads(path.read_text(encoding="utf-8")).get("formula", []):
-            if f.get("example"):
-                symbol = f.get("output_symbol") or "result"
-                out.append(
-                    f"{symbol} = {f['example']['output']:.4g} {f.get('output_unit', '')}".strip()
+            if not f.get("example"):
+                continue
+            symbol = f.get("output_symbol") or "result"
+            unit = f.get("output_unit", "")
+            for _ in range(6):  # worked results in the forms answers take
+                value = f"{f['example']['output'] * rng.uniform(0.2, 3):.4g} {unit}".strip()
+                forms = (
+                    f"{symbol} = {value}.",
+                    f"With {symbol} = {f['expression']} and the given inputs, {symbol} = {value}.",
+                    f"The {f['name']} is {value}.",
                 )
+                out.append(rng.choice(forms))
     return out
 
 

@@ -70,7 +70,7 @@ MULTI_HOP_TEMPLATES = (
     "{question}",
 )
 TROUBLESHOOTING_TEMPLATES = (
-    "{Symptom} is reported on a cell. Give a troubleshooting plan.",
+    "{Symptom} on a cell: give a troubleshooting plan.",
     "How would you troubleshoot {symptom}? List likely causes, checks, actions and verification.",
     "A cell shows {symptom}. What are the likely causes, what should be checked and what should "
     "be changed?",
@@ -116,6 +116,7 @@ def _fmt_number(value: float) -> str:
 
 
 def _join(items: list[str]) -> str:
+    items = list(dict.fromkeys(items))
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
@@ -209,4 +210,5 @@ class TemplateRealizer:
             + ".",
             f"Result: {symbol} = {result}.",
         ]
-        return Candidate(question, f"{symbol} = {result}", steps)
+        answer = f"With {symbol} = {p['expression']} and the given inputs, {symbol} = {result}."
+        return Candidate(question, answer, steps)

@@ -1,0 +1,154 @@
+"""Stage 3b and 4: QA pairs written by a registered GGUF model from the retrieved context, and
+the optional refinement of answers into step-by-step plans or worked solutions.
+
+Output is constrained to a JSON schema; anything the model writes that still cannot be used
+becomes a recorded rejection carrying the raw text ("reason\\nraw text")."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from telesynth_tui.inference.generator import Generator, SamplingParams
+from telesynth_tui.pipeline.realize import Candidate
+
+SYSTEM = (
+    "You write training data for RAN engineers. Use only the numbered context. Every answer must "
+    "be correct, complete and grounded; cite the context items you used by their numbers."
+)
+STYLE = {
+    "troubleshooting": "Questions describe a symptom; answers are troubleshooting plans: likely "
+    "causes, checks with the KPIs and counters to read, actions with parameter changes, "
+    "verification.",
+    "maths": "Questions ask for a computed value; answers show the formula, the inputs and the "
+    "result with its unit.",
+    "multi_hop": "Questions need two or three facts of the context combined.",
+    "factual": "Questions ask for one fact of the context.",
+    "definition": "Questions ask what a term means.",
+}
+
+
+def pairs_schema(max_pairs: int) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "pairs": {
+                "type": "array",
+                "maxItems": max_pairs,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "question": {"type": "string", "maxLength": 300},
+                        "answer": {"type": "string", "maxLength": 900},
+                        "steps": {
+                            "type": "array",
+                            "maxItems": 8,
+                            "items": {"type": "string", "maxLength": 240},
+                        },
+                        "cited": {"type": "array", "maxItems": 8, "items": {"type": "integer"}},
+                    },
+                    "required": ["question", "answer", "steps", "cited"],
+                },
+            }
+        },
+        "required": ["pairs"],
+    }
+
+
+REFINE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "answer": {"type": "string", "maxLength": 1200},
+        "steps": {"type": "array", "maxItems": 10, "items": {"type": "string", "maxLength": 240}},
+        "cited": {"type": "array", "maxItems": 8, "items": {"type": "integer"}},
+    },
+    "required": ["answer", "steps", "cited"],
+}
+
+
+def numbered(context: list[dict[str, Any]]) -> str:
+    return "\n".join(f"[{i}] {item['text']}" for i, item in enumerate(context, 1))
+
+
+def _keys(numbers: Any, context: list[dict[str, Any]]) -> list[str]:
+    keys = []
+    for n in numbers if isinstance(numbers, list) else []:
+        if isinstance(n, int) and 1 <= n <= len(context):
+            keys.append(context[n - 1]["key"])
+    return keys
+
+
+class LlmQA:
+    """One generator model used to write or refine QA pairs."""
+
+    def __init__(self, generator: Generator, max_tokens: int = 512, seed: int = 0) -> None:
+        self.generator = generator
+        self.name = generator.name
+        self.max_tokens = max_tokens
+        self.seed = seed
+
+    def _call(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> tuple[str, dict]:
+        params = SamplingParams(max_tokens=self.max_tokens, temperature=0.0, json_schema=schema)
+        text = "".join(self.generator.stream(messages, params))
+        metrics = self.generator.last_metrics
+        return text, metrics.to_dict() if metrics else {}
+
+    def generate_pairs(
+        self, context: list[dict[str, Any]], max_pairs: int, plan_type: str
+    ) -> tuple[list[Candidate | str], dict[str, Any]]:
+        messages = [
+            {"role": "system", "content": SYSTEM},
+            {
+                "role": "user",
+                "content": (
+                    f"Context:\n{numbered(context)}\n\nWrite up to {max_pairs} "
+                    f"question-answer pairs as JSON. {STYLE.get(plan_type, '')}"
+                ),
+            },
+        ]
+        text, metrics = self._call(messages, pairs_schema(max_pairs))
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return [f"generate: invalid JSON ({exc.msg} at {exc.pos})\n{text}"], metrics
+        found: list[Candidate | str] = []
+        for pair in data.get("pairs", []) if isinstance(data, dict) else []:
+            question = str(pair.get("question", "")).strip()
+            answer = str(pair.get("answer", "")).strip()
+            if not question or not answer:
+                found.append(f"generate: empty question or answer\n{json.dumps(pair)}")
+                continue
+            steps = [str(s) for s in pair.get("steps", []) if str(s).strip()]
+            found.append(
+                Candidate(question, answer, steps, _keys(pair.get("cited"), context), raw_text=text)
+            )
+        if not found:
+            found.append(f"generate: no QA pairs in the output\n{text}")
+        return found, metrics
+
+    def refine(
+        self, candidate: Candidate, context: list[dict[str, Any]]
+    ) -> tuple[Candidate | str, dict[str, Any]]:
+        messages = [
+            {"role": "system", "content": SYSTEM},
+            {
+                "role": "user",
+                "content": (
+                    f"Context:\n{numbered(context)}\n\nQuestion: {candidate.question}\n"
+                    f"Draft answer: {candidate.answer}\n\nRewrite the answer as a step-by-step "
+                    "troubleshooting plan or worked solution grounded in the context, keeping the "
+                    "citations. Reply as JSON."
+                ),
+            },
+        ]
+        text, metrics = self._call(messages, REFINE_SCHEMA)
+        try:
+            data = json.loads(text)
+            answer = str(data["answer"]).strip()
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            return f"refine: unusable output ({type(exc).__name__})\n{text}", metrics
+        if not answer:
+            return f"refine: empty answer\n{text}", metrics
+        cited = _keys(data.get("cited"), context) or candidate.cited
+        steps = [str(s) for s in data.get("steps", []) if str(s).strip()] or candidate.steps
+        return Candidate(candidate.question, answer, steps, cited, raw_text=text), metrics

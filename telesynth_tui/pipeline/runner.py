@@ -1,0 +1,447 @@
+"""The resumable runner: plan -> retrieve -> generate -> (refine) -> filter -> score -> store.
+
+All plans of a run are stored when it starts; each plan's samples, model calls and its `done`
+mark are written in one transaction, so a killed process loses at most the plan in flight and
+`generate --resume RUN` continues where it stopped. Nothing is dropped silently: a rejected
+sample keeps its reason and the raw model text.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from telesynth_tui.errors import TelesynthError
+from telesynth_tui.graph import db
+from telesynth_tui.graph.retrieval import Retriever
+from telesynth_tui.graph.store import now
+from telesynth_tui.pipeline.filters import Filters, FilterSettings
+from telesynth_tui.pipeline.generate_llm import LlmQA
+from telesynth_tui.pipeline.plans import DEFAULT_MIX, Planner, allocate
+from telesynth_tui.pipeline.realize import Candidate, TemplateRealizer
+from telesynth_tui.pipeline.scoring import FastScorer, quality
+
+TEMPLATE = "kg-template"
+
+
+@dataclass
+class RunConfig:
+    n: int = 100
+    mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
+    seed: int = 0
+    generator: str = TEMPLATE
+    refiner: str | None = None
+    pairs_per_context: int = 10
+    budget_tokens: int = 900
+    min_quality: float = 0.35
+    max_tokens: int = 512
+    filters: dict[str, float] = field(default_factory=lambda: asdict(FilterSettings()))
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        return cls(**json.loads(text))
+
+
+@dataclass
+class Progress:
+    run_id: int
+    done: int
+    total: int
+    accepted: int
+    rejected: int
+    last_type: str = ""
+    last_status: str = ""
+    last_reason: str = ""
+    tokens_per_s: float | None = None
+    joules_per_token: float | None = None
+    energy_source: str = ""
+
+
+def create_run(conn: sqlite3.Connection, config: RunConfig) -> int:
+    """Store the run and all of its plans (reproducible by seed) in one transaction."""
+    if config.n < 1:
+        raise TelesynthError("--n must be at least 1")
+    planner = Planner(conn, config.seed)
+    plans = planner.plans(allocate(config.n, config.mix))
+    if not plans:
+        raise TelesynthError("the knowledge graph has nothing to plan from (run telesynth init)")
+    with db.transaction(conn):
+        cur = conn.execute(
+            "INSERT INTO runs(created_at, status, config) VALUES (?, 'running', ?)",
+            (now(), json.dumps(asdict(config))),
+        )
+        run_id = int(cur.lastrowid or 0)
+        conn.executemany(
+            "INSERT INTO plans(run_id, ordinal, type, payload) VALUES (?, ?, ?, ?)",
+            [(run_id, i, p.type, p.to_json()) for i, p in enumerate(plans)],
+        )
+    return run_id
+
+
+class Runner:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        retriever: Retriever,
+        filters: Filters,
+        scorer: FastScorer,
+        llm: LlmQA | None = None,
+        refiner: LlmQA | None = None,
+    ) -> None:
+        self.conn = conn
+        self.retriever = retriever
+        self.filters = filters
+        self.scorer = scorer
+        self.llm = llm
+        self.refiner = refiner
+        self.min_quality = 0.0
+
+    # --- context --------------------------------------------------------------------------
+
+    def _plan_items(self, plan_type: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
+        """The plan's own facts (or formula) as context items, so the context holds what the
+        answer is grounded in."""
+        items: list[dict[str, Any]] = []
+        rel_ids = payload.get("relation_ids", [])
+        if rel_ids:
+            marks = ",".join("?" * len(rel_ids))
+            for rid, s, p, o in self.conn.execute(
+                f"SELECT r.id, s.name, r.predicate, o.name FROM relations r JOIN entities s"
+                f" ON s.id = r.subject_id JOIN entities o ON o.id = r.object_id"
+                f" WHERE r.id IN ({marks}) ORDER BY r.id",
+                rel_ids,
+            ):
+                items.append(
+                    {
+                        "key": f"fact:{rid}",
+                        "kind": "fact",
+                        "id": rid,
+                        "text": f"{s} {p.replace('_', ' ')} {o}",
+                    }
+                )
+        if plan_type == "maths":
+            variables = "; ".join(
+                f"{k}: {payload['descriptions'].get(k, '')} [{u}]"
+                for k, u in payload["units"].items()
+            )
+            items.append(
+                {
+                    "key": f"formula:{payload['formula']}",
+                    "kind": "formula",
+                    "id": payload["formula"],
+                    "text": f"{payload['name']}: {payload['output_symbol'] or 'result'} = "
+                    f"{payload['expression']} [{payload['unit']}]. {variables}",
+                }
+            )
+        if plan_type == "definition":
+            items.append(
+                {
+                    "key": f"entity:{payload['entity_ids'][0]}",
+                    "kind": "entity",
+                    "id": payload["entity_ids"][0],
+                    "text": f"{payload['entity']}: {payload['description']}",
+                }
+            )
+        return items
+
+    def _context(self, query: str, base: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+        used = sum(len(i["text"].split()) for i in base)
+        result = self.retriever.retrieve(query, budget_tokens=max(64, budget - used))
+        keys = {i["key"] for i in base}
+        items = list(base)
+        for item in result.items:
+            if item.key not in keys:
+                items.append(
+                    {
+                        "key": item.key,
+                        "kind": item.kind,
+                        "id": item.id,
+                        "text": item.text,
+                        "provenance": item.provenance,
+                    }
+                )
+        return items
+
+    # --- one plan -------------------------------------------------------------------------
+
+    def _candidates(
+        self,
+        config: RunConfig,
+        plan_type: str,
+        payload: dict[str, Any],
+        seed: int,
+        calls: list[tuple[str, str, dict[str, Any]]],
+    ) -> tuple[list[Candidate | str], list[dict[str, Any]]]:
+        base = self._plan_items(plan_type, payload)
+        if self.llm is None:
+            candidate = TemplateRealizer(seed).realize(plan_type, payload)
+            candidate.cited = [i["key"] for i in base] or candidate.cited
+            context = self._context(candidate.question, base, config.budget_tokens)
+            return [candidate], context
+        topic = " ".join(i["text"] for i in base) or json.dumps(payload)[:300]
+        context = self._context(topic, base, config.budget_tokens)
+        found, metrics = self.llm.generate_pairs(context, config.pairs_per_context, plan_type)
+        calls.append(("generate", self.llm.name, metrics))
+        return found, context
+
+    def _refine(
+        self,
+        candidate: Candidate,
+        context: list[dict[str, Any]],
+        calls: list[tuple[str, str, dict[str, Any]]],
+    ) -> Candidate | str:
+        assert self.refiner is not None
+        refined, metrics = self.refiner.refine(candidate, context)
+        calls.append(("refine", self.refiner.name, metrics))
+        return refined
+
+    def process_plan(
+        self, run_id: int, config: RunConfig, plan: sqlite3.Row
+    ) -> list[dict[str, Any]]:
+        payload = json.loads(plan["payload"])
+        calls: list[tuple[str, str, dict[str, Any]]] = []
+        found, context = self._candidates(
+            config, plan["type"], payload, config.seed * 100_003 + plan["ordinal"], calls
+        )
+        generator = self.llm.name if self.llm else TEMPLATE
+        texts = [c["text"] for c in context]
+        samples: list[dict[str, Any]] = []
+        for item in found:
+            if isinstance(item, Candidate) and self.refiner is not None:
+                item = self._refine(item, context, calls)
+            sample = self._judge(item, plan["type"], payload, context, texts)
+            sample.update(
+                {
+                    "run_id": run_id,
+                    "plan_id": plan["id"],
+                    "type": plan["type"],
+                    "generator": generator,
+                }
+            )
+            samples.append(sample)
+        with db.transaction(self.conn):
+            for s in samples:
+                self.conn.execute(
+                    "INSERT INTO samples(run_id, plan_id, type, question, answer, steps, context,"
+                    " cited, provenance, generator, raw_text, status, reason, scores, quality,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        s["run_id"],
+                        s["plan_id"],
+                        s["type"],
+                        s["question"],
+                        s["answer"],
+                        json.dumps(s["steps"]),
+                        json.dumps(context),
+                        json.dumps(s["cited"]),
+                        json.dumps(self._provenance(plan, payload, context, generator)),
+                        s["generator"],
+                        s["raw_text"],
+                        s["status"],
+                        s["reason"],
+                        json.dumps(s["scores"]),
+                        s["quality"],
+                        now(),
+                    ),
+                )
+            for stage, model, metrics in calls:
+                self.conn.execute(
+                    "INSERT INTO model_calls(run_id, plan_id, stage, model, metrics)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (run_id, plan["id"], stage, model, json.dumps(metrics)),
+                )
+            self.conn.execute("UPDATE plans SET status = 'done' WHERE id = ?", (plan["id"],))
+        for s in samples:
+            if s["status"] == "accepted":
+                self.filters.accept(s["_q_vec"])
+        return samples
+
+    @staticmethod
+    def _provenance(
+        plan: sqlite3.Row, payload: dict[str, Any], context: list[dict[str, Any]], generator: str
+    ) -> dict[str, Any]:
+        return {
+            "plan_id": plan["id"],
+            "plan_type": plan["type"],
+            "entity_ids": payload.get("entity_ids", []),
+            "relation_ids": payload.get("relation_ids", []),
+            "formula": payload.get("formula"),
+            "chunk_ids": [c["id"] for c in context if c["kind"] == "chunk"],
+            "context_keys": [c["key"] for c in context],
+            "generator": generator,
+        }
+
+    def _judge(
+        self,
+        item: Candidate | str,
+        plan_type: str,
+        payload: dict[str, Any],
+        context: list[dict[str, Any]],
+        texts: list[str],
+    ) -> dict[str, Any]:
+        if isinstance(item, str):  # the model's output could not be used: keep it and say why
+            reason, _, raw = item.partition("\n")
+            return {
+                "question": None,
+                "answer": None,
+                "steps": [],
+                "cited": [],
+                "raw_text": raw,
+                "status": "rejected",
+                "reason": reason,
+                "scores": {},
+                "quality": None,
+                "_q_vec": None,
+            }
+        verdicts, vectors = self.filters.run(item.question, item.answer, texts, plan_type, payload)
+        by_key = {c["key"]: c["text"] for c in context}
+        references = [by_key[k] for k in item.cited if k in by_key]
+        scores: dict[str, Any] = self.scorer.score(
+            vectors["question"], vectors["answer"], item.answer, texts, references
+        )
+        q = quality(scores)
+        scores["filters"] = {v.filter: v.to_dict() for v in verdicts}
+        failed = next((v for v in verdicts if not v.passed), None)
+        if failed is not None:
+            status, reason = "rejected", f"{failed.filter}: {failed.detail}"
+        elif q < self.min_quality:
+            status, reason = "rejected", f"quality: {q:.2f} below {self.min_quality:.2f}"
+        else:
+            status, reason = "accepted", None
+        return {
+            "question": item.question,
+            "answer": item.answer,
+            "steps": item.steps,
+            "cited": item.cited,
+            "raw_text": item.raw_text or None,
+            "status": status,
+            "reason": reason,
+            "scores": scores,
+            "quality": q,
+            "_q_vec": vectors["question"],
+        }
+
+    # --- the run --------------------------------------------------------------------------
+
+    def _restore_duplicates(self, run_id: int) -> None:
+        questions = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT question FROM samples WHERE run_id = ? AND status = 'accepted'", (run_id,)
+            )
+        ]
+        if questions:
+            for vec in self.filters.encoder.embed(questions):
+                self.filters.accept(np.asarray(vec))
+
+    def execute(
+        self,
+        run_id: int,
+        progress: Callable[[Progress], None] = lambda _: None,
+        cancel: Callable[[], bool] = lambda: False,
+    ) -> dict[str, Any]:
+        row = self.conn.execute("SELECT config FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise TelesynthError(f"no run {run_id}")
+        config = RunConfig.from_json(row[0])
+        self.min_quality = config.min_quality
+        self._restore_duplicates(run_id)
+        self.conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (run_id,))
+        plans = self.conn.execute(
+            "SELECT * FROM plans WHERE run_id = ? ORDER BY ordinal", (run_id,)
+        ).fetchall()
+        counts = Counter(
+            r[0]
+            for r in self.conn.execute("SELECT status FROM samples WHERE run_id = ?", (run_id,))
+        )
+        done = sum(1 for p in plans if p["status"] == "done")
+        for plan in plans:
+            if plan["status"] == "done":
+                continue
+            if cancel():
+                break
+            samples = self.process_plan(run_id, config, plan)
+            counts.update(s["status"] for s in samples)
+            done += 1
+            last = samples[-1] if samples else {}
+            progress(
+                Progress(
+                    run_id,
+                    done,
+                    len(plans),
+                    counts["accepted"],
+                    counts["rejected"],
+                    plan["type"],
+                    last.get("status", ""),
+                    last.get("reason") or "",
+                    *self._last_rates(run_id),
+                )
+            )
+        finished = done == len(plans)
+        summary = run_summary(self.conn, run_id)
+        with db.transaction(self.conn):
+            self.conn.execute(
+                "UPDATE runs SET status = ?, summary = ? WHERE id = ?",
+                ("finished" if finished else "interrupted", json.dumps(summary), run_id),
+            )
+        return summary
+
+    def _last_rates(self, run_id: int) -> tuple[float | None, float | None, str]:
+        row = self.conn.execute(
+            "SELECT metrics FROM model_calls WHERE run_id = ? ORDER BY id DESC LIMIT 1", (run_id,)
+        ).fetchone()
+        if row is None:
+            return None, None, ""
+        m = json.loads(row[0])
+        return m.get("decode_tok_s"), m.get("joules_per_token"), m.get("energy_source", "")
+
+
+def run_summary(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:
+    """Generated, accepted, rejected per reason and per type; tokens, model time and energy."""
+    rows = conn.execute(
+        "SELECT type, status, reason FROM samples WHERE run_id = ?", (run_id,)
+    ).fetchall()
+    by_type: dict[str, Counter[str]] = {}
+    reasons: Counter[str] = Counter()
+    for type_, status, reason in rows:
+        by_type.setdefault(type_, Counter())[status] += 1
+        if reason:
+            reasons[reason.split(":", 1)[0]] += 1
+    calls = [
+        json.loads(r[0])
+        for r in conn.execute("SELECT metrics FROM model_calls WHERE run_id = ?", (run_id,))
+    ]
+    plans = conn.execute(
+        "SELECT COUNT(*), SUM(status = 'done') FROM plans WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    accepted = sum(c["accepted"] for c in by_type.values())
+    summary: dict[str, Any] = {
+        "run_id": run_id,
+        "plans": plans[0],
+        "plans_done": plans[1] or 0,
+        "generated": len(rows),
+        "accepted": accepted,
+        "rejected": len(rows) - accepted,
+        "rejected_by_filter": dict(reasons.most_common()),
+        "by_type": {t: dict(c) for t, c in sorted(by_type.items())},
+        "model_calls": len(calls),
+        "prompt_tokens": sum(c.get("prompt_tokens", 0) for c in calls),
+        "output_tokens": sum(c.get("output_tokens", 0) for c in calls),
+        "model_seconds": round(sum(c.get("wall_s", 0.0) for c in calls), 3),
+        "energy_j": round(sum(c.get("energy_j", 0.0) for c in calls), 3),
+        "energy_source": ",".join(sorted({c.get("energy_source", "") for c in calls} - {""})),
+    }
+    if rows and not accepted:
+        top = reasons.most_common(1)
+        summary["why_nothing_accepted"] = (
+            f"every sample was rejected; most often by {top[0][0]} ({top[0][1]}x)"
+            if top
+            else "every sample was rejected"
+        )
+    return summary
