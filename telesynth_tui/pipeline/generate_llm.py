@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from telesynth_tui.errors import TelesynthError
 from telesynth_tui.inference.generator import Generator, SamplingParams
 from telesynth_tui.pipeline.realize import Candidate
 
@@ -28,24 +29,30 @@ STYLE = {
 }
 
 
-def pairs_schema(max_pairs: int) -> dict[str, Any]:
+def pairs_schema(max_pairs: int, max_tokens: int) -> dict[str, Any]:
+    """Bounded so that a complete JSON object fits in `max_tokens` (about 2.5 characters a
+    token for small vocabularies): fewer pairs and shorter fields for short outputs."""
+    pairs = max(1, min(max_pairs, max_tokens // 128))
+    chars = int(max_tokens * 2.5 / pairs) - 40
+    step = max(20, chars // 8)
     return {
         "type": "object",
         "properties": {
             "pairs": {
                 "type": "array",
-                "maxItems": max_pairs,
+                "minItems": 1,
+                "maxItems": pairs,
                 "items": {
                     "type": "object",
                     "properties": {
-                        "question": {"type": "string", "maxLength": 300},
-                        "answer": {"type": "string", "maxLength": 900},
+                        "question": {"type": "string", "minLength": 8, "maxLength": chars // 4},
+                        "answer": {"type": "string", "minLength": 2, "maxLength": chars // 2},
                         "steps": {
                             "type": "array",
-                            "maxItems": 8,
-                            "items": {"type": "string", "maxLength": 240},
+                            "maxItems": 2,
+                            "items": {"type": "string", "maxLength": step},
                         },
-                        "cited": {"type": "array", "maxItems": 8, "items": {"type": "integer"}},
+                        "cited": {"type": "array", "maxItems": 4, "items": {"type": "integer"}},
                     },
                     "required": ["question", "answer", "steps", "cited"],
                 },
@@ -84,7 +91,10 @@ class LlmQA:
     def __init__(self, generator: Generator, max_tokens: int = 512, seed: int = 0) -> None:
         self.generator = generator
         self.name = generator.name
-        self.max_tokens = max_tokens
+        n_ctx = int(getattr(generator, "n_ctx", 4096))
+        self.max_tokens = min(max_tokens, n_ctx // 2)
+        # context budget in our token estimate, with room for instructions and a safety margin
+        self.context_budget = max(64, int((n_ctx - self.max_tokens - 200) * 0.7))
         self.seed = seed
 
     def _call(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> tuple[str, dict]:
@@ -93,24 +103,41 @@ class LlmQA:
         metrics = self.generator.last_metrics
         return text, metrics.to_dict() if metrics else {}
 
+    def _fit(self, build: Any, context: list[dict[str, Any]]) -> list[dict[str, str]]:
+        """Messages whose prompt leaves room for the answer: drop trailing context items."""
+        items = list(context)
+        messages = build(items)
+        tokenize = getattr(self.generator, "tokenize", None)
+        render = getattr(self.generator, "render", None)
+        n_ctx = int(getattr(self.generator, "n_ctx", 0))
+        if tokenize is None or render is None or not n_ctx:
+            return messages
+        while len(items) > 1 and len(tokenize(render(messages))) + self.max_tokens > n_ctx:
+            items.pop()
+            messages = build(items)
+        return messages
+
     def generate_pairs(
         self, context: list[dict[str, Any]], max_pairs: int, plan_type: str
     ) -> tuple[list[Candidate | str], dict[str, Any]]:
-        messages = [
-            {"role": "system", "content": SYSTEM},
-            {
-                "role": "user",
-                "content": (
-                    f"Context:\n{numbered(context)}\n\nWrite up to {max_pairs} "
-                    f"question-answer pairs as JSON. {STYLE.get(plan_type, '')}"
-                ),
-            },
-        ]
-        text, metrics = self._call(messages, pairs_schema(max_pairs))
+        def build(items: list[dict[str, Any]]) -> list[dict[str, str]]:
+            request = (
+                f"Context:\n{numbered(items)}\n\nWrite up to {max_pairs} question-answer pairs "
+                f"as JSON. {STYLE.get(plan_type, '')}"
+            )
+            return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": request}]
+
+        messages = self._fit(build, context)
+        try:
+            text, metrics = self._call(messages, pairs_schema(max_pairs, self.max_tokens))
+        except TelesynthError as exc:
+            return [f"generate: {exc}\n"], {}
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            return [f"generate: invalid JSON ({exc.msg} at {exc.pos})\n{text}"], metrics
+            limit = metrics.get("stop_reason") == "length"
+            cut = " (output cut at the token limit)" if limit else ""
+            return [f"generate: invalid JSON{cut}: {exc.msg} at {exc.pos}\n{text}"], metrics
         found: list[Candidate | str] = []
         for pair in data.get("pairs", []) if isinstance(data, dict) else []:
             question = str(pair.get("question", "")).strip()
@@ -129,19 +156,20 @@ class LlmQA:
     def refine(
         self, candidate: Candidate, context: list[dict[str, Any]]
     ) -> tuple[Candidate | str, dict[str, Any]]:
-        messages = [
-            {"role": "system", "content": SYSTEM},
-            {
-                "role": "user",
-                "content": (
-                    f"Context:\n{numbered(context)}\n\nQuestion: {candidate.question}\n"
-                    f"Draft answer: {candidate.answer}\n\nRewrite the answer as a step-by-step "
-                    "troubleshooting plan or worked solution grounded in the context, keeping the "
-                    "citations. Reply as JSON."
-                ),
-            },
-        ]
-        text, metrics = self._call(messages, REFINE_SCHEMA)
+        def build(items: list[dict[str, Any]]) -> list[dict[str, str]]:
+            request = (
+                f"Context:\n{numbered(items)}\n\nQuestion: {candidate.question}\n"
+                f"Draft answer: {candidate.answer}\n\nRewrite the answer as a step-by-step "
+                "troubleshooting plan or worked solution grounded in the context, keeping the "
+                "citations. Reply as JSON."
+            )
+            return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": request}]
+
+        messages = self._fit(build, context)
+        try:
+            text, metrics = self._call(messages, REFINE_SCHEMA)
+        except TelesynthError as exc:
+            return f"refine: {exc}\n", {}
         try:
             data = json.loads(text)
             answer = str(data["answer"]).strip()

@@ -185,7 +185,7 @@ class Runner:
             context = self._context(candidate.question, base, config.budget_tokens)
             return [candidate], context
         topic = " ".join(i["text"] for i in base) or json.dumps(payload)[:300]
-        context = self._context(topic, base, config.budget_tokens)
+        context = self._context(topic, base, min(config.budget_tokens, self.llm.context_budget))
         found, metrics = self.llm.generate_pairs(context, config.pairs_per_context, plan_type)
         calls.append(("generate", self.llm.name, metrics))
         return found, context
