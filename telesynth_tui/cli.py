@@ -467,6 +467,32 @@ def samples(
             typer.echo(f"       reason: {r['reason']}")
 
 
+@app.command()
+def export(
+    run: Annotated[int, typer.Argument(help="Run id.")],
+    fmt: Annotated[str, typer.Option("--format", help="sft, rft, dpo or csv.")] = "sft",
+    out: Annotated[Path | None, typer.Option(help="Output file.")] = None,
+    with_context: Annotated[
+        bool, typer.Option("--with-context", help="Open-book prompts: context + question.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a run (SFT chat JSONL, RFT JSONL, DPO pairs, CSV) with a dataset card beside it."""
+    from telesynth_tui.pipeline.export import export_run
+
+    project = _project()
+    suffix = "csv" if fmt == "csv" else "jsonl"
+    target = out or project.path / "exports" / f"run{run}-{fmt}.{suffix}"
+    result = export_run(project.connect(), run, fmt, target, with_context)
+    if as_json:
+        _echo_json(result)
+    else:
+        typer.echo(f"wrote {result['records']} {fmt} records to {result['file']}")
+        typer.echo(f"dataset card: {result['card']}")
+    if result["records"] == 0:
+        typer.echo("nothing to export: no accepted samples (or no DPO pairs) in this run", err=True)
+
+
 # --- models ----------------------------------------------------------------------------------
 
 

@@ -1,0 +1,265 @@
+"""Pipeline stages with fake models, and runs on the real embedded defaults."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from telesynth_tui.graph.formulas import formula_from_mapping
+from telesynth_tui.inference.generator import SamplingParams
+from telesynth_tui.inference.metrics import CallMetrics
+from telesynth_tui.pipeline.filters import Filters, FilterSettings
+from telesynth_tui.pipeline.generate_llm import LlmQA
+from telesynth_tui.pipeline.plans import PLAN_TYPES, Planner, allocate
+from telesynth_tui.pipeline.realize import Candidate, TemplateRealizer
+from telesynth_tui.project import Project
+from telesynth_tui.units import check_numeric
+
+from .conftest import OFFLINE_DIR, run_cli
+
+
+class HashEncoder:
+    model_id = "fake"
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), 64), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % 64] += 1
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        return np.array([[1.0 if t.rstrip().endswith((".", "?", "!")) else 0.0] for t in texts])
+
+
+class EndsCleanlyHead:
+    threshold = 0.5
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        return 1.0 - features[:, 0]
+
+
+def test_allocate_covers_every_type() -> None:
+    counts = allocate(100, {t: 1.0 for t in PLAN_TYPES})
+    assert sum(counts.values()) == 100 and set(counts) == set(PLAN_TYPES)
+    assert allocate(7, {"maths": 0.9, "factual": 0.1}) == {"maths": 6, "factual": 1}
+
+
+def test_plans_are_reproducible_by_seed(bundled: Project) -> None:
+    conn = bundled.connect()
+    counts = allocate(20, {t: 1.0 for t in PLAN_TYPES})
+    first = [p.to_json() for p in Planner(conn, 5).plans(counts)]
+    again = [p.to_json() for p in Planner(conn, 5).plans(counts)]
+    other = [p.to_json() for p in Planner(conn, 6).plans(counts)]
+    assert first == again and first != other
+    assert {json.loads(p).get("entity_ids") is not None for p in first} == {True}
+
+
+def test_planner_prefers_least_used_relations(bundled: Project) -> None:
+    planner = Planner(bundled.connect(), 1)
+    seen = [planner.factual().relation_ids[0] for _ in range(30)]
+    assert len(set(seen)) == 30  # nothing reused while unused relations remain
+
+
+def test_maths_plans_sample_valid_inputs_and_the_realized_answer_verifies(bundled: Project) -> None:
+    conn = bundled.connect()
+    planner = Planner(conn, 3)
+    realizer = TemplateRealizer(3)
+    for _ in range(40):
+        plan = planner.maths()
+        assert plan is not None
+        p = plan.payload
+        row = conn.execute("SELECT expression, variables FROM formulas WHERE slug = ?",
+                           (p["formula"],)).fetchone()  # fmt: skip
+        raw = {"id": p["formula"], "name": p["name"], "expression": row[0]}
+        spec = formula_from_mapping({**raw, "variables": json.loads(row[1])})
+        for var in spec.variables:
+            assert var.min <= p["inputs"][var.symbol] <= var.max
+        assert spec.evaluate(p["inputs"]) == pytest.approx(p["answer"])
+        answer = realizer.realize("maths", p).answer
+        assert check_numeric(answer, p["answer"], p["unit"]).ok, answer
+        assert not check_numeric(answer, p["answer"] * 1.2 + 1, p["unit"]).ok
+
+
+def test_filters_with_fake_models() -> None:
+    head = EndsCleanlyHead()
+    filters = Filters(HashEncoder(), head, FilterSettings(duplicate=0.95))  # type: ignore[arg-type]
+    context = ["uplink interference raises the rssi of the cell"]
+    verdicts, vectors = filters.run("why is rssi high on the cell", "The context does not say.",
+                                    context, "factual", {})  # fmt: skip
+    by = {v.filter: v for v in verdicts}
+    assert not by["unanswered"].passed and "declines" in by["unanswered"].detail
+    verdicts, vectors = filters.run("why is rssi high on the cell", "uplink interference raises",
+                                    context, "factual", {})  # fmt: skip
+    by = {v.filter: v for v in verdicts}
+    assert by["unanswered"].passed and not by["unfinished"].passed
+    filters.accept(vectors["question"])
+    verdicts, _ = filters.run("why is rssi high on the cell", "Uplink interference raises it.",
+                              context, "factual", {})  # fmt: skip
+    assert not {v.filter: v for v in verdicts}["duplicate"].passed
+    verdicts, _ = filters.run("what is the weather in paris", "It is sunny today.",
+                              context, "factual", {})  # fmt: skip
+    assert not {v.filter: v for v in verdicts}["unrelated"].passed
+    maths = {"answer": 47.67, "unit": "dB"}
+    ok, _ = filters.run("fspl?", "L = 47.67 dB.", ["fspl formula"], "maths", maths)
+    bad, _ = filters.run("fspl?", "L = 52 dB.", ["fspl formula"], "maths", maths)
+    assert {v.filter: v.passed for v in ok}["maths"] and not {v.filter: v.passed for v in bad}[
+        "maths"
+    ]
+
+
+class ScriptedGenerator:
+    name = "scripted"
+    n_ctx = 2048
+
+    def __init__(self, outputs: list[str]) -> None:
+        self.outputs = outputs
+        self.last_metrics: CallMetrics | None = None
+
+    def stream(
+        self, messages: object, params: SamplingParams, cancel: object = None
+    ) -> Iterator[str]:
+        assert params.json_schema is not None
+        text = self.outputs.pop(0)
+        self.last_metrics = CallMetrics("scripted", "generate", output_tokens=len(text.split()),
+                                        stop_reason="eos")  # fmt: skip
+        yield text
+
+
+def test_llm_output_becomes_candidates_or_recorded_rejections() -> None:
+    context = [{"key": "fact:7", "text": "A indicates B"}, {"key": "chunk:3", "text": "B text"}]
+    good = json.dumps({"pairs": [{"question": "What does A indicate?", "answer": "B.",
+                                  "steps": ["A indicates B."], "cited": [1, 9]}]})  # fmt: skip
+    gen = ScriptedGenerator([good, '{"pairs": [{"question": "cut', "not json at all"])
+    qa = LlmQA(gen)  # type: ignore[arg-type]
+    found, metrics = qa.generate_pairs(context, 10, "factual")
+    [c] = found
+    assert isinstance(c, Candidate) and c.cited == ["fact:7"] and metrics["model"] == "scripted"
+    for _ in range(2):
+        [rejection], _ = qa.generate_pairs(context, 10, "factual")
+        assert isinstance(rejection, str) and rejection.startswith("generate: invalid JSON")
+        assert rejection.split("\n", 1)[1]  # the raw text is kept
+    refined, _ = LlmQA(ScriptedGenerator(["{}"])).refine(c, context)  # type: ignore[arg-type]
+    assert isinstance(refined, str) and refined.startswith("refine: unusable output")
+
+
+# --- the real embedded defaults ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    proj = tmp_path_factory.mktemp("gen") / "p"
+    run_cli("init", project=proj, check=True)
+    result = run_cli("generate", "--n", "100", "--seed", "11", "--json", project=proj, check=True)
+    (proj / "summary.json").write_text(result.stdout)
+    return proj
+
+
+def test_generate_100_on_the_embedded_defaults(generated: Path) -> None:
+    summary = json.loads((generated / "summary.json").read_text())
+    assert summary["plans_done"] == 100 and summary["generated"] >= 100
+    assert summary["accepted"] >= 70
+    assert set(summary["by_type"]) == set(PLAN_TYPES)
+    assert all(c.get("accepted", 0) > 0 for c in summary["by_type"].values())
+    conn = sqlite3.connect(generated / "telesynth.db")
+    rows = conn.execute(
+        "SELECT question, type, answer, scores, status, reason FROM samples"
+    ).fetchall()
+    assert all(r[4] == "accepted" or r[5] for r in rows)  # every rejection says why
+    accepted = [r for r in rows if r[4] == "accepted"]
+    proj = Project.open(generated)
+    vectors = proj.encoder().embed([r[0] for r in accepted])
+    sims = vectors @ vectors.T
+    np.fill_diagonal(sims, 0)
+    assert sims.max() <= 0.95
+    for _, type_, answer, scores, _, _ in accepted:
+        if type_ == "maths":
+            assert json.loads(scores)["filters"]["maths"]["passed"], answer
+
+
+def test_exports_parse_back(generated: Path, tmp_path: Path) -> None:
+    for fmt in ("sft", "rft", "csv", "dpo"):
+        out = tmp_path / f"out.{fmt}"
+        data = json.loads(run_cli("export", "1", "--format", fmt, "--out", str(out), "--json",
+                                  project=generated, check=True).stdout)  # fmt: skip
+        assert out.with_suffix(".card.md").read_text().startswith("# Dataset card: run 1")
+        if fmt == "csv":
+            import csv
+
+            rows = list(csv.DictReader(out.open()))
+            assert len(rows) == data["records"] >= 100
+            continue
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+        assert len(records) == data["records"]
+        if fmt == "sft":
+            assert len(records) >= 70
+            for r in records:
+                roles = [m["role"] for m in r["messages"]]
+                assert roles == ["system", "user", "assistant"] and r["messages"][2]["content"]
+                assert r["metadata"]["context_ids"] and r["metadata"]["plan_id"]
+        if fmt == "rft":
+            maths = [r for r in records if r["type"] == "maths"]
+            assert maths and all({"numeric_answer", "unit", "tolerance"} <= set(r) for r in maths)
+            assert all(r["rubric"] and r["reference_answer"] for r in records)
+
+
+def test_resume_after_kill_loses_nothing(tmp_path: Path) -> None:
+    proj = tmp_path / "p"
+    run_cli("init", project=proj, check=True)
+    env = {**os.environ, "PYTHONPATH": str(OFFLINE_DIR)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "telesynth_tui.cli", "--project", str(proj), "generate", "--n", "40",
+         "--seed", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    db_path = proj / "telesynth.db"
+    deadline = time.time() + 240
+    done = 0
+    while time.time() < deadline and done < 5:
+        time.sleep(0.5)
+        try:
+            with sqlite3.connect(db_path, timeout=5) as conn:
+                done = conn.execute("SELECT COUNT(*) FROM plans WHERE status='done'").fetchone()[0]
+        except sqlite3.OperationalError:
+            continue
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert 5 <= done < 40
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT status FROM runs WHERE id = 1").fetchone()[0] == "running"
+    before = conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+    result = json.loads(
+        run_cli("generate", "--resume", "1", "--json", project=proj, check=True).stdout
+    )
+    assert result["plans_done"] == 40
+    per_plan = conn.execute("SELECT plan_id, COUNT(*) FROM samples GROUP BY plan_id").fetchall()
+    assert len(per_plan) == 40 and all(n == 1 for _, n in per_plan)  # no plan run twice
+    assert conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0] >= before
+    assert conn.execute("SELECT status FROM runs WHERE id = 1").fetchone()[0] == "finished"
+
+
+def test_tiny_gguf_run_completes_and_rejections_keep_raw_text(generated: Path) -> None:
+    result = run_cli("generate", "--n", "6", "--generator", "tiny-telesynth", "--seed", "5",
+                     "--json", project=generated, check=True)  # fmt: skip
+    summary = json.loads(result.stdout)
+    assert summary["plans_done"] == 6 and summary["model_calls"] == 6
+    assert summary["output_tokens"] > 0 and summary["energy_source"] in ("rapl", "estimate")
+    conn = sqlite3.connect(generated / "telesynth.db")
+    rows = conn.execute(
+        "SELECT status, reason, raw_text FROM samples WHERE run_id = ?", (summary["run_id"],)
+    ).fetchall()
+    assert rows and all(reason for status, reason, _ in rows if status == "rejected")
+    assert all(raw for status, reason, raw in rows if reason and reason.startswith("generate"))
+    if summary["accepted"] == 0:
+        assert "why_nothing_accepted" in summary
