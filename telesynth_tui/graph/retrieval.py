@@ -96,6 +96,13 @@ class DenseIndex:
             else np.zeros((0, 0), dtype=np.float32)
         )
 
+    def vector(self, chunk_id: int) -> np.ndarray | None:
+        """The stored vector of a chunk, if it has one."""
+        if not hasattr(self, "_row"):
+            self._row = {int(i): n for n, i in enumerate(self.ids)}
+        row = self._row.get(chunk_id)
+        return None if row is None else self.matrix[row]
+
     def search(self, query: str, k: int) -> list[int]:
         if not len(self.ids):
             return []
@@ -155,6 +162,11 @@ class Retriever:
             self._df = {}
             self._n_chunks = self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
             self._revision = revision
+
+    def chunk_vector(self, chunk_id: int) -> np.ndarray | None:
+        """A chunk's stored dense vector (None without an encoder or a stored vector)."""
+        self._refresh()
+        return self._dense.vector(chunk_id) if self._dense is not None else None
 
     @property
     def graph(self) -> nx.MultiDiGraph:

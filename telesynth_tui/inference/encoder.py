@@ -41,6 +41,7 @@ class OnnxEncoder:
         self.batch_size = batch_size
         self.energy = energy or EnergyMeter()
         self.last_metrics: CallMetrics | None = None
+        self.call_log: list[CallMetrics] | None = None  # set to a list to collect every call
         for path in (model_path, tokenizer_path):
             if not path.is_file():
                 raise EncoderError(f"{path}: no such file (run: telesynth models build)")
@@ -130,5 +131,7 @@ class OnnxEncoder:
                 out[idx] = vectors
             metrics.prompt_tokens = sum(len(e.ids) for e in encodings)
         self.last_metrics = meter.fill(metrics)
+        if self.call_log is not None:
+            self.call_log.append(self.last_metrics)
         assert out is not None
         return out

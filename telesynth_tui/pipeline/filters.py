@@ -147,10 +147,16 @@ class Filters:
         context_texts: list[str],
         plan_type: str,
         payload: dict[str, Any],
+        known: dict[int, np.ndarray] | None = None,
     ) -> tuple[list[Verdict], dict[str, np.ndarray]]:
-        """All verdicts for one candidate (in order), and the vectors computed on the way."""
-        vectors = self.encoder.embed([question, answer or " ", *context_texts])
-        q_vec, a_vec, ctx = vectors[0], vectors[1], vectors[2:]
+        """All verdicts for one candidate (in order), and the vectors computed on the way.
+        `known` holds vectors already stored for some context items (by position)."""
+        known = known or {}
+        missing = [t for i, t in enumerate(context_texts) if i not in known]
+        vectors = self.encoder.embed([question, answer or " ", *missing])
+        q_vec, a_vec = vectors[0], vectors[1]
+        fresh = iter(vectors[2:])
+        ctx = np.array([known[i] if i in known else next(fresh) for i in range(len(context_texts))])
         verdicts = [
             self.unanswered(answer, a_vec),
             self.unfinished(answer),

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -101,6 +103,7 @@ class Runner:
         self.llm = llm
         self.refiner = refiner
         self.min_quality = 0.0
+        self.stage_seconds: Counter[str] = Counter()  # wall time per stage in this process
 
     # --- context --------------------------------------------------------------------------
 
@@ -152,7 +155,8 @@ class Runner:
 
     def _context(self, query: str, base: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
         used = sum(len(i["text"].split()) for i in base)
-        result = self.retriever.retrieve(query, budget_tokens=max(64, budget - used))
+        with self._timed("retrieve"):
+            result = self.retriever.retrieve(query, budget_tokens=max(64, budget - used))
         keys = {i["key"] for i in base}
         items = list(base)
         for item in result.items:
@@ -180,15 +184,25 @@ class Runner:
     ) -> tuple[list[Candidate | str], list[dict[str, Any]]]:
         base = self._plan_items(plan_type, payload)
         if self.llm is None:
-            candidate = TemplateRealizer(seed).realize(plan_type, payload)
+            with self._timed("generate"):
+                candidate = TemplateRealizer(seed).realize(plan_type, payload)
             candidate.cited = [i["key"] for i in base] or candidate.cited
             context = self._context(candidate.question, base, config.budget_tokens)
             return [candidate], context
         topic = " ".join(i["text"] for i in base) or json.dumps(payload)[:300]
         context = self._context(topic, base, min(config.budget_tokens, self.llm.context_budget))
-        found, metrics = self.llm.generate_pairs(context, config.pairs_per_context, plan_type)
+        with self._timed("generate"):
+            found, metrics = self.llm.generate_pairs(context, config.pairs_per_context, plan_type)
         calls.append(("generate", self.llm.name, metrics))
         return found, context
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage_seconds[stage] += time.perf_counter() - t0
 
     def _refine(
         self,
@@ -197,7 +211,8 @@ class Runner:
         calls: list[tuple[str, str, dict[str, Any]]],
     ) -> Candidate | str:
         assert self.refiner is not None
-        refined, metrics = self.refiner.refine(candidate, context)
+        with self._timed("refine"):
+            refined, metrics = self.refiner.refine(candidate, context)
         calls.append(("refine", self.refiner.name, metrics))
         return refined
 
@@ -212,6 +227,8 @@ class Runner:
         generator = self.llm.name if self.llm else TEMPLATE
         texts = [c["text"] for c in context]
         samples: list[dict[str, Any]] = []
+        encoder = self.filters.encoder
+        encoder.call_log = []
         for item in found:
             if isinstance(item, Candidate) and self.refiner is not None:
                 item = self._refine(item, context, calls)
@@ -225,6 +242,10 @@ class Runner:
                 }
             )
             samples.append(sample)
+        for metrics in encoder.call_log:
+            calls.append(("filter", metrics.model, metrics.to_dict()))
+        encoder.call_log = None
+        t_store = time.perf_counter()
         with db.transaction(self.conn):
             for s in samples:
                 self.conn.execute(
@@ -257,6 +278,7 @@ class Runner:
                     (run_id, plan["id"], stage, model, json.dumps(metrics)),
                 )
             self.conn.execute("UPDATE plans SET status = 'done' WHERE id = ?", (plan["id"],))
+        self.stage_seconds["store"] += time.perf_counter() - t_store
         for s in samples:
             if s["status"] == "accepted":
                 self.filters.accept(s["_q_vec"])
@@ -299,12 +321,22 @@ class Runner:
                 "quality": None,
                 "_q_vec": None,
             }
-        verdicts, vectors = self.filters.run(item.question, item.answer, texts, plan_type, payload)
+        known = {}
+        for position, c in enumerate(context):
+            if c["kind"] == "chunk":
+                vector = self.retriever.chunk_vector(int(c["id"]))
+                if vector is not None:
+                    known[position] = vector
+        with self._timed("filter"):
+            verdicts, vectors = self.filters.run(
+                item.question, item.answer, texts, plan_type, payload, known
+            )
         by_key = {c["key"]: c["text"] for c in context}
         references = [by_key[k] for k in item.cited if k in by_key]
-        scores: dict[str, Any] = self.scorer.score(
-            vectors["question"], vectors["answer"], item.answer, texts, references
-        )
+        with self._timed("score"):
+            scores: dict[str, Any] = self.scorer.score(
+                vectors["question"], vectors["answer"], item.answer, texts, references
+            )
         q = quality(scores)
         scores["filters"] = {v.filter: v.to_dict() for v in verdicts}
         failed = next((v for v in verdicts if not v.passed), None)
