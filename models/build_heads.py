@@ -11,14 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from telesynth_tui.graph.importer import import_paths
 from telesynth_tui.inference.build import heads_fingerprint
 from telesynth_tui.inference.encoder import OnnxEncoder
 from telesynth_tui.inference.registry import sha256_file
-from telesynth_tui.pipeline.labelled import unfinished_examples
+from telesynth_tui.pipeline.labelled import unfinished_examples, unrelated_examples
+from telesynth_tui.project import Project
 
 HERE = Path(__file__).resolve().parent
 KG = HERE.parent / "kg"
@@ -45,9 +48,9 @@ def best_threshold(p: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         tp = float((pred & (y == 1)).sum())
         precision = tp / max(pred.sum(), 1)
         recall = tp / max((y == 1).sum(), 1)
-        f1 = 2 * precision * recall / max(precision + recall, 1e-9)
-        if f1 > best[1]:
-            best = (float(t), f1)
+        balanced = min(precision, recall)  # neither may lag: both are reported
+        if balanced > best[1]:
+            best = (float(t), balanced)
     return best
 
 
@@ -74,6 +77,26 @@ def export_head(w: np.ndarray, b: float, path: Path) -> None:
     save(model, str(path))
 
 
+def fit_head(
+    x: np.ndarray, y: np.ndarray, out: Path, name: str, seed: int = 0
+) -> dict[str, object]:
+    """Standardise, fit, fold the scaling into the weights, pick the threshold where precision
+    and recall balance, export `name`.onnx."""
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
+    w, b = train_logistic((x - mean) / std, y)
+    w, b = (w / std).astype(np.float32), float(b - (w * mean / std).sum())
+    # the threshold balances precision and recall over all training examples (a calibration
+    # fifth alone is too small for a stable choice); held-out figures come from bench/filters.py
+    threshold, balance = best_threshold(1 / (1 + np.exp(-(x @ w + b))), y)
+    head = out / f"{name}.onnx"
+    export_head(w, b, head)
+    return {
+        "file": head.name, "sha256": sha256_file(head), "threshold": round(threshold, 3),
+        "train_min_precision_recall": round(balance, 4), "examples": len(y),
+        "features": int(x.shape[1]),
+    }  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--encoder", type=Path, default=HERE / "build" / "encoder")
@@ -81,34 +104,23 @@ def main() -> int:
     args = parser.parse_args()
     encoder = OnnxEncoder(args.encoder / "model.int8.onnx", args.encoder / "tokenizer.json",
                           "minilm-l6-int8", threads=2)  # fmt: skip
-    texts, labels = unfinished_examples(KG, held_out=False, seed=0)
-    x = encoder.features(texts).astype(np.float64)
-    y = np.array(labels, dtype=np.float64)
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(y))
-    fit, calib = order[: int(0.8 * len(y))], order[int(0.8 * len(y)) :]
-    mean, std = x[fit].mean(axis=0), x[fit].std(axis=0) + 1e-6
-    w, b = train_logistic((x[fit] - mean) / std, y[fit])
-    w, b = (w / std).astype(np.float32), float(b - (w * mean / std).sum())  # fold the scaling in
-    p_calib = 1 / (1 + np.exp(-(x[calib] @ w + b)))
-    threshold, f1 = best_threshold(p_calib, y[calib])
     args.out.mkdir(parents=True, exist_ok=True)
-    head = args.out / "unfinished.onnx"
-    export_head(w, b, head)
+    fingerprint = heads_fingerprint(HERE, KG, sha256_file(args.encoder / "model.int8.onnx"))
+    texts, labels = unfinished_examples(KG, held_out=False, seed=0)
+    unfinished = fit_head(encoder.features(texts).astype(np.float64),
+                          np.array(labels, dtype=np.float64), args.out, "unfinished")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        project = Project.create(Path(tmp) / "p")
+        conn = project.connect()
+        import_paths(conn, [KG], project.settings.ingest)
+        (x, y), _ = unrelated_examples(conn, project.settings.retrieval, encoder)
+    unrelated = fit_head(x.astype(np.float64), y, args.out, "unrelated")
     info = {
-        "unfinished": {
-            "file": head.name,
-            "sha256": sha256_file(head),
-            "encoder": "minilm-l6-int8",
-            "inputs_sha256": heads_fingerprint(
-                HERE, KG, sha256_file(args.encoder / "model.int8.onnx")
-            ),
-            "features": "sentence_embedding + last-token hidden state (768)",
-            "threshold": round(threshold, 3),
-            "calibration_f1": round(f1, 4),
-            "examples": len(y),
-        }
-    }
+        "unfinished": {**unfinished, "inputs_sha256": fingerprint, "encoder": "minilm-l6-int8",
+                       "input": "sentence_embedding + last real token's hidden state"},
+        "unrelated": {**unrelated, "inputs_sha256": fingerprint, "encoder": "minilm-l6-int8",
+                      "input": "question/answer to context: best and mean cosine, shared words"},
+    }  # fmt: skip
     (args.out / "heads.json").write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps(info, indent=2))
     return 0

@@ -111,17 +111,21 @@ class Project:
     def runner(self, conn: sqlite3.Connection, config: RunConfig) -> Runner:
         """The pipeline for one run, wired to this project's models and settings."""
         from telesynth_tui.graph.retrieval import Retriever, embed_chunks
-        from telesynth_tui.inference.build import UNFINISHED_HEAD
-        from telesynth_tui.pipeline.filters import Filters, FilterSettings, UnfinishedHead
+        from telesynth_tui.inference.build import UNFINISHED_HEAD, UNRELATED_HEAD
+        from telesynth_tui.pipeline.filters import ClassifierHead, Filters, FilterSettings
         from telesynth_tui.pipeline.generate_llm import LlmQA
         from telesynth_tui.pipeline.runner import TEMPLATE, Runner
         from telesynth_tui.pipeline.scoring import FastScorer
 
         encoder = self.encoder()
         embed_chunks(conn, encoder)
-        head_entry = self.registry().get(UNFINISHED_HEAD)
-        head = UnfinishedHead(head_entry.path)
-        filters = Filters(encoder, head, FilterSettings(**config.filters))
+        registry = self.registry()
+        filters = Filters(
+            encoder,
+            ClassifierHead(registry.get(UNFINISHED_HEAD).path),
+            FilterSettings(**config.filters),
+            ClassifierHead(registry.get(UNRELATED_HEAD).path),
+        )
         retriever = Retriever(conn, self.settings.retrieval, encoder=encoder)
         llm = None
         if config.generator != TEMPLATE:

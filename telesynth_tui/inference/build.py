@@ -28,6 +28,8 @@ GENERATOR = "tiny-telesynth"
 GENERATOR_FILE = "tiny-telesynth-q8_0.gguf"
 GENERATOR_ROLES = ("generator", "refiner", "teacher", "student", "judge")
 UNFINISHED_HEAD = "unfinished-head"
+UNRELATED_HEAD = "unrelated-head"
+HEADS = {UNFINISHED_HEAD: "unfinished", UNRELATED_HEAD: "unrelated"}
 ENCODERS = {"minilm-l6-fp32": "model.onnx", "minilm-l6-int8": "model.int8.onnx"}
 
 
@@ -78,11 +80,17 @@ def heads_fingerprint(models_dir: Path, kg_dir: Path, encoder_sha: str) -> str:
 
 def _heads_are_current(heads: Path, fingerprint: str) -> bool:
     info = heads / "heads.json"
-    if not info.is_file() or not (heads / "unfinished.onnx").is_file():
+    if not info.is_file():
         return False
-    data = json.loads(info.read_text()).get("unfinished", {})
-    current = sha256_file(heads / "unfinished.onnx") == data.get("sha256")
-    return current and data.get("inputs_sha256") == fingerprint
+    data = json.loads(info.read_text())
+    for name in HEADS.values():
+        entry = data.get(name, {})
+        path = heads / f"{name}.onnx"
+        if not path.is_file() or sha256_file(path) != entry.get("sha256"):
+            return False
+        if entry.get("inputs_sha256") != fingerprint:
+            return False
+    return True
 
 
 def build_models(project: Project, generator: bool = False) -> Iterator[str]:
@@ -110,12 +118,13 @@ def build_models(project: Project, generator: bool = False) -> Iterator[str]:
     if _heads_are_current(heads, fingerprint):
         yield f"filter heads: up to date in {heads}"
     else:
-        yield "filter heads: training the unfinished-answer classifier…"
+        yield "filter heads: training the unfinished and unrelated classifiers…"
         _run("build_heads.py", project)
         yield f"filter heads: built in {heads}"
-    head = inspect_model(heads / "unfinished.onnx", UNFINISHED_HEAD, ["classifier"])
-    head.notes = "unfinished-answer classifier on minilm-l6-int8 features; threshold in heads.json"
-    entries.append(head)
+    for model_name, file_stem in HEADS.items():
+        head = inspect_model(heads / f"{file_stem}.onnx", model_name, ["classifier"])
+        head.notes = f"{file_stem} filter head on minilm-l6-int8 features; threshold in heads.json"
+        entries.append(head)
     project.registry().record_built(entries)
     if generator:
         yield "generator: training the tiny model (fixed seed and steps)…"

@@ -64,8 +64,26 @@ class Verdict:
                 "detail": self.detail}  # fmt: skip
 
 
-class UnfinishedHead:
-    """The ONNX classifier head trained by `models build` (probability that text is cut off)."""
+def unrelated_features(
+    question: str, answer: str, texts: list[str], q_vec: np.ndarray, a_vec: np.ndarray,
+    ctx: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """Semantic (best and mean cosine of question and answer to the context items) and lexical
+    (share of their content words found in the context) closeness: the unrelated head's input."""
+    from telesynth_tui.pipeline.scoring import content_words
+
+    if ctx.size == 0:
+        return np.zeros(6, dtype=np.float32)
+    q_sims, a_sims = ctx @ q_vec, ctx @ a_vec
+    words = set().union(*(content_words(t) for t in texts))
+    qw, aw = content_words(question), content_words(answer)
+    return np.array([q_sims.max(), a_sims.max(), q_sims.mean(), a_sims.mean(),
+                     len(qw & words) / max(len(qw), 1), len(aw & words) / max(len(aw), 1)],
+                    dtype=np.float32)  # fmt: skip
+
+
+class ClassifierHead:
+    """An ONNX classifier head trained by `models build` (features in, probability out)."""
 
     def __init__(self, path: Path, threshold: float | None = None) -> None:
         import onnxruntime as ort
@@ -76,7 +94,7 @@ class UnfinishedHead:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         info = path.with_name("heads.json")
         if threshold is None and info.is_file():
-            threshold = json.loads(info.read_text())["unfinished"]["threshold"]
+            threshold = json.loads(info.read_text())[path.stem]["threshold"]
         self.threshold = 0.5 if threshold is None else float(threshold)
 
     def probability(self, features: np.ndarray) -> np.ndarray:
@@ -88,9 +106,16 @@ def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class Filters:
-    def __init__(self, encoder: Encoder, head: UnfinishedHead, settings: FilterSettings) -> None:
+    def __init__(
+        self,
+        encoder: Encoder,
+        head: ClassifierHead,
+        settings: FilterSettings,
+        unrelated_head: ClassifierHead | None = None,
+    ) -> None:
         self.encoder = encoder
         self.head = head
+        self.unrelated_head = unrelated_head
         self.settings = settings
         self._decline = encoder.embed(list(DECLINE_EXEMPLARS))
         self.accepted: list[np.ndarray] = []
@@ -115,9 +140,19 @@ class Filters:
             return Verdict("unfinished", False, p, f"cut off (p={p:.2f})")
         return Verdict("unfinished", True, p, "complete")
 
-    def unrelated(self, q_vec: np.ndarray, a_vec: np.ndarray, ctx: np.ndarray) -> Verdict:
+    def unrelated(
+        self, q_vec: np.ndarray, a_vec: np.ndarray, ctx: np.ndarray,
+        question: str = "", answer: str = "", texts: list[str] | None = None,
+    ) -> Verdict:  # fmt: skip
         if ctx.size == 0:
             return Verdict("unrelated", False, 0.0, "no context")
+        if self.unrelated_head is not None:
+            x = unrelated_features(question, answer, texts or [], q_vec, a_vec, ctx)
+            p = float(self.unrelated_head.probability(x[None])[0])
+            detail = f"question {x[0]:.2f}, answer {x[1]:.2f}, shared words {x[4]:.0%}/{x[5]:.0%}"
+            if p >= self.unrelated_head.threshold:
+                return Verdict("unrelated", False, p, f"not about the context ({detail})")
+            return Verdict("unrelated", True, p, detail)
         q = float(_cos(q_vec[None], ctx).max())
         a = float(_cos(a_vec[None], ctx).max())
         s = self.settings
@@ -160,7 +195,7 @@ class Filters:
         verdicts = [
             self.unanswered(answer, a_vec),
             self.unfinished(answer),
-            self.unrelated(q_vec, a_vec, ctx),
+            self.unrelated(q_vec, a_vec, ctx, question, answer, context_texts),
             self.duplicate(q_vec),
         ]
         if plan_type == "maths":

@@ -9,8 +9,14 @@ from __future__ import annotations
 import csv
 import random
 import re
+import sqlite3
 import tomllib
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from telesynth_tui.config import RetrievalSettings
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
 REFUSALS = (
@@ -130,3 +136,39 @@ def refusal_examples(kg_dir: Path, held_out: bool, seed: int = 0) -> tuple[list[
     texts = answers + refusals
     labels = [0] * len(answers) + [1] * len(refusals)
     return texts, labels
+
+
+def unrelated_examples(
+    conn: sqlite3.Connection, retrieval: RetrievalSettings, encoder: Any, plans: int = 150,
+    seed: int = 1,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+    """Head features of realized QA pairs with their own retrieved context (0) and with the
+    context of another plan (1: swapped). One planner makes both sets in turn, so the second
+    (held-out) set is about the entities and relations the first one did not use."""
+    from telesynth_tui.graph.retrieval import Retriever
+    from telesynth_tui.pipeline.filters import unrelated_features
+    from telesynth_tui.pipeline.plans import PLAN_TYPES, Planner
+    from telesynth_tui.pipeline.realize import TemplateRealizer
+
+    retriever = Retriever(conn, retrieval)
+    planner, realizer = Planner(conn, seed), TemplateRealizer(seed)
+    sets = []
+    for _ in range(2):
+        items = []
+        for i in range(plans):
+            plan = planner.make(PLAN_TYPES[i % len(PLAN_TYPES)])
+            if plan is None:
+                continue
+            candidate = realizer.realize(plan.type, plan.payload)
+            result = retriever.retrieve(candidate.question, budget_tokens=700)
+            texts = [item.text for item in result.items if item.kind == "chunk"][:5]
+            items.append((candidate.question, candidate.answer, texts))
+        x, y = [], []
+        for i, (question, answer, texts) in enumerate(items):
+            swapped = items[(i + len(items) // 2) % len(items)][2]
+            for context, label in ((texts, 0), (swapped, 1)):
+                v = encoder.embed([question, answer, *context])
+                x.append(unrelated_features(question, answer, context, v[0], v[1], v[2:]))
+                y.append(label)
+        sets.append((np.array(x), np.array(y, dtype=np.float64)))
+    return sets[0], sets[1]
