@@ -379,10 +379,6 @@ def generate(
 
     project = _project()
     conn = project.connect()
-    if judge:
-        raise TelesynthError(
-            "--judge: LLM-judged RAGAS scoring is not available yet; runs use the fast scorer"
-        )
     if resume is not None:
         row = conn.execute("SELECT config, status FROM runs WHERE id = ?", (resume,)).fetchone()
         if row is None:
@@ -390,13 +386,15 @@ def generate(
         config = RunConfig.from_json(row[0])
         run_id = resume
     else:
-        config = RunConfig(n=n, seed=seed, generator=generator or TEMPLATE, refiner=refiner,
-                           pairs_per_context=pairs, min_quality=min_quality)  # fmt: skip
+        config = RunConfig(
+            n=n, seed=seed, generator=generator or TEMPLATE, refiner=refiner, judge=judge,
+            pairs_per_context=pairs, min_quality=min_quality,
+        )  # fmt: skip
         mix = _parse_mix(types)
         if mix:
             config.mix = mix
         registry = project.registry()
-        for name in filter(None, (generator, refiner)):
+        for name in filter(None, (generator, refiner, judge)):
             registry.get(name)
         run_id = create_run(conn, config)
     runner = project.runner(conn, config)

@@ -8,7 +8,7 @@ import sqlite3
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from telesynth_tui.config import (
     DATABASE_FILE,
@@ -134,7 +134,14 @@ class Project:
         if config.refiner:
             same = llm is not None and config.refiner == config.generator
             refiner = llm if same else LlmQA(self.generator(config.refiner), config.max_tokens)
-        return Runner(conn, retriever, filters, FastScorer(), llm, refiner)
+        scorer: Any = FastScorer()
+        if config.judge:
+            from telesynth_tui.pipeline.judge import JudgeScorer
+
+            same = llm is not None and config.judge == config.generator
+            judge = llm.generator if same else self.generator(config.judge)
+            scorer = JudgeScorer(scorer, judge, encoder)
+        return Runner(conn, retriever, filters, scorer, llm, refiner)
 
     def connect(self) -> sqlite3.Connection:
         """A new connection (one per thread), migrated to the current schema."""

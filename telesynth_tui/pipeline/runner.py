@@ -39,6 +39,7 @@ class RunConfig:
     seed: int = 0
     generator: str = TEMPLATE
     refiner: str | None = None
+    judge: str | None = None
     pairs_per_context: int = 10
     budget_tokens: int = 900
     min_quality: float = 0.35
@@ -104,6 +105,7 @@ class Runner:
         self.refiner = refiner
         self.min_quality = 0.0
         self.stage_seconds: Counter[str] = Counter()  # wall time per stage in this process
+        self._calls: list[tuple[str, str, dict[str, Any]]] = []  # judge calls of this plan
 
     # --- context --------------------------------------------------------------------------
 
@@ -244,6 +246,8 @@ class Runner:
             samples.append(sample)
         for metrics in encoder.call_log:
             calls.append(("filter", metrics.model, metrics.to_dict()))
+        calls.extend(self._calls)
+        self._calls = []
         encoder.call_log = None
         t_store = time.perf_counter()
         with db.transaction(self.conn):
@@ -335,8 +339,15 @@ class Runner:
         references = [by_key[k] for k in item.cited if k in by_key]
         with self._timed("score"):
             scores: dict[str, Any] = self.scorer.score(
-                vectors["question"], vectors["answer"], item.answer, texts, references
+                vectors["question"],
+                vectors["answer"],
+                item.answer,
+                texts,
+                references,
+                question=item.question,
             )
+        for call in scores.pop("judge_calls", []):
+            self._calls.append(("score", call.get("model", "judge"), call))
         q = quality(scores)
         scores["filters"] = {v.filter: v.to_dict() for v in verdicts}
         failed = next((v for v in verdicts if not v.passed), None)

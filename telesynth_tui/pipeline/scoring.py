@@ -57,7 +57,8 @@ class FastScorer:
         answer: str,
         contexts: list[str],
         references: list[str],
-    ) -> dict[str, float]:
+        question: str = "",
+    ) -> dict[str, Any]:
         scores: dict[str, float] = {
             "answer_relevancy": round(float(question_vec @ answer_vec), 4),
         }
@@ -76,6 +77,10 @@ class FastScorer:
 
 
 def quality(scores: dict[str, Any]) -> float:
-    keys = ("answer_relevancy", "faithfulness", "context_precision", "context_recall")
+    """Mean of the judge's ragas metrics when present, else of the fast scores."""
+    judged = ("llm_faithfulness", "llm_answer_relevancy", "llm_context_precision",
+              "llm_context_recall")  # fmt: skip
+    fast = ("answer_relevancy", "faithfulness", "context_precision", "context_recall")
+    keys = judged if any(k in scores for k in judged) else fast
     values = [float(scores[k]) for k in keys if k in scores]
     return round(sum(values) / len(values), 4) if values else 0.0
