@@ -14,14 +14,16 @@ setup-dev:
 models:
 	$(TS) models build
 
-## Set up, build the models, create a project with the bundled knowledge, show stats,
-## a retrieval and the registered models.
+## Set up, build the models, create a project with the bundled knowledge, show it, generate
+## 100 QA samples on the embedded defaults and export them (SFT and RFT with dataset cards).
 demo: setup models
 	$(TS) init
 	$(TS) kg stats
 	$(TS) kg search "RRC setup success rate dropped after a PRACH configuration change"
-	$(TS) kg pattern "Alarm -indicates-> RootCause -resolved_by-> Action -adjusts-> Parameter" --limit 5
 	$(TS) models list
+	$(TS) generate --n 100
+	$(TS) export 1 --format sft
+	$(TS) export 1 --format rft
 
 ## Set up with the test tools, build the models, check format and lint, run the tests.
 test: setup-dev models

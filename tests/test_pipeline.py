@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -27,17 +26,11 @@ from telesynth_tui.project import Project
 from telesynth_tui.units import check_numeric
 
 from .conftest import OFFLINE_DIR, run_cli
+from .test_retrieval import HashEncoder as BagOfWordsEncoder
 
 
-class HashEncoder:
+class HashEncoder(BagOfWordsEncoder):
     model_id = "fake"
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), 64), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in text.lower().split():
-                out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % 64] += 1
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
     def features(self, texts: Sequence[str]) -> np.ndarray:
         return np.array([[1.0 if t.rstrip().endswith((".", "?", "!")) else 0.0] for t in texts])

@@ -43,7 +43,7 @@ class RunConfig:
     pairs_per_context: int = 10
     budget_tokens: int = 900
     min_quality: float = 0.35
-    max_tokens: int = 512
+    max_tokens: int = 1536  # output budget of a GGUF generator (capped at half its context)
     filters: dict[str, float] = field(default_factory=lambda: asdict(FilterSettings()))
 
     @classmethod
