@@ -503,6 +503,8 @@ def _optional_project() -> Any:
 def _size(n: int | None) -> str:
     if n is None:
         return "missing"
+    if n < 1e6:
+        return f"{n / 1e3:.1f} kB"
     return f"{n / 1e6:.1f} MB" if n < 1e9 else f"{n / 1e9:.2f} GB"
 
 
@@ -518,7 +520,10 @@ def models_list(as_json: JsonOpt = False) -> None:
         return
     for e in entries:
         d = e.to_dict()
-        params = f"{e.parameters / 1e6:.1f}M params" if e.parameters else ""
+        params = ""
+        if e.parameters:
+            count = e.parameters
+            params = f"{count / 1e6:.1f}M params" if count >= 1e5 else f"{count} params"
         ctx = f"ctx {e.context_length}" if e.context_length else ""
         details = ", ".join(x for x in (e.format, e.quantization, params, ctx) if x)
         typer.echo(f"{e.name:22s} {','.join(e.roles):40s} {details}, {_size(d['size_bytes'])}"
