@@ -1,0 +1,1 @@
+"""Student evaluation: benchmark readers, answer parsing and metrics."""
