@@ -173,6 +173,8 @@ def read_oran_jsonl(path: Path, text: str) -> EvalSet:
             continue
         try:
             question, options, answer = json.loads(content)
+            if not _clean(str(question)):
+                raise ValueError("empty question")
             options = [re.sub(r"^\s*\d+\.\s*", "", str(o)).strip() for o in options]
             index = int(str(answer).strip()) - 1
             if not 0 <= index < len(options):
