@@ -111,6 +111,20 @@ class OnnxEncoder:
             raise EncoderError(f"{self.model_id}: the graph has no '{TOKENS}' output")
         return self._embed(texts, last_token=True)
 
+    def token_vectors(self, text: str) -> np.ndarray:
+        """L2-normalised hidden states of the text's real tokens (no special tokens)."""
+        if not self.has_token_output:
+            raise EncoderError(f"{self.model_id}: the graph has no '{TOKENS}' output")
+        encoding = self.tokenizer.encode(text)
+        ids = np.array([encoding.ids], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        if self._token_types:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        tokens = self.session.run([TOKENS], feeds)[0][0]
+        keep = [i for i, special in enumerate(encoding.special_tokens_mask) if not special]
+        vectors = tokens[keep]
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors in the order of `texts`; batches hold texts of similar length."""
         return self._embed(texts, last_token=False)
