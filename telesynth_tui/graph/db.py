@@ -180,7 +180,40 @@ def _m003_runs(db: sqlite_utils.Database) -> None:
             db.execute(statement)
 
 
-MIGRATIONS: list[Migration] = [_m001_knowledge_graph, _m002_chunk_search, _m003_runs]
+_M004_SQL = """
+CREATE TABLE eval_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    student TEXT NOT NULL,
+    set_path TEXT NOT NULL,
+    format TEXT NOT NULL,
+    mode TEXT NOT NULL,          -- closed | open
+    summary TEXT NOT NULL        -- JSON: accuracy, metrics, latency, tokens/s, J/token + source
+);
+CREATE TABLE eval_items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    eval_run_id INTEGER NOT NULL REFERENCES eval_runs(id),
+    item_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    output TEXT NOT NULL,
+    correct INTEGER,             -- 1 / 0, NULL when not graded (free-form)
+    scores TEXT NOT NULL,        -- JSON
+    metrics TEXT NOT NULL        -- JSON CallMetrics of the student's answer
+);
+CREATE INDEX idx_eval_items_run ON eval_items(eval_run_id);
+"""
+
+
+def _m004_evaluations(db: sqlite_utils.Database) -> None:
+    for statement in _M004_SQL.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+MIGRATIONS: list[Migration] = [
+    _m001_knowledge_graph, _m002_chunk_search, _m003_runs, _m004_evaluations,
+]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
