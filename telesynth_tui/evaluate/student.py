@@ -95,7 +95,11 @@ def evaluate_item(
         prompt = item.question if mode == "closed" or not context else (
             f"Context:\n{context}\n\nQuestion: {item.question}")  # fmt: skip
         messages = [{"role": "system", "content": FREE_SYSTEM}, {"role": "user", "content": prompt}]
-    output = "".join(student.stream(messages, SamplingParams(max_tokens=max_tokens)))
+    try:
+        output = "".join(student.stream(messages, SamplingParams(max_tokens=max_tokens)))
+    except TelesynthError as exc:  # e.g. a prompt longer than the student's context: wrong
+        graded = None if item.kind == "free" and "numeric" not in item.meta else False
+        return ItemResult(item, prompt, "", graded, {"error": str(exc)}, {})
     metrics = student.last_metrics.to_dict() if student.last_metrics else {}
     scores: dict[str, Any] = {}
     if item.kind == "mcq":
@@ -123,6 +127,7 @@ def summarize(results: list[ItemResult]) -> dict[str, Any]:
         "items": len(results),
         "accuracy": round(sum(graded) / len(graded), 4) if graded else None,
         "graded": len(graded),
+        "errors": sum(1 for r in results if "error" in r.scores),
         "latency_s": mean([r.metrics.get("wall_s", 0.0) for r in results]),
         "ttft_s": mean([r.metrics["ttft_s"] for r in results if r.metrics.get("ttft_s")]),
         "decode_tok_s": mean(
