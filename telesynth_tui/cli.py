@@ -6,7 +6,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Annotated, Any
 
 import typer
@@ -318,17 +317,21 @@ class _ProgressLine:
         self.plain = enabled and not self.enabled
 
     def __call__(self, p: Any) -> None:
+        """A run's progress (pipeline.runner.Progress)."""
         rate = f" {p.tokens_per_s:.0f} tok/s" if p.tokens_per_s else ""
         energy = (f" {p.joules_per_token:.4f} J/token ({p.energy_source})"
                   if p.joules_per_token else "")  # fmt: skip
+        self.show(p.done, p.total, f"plans, {p.accepted} accepted, {p.rejected} rejected"
+                                   f"{rate}{energy}")  # fmt: skip
+
+    def show(self, done: int, total: int, detail: str) -> None:
         width = 24
-        filled = int(width * p.done / max(p.total, 1))
-        line = (f"[{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.total} plans, "
-                f"{p.accepted} accepted, {p.rejected} rejected{rate}{energy}")  # fmt: skip
+        filled = int(width * done / max(total, 1))
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {detail}"
         if self.enabled:
             sys.stderr.write("\r" + line[:160].ljust(160))
             sys.stderr.flush()
-        elif self.plain and (p.done % 10 == 0 or p.done == p.total):
+        elif self.plain and (done % 10 == 0 or done == total):
             typer.echo(line, err=True)
 
     def close(self) -> None:
@@ -535,11 +538,10 @@ def evaluate(
     generator = project.generator(student)
     progress = _ProgressLine(not as_json)
     try:
-        summary = run_evaluation(conn, generator, project.encoder(), set_path, fmt, mode, limit,
-                                 max_tokens, lambda done, total: progress(SimpleNamespace(
-                                     done=done, total=total, accepted=done, rejected=0,
-                                     tokens_per_s=None, joules_per_token=None,
-                                     energy_source="")))  # fmt: skip
+        summary = run_evaluation(
+            conn, generator, project.encoder(), set_path, fmt, mode, limit, max_tokens,
+            lambda done, total: progress.show(done, total, "items"),
+        )  # fmt: skip
     finally:
         progress.close()
         generator.close()

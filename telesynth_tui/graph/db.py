@@ -108,12 +108,17 @@ CREATE INDEX idx_embeddings_model ON embeddings(model_id);
 """
 
 
+def _run_script(db: sqlite_utils.Database, script: str) -> None:
+    """Statements one by one, inside the migration's transaction (no executescript COMMIT)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
 def _m001_knowledge_graph(db: sqlite_utils.Database) -> None:
     # Ids are AUTOINCREMENT: a deleted chunk's id is never given to new text, so provenance
     # stored elsewhere can never point at the wrong content.
-    for statement in _M001_SQL.split(";"):
-        if statement.strip():
-            db.execute(statement)
+    _run_script(db, _M001_SQL)
 
 
 def _m002_chunk_search(db: sqlite_utils.Database) -> None:
@@ -175,9 +180,7 @@ CREATE INDEX idx_model_calls_run ON model_calls(run_id);
 
 
 def _m003_runs(db: sqlite_utils.Database) -> None:
-    for statement in _M003_SQL.split(";"):
-        if statement.strip():
-            db.execute(statement)
+    _run_script(db, _M003_SQL)
 
 
 _M004_SQL = """
@@ -206,9 +209,7 @@ CREATE INDEX idx_eval_items_run ON eval_items(eval_run_id);
 
 
 def _m004_evaluations(db: sqlite_utils.Database) -> None:
-    for statement in _M004_SQL.split(";"):
-        if statement.strip():
-            db.execute(statement)
+    _run_script(db, _M004_SQL)
 
 
 MIGRATIONS: list[Migration] = [

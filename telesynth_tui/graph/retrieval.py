@@ -89,6 +89,7 @@ class DenseIndex:
             (encoder.model_id,),
         ).fetchall()
         self.ids = np.array([r[0] for r in rows], dtype=np.int64)
+        self._row = {int(i): n for n, i in enumerate(self.ids)}
         dim = rows[0][1] if rows else 0
         self.matrix = (
             np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), dim)
@@ -98,8 +99,6 @@ class DenseIndex:
 
     def vector(self, chunk_id: int) -> np.ndarray | None:
         """The stored vector of a chunk, if it has one."""
-        if not hasattr(self, "_row"):
-            self._row = {int(i): n for n, i in enumerate(self.ids)}
         row = self._row.get(chunk_id)
         return None if row is None else self.matrix[row]
 
@@ -309,6 +308,30 @@ class Retriever:
         names = [self.graph.nodes[i]["name"] for i in entity_ids if i in self.graph]
         return RetrievalResult(query, chosen, names, budget)
 
+    def _fact_provenance(
+        self, relation_ids: list[int]
+    ) -> tuple[dict[int, tuple[str, int]], dict[int, list[int]]]:
+        """Source file and line, and evidence chunk ids, of several relations in two queries."""
+        if not relation_ids:
+            return {}, {}
+        marks = ",".join("?" * len(relation_ids))
+        sources = {
+            r[0]: (r[1], r[2])
+            for r in self.conn.execute(
+                "SELECT r.id, sf.path, r.line FROM relations r JOIN source_files sf"
+                f" ON sf.id = r.source_file_id WHERE r.id IN ({marks})",
+                relation_ids,
+            )
+        }
+        evidence: dict[int, list[int]] = {}
+        for relation_id, chunk_id in self.conn.execute(
+            "SELECT relation_id, chunk_id FROM relation_evidence"
+            f" WHERE relation_id IN ({marks}) ORDER BY relation_id, chunk_id",
+            relation_ids,
+        ):
+            evidence.setdefault(relation_id, []).append(chunk_id)
+        return sources, evidence
+
     def _materialise(
         self,
         order: list[str],
@@ -330,6 +353,9 @@ class Retriever:
                 chunk_ids,
             ):
                 chunk_rows[row["id"]] = row
+        fact_sources, fact_evidence = self._fact_provenance(
+            [int(k.split(":")[1]) for k in order if k.startswith("fact:")]
+        )
         graph = self.graph
         items: list[ContextItem] = []
         for key in order:
@@ -352,18 +378,8 @@ class Retriever:
                 subject = graph.nodes[edge.subject_id]["name"]
                 obj = graph.nodes[edge.object_id]["name"]
                 text = f"{subject} {edge.predicate.replace('_', ' ')} {obj}"
-                evidence = [
-                    r[0]
-                    for r in self.conn.execute(
-                        "SELECT chunk_id FROM relation_evidence WHERE relation_id = ? ORDER BY 1",
-                        (edge.relation_id,),
-                    )
-                ]
-                src = self.conn.execute(
-                    "SELECT sf.path, r.line FROM relations r JOIN source_files sf"
-                    " ON sf.id = r.source_file_id WHERE r.id = ?",
-                    (edge.relation_id,),
-                ).fetchone()
+                evidence = fact_evidence.get(edge.relation_id, [])
+                src = fact_sources.get(edge.relation_id)
                 items.append(
                     ContextItem(
                         "fact", edge.relation_id, text, count_tokens(text), scores[key], ranks,

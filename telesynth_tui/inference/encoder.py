@@ -81,6 +81,12 @@ class OnnxEncoder:
         dims = next(o.shape for o in self.session.get_outputs() if o.name == OUTPUT)
         self.dimension = dims[-1] if isinstance(dims[-1], int) else None
 
+    def _feeds(self, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if self._token_types:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        return feeds
+
     def _run(self, encodings: list[object], last_token: bool = False) -> np.ndarray:
         width = max(len(e.ids) for e in encodings)  # type: ignore[attr-defined]
         ids = np.zeros((len(encodings), width), dtype=np.int64)
@@ -89,9 +95,7 @@ class OnnxEncoder:
             n = len(enc.ids)  # type: ignore[attr-defined]
             ids[row, :n] = enc.ids  # type: ignore[attr-defined]
             mask[row, :n] = 1
-        feeds = {"input_ids": ids, "attention_mask": mask}
-        if self._token_types:
-            feeds["token_type_ids"] = np.zeros_like(ids)
+        feeds = self._feeds(ids, mask)
         if not last_token:
             return self.session.run([OUTPUT], feeds)[0]
         pooled, tokens = self.session.run([OUTPUT, TOKENS], feeds)
@@ -117,10 +121,7 @@ class OnnxEncoder:
             raise EncoderError(f"{self.model_id}: the graph has no '{TOKENS}' output")
         encoding = self.tokenizer.encode(text)
         ids = np.array([encoding.ids], dtype=np.int64)
-        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
-        if self._token_types:
-            feeds["token_type_ids"] = np.zeros_like(ids)
-        tokens = self.session.run([TOKENS], feeds)[0][0]
+        tokens = self.session.run([TOKENS], self._feeds(ids, np.ones_like(ids)))[0][0]
         keep = [i for i, special in enumerate(encoding.special_tokens_mask) if not special]
         vectors = tokens[keep]
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
