@@ -387,6 +387,10 @@ def generate(
         row = conn.execute("SELECT config, status FROM runs WHERE id = ?", (resume,)).fetchone()
         if row is None:
             raise TelesynthError(f"no run {resume} (see: telesynth runs)")
+        if conn.execute("SELECT 1 FROM dta_runs WHERE run_id = ?", (resume,)).fetchone():
+            raise TelesynthError(
+                f"run {resume} is a DTA run: resume it with telesynth dta --resume"
+            )
         config = RunConfig.from_json(row[0])
         run_id = resume
     else:
@@ -414,6 +418,82 @@ def generate(
         _echo_json(summary)
     else:
         _print_summary(summary)
+
+
+@app.command()
+def dta(
+    student: Annotated[str | None, typer.Option(help="The registered GGUF student.")] = None,
+    teachers: Annotated[
+        str, typer.Option(help="Registered GGUF teachers, comma-separated (the solver is added).")
+    ] = "",
+    n: Annotated[int, typer.Option("--n", help="Number of problems.")] = 20,
+    types: Annotated[
+        str, typer.Option(help="maths and/or troubleshooting, with weights (maths=0.7,...).")
+    ] = "maths=0.7,troubleshooting=0.3",
+    rewriter: Annotated[
+        str, typer.Option(help="A registered GGUF, 'student' (default) or 'none' (layout only).")
+    ] = "student",
+    judge: Annotated[
+        str | None, typer.Option(help="A registered GGUF reflection judge (step checker always).")
+    ] = None,
+    probes: Annotated[int, typer.Option(help="Probe problems for the student's style.")] = 3,
+    no_solver: Annotated[
+        bool, typer.Option("--no-solver", help="Leave the deterministic solver out.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the problems.")] = 0,
+    resume: Annotated[int | None, typer.Option(help="Continue an interrupted DTA run.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Data Trajectory Alignment: teachers solve planned problems, solutions are rewritten into the
+    student's style and the best exemplar per problem is kept when answers agree and the judge
+    approves; export it with telesynth export RUN."""
+    from telesynth_tui.dta.runner import DtaConfig, DtaRunner, create_dta_run, load_dta_config
+
+    project = _project()
+    conn = project.connect()
+    if resume is not None:
+        config = load_dta_config(conn, resume)
+        if config is None:
+            raise TelesynthError(f"no DTA run {resume} (see: telesynth runs)")
+        run_id = resume
+    else:
+        if not student:
+            raise TelesynthError("dta needs --student NAME")
+        config = DtaConfig(
+            student=student, teachers=[t.strip() for t in teachers.split(",") if t.strip()],
+            n=n, mix=_parse_mix(types) or {}, seed=seed,
+            rewriter=None if rewriter == "none" else rewriter, judge=judge, probes=probes,
+            use_solver=not no_solver,
+        )  # fmt: skip
+        registry = project.registry()
+        for name in {config.student, *config.teachers, config.judge, config.rewriter} - {
+            None,
+            "student",
+            "solver",
+        }:
+            registry.get(str(name))
+        run_id = create_dta_run(conn, config)
+    runner = DtaRunner(conn, project.dta_models(config))
+    progress = _ProgressLine(not as_json)
+    if not as_json:
+        typer.echo(f"run {run_id}: DTA for {config.student} with teachers "
+                   f"{', '.join(config.teacher_names())}", err=True)  # fmt: skip
+    try:
+        summary = runner.execute(run_id, progress)
+    finally:
+        progress.close()
+    if as_json:
+        _echo_json(summary)
+        return
+    _print_summary(summary)
+    profile = summary["profile"]
+    marker = profile.get("marker") or "(unmarked)"
+    typer.echo(f"  student style: {profile.get('words')} words, {profile.get('steps')} steps, "
+               f"{profile.get('layout')}, final answer {marker}")  # fmt: skip
+    typer.echo(f"  exemplars: {summary['problems_with_exemplar']} problems, none for "
+               f"{summary['problems_without_exemplar']}; selected by teacher "
+               f"{summary['selected_by_teacher']}; rewrites {summary['rewrites']}")  # fmt: skip
+    typer.echo(f"  export: telesynth export {run_id} --format sft (or rft)")
 
 
 @app.command()

@@ -21,6 +21,7 @@ from telesynth_tui.errors import TelesynthError
 from telesynth_tui.graph import db
 
 if TYPE_CHECKING:
+    from telesynth_tui.dta.runner import DtaConfig, DtaModels
     from telesynth_tui.inference.encoder import OnnxEncoder
     from telesynth_tui.inference.energy import EnergyMeter
     from telesynth_tui.inference.generator import LlamaGenerator
@@ -142,6 +143,32 @@ class Project:
             judge = llm.generator if same else self.generator(config.judge)
             scorer = JudgeScorer(scorer, judge, encoder)
         return Runner(conn, retriever, filters, scorer, llm, refiner)
+
+    def dta_models(self, config: DtaConfig) -> DtaModels:
+        """The student, teachers, rewriter and judge of a DTA run; a model named in several
+        roles is loaded once."""
+        from telesynth_tui.dta.runner import DtaModels
+        from telesynth_tui.dta.select import ModelJudge
+        from telesynth_tui.dta.solutions import SOLVER, ModelTeacher, SolverTeacher, Teacher
+        from telesynth_tui.dta.style import Rewriter
+
+        loaded: dict[str, LlamaGenerator] = {}
+
+        def load(name: str) -> LlamaGenerator:
+            if name not in loaded:
+                loaded[name] = self.generator(name)
+            return loaded[name]
+
+        student = load(config.student)
+        teachers: list[Teacher] = [
+            SolverTeacher() if name == SOLVER else ModelTeacher(load(name))
+            for name in config.teacher_names()
+        ]
+        rewriter = None
+        if config.rewriter:
+            rewriter = Rewriter(student if config.rewriter == "student" else load(config.rewriter))
+        judge = ModelJudge(load(config.judge)) if config.judge else None
+        return DtaModels(student, teachers, self.encoder(), rewriter, judge)
 
     def connect(self) -> sqlite3.Connection:
         """A new connection (one per thread), migrated to the current schema."""

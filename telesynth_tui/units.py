@@ -138,3 +138,22 @@ def check_numeric(text: str, truth: float, unit: str, rel_tol: float = 0.01,
     return NumericCheck(
         False, f"{value:.6g} {expected_unit} is not {truth:.6g} {unit}".strip(), value
     )
+
+
+def stated_values(text: str, symbols: set[str]) -> list[tuple[str, Quantity]]:
+    """Assertions "symbol = number [unit]" in the text for the given symbols; a number that is
+    followed by an operator ("P = 10*log10(...)") is an expression, not a stated value."""
+    if not symbols:
+        return []
+    names = "|".join(re.escape(s) for s in sorted(symbols, key=len, reverse=True))
+    pattern = re.compile(
+        rf"(?<![\w.])({names})\s*=\s*({_NUMBER})(?!\d|[.,]\d)\s*({_UNIT})?(?!\s*[-+*/^(\w×·])"
+    )
+    found = []
+    for m in pattern.finditer(text):
+        try:
+            value = float(m.group(2).replace(",", "").replace("−", "-"))
+        except ValueError:
+            continue
+        found.append((m.group(1), Quantity(value, m.group(3) or "", m.start(2))))
+    return found

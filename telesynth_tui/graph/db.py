@@ -212,8 +212,23 @@ def _m004_evaluations(db: sqlite_utils.Database) -> None:
     _run_script(db, _M004_SQL)
 
 
+_M005_SQL = """
+CREATE TABLE dta_runs (          -- a DTA run is a run whose samples are teacher candidates
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+    student TEXT NOT NULL,
+    config TEXT NOT NULL,        -- JSON: teachers, rewriter, judge, thresholds
+    profile TEXT NOT NULL,       -- JSON: the student's style profile
+    probes TEXT NOT NULL         -- JSON: probe questions and the student's answers
+);
+"""
+
+
+def _m005_dta(db: sqlite_utils.Database) -> None:
+    _run_script(db, _M005_SQL)
+
+
 MIGRATIONS: list[Migration] = [
-    _m001_knowledge_graph, _m002_chunk_search, _m003_runs, _m004_evaluations,
+    _m001_knowledge_graph, _m002_chunk_search, _m003_runs, _m004_evaluations, _m005_dta,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 

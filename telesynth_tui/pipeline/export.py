@@ -46,11 +46,21 @@ def _metadata(s: dict[str, Any]) -> dict[str, Any]:
     return {
         "sample_id": s["id"], "run_id": s["run_id"], "plan_id": s["plan_id"], "type": s["type"],
         "generator": s["generator"], "quality": s["quality"],
-        "scores": {k: v for k, v in (s["scores"] or {}).items() if k in SCORE_KEYS},
+        "scores": _scores(s["scores"] or {}),
         "context_ids": prov.get("context_keys", []), "cited": s["cited"],
         "entity_ids": prov.get("entity_ids", []), "relation_ids": prov.get("relation_ids", []),
         "chunk_ids": prov.get("chunk_ids", []), "formula": prov.get("formula"),
     }  # fmt: skip
+
+
+def _scores(scores: dict[str, Any]) -> dict[str, Any]:
+    """RAGAS-style scores, or for DTA exemplars the selection figures."""
+    if "selection_score" in scores:
+        return {"selection_score": scores["selection_score"], "style": scores.get("style"),
+                "judge": scores.get("judge", {}).get("score"),
+                "judge_by": scores.get("judge", {}).get("by"),
+                "agrees_with": scores.get("agreement", {}).get("agree_with", [])}  # fmt: skip
+    return {k: v for k, v in scores.items() if k in SCORE_KEYS}
 
 
 def _user(s: dict[str, Any], with_context: bool) -> str:
@@ -180,6 +190,29 @@ def export_run(
     return {"run": run_id, "format": fmt, "records": count, "file": str(out), "card": str(card)}
 
 
+def _generation_lines(conn: sqlite3.Connection, run_id: int, config: dict[str, Any]) -> list[str]:
+    dta = conn.execute(
+        "SELECT student, config, profile FROM dta_runs WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    if dta is None:
+        return [f"- generator: {config['generator']}; refiner: {config.get('refiner') or 'none'}; "
+                "scoring: fast (ragas non-LLM context precision/recall, embedding relevancy, "
+                "lexical faithfulness)"]  # fmt: skip
+    dta_config, profile = json.loads(dta[1]), json.loads(dta[2])
+    teachers = (["solver"] if dta_config.get("use_solver") else []) + dta_config["teachers"]
+    return [
+        f"- Data Trajectory Alignment for the student {dta[0]}: teachers {', '.join(teachers)}; "
+        f"rewriter {dta_config.get('rewriter') or 'none (layout only)'}; reflection judge "
+        f"{dta_config.get('judge') or 'step checker'}",
+        f"- student style (from {profile.get('probes', 0)} probe answers): "
+        f"{profile.get('words')} words, {profile.get('steps')} steps, {profile.get('layout')}, "
+        f"final answer marker {profile.get('marker') or '(none)'!r}",
+        "- one exemplar per problem at most: the teacher answer that agrees with the computed "
+        "truth (maths) or the documented plan (troubleshooting) and passes the judge, best "
+        "ranked; the others are kept as rejections with their reason (DPO exports pair them)",
+    ]
+
+
 def _distribution(values: list[float]) -> str:
     if not values:
         return "-"
@@ -200,9 +233,7 @@ def dataset_card(conn: sqlite3.Connection, run_id: int, fmt: str, file: str, cou
         f"File: `{file}` — {count} records, made by telesynth from its telecom knowledge graph.",
         "",
         "## Generation", "",
-        f"- generator: {config['generator']}; refiner: {config.get('refiner') or 'none'}; "
-        f"scoring: fast (ragas non-LLM context precision/recall, embedding relevancy, lexical "
-        f"faithfulness)",
+        *_generation_lines(conn, run_id, config),
         f"- seed {config['seed']}, {summary['plans']} plans, mix "
         + ", ".join(f"{k} {v:g}" for k, v in config["mix"].items()),
         f"- minimum quality {config['min_quality']}; filters "

@@ -97,13 +97,13 @@ class LlmQA:
         self.context_budget = max(64, int((n_ctx - self.max_tokens - 200) * 0.7))
         self.seed = seed
 
-    def _call(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> tuple[str, dict]:
+    def call_json(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> tuple[str, dict]:
         params = SamplingParams(max_tokens=self.max_tokens, temperature=0.0, json_schema=schema)
         text = "".join(self.generator.stream(messages, params))
         metrics = self.generator.last_metrics
         return text, metrics.to_dict() if metrics else {}
 
-    def _fit(self, build: Any, context: list[dict[str, Any]]) -> list[dict[str, str]]:
+    def fit(self, build: Any, context: list[dict[str, Any]]) -> list[dict[str, str]]:
         """Messages whose prompt leaves room for the answer: drop trailing context items."""
         items = list(context)
         messages = build(items)
@@ -127,9 +127,9 @@ class LlmQA:
             )
             return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": request}]
 
-        messages = self._fit(build, context)
+        messages = self.fit(build, context)
         try:
-            text, metrics = self._call(messages, pairs_schema(max_pairs, self.max_tokens))
+            text, metrics = self.call_json(messages, pairs_schema(max_pairs, self.max_tokens))
         except TelesynthError as exc:
             return [f"generate: {exc}\n"], {}
         try:
@@ -165,9 +165,9 @@ class LlmQA:
             )
             return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": request}]
 
-        messages = self._fit(build, context)
+        messages = self.fit(build, context)
         try:
-            text, metrics = self._call(messages, REFINE_SCHEMA)
+            text, metrics = self.call_json(messages, REFINE_SCHEMA)
         except TelesynthError as exc:
             return f"refine: {exc}\n", {}
         try:

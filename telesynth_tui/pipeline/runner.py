@@ -87,6 +87,54 @@ def create_run(conn: sqlite3.Connection, config: RunConfig) -> int:
     return run_id
 
 
+def plan_context(
+    conn: sqlite3.Connection, plan_type: str, payload: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The plan's own facts (or formula) as context items, so the context holds what the
+    answer is grounded in."""
+    items: list[dict[str, Any]] = []
+    rel_ids = payload.get("relation_ids", [])
+    if rel_ids:
+        marks = ",".join("?" * len(rel_ids))
+        for rid, s, p, o in conn.execute(
+            f"SELECT r.id, s.name, r.predicate, o.name FROM relations r JOIN entities s"
+            f" ON s.id = r.subject_id JOIN entities o ON o.id = r.object_id"
+            f" WHERE r.id IN ({marks}) ORDER BY r.id",
+            rel_ids,
+        ):
+            items.append(
+                {
+                    "key": f"fact:{rid}",
+                    "kind": "fact",
+                    "id": rid,
+                    "text": f"{s} {p.replace('_', ' ')} {o}",
+                }
+            )
+    if plan_type == "maths":
+        variables = "; ".join(
+            f"{k}: {payload['descriptions'].get(k, '')} [{u}]" for k, u in payload["units"].items()
+        )
+        items.append(
+            {
+                "key": f"formula:{payload['formula']}",
+                "kind": "formula",
+                "id": payload["formula"],
+                "text": f"{payload['name']}: {payload['output_symbol'] or 'result'} = "
+                f"{payload['expression']} [{payload['unit']}]. {variables}",
+            }
+        )
+    if plan_type == "definition":
+        items.append(
+            {
+                "key": f"entity:{payload['entity_ids'][0]}",
+                "kind": "entity",
+                "id": payload["entity_ids"][0],
+                "text": f"{payload['entity']}: {payload['description']}",
+            }
+        )
+    return items
+
+
 class Runner:
     def __init__(
         self,
@@ -108,52 +156,6 @@ class Runner:
         self._calls: list[tuple[str, str, dict[str, Any]]] = []  # judge calls of this plan
 
     # --- context --------------------------------------------------------------------------
-
-    def _plan_items(self, plan_type: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
-        """The plan's own facts (or formula) as context items, so the context holds what the
-        answer is grounded in."""
-        items: list[dict[str, Any]] = []
-        rel_ids = payload.get("relation_ids", [])
-        if rel_ids:
-            marks = ",".join("?" * len(rel_ids))
-            for rid, s, p, o in self.conn.execute(
-                f"SELECT r.id, s.name, r.predicate, o.name FROM relations r JOIN entities s"
-                f" ON s.id = r.subject_id JOIN entities o ON o.id = r.object_id"
-                f" WHERE r.id IN ({marks}) ORDER BY r.id",
-                rel_ids,
-            ):
-                items.append(
-                    {
-                        "key": f"fact:{rid}",
-                        "kind": "fact",
-                        "id": rid,
-                        "text": f"{s} {p.replace('_', ' ')} {o}",
-                    }
-                )
-        if plan_type == "maths":
-            variables = "; ".join(
-                f"{k}: {payload['descriptions'].get(k, '')} [{u}]"
-                for k, u in payload["units"].items()
-            )
-            items.append(
-                {
-                    "key": f"formula:{payload['formula']}",
-                    "kind": "formula",
-                    "id": payload["formula"],
-                    "text": f"{payload['name']}: {payload['output_symbol'] or 'result'} = "
-                    f"{payload['expression']} [{payload['unit']}]. {variables}",
-                }
-            )
-        if plan_type == "definition":
-            items.append(
-                {
-                    "key": f"entity:{payload['entity_ids'][0]}",
-                    "kind": "entity",
-                    "id": payload["entity_ids"][0],
-                    "text": f"{payload['entity']}: {payload['description']}",
-                }
-            )
-        return items
 
     def _context(self, query: str, base: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
         used = sum(len(i["text"].split()) for i in base)
@@ -184,7 +186,7 @@ class Runner:
         seed: int,
         calls: list[tuple[str, str, dict[str, Any]]],
     ) -> tuple[list[Candidate | str], list[dict[str, Any]]]:
-        base = self._plan_items(plan_type, payload)
+        base = plan_context(self.conn, plan_type, payload)
         if self.llm is None:
             with self._timed("generate"):
                 candidate = TemplateRealizer(seed).realize(plan_type, payload)

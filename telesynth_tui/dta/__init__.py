@@ -1,0 +1,1 @@
+"""Data Trajectory Alignment: teacher ensemble, rewrite into the student's style, selection."""

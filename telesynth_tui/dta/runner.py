@@ -1,0 +1,345 @@
+"""A DTA run: problems planned from the graph, the student probed for its style, every teacher's
+solution rewritten, checked, judged, and the best exemplar per problem kept.
+
+A DTA run is stored as a pipeline run (`runs`, `plans`, `samples`, `model_calls`) plus a row in
+`dta_runs` with its configuration, the student's style profile and the probe answers. Each teacher
+solution is one sample: the selected exemplar is accepted, the others are rejected with the
+reason, the teacher's own text kept in `raw_text`. So `telesynth export RUN` writes SFT/RFT/DPO
+from it, the review screen steps through it, and it resumes like a generation run.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from telesynth_tui.dta.select import (
+    Exemplar,
+    ModelJudge,
+    Thresholds,
+    agree_numeric,
+    agree_text,
+    check_steps,
+    numeric_value,
+    select,
+)
+from telesynth_tui.dta.solutions import DTA_TYPES, SOLVER, Problem, Teacher, make_problem
+from telesynth_tui.dta.style import Rewriter, StyleProfile, lay_out, measure, segments, similarity
+from telesynth_tui.errors import TelesynthError
+from telesynth_tui.graph import db
+from telesynth_tui.graph.store import now
+from telesynth_tui.inference.generator import SamplingParams
+from telesynth_tui.pipeline.plans import Planner, allocate
+from telesynth_tui.pipeline.runner import Progress, RunConfig, plan_context, run_summary
+
+PROBE_SYSTEM = "Answer the telecom engineering question. Show your working briefly."
+
+
+@dataclass
+class DtaConfig:
+    student: str
+    teachers: list[str]  # registered GGUF names; the solver is added unless use_solver is off
+    n: int = 20
+    mix: dict[str, float] = field(default_factory=lambda: {"maths": 0.7, "troubleshooting": 0.3})
+    seed: int = 0
+    rewriter: str | None = None  # a GGUF name, "student" (the default) or None (layout only)
+    judge: str | None = None  # a GGUF judge; the step checker always runs
+    probes: int = 3
+    use_solver: bool = True
+    thresholds: dict[str, float] = field(default_factory=lambda: asdict(Thresholds()))
+
+    def teacher_names(self) -> list[str]:
+        return ([SOLVER] if self.use_solver else []) + [t for t in self.teachers if t != SOLVER]
+
+
+def create_dta_run(conn: sqlite3.Connection, config: DtaConfig) -> int:
+    if not config.teacher_names():
+        raise TelesynthError("DTA needs at least one teacher (--teachers, or keep the solver)")
+    unknown = set(config.mix) - set(DTA_TYPES)
+    if unknown:
+        raise TelesynthError(f"DTA plans maths and troubleshooting only, not {sorted(unknown)}")
+    if config.n < 1:
+        raise TelesynthError("--n must be at least 1")
+    plans = Planner(conn, config.seed).plans(allocate(config.n, config.mix))
+    if not plans:
+        raise TelesynthError("the knowledge graph has nothing to plan from (run telesynth init)")
+    run_config = RunConfig(n=config.n, mix=config.mix, seed=config.seed, generator="dta",
+                           refiner=config.rewriter, judge=config.judge, min_quality=0.0,
+                           filters={})  # fmt: skip
+    with db.transaction(conn):
+        cur = conn.execute(
+            "INSERT INTO runs(created_at, status, config) VALUES (?, 'running', ?)",
+            (now(), json.dumps(asdict(run_config))),
+        )
+        run_id = int(cur.lastrowid or 0)
+        conn.executemany(
+            "INSERT INTO plans(run_id, ordinal, type, payload) VALUES (?, ?, ?, ?)",
+            [(run_id, i, p.type, p.to_json()) for i, p in enumerate(plans)],
+        )
+        conn.execute(
+            "INSERT INTO dta_runs(run_id, student, config, profile, probes)"
+            " VALUES (?, ?, ?, '{}', '[]')",
+            (run_id, config.student, json.dumps(asdict(config))),
+        )
+    return run_id
+
+
+def load_dta_config(conn: sqlite3.Connection, run_id: int) -> DtaConfig | None:
+    row = conn.execute("SELECT config FROM dta_runs WHERE run_id = ?", (run_id,)).fetchone()
+    return DtaConfig(**json.loads(row[0])) if row else None
+
+
+@dataclass
+class DtaModels:
+    """The models of a DTA run, by role (the tests pass fakes)."""
+
+    student: Any
+    teachers: list[Teacher]
+    encoder: Any
+    rewriter: Rewriter | None = None
+    judge: ModelJudge | None = None
+
+
+class DtaRunner:
+    def __init__(self, conn: sqlite3.Connection, models: DtaModels) -> None:
+        self.conn = conn
+        self.models = models
+
+    # --- the student's style ------------------------------------------------------------------
+
+    def profile(self, run_id: int, config: DtaConfig) -> tuple[StyleProfile, list[str]]:
+        """The stored profile, or one measured now on the student's answers to probe problems
+        (planned with another seed, so they are not the run's own problems)."""
+        row = self.conn.execute(
+            "SELECT profile, probes FROM dta_runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        if row and row[0] != "{}":
+            probes = json.loads(row[1])
+            return StyleProfile(**json.loads(row[0])), [p["answer"] for p in probes]
+        planner = Planner(self.conn, config.seed + 7919)
+        counts = allocate(config.probes, config.mix) if config.probes else {}
+        probes = []
+        student = self.models.student
+        n_ctx = int(getattr(student, "n_ctx", 4096))
+        for i, plan in enumerate(planner.plans(counts)):
+            problem = make_problem(0, plan.type, json.loads(plan.to_json()), i, [])
+            messages = [{"role": "system", "content": PROBE_SYSTEM},
+                        {"role": "user", "content": problem.question}]  # fmt: skip
+            params = SamplingParams(max_tokens=min(200, n_ctx // 2))
+            try:
+                answer = "".join(student.stream(messages, params)).strip()
+            except TelesynthError as exc:
+                answer, metrics = "", {"error": str(exc)}
+            else:
+                metrics = student.last_metrics.to_dict() if student.last_metrics else {}
+            probes.append({"type": plan.type, "question": problem.question, "answer": answer,
+                           "metrics": metrics})  # fmt: skip
+        profile = measure([p["answer"] for p in probes])
+        with db.transaction(self.conn):
+            self.conn.execute(
+                "UPDATE dta_runs SET profile = ?, probes = ? WHERE run_id = ?",
+                (json.dumps(profile.to_dict()), json.dumps(probes), run_id),
+            )
+            for p in probes:
+                if p["metrics"].get("model"):
+                    self.conn.execute(
+                        "INSERT INTO model_calls(run_id, plan_id, stage, model, metrics)"
+                        " VALUES (?, NULL, 'probe', ?, ?)",
+                        (run_id, p["metrics"]["model"], json.dumps(p["metrics"])),
+                    )
+        return profile, [p["answer"] for p in probes]
+
+    # --- one problem ----------------------------------------------------------------------------
+
+    def _restyle(self, problem: Problem, c: Exemplar, profile: StyleProfile, example: str,
+                 thresholds: Thresholds, calls: list[tuple[str, str, dict]]) -> None:  # fmt: skip
+        """The exemplar text: the rewriter's, when it keeps the final answer; otherwise the
+        teacher's steps laid out in the student's style."""
+        laid_out = lay_out(c.solution.steps, c.solution.final, profile)
+        rewriter = self.models.rewriter
+        if rewriter is None:
+            c.text, c.rewrite = laid_out, {"by": "layout", "kept_final": True}
+            return
+        try:
+            text, metrics = rewriter.rewrite(problem, c.solution, profile, example)
+        except TelesynthError as exc:
+            c.text = laid_out
+            c.rewrite = {"by": rewriter.name, "kept_final": False, "detail": str(exc),
+                         "fallback": "layout"}  # fmt: skip
+            return
+        calls.append(("rewrite", rewriter.name, metrics))
+        if problem.type == "maths":
+            value, detail = numeric_value(text, problem)
+            original = c.value if c.value is not None else problem.truth
+            kept = (
+                value is not None
+                and original is not None
+                and abs(value - original) <= float(problem.payload["tolerance"])
+            )
+        else:
+            vectors = self.models.encoder.embed([text or " ", c.solution.text])
+            cos = float(sum(a * b for a, b in zip(vectors[0], vectors[1], strict=True)))
+            kept = cos >= thresholds.rewrite_keeps
+            detail = f"cosine {cos:.2f} with the teacher's solution"
+        c.rewrite = {"by": rewriter.name, "kept_final": kept, "detail": detail, "text": text}
+        if kept:
+            c.text = text
+        else:
+            c.text = laid_out
+            c.rewrite["fallback"] = "layout"
+
+    def process(self, run_id: int, config: DtaConfig, plan: sqlite3.Row, profile: StyleProfile,
+                example: str) -> list[Exemplar]:  # fmt: skip
+        thresholds = Thresholds(**config.thresholds)
+        payload = json.loads(plan["payload"])
+        context = plan_context(self.conn, plan["type"], payload)
+        problem = make_problem(plan["id"], plan["type"], payload,
+                               config.seed * 100_003 + plan["ordinal"], context)  # fmt: skip
+        calls: list[tuple[str, str, dict[str, Any]]] = []
+        candidates = []
+        for teacher in self.models.teachers:  # Phase I: every teacher solves the problem
+            solution = teacher.solve(problem)
+            if solution.metrics:
+                calls.append(("solve", teacher.name, solution.metrics))
+            candidates.append(Exemplar(solution))
+        usable = [c for c in candidates if not c.solution.error]
+        if problem.type == "maths":
+            agree_numeric(problem, usable)
+        elif usable:
+            agree_text(problem, usable, self.models.encoder, thresholds)
+        for c in usable:  # Phase II: rewrite, check, judge
+            self._restyle(problem, c, profile, example, thresholds, calls)
+            c.style = similarity(c.text, profile)
+            _, steps = segments(c.text)
+            *body, final = steps or [""]
+            c.judge = check_steps(problem, body, final, self.models.encoder, thresholds)
+            judge = self.models.judge
+            if judge is not None:
+                verdict = judge.judge(problem, body, final)
+                if verdict.get("metrics"):
+                    calls.append(("judge", judge.name, verdict.pop("metrics")))
+                if "score" in verdict:
+                    verdict["step_check"] = c.judge["score"]
+                    c.judge = verdict
+                else:
+                    c.judge["model_judge_error"] = f"{judge.name}: {verdict['error']}"
+        select(candidates, thresholds)
+        self._store(run_id, plan, problem, candidates, calls)
+        return candidates
+
+    def _store(self, run_id: int, plan: sqlite3.Row, problem: Problem,
+               candidates: list[Exemplar], calls: list[tuple[str, str, dict]]) -> None:  # fmt: skip
+        cited = [c["key"] for c in problem.context]
+        rewriter = self.models.rewriter.name if self.models.rewriter else "layout"
+        with db.transaction(self.conn):
+            for c in candidates:
+                s = c.solution
+                _, steps = segments(c.text) if c.text else ("", [])
+                scores = {"agreement": c.agreement, "judge": c.judge, "style": c.style,
+                          "rewrite": c.rewrite, "selection_score": c.score}  # fmt: skip
+                provenance = {
+                    "plan_id": plan["id"], "plan_type": plan["type"],
+                    "entity_ids": problem.payload.get("entity_ids", []),
+                    "relation_ids": problem.payload.get("relation_ids", []),
+                    "formula": problem.payload.get("formula"), "chunk_ids": [],
+                    "context_keys": cited, "generator": s.teacher, "teacher": s.teacher,
+                    "rewriter": c.rewrite.get("by", rewriter),
+                    "judge": c.judge.get("by"),
+                }  # fmt: skip
+                self.conn.execute(
+                    "INSERT INTO samples(run_id, plan_id, type, question, answer, steps, context,"
+                    " cited, provenance, generator, raw_text, status, reason, scores, quality,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, plan["id"], plan["type"], problem.question, c.text or None,
+                     json.dumps(steps), json.dumps(problem.context), json.dumps(cited),
+                     json.dumps(provenance), s.teacher, s.raw_text or s.text, c.status,
+                     c.reason or None, json.dumps(scores), c.score, now()),
+                )  # fmt: skip
+            for stage, model, metrics in calls:
+                self.conn.execute(
+                    "INSERT INTO model_calls(run_id, plan_id, stage, model, metrics)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (run_id, plan["id"], stage, model, json.dumps(metrics)),
+                )
+            self.conn.execute("UPDATE plans SET status = 'done' WHERE id = ?", (plan["id"],))
+
+    # --- the run ----------------------------------------------------------------------------------
+
+    def execute(
+        self,
+        run_id: int,
+        progress: Callable[[Progress], None] = lambda _: None,
+        cancel: Callable[[], bool] = lambda: False,
+    ) -> dict[str, Any]:
+        config = load_dta_config(self.conn, run_id)
+        if config is None:
+            raise TelesynthError(f"run {run_id} is not a DTA run")
+        self.conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (run_id,))
+        profile, answers = self.profile(run_id, config)
+        example = next((a for a in answers if a.strip()), "")
+        example = " ".join(example.split()[:60])
+        plans = self.conn.execute(
+            "SELECT * FROM plans WHERE run_id = ? ORDER BY ordinal", (run_id,)
+        ).fetchall()
+        counts = Counter(
+            r[0]
+            for r in self.conn.execute("SELECT status FROM samples WHERE run_id = ?", (run_id,))
+        )
+        done = sum(1 for p in plans if p["status"] == "done")
+        for plan in plans:
+            if plan["status"] == "done":
+                continue
+            if cancel():
+                break
+            candidates = self.process(run_id, config, plan, profile, example)
+            counts.update(c.status for c in candidates)
+            done += 1
+            chosen = next((c for c in candidates if c.status == "accepted"), None)
+            progress(Progress(run_id, done, len(plans), counts["accepted"], counts["rejected"],
+                              plan["type"], "accepted" if chosen else "rejected",
+                              "" if chosen else candidates[0].reason))  # fmt: skip
+        finished = done == len(plans)
+        summary = dta_summary(self.conn, run_id)
+        with db.transaction(self.conn):
+            self.conn.execute(
+                "UPDATE runs SET status = ?, summary = ? WHERE id = ?",
+                ("finished" if finished else "interrupted", json.dumps(summary), run_id),
+            )
+        return summary
+
+
+def dta_summary(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:
+    """The run summary plus DTA figures: exemplars per teacher, rewrites kept, the profile."""
+    summary = run_summary(conn, run_id)
+    row = conn.execute(
+        "SELECT student, profile FROM dta_runs WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    selected: Counter[str] = Counter()
+    candidates: Counter[str] = Counter()
+    rewrites: Counter[str] = Counter()
+    for teacher, status, scores in conn.execute(
+        "SELECT generator, status, scores FROM samples WHERE run_id = ?", (run_id,)
+    ):
+        candidates[teacher] += 1
+        if status == "accepted":
+            selected[teacher] += 1
+        rewrite = json.loads(scores or "{}").get("rewrite", {})
+        if rewrite.get("by") == "layout":
+            rewrites["laid out (no rewriter)"] += 1
+        elif rewrite:
+            rewrites["lost the answer, laid out" if rewrite.get("fallback") else "rewritten"] += 1
+    problems = summary["plans_done"]
+    summary.update({
+        "student": row[0] if row else None,
+        "profile": json.loads(row[1]) if row else {},
+        "problems_with_exemplar": sum(selected.values()),
+        "problems_without_exemplar": problems - sum(selected.values()),
+        "candidates_by_teacher": dict(candidates),
+        "selected_by_teacher": dict(selected),
+        "rewrites": dict(rewrites),
+    })  # fmt: skip
+    return summary

@@ -1,0 +1,150 @@
+"""DTA Phase I: problems from the planner and the teachers that solve them.
+
+A problem is a maths or troubleshooting plan phrased as a question, with its truth: the exact
+value computed by our formula code, or the troubleshooting plan the knowledge graph documents.
+Teachers are registered GGUF models and the deterministic solver, which writes the worked steps
+of the formula (or the documented plan) and is always right by construction.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from telesynth_tui.errors import TelesynthError
+from telesynth_tui.pipeline.generate_llm import LlmQA, numbered
+from telesynth_tui.pipeline.realize import NO_UNIT, TemplateRealizer, _fmt_number
+
+DTA_TYPES = ("maths", "troubleshooting")
+SOLVER = "solver"
+
+
+@dataclass
+class Problem:
+    plan_id: int
+    type: str  # maths | troubleshooting
+    question: str
+    payload: dict[str, Any]
+    context: list[dict[str, Any]]  # the plan's formula or facts, as in the pipeline
+    reference: str  # the documented answer (solver's text)
+
+    @property
+    def truth(self) -> float | None:
+        return float(self.payload["answer"]) if self.type == "maths" else None
+
+    @property
+    def unit(self) -> str:
+        return str(self.payload.get("unit", "")) if self.type == "maths" else ""
+
+
+@dataclass
+class Solution:
+    teacher: str
+    steps: list[str]
+    final: str  # the sentence that states the final answer
+    raw_text: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # why there is no usable solution
+
+    @property
+    def text(self) -> str:
+        body = "\n".join(f"{i}. {s}" for i, s in enumerate(self.steps, 1))
+        return f"{body}\nFinal answer: {self.final}".strip()
+
+
+class Teacher(Protocol):
+    name: str
+
+    def solve(self, problem: Problem) -> Solution: ...
+
+
+def make_problem(plan_id: int, plan_type: str, payload: dict[str, Any], seed: int,
+                 context: list[dict[str, Any]]) -> Problem:  # fmt: skip
+    candidate = TemplateRealizer(seed).realize(plan_type, payload)
+    return Problem(plan_id, plan_type, candidate.question, payload, context, candidate.answer)
+
+
+def _substitute(expression: str, inputs: dict[str, float]) -> str:
+    """The expression with each input symbol replaced by its value (longest symbols first)."""
+    symbols = sorted(inputs, key=len, reverse=True)
+    if not symbols:
+        return expression
+    pattern = re.compile(r"\b(" + "|".join(re.escape(s) for s in symbols) + r")\b")
+    return pattern.sub(lambda m: _fmt_number(inputs[m.group(1)]), expression)
+
+
+class SolverTeacher:
+    """The deterministic teacher: formula, substitution and result for maths; the documented
+    causes, checks, actions and verification for troubleshooting."""
+
+    name = SOLVER
+
+    def solve(self, problem: Problem) -> Solution:
+        p = problem.payload
+        if problem.type == "maths":
+            units = {k: ("" if u in NO_UNIT else u) for k, u in p["units"].items()}
+            symbol = p["output_symbol"] or "result"
+            given = ", ".join(
+                f"{k} = {_fmt_number(v)} {units[k]}".strip() for k, v in p["inputs"].items()
+            )
+            result = f"{_fmt_number(p['answer'])} {p['unit']}".strip()
+            steps = [
+                f"Use {p['name']}: {symbol} = {p['expression']}.",
+                f"Given {given}.",
+                f"Substitute: {symbol} = {_substitute(p['expression'], p['inputs'])}.",
+            ]
+            return Solution(self.name, steps, f"{symbol} = {result}")
+        steps = TemplateRealizer(0).realize(problem.type, p).steps
+        return Solution(self.name, steps[1:] or steps, steps[0].rstrip("."))
+
+
+SOLUTION_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "steps": {"type": "array", "minItems": 1, "maxItems": 6,
+                  "items": {"type": "string", "minLength": 2, "maxLength": 160}},
+        "final_answer": {"type": "string", "minLength": 1, "maxLength": 100},
+    },
+    "required": ["steps", "final_answer"],
+}  # fmt: skip
+TEACHER_SYSTEM = (
+    "You are a senior RAN engineer. Solve the problem step by step using the reference, then "
+    "state the final answer (for calculations: the value with its unit)."
+)
+
+
+class ModelTeacher:
+    """A registered GGUF model writing a JSON solution (steps + final answer)."""
+
+    def __init__(self, generator: Any, max_tokens: int = 512) -> None:
+        self.llm = LlmQA(generator, max_tokens)
+        self.name = generator.name
+
+    def solve(self, problem: Problem) -> Solution:
+        def build(items: list[dict[str, Any]]) -> list[dict[str, str]]:
+            request = (
+                f"Reference:\n{numbered(items)}\n\nProblem: {problem.question}\nReply as JSON."
+            )
+            return [
+                {"role": "system", "content": TEACHER_SYSTEM},
+                {"role": "user", "content": request},
+            ]
+
+        try:
+            text, metrics = self.llm.call_json(self.llm.fit(build, problem.context),
+                                               SOLUTION_SCHEMA)  # fmt: skip
+        except TelesynthError as exc:
+            return Solution(self.name, [], "", error=f"teacher failed: {exc}")
+        try:
+            data = json.loads(text)
+            steps = [str(s).strip() for s in data["steps"] if str(s).strip()]
+            final = str(data["final_answer"]).strip()
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            cut = " (cut at the token limit)" if metrics.get("stop_reason") == "length" else ""
+            return Solution(self.name, [], "", text, metrics,
+                            f"unusable output{cut}: {type(exc).__name__}")  # fmt: skip
+        if not steps or not final:
+            return Solution(self.name, [], "", text, metrics, "empty steps or final answer")
+        return Solution(self.name, steps, final, text, metrics)
