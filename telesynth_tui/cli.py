@@ -633,6 +633,31 @@ def evaluate(
             typer.echo(f"{key}: {value}")
 
 
+@app.command()
+def tui(
+    project: Annotated[
+        Path | None, typer.Option("--project", "-p", help="Project folder (as the global option).")
+    ] = None,
+) -> None:
+    """Open the terminal app on the project (created with the bundled knowledge if missing)."""
+    from telesynth_tui.project import Project
+    from telesynth_tui.tui.app import create_app
+
+    path = project or State.project_dir
+    opened = Project.open(path) if Project.optional(path).exists else _init_for_tui(path)
+    create_app(opened).run()
+
+
+def _init_for_tui(path: Path) -> Any:
+    from telesynth_tui.graph.importer import import_paths
+    from telesynth_tui.project import Project
+
+    typer.echo(f"creating project {path} with the bundled knowledge…", err=True)
+    project = Project.create(path)
+    import_paths(project.connect(), [project.settings.bundled_kg], project.settings.ingest)
+    return project
+
+
 # --- models ----------------------------------------------------------------------------------
 
 

@@ -308,3 +308,49 @@ def render_markdown(results: dict[str, Any]) -> str:
 
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 1) -> str:
     return "-" if value is None else f"{value * scale:.{digits}f}"
+
+
+# --- saved results (PROJECT/bench/*.json), so benchmarks of earlier sessions stay visible --------
+
+BENCH_DIR = "bench"
+
+
+def save_results(project_dir: Path, results: dict[str, Any], created_at: str = "") -> Path:
+    """Write one benchmark's results as PROJECT/bench/bench-<UTC time>.json (atomically; a
+    second result in the same second gets a numbered name)."""
+    from telesynth_tui.graph.store import now
+    from telesynth_tui.project import write_atomic
+
+    created_at = created_at or now()
+    folder = project_dir / BENCH_DIR
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = "bench-" + "".join(c for c in created_at if c.isalnum())
+        path = folder / f"{stem}.json"
+        n = 1
+        while path.exists():
+            n += 1
+            path = folder / f"{stem}-{n}.json"
+        record = {"created_at": created_at, **results}
+        write_atomic(path, json.dumps(record, indent=2, default=str) + "\n")
+    except OSError as exc:
+        raise TelesynthError(
+            f"{folder}: cannot save the benchmark: {exc.strerror or exc}"
+        ) from None
+    return path
+
+
+def load_results(project_dir: Path) -> list[dict[str, Any]]:
+    """The saved benchmark results of a project, oldest first; files that are not readable
+    benchmark JSON are left out."""
+    found = []
+    for path in (project_dir / BENCH_DIR).glob("bench-*.json"):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(record, dict):
+            record.setdefault("generators", [])
+            record.setdefault("encoders", [])
+            found.append(((str(record.get("created_at", "")), len(path.name), path.name), record))
+    return [record for _, record in sorted(found, key=lambda pair: pair[0])]

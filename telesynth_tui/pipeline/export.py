@@ -1,7 +1,8 @@
 """Stage 7, export: SFT chat JSONL, RFT JSONL with rubrics, DPO pairs, CSV, and a dataset card.
 
-Only accepted samples that a reviewer did not reject are exported (DPO also uses rejected
-answers of the same plan). Files are written through a temporary file and renamed.
+Accepted samples are exported unless a reviewer rejected them, and rejected ones a reviewer
+accepted or edited are exported too (DPO also uses rejected answers of the same plan). Files
+are written through a temporary file and renamed.
 """
 
 from __future__ import annotations
@@ -38,7 +39,11 @@ def _rows(conn: sqlite3.Connection, run_id: int, where: str) -> list[dict[str, A
     return out
 
 
-_EXPORTABLE = "s.status = 'accepted' AND COALESCE(s.review, '') != 'rejected'"
+# the pipeline's verdict unless a reviewer decided otherwise
+_EXPORTABLE = (
+    "s.answer IS NOT NULL AND CASE WHEN s.review IN ('accepted', 'edited') THEN 1"
+    " WHEN s.review = 'rejected' THEN 0 ELSE s.status = 'accepted' END"
+)
 
 
 def _metadata(s: dict[str, Any]) -> dict[str, Any]:
@@ -123,9 +128,9 @@ def rft_records(samples: list[dict[str, Any]], with_context: bool) -> list[dict[
 
 
 def dpo_records(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
-    """chosen = an accepted answer, rejected = a dropped answer for the same plan."""
+    """chosen = an exported answer, rejected = a dropped answer for the same plan."""
     good = _rows(conn, run_id, _EXPORTABLE)
-    bad = _rows(conn, run_id, "s.status = 'rejected' AND s.answer IS NOT NULL")
+    bad = _rows(conn, run_id, f"s.answer IS NOT NULL AND NOT ({_EXPORTABLE})")
     by_plan: dict[int, list[dict[str, Any]]] = {}
     for s in bad:
         by_plan.setdefault(s["plan_id"], []).append(s)

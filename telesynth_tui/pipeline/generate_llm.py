@@ -7,6 +7,7 @@ becomes a recorded rejection carrying the raw text ("reason\\nraw text")."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from telesynth_tui.errors import TelesynthError
@@ -96,10 +97,17 @@ class LlmQA:
         # context budget in our token estimate, with room for instructions and a safety margin
         self.context_budget = max(64, int((n_ctx - self.max_tokens - 200) * 0.7))
         self.seed = seed
+        self.on_token: Callable[[str], None] | None = None  # sees each piece as it is decoded
+        self.cancel: Callable[[], bool] | None = None  # checked between tokens
 
     def call_json(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> tuple[str, dict]:
         params = SamplingParams(max_tokens=self.max_tokens, temperature=0.0, json_schema=schema)
-        text = "".join(self.generator.stream(messages, params))
+        pieces = []
+        for piece in self.generator.stream(messages, params, self.cancel):
+            pieces.append(piece)
+            if self.on_token is not None:
+                self.on_token(piece)
+        text = "".join(pieces)
         metrics = self.generator.last_metrics
         return text, metrics.to_dict() if metrics else {}
 

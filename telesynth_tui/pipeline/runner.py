@@ -221,13 +221,21 @@ class Runner:
         return refined
 
     def process_plan(
-        self, run_id: int, config: RunConfig, plan: sqlite3.Row
-    ) -> list[dict[str, Any]]:
+        self,
+        run_id: int,
+        config: RunConfig,
+        plan: sqlite3.Row,
+        cancel: Callable[[], bool] = lambda: False,
+    ) -> list[dict[str, Any]] | None:
+        """The plan's samples, stored in one transaction; None when cancelled mid-plan (nothing
+        of the plan is stored, so it runs again on resume)."""
         payload = json.loads(plan["payload"])
         calls: list[tuple[str, str, dict[str, Any]]] = []
         found, context = self._candidates(
             config, plan["type"], payload, config.seed * 100_003 + plan["ordinal"], calls
         )
+        if cancel():
+            return None
         generator = self.llm.name if self.llm else TEMPLATE
         texts = [c["text"] for c in context]
         samples: list[dict[str, Any]] = []
@@ -251,6 +259,8 @@ class Runner:
         calls.extend(self._calls)
         self._calls = []
         encoder.call_log = None
+        if cancel():
+            return None
         t_store = time.perf_counter()
         with db.transaction(self.conn):
             for s in samples:
@@ -396,6 +406,8 @@ class Runner:
             raise TelesynthError(f"no run {run_id}")
         config = RunConfig.from_json(row[0])
         self.min_quality = config.min_quality
+        for llm in filter(None, (self.llm, self.refiner)):
+            llm.cancel = cancel
         self._restore_duplicates(run_id)
         self.conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (run_id,))
         plans = self.conn.execute(
@@ -411,7 +423,9 @@ class Runner:
                 continue
             if cancel():
                 break
-            samples = self.process_plan(run_id, config, plan)
+            samples = self.process_plan(run_id, config, plan, cancel)
+            if samples is None:
+                break
             counts.update(s["status"] for s in samples)
             done += 1
             last = samples[-1] if samples else {}

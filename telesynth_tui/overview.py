@@ -1,0 +1,62 @@
+"""What a project holds at a glance: knowledge-graph counts, registered models with the speed
+measured in this project, recent runs and evaluations. Shaped for display (TUI dashboard)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import statistics
+from typing import Any
+
+from telesynth_tui.graph.stats import kg_stats
+
+
+def measured_speeds(conn: sqlite3.Connection) -> dict[str, float]:
+    """Median decode tok/s per model over its generation calls recorded in this project."""
+    rates: dict[str, list[float]] = {}
+    rows = conn.execute(
+        "SELECT model, json_extract(metrics, '$.decode_tok_s') FROM model_calls"
+        " WHERE json_extract(metrics, '$.decode_tok_s') IS NOT NULL"
+        " UNION ALL SELECT r.student, json_extract(i.metrics, '$.decode_tok_s') FROM eval_items i"
+        " JOIN eval_runs r ON r.id = i.eval_run_id"
+        " WHERE json_extract(i.metrics, '$.decode_tok_s') IS NOT NULL"
+    )
+    for model, rate in rows:
+        rates.setdefault(model, []).append(float(rate))
+    return {m: statistics.median(v) for m, v in rates.items()}
+
+
+def recent_runs(conn: sqlite3.Connection, limit: int = 10) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT r.id, r.created_at, r.status, r.config, d.student,"
+        " SUM(s.status = 'accepted'), SUM(s.status = 'rejected'), SUM(s.review IS NOT NULL)"
+        " FROM runs r LEFT JOIN samples s ON s.run_id = r.id"
+        " LEFT JOIN dta_runs d ON d.run_id = r.id GROUP BY r.id ORDER BY r.id DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    out = []
+    for run_id, created, status, config, student, accepted, rejected, reviewed in rows:
+        cfg = json.loads(config)
+        out.append({"run": run_id, "created_at": created, "status": status,
+                    "kind": "dta" if student else "generate",
+                    "generator": f"dta → {student}" if student else cfg["generator"],
+                    "n": cfg["n"], "accepted": accepted or 0, "rejected": rejected or 0,
+                    "reviewed": reviewed or 0})  # fmt: skip
+    return out
+
+
+def project_overview(project: Any, conn: sqlite3.Connection) -> dict[str, Any]:
+    speeds = measured_speeds(conn)
+    models = []
+    for entry in project.registry().entries():
+        size = entry.path.stat().st_size if entry.path.exists() else None
+        models.append({"name": entry.name, "roles": entry.roles, "format": entry.format,
+                       "quantization": entry.quantization, "size_bytes": size,
+                       "context": entry.context_length, "origin": entry.origin,
+                       "decode_tok_s": speeds.get(entry.name)})  # fmt: skip
+    return {
+        "project": str(project.path),
+        "kg": kg_stats(conn),
+        "models": models,
+        "runs": recent_runs(conn),
+    }

@@ -1,0 +1,111 @@
+"""A person's decisions on samples: accept, reject, edit, undo. Every change is written at once
+(one statement, autocommit), so nothing typed is lost; exports follow the decisions."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from telesynth_tui.errors import TelesynthError
+
+DECISIONS = ("accepted", "rejected")
+ORDERS = {"id": "s.id", "quality": "COALESCE(s.quality, -1), s.id"}
+FILTERS = {
+    "all": "1",
+    "accepted": "s.status = 'accepted'",
+    "rejected": "s.status = 'rejected'",
+    "unreviewed": "s.review IS NULL",
+    "reviewed": "s.review IS NOT NULL",
+}
+
+
+@dataclass(frozen=True)
+class SampleState:
+    """What a sample looked like before a change (enough to undo it)."""
+
+    sample_id: int
+    review: str | None
+    answer: str | None
+    steps: str | None
+
+
+def sample_ids(conn: sqlite3.Connection, run_id: int, show: str = "all",
+               order: str = "id") -> list[int]:  # fmt: skip
+    if show not in FILTERS or order not in ORDERS:
+        raise TelesynthError(f"unknown filter {show!r} or order {order!r}")
+    rows = conn.execute(
+        f"SELECT s.id FROM samples s WHERE s.run_id = ? AND {FILTERS[show]}"
+        f" ORDER BY {ORDERS[order]}",
+        (run_id,),
+    )
+    return [r[0] for r in rows]
+
+
+def load_sample(conn: sqlite3.Connection, sample_id: int) -> dict[str, Any]:
+    """A sample with its JSON fields parsed and its provenance spelled out (facts by name)."""
+    row = conn.execute("SELECT * FROM samples WHERE id = ?", (sample_id,)).fetchone()
+    if row is None:
+        raise TelesynthError(f"no sample {sample_id}")
+    s = dict(row)
+    for key in ("steps", "context", "cited", "provenance", "scores"):
+        s[key] = json.loads(s[key]) if s[key] else ([] if key in ("steps", "cited") else {})
+    prov = s["provenance"] or {}
+    rel_ids = list(prov.get("relation_ids", []))
+    facts = []
+    if rel_ids:
+        marks = ",".join("?" * len(rel_ids))
+        facts = [
+            f"{a} -{p}-> {b}"
+            for a, p, b in conn.execute(
+                "SELECT e1.name, r.predicate, e2.name FROM relations r"
+                " JOIN entities e1 ON e1.id = r.subject_id JOIN entities e2 ON e2.id = r.object_id"
+                f" WHERE r.id IN ({marks}) ORDER BY r.id",
+                rel_ids,
+            )
+        ]
+    s["facts"] = facts
+    return s
+
+
+def _state(conn: sqlite3.Connection, sample_id: int) -> SampleState:
+    row = conn.execute(
+        "SELECT review, answer, steps FROM samples WHERE id = ?", (sample_id,)
+    ).fetchone()
+    if row is None:
+        raise TelesynthError(f"no sample {sample_id}")
+    return SampleState(sample_id, row[0], row[1], row[2])
+
+
+def decide(conn: sqlite3.Connection, sample_id: int, decision: str) -> SampleState:
+    """Accept or reject a sample; returns its state before, for undo."""
+    if decision not in DECISIONS:
+        raise TelesynthError(f"a decision is one of {', '.join(DECISIONS)}")
+    before = _state(conn, sample_id)
+    conn.execute("UPDATE samples SET review = ? WHERE id = ?", (decision, sample_id))
+    return before
+
+
+def edit(conn: sqlite3.Connection, sample_id: int, answer: str) -> SampleState:
+    """Replace the answer (its steps become its lines); the first edit keeps the original
+    answer in the scores as `original_answer`. Returns the state before, for undo."""
+    if not answer.strip():
+        raise TelesynthError("an edited answer cannot be empty")
+    before = _state(conn, sample_id)
+    steps = [line.strip() for line in answer.splitlines() if line.strip()]
+    conn.execute(
+        "UPDATE samples SET answer = ?, steps = ?, review = 'edited',"
+        " scores = json_set(COALESCE(scores, '{}'), '$.original_answer',"
+        " COALESCE(json_extract(scores, '$.original_answer'), answer)) WHERE id = ?",
+        (answer, json.dumps(steps), sample_id),
+    )
+    return before
+
+
+def restore(conn: sqlite3.Connection, state: SampleState) -> None:
+    """Undo: put the sample back as it was."""
+    conn.execute(
+        "UPDATE samples SET review = ?, answer = ?, steps = ? WHERE id = ?",
+        (state.review, state.answer, state.steps, state.sample_id),
+    )
