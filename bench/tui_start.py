@@ -27,6 +27,8 @@ from telesynth_tui.tui.app import TelesynthApp
 from telesynth_tui.tui.backends import Backends
 
 class TimedApp(TelesynthApp):
+    CSS_PATH = str(Path(sys.modules[TelesynthApp.__module__].__file__).parent / "app.tcss")
+
     def on_ready(self) -> None:
         loaded = [m for m in {heavy!r} if m in sys.modules]
         print(json.dumps({{"ready": time.time(), "loaded": loaded}}), file=sys.stderr)

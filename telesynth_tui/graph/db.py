@@ -6,12 +6,14 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from telesynth_tui.errors import TelesynthError
 
-Migration = Callable[[sqlite_utils.Database], None]
+if TYPE_CHECKING:  # imported when a migration runs: sqlite-utils loads pandas when it can
+    import sqlite_utils
+
+Migration = Callable[["sqlite_utils.Database"], None]
 
 
 _M001_SQL = """
@@ -255,6 +257,10 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
         raise TelesynthError(
             f"database schema v{current} is newer than this telesynth (v{SCHEMA_VERSION})"
         )
+    if current >= target:
+        return current
+    import sqlite_utils
+
     db = sqlite_utils.Database(conn)
     for version in range(current + 1, target + 1):
         conn.execute("BEGIN IMMEDIATE")

@@ -34,7 +34,7 @@ SCREENS = {
 class TelesynthApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "telesynth"
-    SUB_TITLE = "1 Dash · 2 KG · 3 Generate · 4 Review · 5 Evaluate · 6 Bench · ? Help"
+    SUB_TITLE = "1 Dash 2 KG 3 Gen 4 Review 5 Eval 6 Bench"
     MODES = {
         "dashboard": DashboardScreen,
         "kg": KgScreen,

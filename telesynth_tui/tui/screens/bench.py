@@ -45,7 +45,7 @@ class BenchScreen(BaseScreen):
     BenchScreen #bench-plot { width: 1fr; height: 1fr; }
     BenchScreen #bench-status { height: 1; padding: 0 1; color: $text-muted; }
     BenchScreen #bench-gen { height: 1fr; }
-    BenchScreen #bench-enc { height: 4; }
+    BenchScreen #bench-enc-box { height: 4; }
     """
 
     class Loaded(Message):
@@ -89,7 +89,8 @@ class BenchScreen(BaseScreen):
         yield Static("Generators", classes="section-title")
         yield DataTable(id="bench-gen", cursor_type="row", zebra_stripes=True)
         yield Static("Encoders", classes="section-title")
-        yield DataTable(id="bench-enc", cursor_type="row", zebra_stripes=True)
+        with Vertical(id="bench-enc-box"):
+            yield DataTable(id="bench-enc", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:

@@ -42,7 +42,7 @@ class DashboardScreen(BaseScreen):
     def on_mount(self) -> None:
         self.query_one("#kg-table", DataTable).add_columns("what", "count")
         self.query_one("#models-table", DataTable).add_columns(
-            "model", "roles", "quant", "size", "ctx", "tok/s"
+            "model", "quant", "size", "ctx", "tok/s", "roles"
         )
         self.query_one("#runs-table", DataTable).add_columns(
             "run", "status", "generator", "plans", "accepted", "dropped", "reviewed"
@@ -80,8 +80,8 @@ class DashboardScreen(BaseScreen):
         models.clear()
         for m in data["models"]:
             rate = f"{m['decode_tok_s']:.0f}" if m["decode_tok_s"] else "-"
-            models.add_row(m["name"], ",".join(m["roles"]), m["quantization"] or "-",
-                           size(m["size_bytes"]), str(m["context"] or "-"), rate)  # fmt: skip
+            models.add_row(m["name"], m["quantization"] or "-", size(m["size_bytes"]),
+                           str(m["context"] or "-"), rate, ",".join(m["roles"]))  # fmt: skip
         runs = self.query_one("#runs-table", DataTable)
         runs.clear()
         for r in data["runs"]:

@@ -11,7 +11,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import (
     Button,
@@ -63,19 +63,19 @@ class EvaluateScreen(BaseScreen):
     ]
     AUTO_FOCUS = "#ev-runs"
     DEFAULT_CSS = """
-    EvaluateScreen .form-row { height: 3; }
+    EvaluateScreen .ev-row { height: 3; }
     EvaluateScreen #ev-student { width: 28; }
     EvaluateScreen #ev-set { width: 1fr; }
     EvaluateScreen #ev-mode { width: 19; }
     EvaluateScreen #ev-limit { width: 13; }
     EvaluateScreen #ev-run { width: 12; min-width: 12; }
-    EvaluateScreen #ev-progress { width: 1fr; padding: 1 1 0 1; }
+    EvaluateScreen #ev-progress { width: 1fr; height: 3; padding: 1 1 0 2; }
     EvaluateScreen #ev-progress Bar { width: 1fr; }
     EvaluateScreen #ev-status { height: 1; padding: 0 1; color: $text-muted; }
     EvaluateScreen #ev-runs { height: 1fr; }
     EvaluateScreen #ev-compare { height: 10; display: none; }
     EvaluateScreen #ev-compare.shown { display: block; }
-    EvaluateScreen #ev-compare-table { width: 44; height: 1fr; }
+    EvaluateScreen #ev-compare-box { width: 48; }
     EvaluateScreen #ev-plot { width: 1fr; height: 1fr; }
     """
 
@@ -111,10 +111,10 @@ class EvaluateScreen(BaseScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal(classes="form-row"):
+        with Horizontal(classes="ev-row"):
             yield Select[str]([], prompt="student model", id="ev-student")
-            yield Input(placeholder="evaluation set: TeleQnA .json, .csv or .jsonl", id="ev-set")
-        with Horizontal(classes="form-row"):
+            yield Input(placeholder="set path: .json, .csv, .jsonl", id="ev-set")
+        with Horizontal(classes="ev-row"):
             yield Select[str](MODES, value="closed", allow_blank=False, id="ev-mode")
             yield Input(placeholder="limit", type="integer", id="ev-limit")
             yield Button("Evaluate", id="ev-run", variant="primary")
@@ -123,7 +123,8 @@ class EvaluateScreen(BaseScreen):
         yield Static("Evaluations · m marks two runs to compare", classes="section-title")
         yield DataTable(id="ev-runs", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="ev-compare"):
-            yield DataTable(id="ev-compare-table", cursor_type="row", zebra_stripes=True)
+            with Vertical(id="ev-compare-box"):
+                yield DataTable(id="ev-compare-table", cursor_type="row", zebra_stripes=True)
             yield PlotextPlot(id="ev-plot")
         yield Footer()
 
@@ -206,7 +207,7 @@ class EvaluateScreen(BaseScreen):
         self.query_one("#ev-run", Button).disabled = True
         self.query_one("#ev-progress", ProgressBar).update(total=None, progress=0)
         path = Path(set_path).expanduser()
-        self._run_label = f"{student} on {path.name} ({mode} book)"
+        self._run_label = f"{student} · {path.name} · {mode}"
         self._status(f"loading {student}…")
         self.evaluate(student, path, mode, limit)
 
@@ -308,8 +309,8 @@ class EvaluateScreen(BaseScreen):
         table = self.query_one("#ev-compare-table", DataTable)
         table.clear(columns=True)
         table.add_column("", key="key", width=12)
-        table.add_column(f"run {a}", key="a", width=13)
-        table.add_column(f"run {b}", key="b", width=13)
+        table.add_column(f"run {a}", key="a", width=14)
+        table.add_column(f"run {b}", key="b", width=14)
         values: dict[str, tuple[Any, Any]] = {}
         for key, value_a, value_b in message.rows:
             values[key] = (value_a, value_b)
@@ -331,11 +332,11 @@ class EvaluateScreen(BaseScreen):
             (("accuracy", "accuracy"), ("joules_per_output_token", "J/token")), start=1
         ):
             pair = values.get(key, (None, None))
-            plt.subplot(1, column)
-            plt.bar(labels, [float(v or 0.0) for v in pair], width=0.4)
-            plt.title(title)
+            sub = plt.subplot(1, column)
+            sub.bar(labels, [float(v or 0.0) for v in pair], width=0.4)
+            sub.title(title)
             if key == "accuracy":
-                plt.ylim(0, 1)
+                sub.ylim(0, 1)
         plot.refresh()
 
     def _id_cell(self, run: int) -> Text:

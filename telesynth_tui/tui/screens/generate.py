@@ -269,7 +269,8 @@ class GenerateScreen(BaseScreen):
                 run_id = create_run(conn, config)
             total = conn.execute("SELECT COUNT(*) FROM plans WHERE run_id = ?", (run_id,))
             self.post_message(self.Started(run_id, int(total.fetchone()[0]), config.generator))
-            runner = self.backends.runner(conn, config)
+            runner = self.backends.runner(conn, config)  # loads models; embeds new chunks
+            self.post_message(self.Tokens(f"run {run_id}: models ready\n"))
             tokens = TokenBuffer(lambda text: self.post_message(self.Tokens(text)))
             for llm in filter(None, (runner.llm, runner.refiner)):
                 llm.on_token = tokens.add
@@ -310,7 +311,7 @@ class GenerateScreen(BaseScreen):
         self.last_run = message.run_id
         bar = self.query_one("#gen-progress", ProgressBar)
         bar.update(total=message.total, progress=0)
-        self._status(f"run {message.run_id}: {message.generator}")
+        self._status(f"run {message.run_id}: loading {message.generator} and the encoder…")
 
     def on_generate_screen_tokens(self, message: Tokens) -> None:
         self.query_one("#stream", RichLog).write(message.text, scroll_end=True)
@@ -344,8 +345,7 @@ class GenerateScreen(BaseScreen):
         s = message.summary
         self._end()
         state = "cancelled (c resumes)" if message.cancelled else "finished"
-        self._status(f"run {s['run_id']} {state}: {s['accepted']} accepted, {s['rejected']} "
-                     f"rejected · 4 reviews it")  # fmt: skip
+        self._status(f"run {s['run_id']} {state}: {s['accepted']} ok, {s['rejected']} dropped")
         if s.get("why_nothing_accepted"):
             self.notify(s["why_nothing_accepted"], severity="warning")
 

@@ -271,11 +271,13 @@ class ReviewScreen(BaseScreen):
         where = f"{self.index + 1}/{len(self.ids)}" if self.ids else "0/0"
         text = f"run {self.run_id} · {where} · showing {self.show} by {self.order}"
         if s is not None:
-            decided = s["review"] or "not reviewed"
             quality = f"{s['quality']:.2f}" if s["quality"] is not None else "-"
+            view = (
+                "" if (self.show, self.order) == ("all", "id") else f" · {self.show}/{self.order}"
+            )
             text = (f"run {self.run_id} · {where} · #{s['id']} {s['type']} · pipeline "
-                    f"{s['status']} · [b]{decided}[/b] · q {quality} · "
-                    f"{self.show}/{self.order}")  # fmt: skip
+                    f"{s['status']} · review [b]{s['review'] or '-'}[/b] · "
+                    f"q {quality}{view}")  # fmt: skip
         self.query_one("#review-status", Static).update(text)
 
     def commands(self) -> Iterable[SystemCommand]:
