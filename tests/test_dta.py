@@ -135,6 +135,7 @@ def test_dta_run_with_fake_models(bundled: Project, tmp_path: Path) -> None:
     wrong = RoleFake("wrong", {"senior RAN engineer": json.dumps(
         {"steps": ["Guess."], "final_answer": "1e9 W"})})  # fmt: skip
     broken = RoleFake("broken", {"senior RAN engineer": '{"steps": ["cut'})
+
     def approve(prompt: str) -> str:
         return json.dumps({"steps": [True] * len(re.findall(r"^\d+\. ", prompt, re.M)),
                            "comment": "fine"})  # fmt: skip

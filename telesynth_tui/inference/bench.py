@@ -316,8 +316,8 @@ BENCH_DIR = "bench"
 
 
 def save_results(project_dir: Path, results: dict[str, Any], created_at: str = "") -> Path:
-    """Write one benchmark's results as PROJECT/bench/bench-<UTC time>.json (atomically; a
-    second result in the same second gets a numbered name)."""
+    """Write one benchmark's results as PROJECT/bench/bench-<YYYYMMDDTHHMMSS>.json (atomically;
+    a second result in the same second gets a numbered name)."""
     from telesynth_tui.graph.store import now
     from telesynth_tui.project import write_atomic
 
@@ -325,7 +325,7 @@ def save_results(project_dir: Path, results: dict[str, Any], created_at: str = "
     folder = project_dir / BENCH_DIR
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        stem = "bench-" + "".join(c for c in created_at if c.isalnum())
+        stem = "bench-" + "".join(c for c in created_at[:19] if c.isalnum())
         path = folder / f"{stem}.json"
         n = 1
         while path.exists():

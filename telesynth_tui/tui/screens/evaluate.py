@@ -118,7 +118,7 @@ class EvaluateScreen(BaseScreen):
             yield Select[str](MODES, value="closed", allow_blank=False, id="ev-mode")
             yield Input(placeholder="limit", type="integer", id="ev-limit")
             yield Button("Evaluate", id="ev-run", variant="primary")
-            yield ProgressBar(total=None, show_eta=False, id="ev-progress")
+            yield ProgressBar(total=1, show_eta=False, id="ev-progress")
         yield Static("", id="ev-status")
         yield Static("Evaluations · m marks two runs to compare", classes="section-title")
         yield DataTable(id="ev-runs", cursor_type="row", zebra_stripes=True)
@@ -213,6 +213,7 @@ class EvaluateScreen(BaseScreen):
 
     def worker_failed(self, name: str, message: str) -> None:
         if name == "evaluate":
+            self.query_one("#ev-progress", ProgressBar).update(total=1, progress=0)
             self._done(f"evaluation failed: {message}")
 
     # --- workers ---------------------------------------------------------------------------
@@ -285,7 +286,7 @@ class EvaluateScreen(BaseScreen):
                 key=str(run["id"]),
             )  # fmt: skip
         if not message.runs:
-            table.add_row("-", Text("no evaluations yet", style="dim"), *[""] * 7)
+            table.add_row("-", Text("none yet", style="dim"), *[""] * 7)
         elif cursor:
             table.move_cursor(row=min(cursor, table.row_count - 1))
 

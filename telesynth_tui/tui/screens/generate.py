@@ -10,7 +10,7 @@ from typing import Any
 
 from textual import work
 from textual.app import ComposeResult, SystemCommand
-from textual.containers import Horizontal
+from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import (
     Button,
@@ -114,6 +114,7 @@ class GenerateScreen(BaseScreen):
         self.last_run: int | None = None
         self.running = False
         self.worker: Worker[None] | None = None
+        self.stream_text = ""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -137,7 +138,7 @@ class GenerateScreen(BaseScreen):
             yield Button("Pause", id="pause", compact=True, disabled=True)
             yield Button("Cancel", id="cancel", variant="error", compact=True, disabled=True)
             yield Static("ready", id="gen-status", classes="status-line")
-        yield ProgressBar(id="gen-progress", show_eta=False)
+        yield ProgressBar(total=1, id="gen-progress", show_eta=False)  # 0% until a run starts
         yield Static("", id="stages", classes="status-line")
         with Horizontal(id="sparks"):
             yield Label("tok/s")
@@ -145,12 +146,13 @@ class GenerateScreen(BaseScreen):
             yield Label("J/tok")
             yield Sparkline([], id="joule-spark")
         with Horizontal(id="logs"):
-            yield RichLog(id="stream", wrap=True, markup=False, max_lines=400)
+            with VerticalScroll(id="stream"):
+                yield Static("", id="stream-text", markup=False)
             yield RichLog(id="rejections", wrap=True, markup=True, max_lines=400)
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#stream", RichLog).border_title = "live output"
+        self.query_one("#stream", VerticalScroll).border_title = "live output"
         self.query_one("#rejections", RichLog).border_title = "rejections"
         self.query_one("#start", Button).focus()
         self.load_models()
@@ -235,7 +237,7 @@ class GenerateScreen(BaseScreen):
         self.running = True
         self.paused.clear()
         self.rates, self.joules = [], []
-        self.query_one("#stream", RichLog).clear()
+        self._show_stream("")
         self.query_one("#rejections", RichLog).clear()
         self.query_one("#start", Button).disabled = True
         self.query_one("#pause", Button).disabled = False
@@ -249,6 +251,12 @@ class GenerateScreen(BaseScreen):
         self.query_one("#pause", Button).disabled = True
         self.query_one("#pause", Button).label = "Pause"
         self.query_one("#cancel", Button).disabled = True
+
+    def _show_stream(self, text: str) -> None:
+        """The streamed text, wrapped, its tail kept and in view."""
+        self.stream_text = text[-4000:]
+        self.query_one("#stream-text", Static).update(self.stream_text)
+        self.query_one("#stream", VerticalScroll).scroll_end(animate=False)
 
     def _status(self, text: str) -> None:
         self.query_one("#gen-status", Static).update(text)
@@ -314,7 +322,7 @@ class GenerateScreen(BaseScreen):
         self._status(f"run {message.run_id}: loading {message.generator} and the encoder…")
 
     def on_generate_screen_tokens(self, message: Tokens) -> None:
-        self.query_one("#stream", RichLog).write(message.text, scroll_end=True)
+        self._show_stream(self.stream_text + message.text)
 
     def on_generate_screen_advanced(self, message: Advanced) -> None:
         p = message.progress
@@ -336,7 +344,7 @@ class GenerateScreen(BaseScreen):
             self.joules = [*self.joules, p.joules_per_token][-60:]
             self.query_one("#joule-spark", Sparkline).data = self.joules
         if message.sample:
-            self.query_one("#stream", RichLog).write(message.sample)
+            self._show_stream(self.stream_text + message.sample + "\n")
         log = self.query_one("#rejections", RichLog)
         for sample_id, type_, reason in message.rejections:
             log.write(f"[b]#{sample_id}[/b] {type_}: [red]{reason}[/red]")

@@ -236,7 +236,7 @@ class KgScreen(BaseScreen):
                 name.stylize("italic")
             table.add_row(name, entity["type"], key=f"e:{entity['id']}")
         for chunk in message.chunks:
-            table.add_row(Text("¶ " + _where(chunk)), Text("passage", style="dim"),
+            table.add_row(_passage_label(chunk), Text("passage", style="dim"),
                           key=f"c:{chunk['id']}")  # fmt: skip
         if not message.entities and not message.chunks:
             table.add_row(Text(f"nothing matches {message.query!r}", style="dim"), "")
@@ -300,6 +300,19 @@ def _where(chunk: dict[str, Any]) -> str:
     if heading.startswith(document):
         return heading
     return f"{document} › {heading}" if heading else document
+
+
+def _passage_label(chunk: dict[str, Any]) -> Text:
+    """A passage in the results list: its own section first (the column is narrow)."""
+    section = str(chunk["heading"] or "").split(" > ")[-1]
+    document = str(chunk["document"] or "")
+    label = Text("¶ ")
+    if section and section != document:
+        label.append(section)
+        label.append(f" · {document}", style="dim")
+    else:
+        label.append(document)
+    return label
 
 
 def _entity_text(details: dict[str, Any], evidence: list[dict[str, Any]]) -> Text:
