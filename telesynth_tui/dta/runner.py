@@ -34,7 +34,15 @@ from telesynth_tui.graph import db
 from telesynth_tui.graph.store import now
 from telesynth_tui.inference.generator import SamplingParams
 from telesynth_tui.pipeline.plans import Planner, allocate
-from telesynth_tui.pipeline.runner import Progress, RunConfig, plan_context, run_summary
+from telesynth_tui.pipeline.runner import (
+    Progress,
+    RunConfig,
+    finish_run,
+    insert_run,
+    plan_context,
+    run_pending_plans,
+    run_summary,
+)
 
 PROBE_SYSTEM = "Answer the telecom engineering question. Show your working briefly."
 
@@ -64,28 +72,19 @@ def create_dta_run(conn: sqlite3.Connection, config: DtaConfig) -> int:
         raise TelesynthError(f"DTA plans maths and troubleshooting only, not {sorted(unknown)}")
     if config.n < 1:
         raise TelesynthError("--n must be at least 1")
-    plans = Planner(conn, config.seed).plans(allocate(config.n, config.mix))
-    if not plans:
-        raise TelesynthError("the knowledge graph has nothing to plan from (run telesynth init)")
     run_config = RunConfig(n=config.n, mix=config.mix, seed=config.seed, generator="dta",
                            refiner=config.rewriter, judge=config.judge, min_quality=0.0,
                            filters={})  # fmt: skip
-    with db.transaction(conn):
-        cur = conn.execute(
-            "INSERT INTO runs(created_at, status, config) VALUES (?, 'running', ?)",
-            (now(), json.dumps(asdict(run_config))),
-        )
-        run_id = int(cur.lastrowid or 0)
-        conn.executemany(
-            "INSERT INTO plans(run_id, ordinal, type, payload) VALUES (?, ?, ?, ?)",
-            [(run_id, i, p.type, p.to_json()) for i, p in enumerate(plans)],
-        )
+
+    def dta_row(run_id: int) -> None:
         conn.execute(
             "INSERT INTO dta_runs(run_id, student, config, profile, probes)"
             " VALUES (?, ?, ?, '{}', '[]')",
             (run_id, config.student, json.dumps(asdict(config))),
         )
-    return run_id
+
+    plans = Planner(conn, config.seed).plans(allocate(config.n, config.mix))
+    return insert_run(conn, run_config, plans, dta_row)
 
 
 def load_dta_config(conn: sqlite3.Connection, run_id: int) -> DtaConfig | None:
@@ -278,38 +277,17 @@ class DtaRunner:
         config = load_dta_config(self.conn, run_id)
         if config is None:
             raise TelesynthError(f"run {run_id} is not a DTA run")
-        self.conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (run_id,))
         profile, answers = self.profile(run_id, config)
-        example = next((a for a in answers if a.strip()), "")
-        example = " ".join(example.split()[:60])
-        plans = self.conn.execute(
-            "SELECT * FROM plans WHERE run_id = ? ORDER BY ordinal", (run_id,)
-        ).fetchall()
-        counts = Counter(
-            r[0]
-            for r in self.conn.execute("SELECT status FROM samples WHERE run_id = ?", (run_id,))
-        )
-        done = sum(1 for p in plans if p["status"] == "done")
-        for plan in plans:
-            if plan["status"] == "done":
-                continue
-            if cancel():
-                break
+        example = " ".join(next((a for a in answers if a.strip()), "").split()[:60])
+
+        def process(plan: sqlite3.Row) -> list[tuple[str, str]]:
             candidates = self.process(run_id, config, plan, profile, example)
-            counts.update(c.status for c in candidates)
-            done += 1
-            chosen = next((c for c in candidates if c.status == "accepted"), None)
-            progress(Progress(run_id, done, len(plans), counts["accepted"], counts["rejected"],
-                              plan["type"], "accepted" if chosen else "rejected",
-                              "" if chosen else candidates[0].reason))  # fmt: skip
-        finished = done == len(plans)
-        summary = dta_summary(self.conn, run_id)
-        with db.transaction(self.conn):
-            self.conn.execute(
-                "UPDATE runs SET status = ?, summary = ? WHERE id = ?",
-                ("finished" if finished else "interrupted", json.dumps(summary), run_id),
-            )
-        return summary
+            chosen = [c for c in candidates if c.status == "accepted"]
+            others = [c for c in candidates if c.status != "accepted"]
+            return [(c.status, c.reason) for c in others + chosen]  # the outcome shown last
+
+        finished = run_pending_plans(self.conn, run_id, process, progress, cancel)
+        return finish_run(self.conn, run_id, finished, dta_summary(self.conn, run_id))
 
 
 def dta_summary(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:

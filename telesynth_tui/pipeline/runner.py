@@ -25,7 +25,7 @@ from telesynth_tui.graph.retrieval import Retriever
 from telesynth_tui.graph.store import now
 from telesynth_tui.pipeline.filters import Filters, FilterSettings
 from telesynth_tui.pipeline.generate_llm import LlmQA
-from telesynth_tui.pipeline.plans import DEFAULT_MIX, Planner, allocate
+from telesynth_tui.pipeline.plans import DEFAULT_MIX, Plan, Planner, allocate
 from telesynth_tui.pipeline.realize import Candidate, TemplateRealizer
 from telesynth_tui.pipeline.scoring import FastScorer, quality
 
@@ -71,7 +71,16 @@ def create_run(conn: sqlite3.Connection, config: RunConfig) -> int:
     if config.n < 1:
         raise TelesynthError("--n must be at least 1")
     planner = Planner(conn, config.seed)
-    plans = planner.plans(allocate(config.n, config.mix))
+    return insert_run(conn, config, planner.plans(allocate(config.n, config.mix)))
+
+
+def insert_run(
+    conn: sqlite3.Connection,
+    config: RunConfig,
+    plans: list[Plan],
+    extra: Callable[[int], None] = lambda run_id: None,
+) -> int:
+    """The run row, its plans and whatever `extra` adds for the new run id, all or nothing."""
     if not plans:
         raise TelesynthError("the knowledge graph has nothing to plan from (run telesynth init)")
     with db.transaction(conn):
@@ -84,7 +93,62 @@ def create_run(conn: sqlite3.Connection, config: RunConfig) -> int:
             "INSERT INTO plans(run_id, ordinal, type, payload) VALUES (?, ?, ?, ?)",
             [(run_id, i, p.type, p.to_json()) for i, p in enumerate(plans)],
         )
+        extra(run_id)
     return run_id
+
+
+def run_pending_plans(
+    conn: sqlite3.Connection,
+    run_id: int,
+    process: Callable[[sqlite3.Row], list[tuple[str, str]] | None],
+    progress: Callable[[Progress], None],
+    cancel: Callable[[], bool],
+) -> bool:
+    """Process the run's pending plans in order. `process` stores one plan and returns the
+    (status, reason) of its samples, or None when it was cancelled before storing. Returns
+    whether every plan is done; the run is marked running meanwhile."""
+    conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (run_id,))
+    plans = conn.execute("SELECT * FROM plans WHERE run_id = ? ORDER BY ordinal", (run_id,))
+    plans = plans.fetchall()
+    counts = Counter(
+        r[0] for r in conn.execute("SELECT status FROM samples WHERE run_id = ?", (run_id,))
+    )
+    done = sum(1 for p in plans if p["status"] == "done")
+    for plan in plans:
+        if plan["status"] == "done":
+            continue
+        if cancel():
+            break
+        outcome = process(plan)
+        if outcome is None:
+            break
+        counts.update(status for status, _ in outcome)
+        done += 1
+        status, reason = outcome[-1] if outcome else ("", "")
+        progress(Progress(run_id, done, len(plans), counts["accepted"], counts["rejected"],
+                          plan["type"], status, reason, *last_rates(conn, run_id)))  # fmt: skip
+    return done == len(plans)
+
+
+def finish_run(conn: sqlite3.Connection, run_id: int, finished: bool,
+               summary: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    with db.transaction(conn):
+        conn.execute(
+            "UPDATE runs SET status = ?, summary = ? WHERE id = ?",
+            ("finished" if finished else "interrupted", json.dumps(summary), run_id),
+        )
+    return summary
+
+
+def last_rates(conn: sqlite3.Connection, run_id: int) -> tuple[float | None, float | None, str]:
+    """Decode tok/s, J/token and energy source of the run's latest model call."""
+    row = conn.execute(
+        "SELECT metrics FROM model_calls WHERE run_id = ? ORDER BY id DESC LIMIT 1", (run_id,)
+    ).fetchone()
+    if row is None:
+        return None, None, ""
+    m = json.loads(row[0])
+    return m.get("decode_tok_s"), m.get("joules_per_token"), m.get("energy_source", "")
 
 
 def plan_context(
@@ -409,56 +473,15 @@ class Runner:
         for llm in filter(None, (self.llm, self.refiner)):
             llm.cancel = cancel
         self._restore_duplicates(run_id)
-        self.conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (run_id,))
-        plans = self.conn.execute(
-            "SELECT * FROM plans WHERE run_id = ? ORDER BY ordinal", (run_id,)
-        ).fetchall()
-        counts = Counter(
-            r[0]
-            for r in self.conn.execute("SELECT status FROM samples WHERE run_id = ?", (run_id,))
-        )
-        done = sum(1 for p in plans if p["status"] == "done")
-        for plan in plans:
-            if plan["status"] == "done":
-                continue
-            if cancel():
-                break
+
+        def process(plan: sqlite3.Row) -> list[tuple[str, str]] | None:
             samples = self.process_plan(run_id, config, plan, cancel)
             if samples is None:
-                break
-            counts.update(s["status"] for s in samples)
-            done += 1
-            last = samples[-1] if samples else {}
-            progress(
-                Progress(
-                    run_id,
-                    done,
-                    len(plans),
-                    counts["accepted"],
-                    counts["rejected"],
-                    plan["type"],
-                    last.get("status", ""),
-                    last.get("reason") or "",
-                    *self._last_rates(run_id),
-                )
-            )
-        finished = done == len(plans)
-        summary = run_summary(self.conn, run_id)
-        with db.transaction(self.conn):
-            self.conn.execute(
-                "UPDATE runs SET status = ?, summary = ? WHERE id = ?",
-                ("finished" if finished else "interrupted", json.dumps(summary), run_id),
-            )
-        return summary
+                return None
+            return [(s["status"], s.get("reason") or "") for s in samples]
 
-    def _last_rates(self, run_id: int) -> tuple[float | None, float | None, str]:
-        row = self.conn.execute(
-            "SELECT metrics FROM model_calls WHERE run_id = ? ORDER BY id DESC LIMIT 1", (run_id,)
-        ).fetchone()
-        if row is None:
-            return None, None, ""
-        m = json.loads(row[0])
-        return m.get("decode_tok_s"), m.get("joules_per_token"), m.get("energy_source", "")
+        finished = run_pending_plans(self.conn, run_id, process, progress, cancel)
+        return finish_run(self.conn, run_id, finished, run_summary(self.conn, run_id))
 
 
 def run_summary(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:
