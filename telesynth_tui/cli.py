@@ -296,19 +296,12 @@ def kg_pattern(
 
 
 def _parse_mix(types: str | None) -> dict[str, float] | None:
-    """'troubleshooting,maths' (default weights) or 'troubleshooting=0.6,maths=0.4'."""
-    if not types:
-        return None
-    from telesynth_tui.pipeline.plans import DEFAULT_MIX
+    from telesynth_tui.pipeline.plans import parse_mix
 
-    mix: dict[str, float] = {}
-    for part in (p.strip() for p in types.split(",") if p.strip()):
-        name, _, weight = part.partition("=")
-        try:
-            mix[name.strip()] = float(weight) if weight else DEFAULT_MIX.get(name.strip(), 0.2)
-        except ValueError:
-            raise TelesynthError(f"--types: bad weight in {part!r}") from None
-    return mix
+    try:
+        return parse_mix(types) if types else None
+    except TelesynthError as exc:
+        raise TelesynthError(f"--types: {exc}") from None
 
 
 class _ProgressLine:

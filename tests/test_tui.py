@@ -277,6 +277,7 @@ def test_snapshot_dashboard(snap_project: Project, snap_compare: Any) -> None:
     async def settle(pilot: Any) -> None:
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
+        await pilot.pause(0.3)  # tables size their columns on the next refresh
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=settle)
 
@@ -288,6 +289,7 @@ def test_snapshot_generate(snap_project: Project, snap_compare: Any) -> None:
         await pilot.press("3")
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
+        await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=settle)
 
@@ -301,6 +303,6 @@ def test_snapshot_review(snap_project: Project, snap_compare: Any) -> None:
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
         await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
+        await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=settle)

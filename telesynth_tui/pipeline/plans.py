@@ -48,6 +48,18 @@ class Plan:
         )
 
 
+def parse_mix(text: str) -> dict[str, float]:
+    """'troubleshooting,maths' (default weights) or 'troubleshooting=0.6,maths=0.4'."""
+    mix: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, _, weight = part.partition("=")
+        try:
+            mix[name.strip()] = float(weight) if weight else DEFAULT_MIX.get(name.strip(), 0.2)
+        except ValueError:
+            raise TelesynthError(f"bad weight in {part!r}") from None
+    return mix
+
+
 def allocate(n: int, mix: dict[str, float]) -> dict[str, int]:
     """Split n across types by weight (largest remainder), every listed type at least once."""
     weights = {t: w for t, w in mix.items() if w > 0}

@@ -54,18 +54,6 @@ class TokenBuffer:
         self.last = time.monotonic()
 
 
-def parse_types(text: str) -> dict[str, float]:
-    """'maths=0.5,troubleshooting' -> weights (a bare name weighs 1)."""
-    mix: dict[str, float] = {}
-    for part in (p.strip() for p in text.split(",") if p.strip()):
-        name, _, weight = part.partition("=")
-        try:
-            mix[name.strip()] = float(weight) if weight else 1.0
-        except ValueError:
-            raise ValueError(f"bad weight in {part!r}") from None
-    return mix
-
-
 class GenerateScreen(BaseScreen):
     BINDINGS = [
         ("s", "start", "Start"),
@@ -175,6 +163,8 @@ class GenerateScreen(BaseScreen):
          "cancel": self.action_cancel}[str(event.button.id)]()  # fmt: skip
 
     def _config(self) -> Any:
+        from telesynth_tui.errors import TelesynthError
+        from telesynth_tui.pipeline.plans import parse_mix
         from telesynth_tui.pipeline.runner import RunConfig
 
         def value(widget_id: str) -> str:
@@ -186,8 +176,8 @@ class GenerateScreen(BaseScreen):
 
         try:
             n, seed, min_quality = int(value("n")), int(value("seed")), float(value("min-quality"))
-            mix = parse_types(value("types"))
-        except ValueError as exc:
+            mix = parse_mix(value("types"))
+        except (ValueError, TelesynthError) as exc:
             raise ValueError(f"check the form: {exc}") from None
         return RunConfig(n=n, mix=mix, seed=seed, generator=chosen("generator") or TEMPLATE,
                          refiner=chosen("refiner"), judge=chosen("judge"),
