@@ -372,19 +372,16 @@ def generate(
     as_json: JsonOpt = False,
 ) -> None:
     """Generate QA samples: plan, retrieve, generate, refine, filter, score; every step stored."""
-    from telesynth_tui.pipeline.runner import TEMPLATE, RunConfig, create_run
+    from telesynth_tui.pipeline.runner import TEMPLATE, RunConfig, create_run, load_run
 
     project = _project()
     conn = project.connect()
     if resume is not None:
-        row = conn.execute("SELECT config, status FROM runs WHERE id = ?", (resume,)).fetchone()
-        if row is None:
-            raise TelesynthError(f"no run {resume} (see: telesynth runs)")
         if conn.execute("SELECT 1 FROM dta_runs WHERE run_id = ?", (resume,)).fetchone():
             raise TelesynthError(
                 f"run {resume} is a DTA run: resume it with telesynth dta --resume"
             )
-        config = RunConfig.from_json(row[0])
+        config, _ = load_run(conn, resume)
         run_id = resume
     else:
         config = RunConfig(

@@ -31,6 +31,16 @@ class SampleState:
     steps: str | None
 
 
+def review_run(conn: sqlite3.Connection, run_id: int | None) -> int | None:
+    """The run to review: the one asked for (which must exist) or the latest (None if none)."""
+    if run_id is None:
+        row = conn.execute("SELECT MAX(id) FROM runs").fetchone()
+        return None if row[0] is None else int(row[0])
+    if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+        raise TelesynthError(f"no run {run_id}")
+    return run_id
+
+
 def sample_ids(conn: sqlite3.Connection, run_id: int, show: str = "all",
                order: str = "id") -> list[int]:  # fmt: skip
     if show not in FILTERS or order not in ORDERS:

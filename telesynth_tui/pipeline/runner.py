@@ -140,6 +140,24 @@ def finish_run(conn: sqlite3.Connection, run_id: int, finished: bool,
     return summary
 
 
+def load_run(conn: sqlite3.Connection, run_id: int) -> tuple[RunConfig, int]:
+    """A stored run's configuration and its number of plans."""
+    row = conn.execute("SELECT config FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None:
+        raise TelesynthError(f"no run {run_id} (see: telesynth runs)")
+    plans = conn.execute("SELECT COUNT(*) FROM plans WHERE run_id = ?", (run_id,)).fetchone()
+    return RunConfig.from_json(row[0]), int(plans[0])
+
+
+def samples_after(conn: sqlite3.Connection, run_id: int, after_id: int) -> list[sqlite3.Row]:
+    """The run's samples stored after sample `after_id` (id, type, status, reason, Q, A)."""
+    return conn.execute(
+        "SELECT id, type, status, reason, question, answer FROM samples"
+        " WHERE run_id = ? AND id > ? ORDER BY id",
+        (run_id, after_id),
+    ).fetchall()
+
+
 def last_rates(conn: sqlite3.Connection, run_id: int) -> tuple[float | None, float | None, str]:
     """Decode tok/s, J/token and energy source of the run's latest model call."""
     row = conn.execute(

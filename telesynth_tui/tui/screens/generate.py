@@ -255,37 +255,31 @@ class GenerateScreen(BaseScreen):
 
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
     def generate(self, config: Any, resume: int | None) -> None:
-        from telesynth_tui.pipeline.runner import RunConfig, create_run
+        from telesynth_tui.pipeline.runner import create_run, load_run, samples_after
 
         worker = get_current_worker()
         conn = self.backends.connect()
         try:
-            if resume is not None:
-                row = conn.execute("SELECT config FROM runs WHERE id = ?", (resume,)).fetchone()
-                config, run_id = RunConfig.from_json(row[0]), resume
-            else:
-                run_id = create_run(conn, config)
-            total = conn.execute("SELECT COUNT(*) FROM plans WHERE run_id = ?", (run_id,))
-            self.post_message(self.Started(run_id, int(total.fetchone()[0]), config.generator))
+            run_id = resume if resume is not None else create_run(conn, config)
+            config, total = load_run(conn, run_id)
+            self.post_message(self.Started(run_id, total, config.generator))
             runner = self.backends.runner(conn, config)  # loads models; embeds new chunks
             self.post_message(self.Tokens(f"run {run_id}: models ready\n"))
             tokens = TokenBuffer(lambda text: self.post_message(self.Tokens(text)))
             for llm in filter(None, (runner.llm, runner.refiner)):
                 llm.on_token = tokens.add
-            seen = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM samples").fetchone()[0])
+            seen = 0
 
             def progress(p: Any) -> None:
                 nonlocal seen
                 tokens.flush()
-                rows = conn.execute(
-                    "SELECT id, type, status, reason, question, answer FROM samples"
-                    " WHERE run_id = ? AND id > ? ORDER BY id",
-                    (run_id, seen),
-                ).fetchall()
-                seen = max([seen, *(r[0] for r in rows)])
-                rejected = [(r[0], r[1], r[3] or "") for r in rows if r[2] == "rejected"]
-                shown = next((r for r in rows if r[2] == "accepted"), None)
-                sample = f"[{shown[1]}] Q: {shown[4]}\nA: {shown[5]}\n" if shown else ""
+                rows = samples_after(conn, run_id, seen)
+                seen = max([seen, *(r["id"] for r in rows)])
+                rejected = [(r["id"], r["type"], r["reason"] or "") for r in rows
+                            if r["status"] == "rejected"]  # fmt: skip
+                shown = next((r for r in rows if r["status"] == "accepted"), None)
+                sample = (f"[{shown['type']}] Q: {shown['question']}\nA: {shown['answer']}\n"
+                          if shown else "")  # fmt: skip
                 self.post_message(self.Advanced(p, dict(runner.stage_seconds), rejected,
                                                 "" if runner.llm else sample))  # fmt: skip
 

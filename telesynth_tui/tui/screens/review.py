@@ -138,20 +138,13 @@ class ReviewScreen(BaseScreen):
 
     @work(thread=True, exclusive=True, group="review-list", exit_on_error=False)
     def list_samples(self, run_id: int | None, keep: int | None) -> None:
-        from telesynth_tui.errors import TelesynthError
-        from telesynth_tui.pipeline.review import sample_ids
+        from telesynth_tui.pipeline.review import review_run, sample_ids
 
         def job(conn: Any) -> None:
-            chosen = run_id
-            if chosen is None:
-                row = conn.execute("SELECT MAX(id) FROM runs").fetchone()
-                if row[0] is None:
-                    return
-                chosen = int(row[0])
-            elif conn.execute("SELECT 1 FROM runs WHERE id = ?", (chosen,)).fetchone() is None:
-                raise TelesynthError(f"no run {chosen}")
-            self.post_message(self.Listed(chosen, sample_ids(conn, chosen, self.show, self.order),
-                                          keep))  # fmt: skip
+            chosen = review_run(conn, run_id)
+            if chosen is not None:
+                ids = sample_ids(conn, chosen, self.show, self.order)
+                self.post_message(self.Listed(chosen, ids, keep))
 
         self._with_conn(job)
 
