@@ -31,7 +31,6 @@ from telesynth_tui.dta.solutions import DTA_TYPES, SOLVER, Problem, Teacher, mak
 from telesynth_tui.dta.style import Rewriter, StyleProfile, lay_out, measure, segments, similarity
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.graph import db
-from telesynth_tui.graph.store import now
 from telesynth_tui.inference.generator import SamplingParams
 from telesynth_tui.pipeline.plans import Planner, allocate
 from telesynth_tui.pipeline.runner import (
@@ -40,8 +39,10 @@ from telesynth_tui.pipeline.runner import (
     finish_run,
     insert_run,
     plan_context,
+    record_calls,
     run_pending_plans,
     run_summary,
+    store_plan,
 )
 
 PROBE_SYSTEM = "Answer the telecom engineering question. Show your working briefly."
@@ -143,13 +144,9 @@ class DtaRunner:
                 "UPDATE dta_runs SET profile = ?, probes = ? WHERE run_id = ?",
                 (json.dumps(profile.to_dict()), json.dumps(probes), run_id),
             )
-            for p in probes:
-                if p["metrics"].get("model"):
-                    self.conn.execute(
-                        "INSERT INTO model_calls(run_id, plan_id, stage, model, metrics)"
-                        " VALUES (?, NULL, 'probe', ?, ?)",
-                        (run_id, p["metrics"]["model"], json.dumps(p["metrics"])),
-                    )
+            calls = [("probe", p["metrics"]["model"], p["metrics"])
+                     for p in probes if p["metrics"].get("model")]  # fmt: skip
+            record_calls(self.conn, run_id, None, calls)
         return profile, [p["answer"] for p in probes]
 
     # --- one problem ----------------------------------------------------------------------------
@@ -234,37 +231,29 @@ class DtaRunner:
                candidates: list[Exemplar], calls: list[tuple[str, str, dict]]) -> None:  # fmt: skip
         cited = [c["key"] for c in problem.context]
         rewriter = self.models.rewriter.name if self.models.rewriter else "layout"
-        with db.transaction(self.conn):
-            for c in candidates:
-                s = c.solution
-                _, steps = segments(c.text) if c.text else ("", [])
-                scores = {"agreement": c.agreement, "judge": c.judge, "style": c.style,
-                          "rewrite": c.rewrite, "selection_score": c.score}  # fmt: skip
-                provenance = {
-                    "plan_id": plan["id"], "plan_type": plan["type"],
-                    "entity_ids": problem.payload.get("entity_ids", []),
-                    "relation_ids": problem.payload.get("relation_ids", []),
-                    "formula": problem.payload.get("formula"), "chunk_ids": [],
-                    "context_keys": cited, "generator": s.teacher, "teacher": s.teacher,
-                    "rewriter": c.rewrite.get("by", rewriter),
-                    "judge": c.judge.get("by"),
-                }  # fmt: skip
-                self.conn.execute(
-                    "INSERT INTO samples(run_id, plan_id, type, question, answer, steps, context,"
-                    " cited, provenance, generator, raw_text, status, reason, scores, quality,"
-                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (run_id, plan["id"], plan["type"], problem.question, c.text or None,
-                     json.dumps(steps), json.dumps(problem.context), json.dumps(cited),
-                     json.dumps(provenance), s.teacher, s.raw_text or s.text, c.status,
-                     c.reason or None, json.dumps(scores), c.score, now()),
-                )  # fmt: skip
-            for stage, model, metrics in calls:
-                self.conn.execute(
-                    "INSERT INTO model_calls(run_id, plan_id, stage, model, metrics)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (run_id, plan["id"], stage, model, json.dumps(metrics)),
-                )
-            self.conn.execute("UPDATE plans SET status = 'done' WHERE id = ?", (plan["id"],))
+        rows = []
+        for c in candidates:
+            s = c.solution
+            _, steps = segments(c.text) if c.text else ("", [])
+            scores = {"agreement": c.agreement, "judge": c.judge, "style": c.style,
+                      "rewrite": c.rewrite, "selection_score": c.score}  # fmt: skip
+            provenance = {
+                "plan_id": plan["id"], "plan_type": plan["type"],
+                "entity_ids": problem.payload.get("entity_ids", []),
+                "relation_ids": problem.payload.get("relation_ids", []),
+                "formula": problem.payload.get("formula"), "chunk_ids": [],
+                "context_keys": cited, "generator": s.teacher, "teacher": s.teacher,
+                "rewriter": c.rewrite.get("by", rewriter), "judge": c.judge.get("by"),
+            }  # fmt: skip
+            rows.append({
+                "run_id": run_id, "plan_id": plan["id"], "type": plan["type"],
+                "question": problem.question, "answer": c.text or None,
+                "steps": json.dumps(steps), "context": json.dumps(problem.context),
+                "cited": json.dumps(cited), "provenance": json.dumps(provenance),
+                "generator": s.teacher, "raw_text": s.raw_text or s.text, "status": c.status,
+                "reason": c.reason or None, "scores": json.dumps(scores), "quality": c.score,
+            })  # fmt: skip
+        store_plan(self.conn, run_id, plan["id"], rows, calls)
 
     # --- the run ----------------------------------------------------------------------------------
 

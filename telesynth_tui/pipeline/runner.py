@@ -97,6 +97,35 @@ def insert_run(
     return run_id
 
 
+SAMPLE_COLUMNS = (
+    "run_id", "plan_id", "type", "question", "answer", "steps", "context", "cited",
+    "provenance", "generator", "raw_text", "status", "reason", "scores", "quality",
+)  # fmt: skip
+
+
+def record_calls(conn: sqlite3.Connection, run_id: int, plan_id: int | None,
+                 calls: list[tuple[str, str, dict[str, Any]]]) -> None:  # fmt: skip
+    """Model calls (stage, model, metrics) of a run, inside the caller's transaction."""
+    conn.executemany(
+        "INSERT INTO model_calls(run_id, plan_id, stage, model, metrics) VALUES (?, ?, ?, ?, ?)",
+        [(run_id, plan_id, stage, model, json.dumps(metrics)) for stage, model, metrics in calls],
+    )
+
+
+def store_plan(conn: sqlite3.Connection, run_id: int, plan_id: int, samples: list[dict[str, Any]],
+               calls: list[tuple[str, str, dict[str, Any]]]) -> None:  # fmt: skip
+    """A plan's samples (SAMPLE_COLUMNS, JSON fields encoded), its model calls and its done mark,
+    all or nothing."""
+    marks = ", ".join("?" * (len(SAMPLE_COLUMNS) + 1))
+    with db.transaction(conn):
+        conn.executemany(
+            f"INSERT INTO samples({', '.join(SAMPLE_COLUMNS)}, created_at) VALUES ({marks})",
+            [(*(s[c] for c in SAMPLE_COLUMNS), now()) for s in samples],
+        )
+        record_calls(conn, run_id, plan_id, calls)
+        conn.execute("UPDATE plans SET status = 'done' WHERE id = ?", (plan_id,))
+
+
 def run_pending_plans(
     conn: sqlite3.Connection,
     run_id: int,
@@ -344,38 +373,18 @@ class Runner:
         if cancel():
             return None
         t_store = time.perf_counter()
-        with db.transaction(self.conn):
-            for s in samples:
-                self.conn.execute(
-                    "INSERT INTO samples(run_id, plan_id, type, question, answer, steps, context,"
-                    " cited, provenance, generator, raw_text, status, reason, scores, quality,"
-                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        s["run_id"],
-                        s["plan_id"],
-                        s["type"],
-                        s["question"],
-                        s["answer"],
-                        json.dumps(s["steps"]),
-                        json.dumps(context),
-                        json.dumps(s["cited"]),
-                        json.dumps(self._provenance(plan, payload, context, generator)),
-                        s["generator"],
-                        s["raw_text"],
-                        s["status"],
-                        s["reason"],
-                        json.dumps(s["scores"]),
-                        s["quality"],
-                        now(),
-                    ),
-                )
-            for stage, model, metrics in calls:
-                self.conn.execute(
-                    "INSERT INTO model_calls(run_id, plan_id, stage, model, metrics)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (run_id, plan["id"], stage, model, json.dumps(metrics)),
-                )
-            self.conn.execute("UPDATE plans SET status = 'done' WHERE id = ?", (plan["id"],))
+        shared = {
+            "context": json.dumps(context),
+            "provenance": json.dumps(self._provenance(plan, payload, context, generator)),
+        }
+        rows = [
+            {**{k: s[k] for k in ("run_id", "plan_id", "type", "question", "answer",
+                                  "generator", "raw_text", "status", "reason", "quality")},
+             **shared, "steps": json.dumps(s["steps"]), "cited": json.dumps(s["cited"]),
+             "scores": json.dumps(s["scores"])}
+            for s in samples
+        ]  # fmt: skip
+        store_plan(self.conn, run_id, plan["id"], rows, calls)
         self.stage_seconds["store"] += time.perf_counter() - t_store
         for s in samples:
             if s["status"] == "accepted":
