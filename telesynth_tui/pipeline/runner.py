@@ -492,10 +492,7 @@ class Runner:
         progress: Callable[[Progress], None] = lambda _: None,
         cancel: Callable[[], bool] = lambda: False,
     ) -> dict[str, Any]:
-        row = self.conn.execute("SELECT config FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is None:
-            raise TelesynthError(f"no run {run_id}")
-        config = RunConfig.from_json(row[0])
+        config, _ = load_run(self.conn, run_id)
         self.min_quality = config.min_quality
         for llm in filter(None, (self.llm, self.refiner)):
             llm.cancel = cancel
