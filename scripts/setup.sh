@@ -26,13 +26,14 @@ if [ -n "$extras" ]; then
   spec=".[$(echo "$extras" | tr ' ' ',')]"
 fi
 stamp=".venv/.telesynth-setup"
-want="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1) $spec"
+want="$(cat pyproject.toml constraints.txt scripts/setup.sh scripts/llama_wheel.sh | sha256sum | cut -d' ' -f1) $spec"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 
 echo "setting up .venv ($spec); llama-cpp-python compiles from source the first time (~10 min)"
 .venv/bin/python -m pip install --quiet --upgrade pip setuptools wheel
+scripts/llama_wheel.sh .venv/bin/python
 # llama-cpp-python builds with every core; the wheel is cached by pip afterwards
 CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/python -m pip install --quiet \
   --constraint constraints.txt --editable "$spec"
