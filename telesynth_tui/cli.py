@@ -540,6 +540,45 @@ def samples(
 
 
 @app.command()
+def check(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="QA items as JSON lines (type, plan, context, question, answer, steps)."
+        ),
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the accept gate on QA items you bring (no generation): each item's verdict and
+    reasons, then the counts. Uses the project's graph when there is a project."""
+    from telesynth_tui.pipeline.gate_check import check_file, counts, gate_for
+    from telesynth_tui.project import Project
+
+    project = Project.optional(State.project_dir)
+    conn = project.connect() if project.exists else None
+    verdicts = check_file(file, gate_for(conn))
+    totals = counts(verdicts)
+    if as_json:
+        _echo_json([v.to_dict() for v in verdicts])
+        typer.echo(
+            f"{totals['accepted']} accepted, {totals['rejected']} rejected of {totals['items']}",
+            err=True,
+        )
+        return
+    for v in verdicts:
+        typer.echo(f"{v.id}: {'accepted' if v.accepted else 'rejected'}")
+        for reason in v.reasons:
+            typer.echo(f"    {reason}")
+    typer.echo(
+        f"{totals['items']} items: {totals['accepted']} accepted, {totals['rejected']} rejected"
+    )
+    if totals["rejected_by_rule"]:
+        typer.echo(
+            "  rejected by: " + ", ".join(f"{k} {n}" for k, n in totals["rejected_by_rule"].items())
+        )
+
+
+@app.command()
 def export(
     run: Annotated[int, typer.Argument(help="Run id.")],
     fmt: Annotated[str, typer.Option("--format", help="sft, rft, dpo or csv.")] = "sft",
