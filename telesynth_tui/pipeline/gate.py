@@ -74,6 +74,7 @@ class KnowledgeIndex:
     types: dict[str, str] = field(default_factory=dict)  # normalised name -> type
     edges: set[tuple[str, str, str]] = field(default_factory=set)
     formulas: dict[str, Any] = field(default_factory=dict)  # slug -> FormulaSpec
+    display: dict[str, str] = field(default_factory=dict)  # normalised name -> name
 
     @classmethod
     def from_db(cls, conn: sqlite3.Connection) -> KnowledgeIndex:
@@ -89,6 +90,7 @@ class KnowledgeIndex:
             index.gazetteer.add(entity_id, [name, *json.loads(aliases or "[]")])
             index.names[entity_id] = normalize_name(name)
             index.types.setdefault(normalize_name(name), type_)
+            index.display.setdefault(normalize_name(name), name)
         for s, p, o in conn.execute("SELECT subject_id, predicate, object_id FROM relations"):
             if s in index.names and o in index.names:
                 index.edges.add((index.names[s], p, index.names[o]))
@@ -123,6 +125,7 @@ class PlanFacts:
     symptom: str = ""
     parts: dict[str, list[str]] = field(default_factory=dict)  # causes/checks/actions/verify
     strings: list[str] = field(default_factory=list)  # every name as written
+    display: dict[str, str] = field(default_factory=dict)  # normalised name -> name
 
     def add(self, name: Any, type_: str = "") -> str:
         if not isinstance(name, str) or not name.strip():
@@ -131,6 +134,7 @@ class PlanFacts:
         if key and (type_ or key not in self.names):
             self.names[key] = type_ or self.names.get(key, "")
         self.strings.append(name)
+        self.display.setdefault(key, name)
         return key
 
     def fact(self, f: dict[str, Any]) -> None:
@@ -209,6 +213,19 @@ class ItemView:
 
     def has_edge(self, s: str, p: str, o: str) -> bool:
         return (s, p, o) in self.facts.edges or (s, p, o) in self.index.edges
+
+    def neighbours(self, names: set[str]) -> set[str]:
+        out: set[str] = set()
+        for s, _, o in self.facts.edges | self.index.edges:
+            if s in names:
+                out.add(o)
+            if o in names:
+                out.add(s)
+        return out - names
+
+    def display(self, name: str) -> str:
+        """The entity's name as written (camelCase kept), for technology markers and messages."""
+        return self.index.display.get(name) or self.facts.display.get(name) or name
 
     def knows_type(self, type_: str) -> bool:
         return type_ in self.facts.names.values() or type_ in self.index.types.values()
@@ -364,6 +381,9 @@ def rule_relation(item: GateItem, view: ItemView) -> list[str]:
         wrong = [n for n in linked if view.type_of(n) in _NOT_AN_ACTION]
         if wrong and not any(view.type_of(n) == "Action" for n in linked):
             out.append(f"'{wrong[0]}' is a {view.type_of(wrong[0])}, given as a fix")
+    mixed = mixed_technology(item, view)
+    if mixed:
+        out.append(mixed)
     return list(dict.fromkeys(out))
 
 
@@ -395,7 +415,96 @@ def rule_grounding(
         foreign = [n for n in view.link(item.answer) if n not in context_entities]
         if foreign:
             out.append(f"entity '{foreign[0]}' is not in the plan or context")
+    unsupported = states_no_fact(item, view)
+    if unsupported:
+        out.append(unsupported)
     return out
+
+
+def states_no_fact(item: GateItem, view: ItemView) -> str | None:
+    """An answer about an entity of the graph must name one of its neighbours there (or, for a
+    definition, restate its description); otherwise what it says has no support."""
+    if item.type == "maths":
+        return None
+    subjects = set(view.link(item.question))
+    if not subjects:
+        return None
+    neighbours = view.neighbours(subjects)
+    if not neighbours:
+        return None
+    said = set(view.link(item.answer)) - subjects
+    if said & neighbours:
+        return None
+    description = str((item.plan or {}).get("description", ""))
+    if description:
+        wanted = gate_text.content_stems(description)
+        if wanted and len(wanted & gate_text.content_stems(item.answer)) / len(wanted) >= 0.5:
+            return None
+    return f"the answer states no fact of the graph about '{sorted(subjects)[0]}'"
+
+
+# technology markers in entity names (words after splitting camelCase)
+_LTE_WORDS = frozenset(
+    (
+        "erab",
+        "enb",
+        "enodeb",
+        "s1",
+        "x2",
+        "mme",
+        "epc",
+        "lte",
+        "sgw",
+        "qci",
+        "s1ap",
+        "x2ap",
+        "earfcn",
+    )
+)
+_NR_WORDS = frozenset(
+    (
+        "nr",
+        "gnb",
+        "gnodeb",
+        "pdu",
+        "qosflow",
+        "ng",
+        "xn",
+        "f1",
+        "amf",
+        "upf",
+        "smf",
+        "5gc",
+        "ngap",
+        "xnap",
+        "f1ap",
+        "ssb",
+        "bwp",
+        "nrarfcn",
+    )
+)
+
+
+def technology(name: str) -> str:
+    """LTE, NR or '' (both or neither) from the words of an entity name."""
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).lower().replace("-", "")
+    words = set(re.findall(r"[a-z0-9]+", text.replace("qos flow", "qosflow")))
+    lte = bool(words & _LTE_WORDS) or bool(re.search(r"\b36\.\d{3}\b", text))
+    nr = bool(words & _NR_WORDS) or bool(re.search(r"\b38\.\d{3}\b", text))
+    return "LTE" if lte and not nr else "NR" if nr and not lte else ""
+
+
+def mixed_technology(item: GateItem, view: ItemView) -> str | None:
+    """An answer about an LTE-only (NR-only) subject that relies on NR-only (LTE-only) entities."""
+    techs = {technology(view.display(n)) for n in view.link(item.question)} - {""}
+    if len(techs) != 1:
+        return None
+    tech = techs.pop()
+    for name in view.link(item.answer):
+        other = technology(view.display(name))
+        if other and other != tech:
+            return f"mixes technologies: '{view.display(name)}' is {other}, the question is {tech}"
+    return None
 
 
 _SET_RE = re.compile(r"\(([^()]*\d[^()]*)\)")
