@@ -233,7 +233,8 @@ class ItemView:
 
 # --- numbers ----------------------------------------------------------------------------------
 
-_NUMBER_RE = re.compile(r"(?<![\w.\-])(-?\d+(?:[.,]\d+)*(?:\.\d+)?)(?![\w]|\.\d)")
+_NUMBER_RE = re.compile(r"(?<![\w.\-])(-?\d+(?:[.,]\d+)*(?:\.\d+)?(?:[eE][-+]?\d+)?)(?![\w]|\.\d)")
+_PLAIN_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _LIST_NUMBER_RE = re.compile(r"(?:^|(?<=[.:;]\s))\d+[.)](?=\s)")
 
 
@@ -244,18 +245,21 @@ def numbers(text: str) -> list[str]:
     return [
         m.group(1).replace(",", "")
         for m in _NUMBER_RE.finditer(text)
-        if re.fullmatch(r"-?\d+(?:\.\d+)?", m.group(1).replace(",", ""))
+        if _PLAIN_NUMBER_RE.fullmatch(m.group(1).replace(",", ""))
     ]
 
 
 def _decimals(written: str) -> int:
-    return len(written.split(".")[1]) if "." in written else 0
+    mantissa = written.lower().split("e")[0]
+    return len(mantissa.split(".")[1]) if "." in mantissa else 0
 
 
 def matches_number(written: str, known: Iterable[float]) -> bool:
     """Is `written` one of the known values, as written or rounded to its decimals?"""
     value = float(written)
     half = 0.5 * 10 ** -_decimals(written) + 1e-12
+    if "e" in written.lower():  # 5.61e+07: its significant figures decide
+        half = abs(value) * 5e-3
     for k in known:
         if abs(k - value) <= half:
             return True
@@ -271,7 +275,7 @@ def known_numbers(*texts: str) -> list[float]:
         for n in numbers(text):
             out.append(float(n))
         # numbers glued to units or letters count as given too ("10MHz", "256QAM")
-        out += [float(m) for m in re.findall(r"\d+(?:\.\d+)?", text)]
+        out += [float(m) for m in re.findall(r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", text)]
     return out
 
 
@@ -419,6 +423,14 @@ def rule_grounding(
     if unsupported:
         out.append(unsupported)
     return out
+
+
+def states_fact(item: GateItem, view: ItemView) -> bool:
+    """Does the answer name a graph neighbour of an entity the question names?"""
+    subjects = set(view.link(item.question))
+    return bool(subjects) and bool(
+        (set(view.link(item.answer)) - subjects) & view.neighbours(subjects)
+    )
 
 
 def states_no_fact(item: GateItem, view: ItemView) -> str | None:
@@ -709,6 +721,8 @@ class Gate:
             found.insert(0, ("duplicate", [dup] if dup else []))
             if not numeric:
                 taut = gate_text.tautology(item.question, item.answer)
+                if taut and states_fact(item, view):
+                    taut = None  # it names a graph neighbour of what the question asks about
                 found.append(("trivial", [taut] if taut else []))
             found += [
                 ("off_topic", rule_off_topic(item, view)),
