@@ -37,7 +37,7 @@ RULES = (
 @dataclass(frozen=True)
 class GateSettings:
     near_duplicate: float = 0.8  # Jaccard of word 3-grams of question + answer
-    coverage: float = 0.5  # share of a troubleshooting plan's facts a plan answer must name
+    coverage: float = 0.6  # share of a troubleshooting plan's facts a plan answer must name
     small_integer: int = 10  # whole numbers up to this need no grounding (counts, ordinals)
 
 

@@ -112,7 +112,7 @@ _PLACEHOLDER_RE = re.compile(
     r"|<\s*(?:insert|your|placeholder)[^>]*>|\{\{[^}]*\}\}|\blorem ipsum\b|\bTODO\b|\bTBD\b",
     re.IGNORECASE,
 )
-_CODE_RE = re.compile(r"[{}]|```|\"\s*:\s*[\"\[{\d]|\b(?:def|return|import|lambda)\s+\w|</?\w+>")
+_CODE_RE = re.compile(r"[{}]|```|\"\s*:\s*[\"\[{\d]|</?\w+>")
 _REPEAT_RE = re.compile(r"(.{1,40}?)(?:\s*\1){4,}", re.DOTALL)
 _LEAK_RES = (
     re.compile(r"\bcontext\s*(?:items?\b|#|\[|\(?\d)", re.IGNORECASE),
