@@ -12,6 +12,7 @@ import typer
 
 from telesynth_tui.config import DEFAULT_PROJECT
 from telesynth_tui.errors import TelesynthError
+from telesynth_tui.pipeline.gate import DEFAULT_MIN_QUALITY
 
 app = typer.Typer(
     help="telesynth: turn telecom knowledge into fine-tuning data, offline.",
@@ -367,7 +368,9 @@ def generate(
     judge: Annotated[str | None, typer.Option(help="A registered GGUF judge (LLM RAGAS).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the plans and phrasings.")] = 0,
     pairs: Annotated[int, typer.Option(help="QA pairs per context for a GGUF generator.")] = 10,
-    min_quality: Annotated[float, typer.Option(help="Drop samples scoring below this.")] = 0.35,
+    min_quality: Annotated[
+        float, typer.Option(help="Drop samples scoring below this.")
+    ] = DEFAULT_MIN_QUALITY,
     resume: Annotated[int | None, typer.Option(help="Continue an interrupted run.")] = None,
     as_json: JsonOpt = False,
 ) -> None:

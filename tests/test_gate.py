@@ -445,3 +445,20 @@ def test_runner_rejects_duplicates_within_one_plan(bundled: Project) -> None:
         assert all(r[3] == "{...}" for r in mine)  # the raw text is kept
     summary = run_summary(conn, run_id)
     assert summary["rejected_by_filter"] == {"gate: duplicate": 4}
+
+
+def test_ranking_causes_the_graph_does_not_rank() -> None:
+    plan = {
+        **TS_PLAN,
+        "causes": [*TS_PLAN["causes"], {**TS_PLAN["causes"][0], "cause": "Loose RF connector"}],
+    }
+    context = [*TS_CONTEXT, "VSWR Over Threshold indicates Loose RF connector"]
+    q = "Which action resolves the most likely cause behind VSWR Over Threshold?"
+    item = GateItem(
+        "multi_hop", q, "Repair antenna feeder, for Antenna feeder damage.", [], context, plan
+    )
+    assert any("does not rank" in r.detail for r in Gate().check(item))
+    single = GateItem(
+        "multi_hop", q, "Repair antenna feeder, for Antenna feeder damage.", [], TS_CONTEXT, TS_PLAN
+    )
+    assert "relation" not in rules(Gate().check(single))

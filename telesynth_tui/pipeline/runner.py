@@ -24,7 +24,7 @@ from telesynth_tui.graph import db
 from telesynth_tui.graph.retrieval import Retriever
 from telesynth_tui.graph.store import now
 from telesynth_tui.pipeline.filters import Filters, FilterSettings
-from telesynth_tui.pipeline.gate import Gate, GateItem
+from telesynth_tui.pipeline.gate import DEFAULT_MIN_QUALITY, Gate, GateItem
 from telesynth_tui.pipeline.generate_llm import LlmQA
 from telesynth_tui.pipeline.plans import DEFAULT_MIX, Plan, Planner, allocate
 from telesynth_tui.pipeline.realize import Candidate, TemplateRealizer
@@ -43,7 +43,7 @@ class RunConfig:
     judge: str | None = None
     pairs_per_context: int = 10
     budget_tokens: int = 900
-    min_quality: float = 0.35
+    min_quality: float = DEFAULT_MIN_QUALITY
     max_tokens: int = 1536  # output budget of a GGUF generator (capped at half its context)
     filters: dict[str, float] = field(default_factory=lambda: asdict(FilterSettings()))
 
