@@ -417,7 +417,7 @@ def rule_grounding(
     """Every number must appear in the question, context or plan (or be the computed truth);
     every linked entity must belong to the plan or the context."""
     out: list[str] = []
-    plan_text = " ".join(view.facts.strings)
+    plan_text = " ".join([*view.facts.strings, str((item.plan or {}).get("expression", ""))])
     inputs = (item.plan or {}).get("inputs") or {}
     known = known_numbers(item.question, plan_text, *item.context)
     known += [float(v) for v in inputs.values() if isinstance(v, int | float)]
