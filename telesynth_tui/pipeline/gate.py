@@ -402,11 +402,11 @@ def rule_relation(item: GateItem, view: ItemView) -> list[str]:
     ranked = _RANKING_RE.search(f"{item.question} {item.answer}")
     if ranked:
         for name in view.link(item.question):
-            causes = {o for s, p, o in view.facts.edges | view.index.edges
-                      if s == name and p == "indicates"}  # fmt: skip
-            if len(causes) > 1:
-                out.append(f"'{ranked.group()}' ranks {len(causes)} causes of '{name}' that the "
-                           "graph does not rank")  # fmt: skip
+            ranked_causes = {o for s, p, o in view.facts.edges | view.index.edges
+                             if s == name and p == "indicates"}  # fmt: skip
+            if len(ranked_causes) > 1:
+                out.append(f"'{ranked.group()}' ranks {len(ranked_causes)} causes of '{name}' "
+                           "that the graph does not rank")  # fmt: skip
                 break
     return list(dict.fromkeys(out))
 
@@ -436,9 +436,10 @@ def rule_grounding(
             break
     context_entities = set(view.link(" ".join(item.context))) | set(view.facts.names)
     if context_entities:
-        foreign = [n for n in view.link(item.answer) if n not in context_entities]
-        if foreign:
-            out.append(f"entity '{foreign[0]}' is not in the plan or context")
+        for field, text in (("question", item.question), ("answer", item.answer)):
+            foreign = [n for n in view.link(text) if n not in context_entities]
+            if foreign:
+                out.append(f"the {field} names '{foreign[0]}', not in the plan or context")
     unsupported = states_no_fact(item, view)
     if unsupported:
         out.append(unsupported)
