@@ -94,7 +94,13 @@ def evaluate(labelled: list[dict[str, Any]], verdicts: list[dict[str, Any]]) -> 
         rules.update(fired)
         if g:
             rules_on_good.update(fired)
+    only: Counter[str] = Counter()
+    for _, _, _, reasons in rows:
+        fired = {r.split(":", 1)[0] for r in reasons}
+        if len(fired) == 1:
+            only.update(fired)
     report["rejected_by_rule"] = dict(rules.most_common())
+    report["rejected_only_by_rule"] = dict(only.most_common())
     report["rules_firing_on_good_items"] = dict(rules_on_good.most_common())
     passing_bad: dict[str, list[str]] = defaultdict(list)
     for item, a, g, _ in rows:
@@ -177,6 +183,11 @@ def markdown(result: dict[str, Any]) -> str:
             "",
             "Items rejected per rule (an item may fire several): "
             + ", ".join(f"{k} {n}" for k, n in rep["rejected_by_rule"].items()),
+            "",
+        ]
+        lines += [
+            "Items rejected by that rule alone: "
+            + ", ".join(f"{k} {n}" for k, n in rep["rejected_only_by_rule"].items()),
             "",
         ]
         lines.append("Bad items that pass, per expert reason:")

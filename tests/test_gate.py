@@ -462,3 +462,18 @@ def test_ranking_causes_the_graph_does_not_rank() -> None:
         "multi_hop", q, "Repair antenna feeder, for Antenna feeder damage.", [], TS_CONTEXT, TS_PLAN
     )
     assert "relation" not in rules(Gate().check(single))
+
+
+def test_worked_maths_may_state_intermediate_values(gate: Gate) -> None:
+    steps = ["10^(0.8) = 6.31 is not needed: M_sh = 1.64 * 8 = 13.12 dB.", "So M_sh is 13.12 dB."]
+    ok = GateItem("maths", MATHS_Q, "M_sh = 13.12 dB.", steps, MATHS_CONTEXT, MATHS_PLAN)
+    assert gate.check(ok) == []
+    prose = GateItem(
+        "maths",
+        MATHS_Q,
+        "M_sh = 13.12 dB. That is 4.4 dB above typical.",
+        [],
+        MATHS_CONTEXT,
+        MATHS_PLAN,
+    )
+    assert any("number 4.4" in r.detail for r in gate.check(prose))

@@ -423,6 +423,9 @@ def rule_grounding(
     known += [float(v) for v in inputs.values() if isinstance(v, int | float)]
     tolerance = abs(float((item.plan or {}).get("tolerance") or 0.0))
     for text in (item.answer, *item.steps):
+        if item.type == "maths":  # worked equations may state intermediate values
+            clauses = re.split(r"(?<!\d)[.;](?!\d)|\n", text)
+            text = " ".join(c for c in clauses if "=" not in c)
         for n in numbers(text):
             value = float(n)
             if value.is_integer() and 0 <= value <= settings.small_integer:
