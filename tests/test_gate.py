@@ -477,3 +477,12 @@ def test_worked_maths_may_state_intermediate_values(gate: Gate) -> None:
         MATHS_PLAN,
     )
     assert any("number 4.4" in r.detail for r in gate.check(prose))
+
+
+def test_a_reversed_relation_is_rejected(gate: Gate) -> None:
+    q = "What is the cause of Antenna feeder damage?"
+    item = ts_item("Antenna feeder damage is caused by VSWR Over Threshold.", q)
+    assert any(
+        "reverses the graph's 'vswr over threshold indicates antenna feeder damage'" in r.detail
+        for r in gate.check(item)
+    )

@@ -396,6 +396,14 @@ def rule_relation(item: GateItem, view: ItemView) -> list[str]:
         wrong = [n for n in linked if view.type_of(n) in _NOT_AN_ACTION]
         if wrong and not any(view.type_of(n) == "Action" for n in linked):
             out.append(f"'{wrong[0]}' is a {view.type_of(wrong[0])}, given as a fix")
+    for regex, predicate in ((_CAUSE_CLAIM_RE, "indicates"), (_RESOLVE_CLAIM_RE, "resolved_by")):
+        for m in regex.finditer(item.answer):
+            # the claim's subject: what the same sentence names before the claim
+            start = max(item.answer.rfind(". ", 0, m.start()), 0)
+            for a in view.link(item.answer[start : m.start()]):
+                for b in view.link(m.group(1)):
+                    if view.has_edge(b, predicate, a) and not view.has_edge(a, predicate, b):
+                        out.append(f"reverses the graph's '{b} {predicate} {a}'")
     mixed = mixed_technology(item, view)
     if mixed:
         out.append(mixed)
