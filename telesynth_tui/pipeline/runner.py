@@ -24,6 +24,7 @@ from telesynth_tui.graph import db
 from telesynth_tui.graph.retrieval import Retriever
 from telesynth_tui.graph.store import now
 from telesynth_tui.pipeline.filters import Filters, FilterSettings
+from telesynth_tui.pipeline.gate import DEFAULT_MIN_QUALITY, Gate, GateItem
 from telesynth_tui.pipeline.generate_llm import LlmQA
 from telesynth_tui.pipeline.plans import DEFAULT_MIX, Plan, Planner, allocate
 from telesynth_tui.pipeline.realize import Candidate, TemplateRealizer
@@ -42,7 +43,7 @@ class RunConfig:
     judge: str | None = None
     pairs_per_context: int = 10
     budget_tokens: int = 900
-    min_quality: float = 0.35
+    min_quality: float = DEFAULT_MIN_QUALITY
     max_tokens: int = 1536  # output budget of a GGUF generator (capped at half its context)
     filters: dict[str, float] = field(default_factory=lambda: asdict(FilterSettings()))
 
@@ -255,8 +256,11 @@ class Runner:
         scorer: FastScorer,
         llm: LlmQA | None = None,
         refiner: LlmQA | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.conn = conn
+        # the accept gate over the project's graph; it knows the project's accepted samples
+        self.gate = gate if gate is not None else Gate.for_project(conn)
         self.retriever = retriever
         self.filters = filters
         self.scorer = scorer
@@ -353,9 +357,11 @@ class Runner:
         encoder = self.filters.encoder
         encoder.call_log = []
         for item in found:
+            draft = None
             if isinstance(item, Candidate) and self.refiner is not None:
+                draft = item.answer
                 item = self._refine(item, context, calls)
-            sample = self._judge(item, plan["type"], payload, context, texts)
+            sample = self._judge(item, plan["type"], payload, context, texts, draft)
             sample.update(
                 {
                     "run_id": run_id,
@@ -413,6 +419,7 @@ class Runner:
         payload: dict[str, Any],
         context: list[dict[str, Any]],
         texts: list[str],
+        draft: str | None = None,
     ) -> dict[str, Any]:
         if isinstance(item, str):  # the model's output could not be used: keep it and say why
             reason, _, raw = item.partition("\n")
@@ -453,13 +460,21 @@ class Runner:
             self._calls.append(("score", call.get("model", "judge"), call))
         q = quality(scores)
         scores["filters"] = {v.filter: v.to_dict() for v in verdicts}
+        gated = GateItem(plan_type, item.question, item.answer, list(item.steps), texts, payload,
+                         draft)  # fmt: skip
+        with self._timed("filter"):
+            gate_reasons = self.gate.check(gated)
+        scores["gate"] = [str(r) for r in gate_reasons]
         failed = next((v for v in verdicts if not v.passed), None)
         if failed is not None:
             status, reason = "rejected", f"{failed.filter}: {failed.detail}"
+        elif gate_reasons:
+            status, reason = "rejected", f"gate: {gate_reasons[0]}"
         elif q < self.min_quality:
             status, reason = "rejected", f"quality: {q:.2f} below {self.min_quality:.2f}"
         else:
             status, reason = "accepted", None
+            self.gate.accept(gated, "an accepted sample of this run")
         return {
             "question": item.question,
             "answer": item.answer,
@@ -517,8 +532,9 @@ def run_summary(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:
     reasons: Counter[str] = Counter()
     for type_, status, reason in rows:
         by_type.setdefault(type_, Counter())[status] += 1
-        if reason:
-            reasons[reason.split(":", 1)[0]] += 1
+        if reason:  # the filter, or "gate: <rule>"
+            parts = reason.split(":", 2)
+            reasons[":".join(parts[:2]) if parts[0] == "gate" else parts[0]] += 1
     calls = [
         json.loads(r[0])
         for r in conn.execute("SELECT metrics FROM model_calls WHERE run_id = ?", (run_id,))
