@@ -532,3 +532,25 @@ def test_refusals_write_nothing(runs: tuple[Path, int, int], tmp_path: Path) -> 
     with pytest.raises(TelesynthError, match="nothing to export"):
         export_run(conn, empty, "csv", tmp_path / "e.csv")
     assert not list(tmp_path.iterdir())
+
+
+def test_exports_read_back_as_evaluation_sets(runs: tuple[Path, int, int], tmp_path: Path) -> None:
+    from telesynth_tui.evaluate.student import read_own_samples
+
+    path, gen, dta = runs
+    conn = Project.open(path).connect()
+    for run_id, fmt, layout in (
+        (gen, "rft", "messages"),
+        (dta, "rft", "messages"),
+        (dta, "sft", "prompt-completion"),
+        (gen, "sft", "messages"),
+    ):
+        out = tmp_path / f"{run_id}-{fmt}-{layout}.jsonl"
+        export_run(conn, run_id, fmt, out, with_context=True, layout=layout)
+        records = _lines(out)
+        read = read_own_samples(out)
+        assert not read.skipped and len(read.items) == len(records)
+        for item, r in zip(read.items, records, strict=True):
+            maths = r["metadata"]["type"] == "maths" and fmt == "rft"
+            assert ("numeric" in item.meta) == maths and item.meta["context"]
+            assert item.references[0] and item.question
