@@ -11,7 +11,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from telesynth_tui.pipeline.export.records import SCORE_KEYS, Shape, samples
+from telesynth_tui.pipeline.export.records import FLOAT_SCORES, Shape, samples, scores
 from telesynth_tui.pipeline.export.schema import features
 from telesynth_tui.pipeline.runner import run_summary
 
@@ -209,13 +209,11 @@ def body(conn: sqlite3.Connection, run_id: int, shape: Shape, files: str, count:
         "", "## Score distributions (accepted samples)", "",
     ]  # fmt: skip
     accepted = [s for s in everything if s["status"] == "accepted"]
-    for name in (*SCORE_KEYS[:4], "quality"):
-        values = [
-            float(s["quality"] if name == "quality" else (s["scores"] or {}).get(name))
-            for s in accepted
-            if (s["quality"] if name == "quality" else (s["scores"] or {}).get(name)) is not None
-        ]
-        lines.append(f"- {name}: {_distribution(values)}")
+    normal = [{**scores(s["scores"] or {}), "quality": s["quality"]} for s in accepted]
+    for name in (*FLOAT_SCORES, "quality"):
+        values = [float(n[name]) for n in normal if n[name] is not None]
+        if values or name == "quality":
+            lines.append(f"- {name}: {_distribution(values)}")
     lines += [
         "", "## Models, tokens and energy", "",
         f"- model calls: {summary['model_calls']}; tokens in {summary['prompt_tokens']}, "
@@ -280,11 +278,11 @@ def folder_readme(folder: Path) -> str | None:
     order = {"sft": 0, "rft": 1, "dpo": 2}  # the default config is sft when there is one
     ranked = sorted(groups.items(), key=lambda g: (order[g[1][0].fmt], g[0]))
     for i, (config, (shape, files)) in enumerate(ranked):
-        entry: dict[str, Any] = {"config_name": config}
+        item: dict[str, Any] = {"config_name": config}
         if i == 0:
-            entry["default"] = True
-        entry["data_files"] = [{"split": "train", "path": sorted(files)}]
-        configs.append(entry)
+            item["default"] = True
+        item["data_files"] = [{"split": "train", "path": sorted(files)}]
+        configs.append(item)
         infos.append({"config_name": config, "features": features(shape)})
     matter = {"configs": configs, "dataset_info": infos, "tags": ["telecom", "synthetic"],
               "telesynth_exports": True}  # fmt: skip
