@@ -585,9 +585,8 @@ def export(
 
     project = _project()
     target_path = out or default_out(project.path, run, fmt, layout, target, hf)
-    counter = None
-    if fmt != "csv":
-        counter = project_tokenizer(project, tokenizer, tokenizer is not None or bool(max_tokens))
+    required = tokenizer is not None or bool(max_tokens)
+    counter = None if fmt == "csv" else lambda: project_tokenizer(project, tokenizer, required)
     result = export_run(project.connect(), run, fmt, target_path, with_context, layout=layout,
                         target=target, hf=hf, max_tokens=max_tokens, tokenizer=counter,
                         validation=validation, seed=seed, license_id=license_id)  # fmt: skip
@@ -601,6 +600,8 @@ def export(
         typer.echo(f"wrote {result['records']} {fmt} records to {result['folder']} ({splits})")
     else:
         typer.echo(f"wrote {result['records']} {fmt} records to {result['file']}")
+    if result.get("readme"):
+        typer.echo(f"folder configs for load_dataset: {result['readme']}")
     if result.get("provenance"):
         typer.echo(f"provenance: {result['provenance']}")
     typer.echo(f"dataset card: {result['card']}")

@@ -9,6 +9,7 @@ An export with nothing to write is refused and writes no file.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,7 @@ def export_run(
     target: str = "trl",
     hf: bool = False,
     max_tokens: int | None = None,
-    tokenizer: Tokenizer | None = None,
+    tokenizer: Tokenizer | Callable[[], Tokenizer | None] | None = None,
     validation: float = 0.1,
     seed: int | None = None,
     license_id: str = "other",
@@ -100,6 +101,8 @@ def export_run(
         what = "samples" if fmt == "csv" else "accepted samples"
         raise TelesynthError(f"run {run_id} has nothing to export: no {what}; nothing written")
     tokens, warnings = None, []
+    if callable(tokenizer):  # loaded once there is something to count
+        tokenizer = tokenizer()
     if tokenizer is not None and fmt != "csv":
         lengths = measure(chosen, tokenizer.count, tokenizer.name, with_context, max_tokens)
         tokens = lengths.summary()
