@@ -196,6 +196,7 @@ def test_every_record_has_every_key_with_one_metadata_shape(runs: tuple[Path, in
                 assert {"metadata"} <= metadata_keys and set(r["metadata"]["scores"]) == set(
                     SCORE_KEYS)  # fmt: skip
                 assert r["metadata"]["run_kind"] == ("dta" if run_id == dta else "generation")
+                assert r["metadata"]["context_items"] == r["metadata"]["context_trimmed"] == 0
             if fmt == "rft":
                 for r in records:
                     maths = r["type"] == "maths"
@@ -414,6 +415,10 @@ def test_max_tokens_trims_context_or_warns(runs: tuple[Path, int, int], tmp_path
     records = _lines(out)
     trimmed = [r for r in records if r["metadata"]["context_trimmed"] > 0]
     assert trimmed and result["tokens"]["trimmed"] == len(trimmed)
+    for r in records:  # the prompt holds the items the metadata says it kept
+        assert r["messages"][1]["content"].count("\n[") + 1 >= r["metadata"]["context_items"]
+        assert f"[{r['metadata']['context_items'] + 1}] " not in r["messages"][1]["content"]
+    assert {r["metadata"]["context_items"] for r in _lines(tmp_path / "full.jsonl")} != {0}
     for r in records:
         answer = r["messages"][2]["content"]
         assert answer  # the answer is never cut

@@ -118,10 +118,13 @@ def scores(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def metadata(s: dict[str, Any], kind: str, context_kept: int | None = None) -> dict[str, Any]:
-    """Provenance and scores, one shape for every run kind and format."""
+def metadata(s: dict[str, Any], kind: str, with_context: bool = False,
+             context_kept: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """Provenance and scores, one shape for every run kind and format. `context_items` is how
+    many context items the prompt holds, `context_trimmed` how many were dropped to fit."""
     prov = s["provenance"] or {}
-    context = s["context"] or []
+    n_context = len(s["context"] or []) if with_context else 0
+    kept = n_context if context_kept is None else context_kept
     return {
         "sample_id": s["id"], "run_id": s["run_id"], "run_kind": kind, "plan_id": s["plan_id"],
         "type": s["type"], "generator": s["generator"],
@@ -133,8 +136,7 @@ def metadata(s: dict[str, Any], kind: str, context_kept: int | None = None) -> d
         "relation_ids": _ints(prov.get("relation_ids")),
         "chunk_ids": _ints(prov.get("chunk_ids")),
         "formula": prov.get("formula"),
-        "context_items": len(context) if context_kept is None else context_kept,
-        "context_trimmed": 0 if context_kept is None else len(context) - context_kept,
+        "context_items": kept, "context_trimmed": n_context - kept,
         "scores": scores(s["scores"] or {}),
         "rejected_sample_id": None, "rejected_reason": None,
     }  # fmt: skip
@@ -244,7 +246,7 @@ def record(item: Item, shape: Shape, kind: str, with_context: bool) -> dict[str,
     s = item.sample
     openai = shape.target == "openai"
     msgs = prompt(s, with_context, item.keep)
-    meta = metadata(s, kind, item.keep)
+    meta = metadata(s, kind, with_context, item.keep)
     if shape.fmt == "sft":
         if shape.layout == "prompt-completion":
             return {"prompt": msgs, "completion": assistant(s["answer"]), "metadata": meta}
@@ -268,9 +270,9 @@ def record(item: Item, shape: Shape, kind: str, with_context: bool) -> dict[str,
     return {**out, "metadata": meta}
 
 
-def side_record(line: int, item: Item, kind: str) -> dict[str, Any]:
+def side_record(line: int, item: Item, kind: str, with_context: bool) -> dict[str, Any]:
     """The provenance of an openai-target record, keyed by sample id and line number."""
-    meta = metadata(item.sample, kind, item.keep)
+    meta = metadata(item.sample, kind, with_context, item.keep)
     if item.rejected is not None:
         meta.update(rejected_sample_id=item.rejected["id"],
                     rejected_reason=item.rejected["reason"])  # fmt: skip

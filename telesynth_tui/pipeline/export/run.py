@@ -138,7 +138,10 @@ def export_run(
     _write(out, data)
     if target == "openai":
         side = out.with_suffix(".provenance.jsonl")
-        _write(side, files.jsonl([side_record(n, i, kind) for n, i in enumerate(chosen, 1)]))
+        _write(
+            side,
+            files.jsonl([side_record(n, i, kind, with_context) for n, i in enumerate(chosen, 1)]),
+        )
         result["provenance"] = str(side)
         written.append(side)
     # run1-sft.jsonl -> run1-sft.card.md; a parquet file beside it gets run1-sft.parquet.card.md
