@@ -277,6 +277,8 @@ def test_trl_shapes_and_chat_template_prefixes(runs: tuple[Path, int, int],
 
 
 def test_openai_target_layouts_and_provenance(runs: tuple[Path, int, int], tmp_path: Path) -> None:
+    from datasets import load_dataset
+
     path, gen, dta = runs
     for fmt in ("sft", "rft", "dpo"):
         out = tmp_path / f"{fmt}.jsonl"
@@ -308,6 +310,8 @@ def test_openai_target_layouts_and_provenance(runs: tuple[Path, int, int], tmp_p
                 keys = {"reference_answer", "rubric", "numeric_answer", "unit", "tolerance"}
                 assert openai_rft_problems(r, keys) == [] and "metadata" not in r
         assert "side file" in Path(result["card"]).read_text()
+        loaded = load_dataset("json", data_files=str(out), cache_dir=str(tmp_path / "cache"))
+        assert loaded["train"].num_rows == len(records)
     # the trl layouts fail OpenAI's checks where they differ (metadata), and pass otherwise
     out = tmp_path / "trl-sft.jsonl"
     export_run(Project.open(path).connect(), gen, "sft", out)
@@ -351,6 +355,10 @@ def test_a_folder_of_generation_and_dta_exports_loads_with_datasets(
     # each file alone, as a user loads it
     for f in sorted(folder.glob("*.jsonl")):
         assert load_dataset("json", data_files=str(f), cache_dir=cache)["train"].num_rows > 0
+    table = load_dataset("csv", data_files=str(folder / f"run{dta}-csv.csv"), cache_dir=cache)
+    assert table["train"].num_rows == len(
+        list(csv.DictReader((folder / f"run{dta}-csv.csv").open()))
+    )
     rows = list(csv.DictReader((folder / f"run{dta}-csv.csv").open()))
     assert all(isinstance(json.loads(r["steps"]), list) for r in rows)
     assert all(isinstance(json.loads(r["cited"]), list) for r in rows)
