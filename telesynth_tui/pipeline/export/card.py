@@ -149,9 +149,9 @@ _COLUMNS = {
 
 def _token_lines(tokens: dict[str, Any] | None, warnings: list[str]) -> list[str]:
     if tokens is None:
-        return ["Not counted (no tokenizer model)."]
+        return ["Not counted (no tokenizer model could be loaded; see --tokenizer)."]
 
-    def cell(v: float | None) -> str:  # fmt: skip
+    def cell(v: float | None) -> str:
         return "-" if v is None else f"{v:.0f}"
 
     lines = [
@@ -190,7 +190,8 @@ def body(conn: sqlite3.Connection, run_id: int, shape: Shape, files: str, count:
         f"Layout `{shape.name}` (version {shape.name.split('/')[1]}): {_COLUMNS[key]}. Every "
         "key is present in every record, null where it does not apply; `metadata` has the same "
         "shape for generation and DTA runs.", "",
-        "## Token lengths", "", *_token_lines(tokens, warnings), "",
+        *(["## Token lengths", "", *_token_lines(tokens, warnings), ""]
+          if shape.fmt != "csv" else []),
         "## Generation", "",
         *_generation_lines(conn, run_id, config),
         f"- seed {config['seed']}, {summary['plans']} plans, mix "
