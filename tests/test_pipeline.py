@@ -182,11 +182,12 @@ def test_generate_100_on_the_embedded_defaults(generated: Path) -> None:
 
 
 def test_exports_parse_back(generated: Path, tmp_path: Path) -> None:
-    for fmt in ("sft", "rft", "csv", "dpo"):
-        out = tmp_path / f"out.{fmt}"
+    for fmt in ("sft", "rft", "csv"):
+        out = tmp_path / f"out.{'csv' if fmt == 'csv' else 'jsonl'}"
         data = json.loads(run_cli("export", "1", "--format", fmt, "--out", str(out), "--json",
                                   project=generated, check=True).stdout)  # fmt: skip
-        assert out.with_suffix(".card.md").read_text().startswith("# Dataset card: run 1")
+        card = out.with_suffix(".card.md").read_text()
+        assert card.startswith("---\n") and "# Dataset card: run 1" in card
         if fmt == "csv":
             import csv
 
@@ -205,6 +206,11 @@ def test_exports_parse_back(generated: Path, tmp_path: Path) -> None:
             maths = [r for r in records if r["type"] == "maths"]
             assert maths and all({"numeric_answer", "unit", "tolerance"} <= set(r) for r in maths)
             assert all(r["rubric"] and r["reference_answer"] for r in records)
+    # the KG-template generator writes one answer per plan: no DPO pairs, no file, non-zero exit
+    dpo = run_cli("export", "1", "--format", "dpo", "--out", str(tmp_path / "d.jsonl"),
+                  project=generated)  # fmt: skip
+    assert dpo.returncode == 2 and "no DPO pairs" in dpo.stderr
+    assert not (tmp_path / "d.jsonl").exists()
 
 
 def test_resume_after_kill_loses_nothing(tmp_path: Path) -> None:

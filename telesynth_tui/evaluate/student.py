@@ -34,7 +34,8 @@ def read_own_samples(path: Path) -> EvalSet:
             record = json.loads(content)
             messages = record.get("prompt") or record["messages"][:-1]
             user = next(m["content"] for m in messages if m["role"] == "user")
-            reference = record.get("reference_answer") or record["messages"][-1]["content"]
+            answer = record.get("completion") or record["messages"]  # sft layouts
+            reference = record.get("reference_answer") or answer[-1]["content"]
             question = user.split("Question: ", 1)[-1]
             context = (
                 user.split("Question: ", 1)[0].removeprefix("Context:\n")
@@ -42,7 +43,7 @@ def read_own_samples(path: Path) -> EvalSet:
                 else ""
             )
             meta = {"context": context.strip(), "type": str(record.get("type", ""))}
-            if "numeric_answer" in record:
+            if record.get("numeric_answer") is not None:  # null unless maths
                 meta.update(numeric=str(record["numeric_answer"]), unit=str(record.get("unit", "")))
             out.items.append(EvalItem(f"line {line}", question, "free", references=[reference],
                                       meta=meta))  # fmt: skip
