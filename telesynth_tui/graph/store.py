@@ -375,10 +375,11 @@ class KnowledgeGraph:
         record = spec.to_record()
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO formulas(slug, name, description, expression, variables,"
-            " output_symbol, output_unit, example, reference, entity_id, source_file_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " output_symbol, output_unit, example, reference, entity_id, source_file_id,"
+            " conditions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (record["slug"], record["name"], record["description"], record["expression"],
              json.dumps(record["variables"]), record["output_symbol"], record["output_unit"],
-             json.dumps(record["example"]), record["reference"], entity_id, source_id),
+             json.dumps(record["example"]), record["reference"], entity_id, source_id,
+             json.dumps(record["conditions"])),
         )  # fmt: skip
         return cur.rowcount == 1

@@ -1,14 +1,14 @@
 """Stage 1, plan: question plans drawn from the graph, reproducible by seed, coverage-aware.
 
 Each plan names what a question is about (entities, a relation path, a formula with inputs
-sampled inside their valid ranges and the exact answer computed by our code). Entities and
-relations used least so far in the project come first; ties are broken by the seeded RNG.
+sampled from their valid sets and within the formula's validity conditions, and the exact answer
+computed by our code). Entities and relations used least so far in the project come first;
+ties are broken by the seeded RNG.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import random
 import sqlite3
 from collections import Counter
@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.graph.formulas import FormulaError, formula_from_mapping
+from telesynth_tui.graph.formulas import (
+    FormulaError,
+    FormulaSpec,
+    formula_from_mapping,
+    sample_inputs,
+)
 
 PLAN_TYPES = ("troubleshooting", "multi_hop", "maths", "factual", "definition")
 DEFAULT_MIX = {
@@ -88,6 +93,8 @@ class Planner:
         self.conn = conn
         self.rng = random.Random(seed)
         self.entity_use: Counter[int] = Counter()
+        self.unusable: dict[str, str] = {}  # formula slug -> why it cannot be evaluated
+        self._formula_specs: list[tuple[int, int | None, FormulaSpec]] | None = None
         self.relation_use: Counter[int] = Counter()
         for (prov,) in conn.execute("SELECT provenance FROM samples"):
             data = json.loads(prov)
@@ -212,24 +219,49 @@ class Planner:
         return self._use(Plan("definition", {"entity": name, "entity_type": type_,
                                              "description": description}, [entity]))  # fmt: skip
 
+    def _formulas(self) -> list[tuple[int, int | None, FormulaSpec]]:
+        """The project's formulas that can be built; one that cannot is left out (and noted)."""
+        if self._formula_specs is None:
+            self._formula_specs = []
+            rows = self.conn.execute(
+                "SELECT id, slug, name, description, expression, variables, output_symbol,"
+                " output_unit, example, reference, entity_id, conditions FROM formulas ORDER BY id"
+            ).fetchall()
+            for row in rows:
+                try:
+                    spec = formula_from_mapping({
+                        "id": row[1], "name": row[2], "description": row[3],
+                        "expression": row[4], "variables": json.loads(row[5]),
+                        "output_symbol": row[6], "output_unit": row[7],
+                        "example": json.loads(row[8]) if row[8] else None, "reference": row[9],
+                        "conditions": json.loads(row[11] or "[]"),
+                    })  # fmt: skip
+                except (FormulaError, ValueError) as exc:
+                    self.unusable[str(row[1])] = str(exc)
+                    continue
+                self._formula_specs.append((int(row[0]), row[10], spec))
+        return self._formula_specs
+
+    def _formula_use(self, formula: tuple[int, int | None, FormulaSpec]) -> int:
+        return self.entity_use[-formula[0]]
+
     def maths(self) -> Plan | None:
-        rows = self.conn.execute(
-            "SELECT id, slug, name, description, expression, variables, output_symbol,"
-            " output_unit, example, reference, entity_id FROM formulas ORDER BY id"
-        ).fetchall()
-        if not rows:
-            return None
-        use = Counter(self.entity_use)
-        row = self._least_used(list(rows), lambda r: use[-(r[0])])
-        self.entity_use[-(row[0])] += 1  # formulas count under negative ids
-        spec = formula_from_mapping({
-            "id": row[1], "name": row[2], "description": row[3], "expression": row[4],
-            "variables": json.loads(row[5]), "output_symbol": row[6], "output_unit": row[7],
-            "example": json.loads(row[8]) if row[8] else None, "reference": row[9],
-        })  # fmt: skip
-        inputs = self._sample_inputs(spec)
-        truth = spec.evaluate(inputs)
-        entity_ids = [row[10]] if row[10] else []
+        """A formula with inputs from each input's valid set that satisfy its validity
+        conditions. A formula with no valid inputs is marked unusable and another one is taken,
+        so one bad formula never stops a run."""
+        while True:
+            candidates = [f for f in self._formulas() if f[2].id not in self.unusable]
+            if not candidates:
+                return None
+            formula_id, entity_id, spec = self._least_used(candidates, self._formula_use)
+            try:
+                inputs = self._sample_inputs(spec)
+                truth = spec.evaluate(inputs)
+            except FormulaError as exc:
+                self.unusable[spec.id] = str(exc)
+                continue
+            break
+        self.entity_use[-formula_id] += 1  # formulas count under negative ids
         payload = {
             "formula": spec.id, "name": spec.name, "expression": spec.expression,
             "inputs": inputs, "units": {v.symbol: v.unit for v in spec.variables},
@@ -237,29 +269,19 @@ class Planner:
             "answer": truth, "unit": spec.output_unit, "output_symbol": spec.output_symbol,
             "tolerance": max(abs(truth) * 0.01, 1e-6), "reference": spec.reference,
         }  # fmt: skip
-        return self._use(Plan("maths", payload, entity_ids))
+        return self._use(Plan("maths", payload, [entity_id] if entity_id else []))
 
-    def _sample_inputs(self, spec: Any) -> dict[str, float]:
-        """Inputs drawn inside the valid ranges (3 significant figures); formulas over lookup
-        tables only accept listed values, so after failed draws the worked example is varied."""
-        for _ in range(30):
-            inputs = {}
-            for var in spec.variables:
-                if var.integer:
-                    value = float(self.rng.randint(math.ceil(var.min), int(var.max)))
-                elif var.min > 0 and var.max / var.min > 100:  # log-uniform over wide ranges
-                    value = math.exp(self.rng.uniform(math.log(var.min), math.log(var.max)))
-                else:
-                    value = self.rng.uniform(var.min, var.max)
-                inputs[var.symbol] = _round_sig(value, 3) if not var.integer else value
-            try:
-                spec.evaluate(inputs)
-                return inputs
-            except FormulaError:
-                continue
-        if spec.example is None:
-            raise TelesynthError(f"formula {spec.id}: no valid inputs found")
-        return dict(spec.example.inputs)
+    def _sample_inputs(self, spec: FormulaSpec) -> dict[str, float]:
+        """Inputs from each variable's valid set (a listed value, a whole number or 3
+        significant figures of the range) that satisfy the formula's conditions; after failed
+        draws, the worked example when it is valid. Raises FormulaError when nothing is."""
+        try:
+            return sample_inputs(spec, self.rng, attempts=30)
+        except FormulaError:
+            if spec.example is None:
+                raise
+            spec.check_inputs(spec.example.inputs)
+            return dict(spec.example.inputs)
 
     def make(self, plan_type: str) -> Plan | None:
         return getattr(self, plan_type)()
@@ -274,9 +296,3 @@ class Planner:
             if plan is not None:
                 out.append(plan)
         return out
-
-
-def _round_sig(value: float, digits: int) -> float:
-    if value == 0:
-        return 0.0
-    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
