@@ -100,7 +100,7 @@ def _rubric(s: dict[str, Any]) -> list[str]:
         ]
     if s["type"] == "troubleshooting":
         causes = payload.get("causes", [])
-        items = [f"Names the likely cause '{c['cause']}'" for c in causes]
+        items = [f"Names the possible cause '{c['cause']}'" for c in causes]
         items += [f"Includes the check '{x}'" for c in causes for x in c.get("checks", [])]
         items += [f"Proposes the action '{x}'" for c in causes for x in c.get("actions", [])]
         items.append("Says how to verify the fix")
