@@ -22,6 +22,7 @@ from telesynth_tui.graph.formulas import (
     formula_from_mapping,
     sample_inputs,
 )
+from telesynth_tui.graph.technology import compatible, specific
 
 PLAN_TYPES = ("troubleshooting", "multi_hop", "maths", "factual", "definition")
 DEFAULT_MIX = {
@@ -101,9 +102,10 @@ class Planner:
             self.entity_use.update(data.get("entity_ids", []))
             self.relation_use.update(data.get("relation_ids", []))
         rows = conn.execute(
-            "SELECT id, name, type, description FROM entities WHERE status = 'curated'"
-        )
+            "SELECT id, name, type, description, technology FROM entities WHERE status = 'curated'"
+        ).fetchall()
         self.names = {r[0]: (r[1], r[2], r[3]) for r in rows}
+        self.technology = {r[0]: r[4] or "" for r in rows}
         rows = conn.execute(
             "SELECT id, subject_id, predicate, object_id FROM relations ORDER BY id"
         )
@@ -132,6 +134,19 @@ class Planner:
     def _name(self, entity_id: int) -> str:
         return self.names[entity_id][0] if entity_id in self.names else f"#{entity_id}"
 
+    def _tech(self, entity_id: int) -> str:
+        return self.technology.get(entity_id, "")
+
+    def _fits(self, current: str, edge: tuple[int, int, str, int]) -> bool:
+        """Does the edge keep a plan of technology `current` ('' while open) within one?"""
+        a, b = self._tech(edge[1]), self._tech(edge[3])
+        return compatible(current, a) and compatible(current, b) and compatible(a, b)
+
+    def _narrow(self, current: str, edge: tuple[int, int, str, int]) -> str:
+        """The plan's technology once the edge is in it."""
+        found = specific([current, self._tech(edge[1]), self._tech(edge[3])])
+        return found.pop() if found else ""
+
     def _fact(self, edge: tuple[int, int, str, int]) -> dict[str, Any]:
         rid, s, p, o = edge
         return {"relation_id": rid, "subject": self._name(s), "subject_id": s, "predicate": p,
@@ -142,14 +157,18 @@ class Planner:
     # --- plan types -----------------------------------------------------------------------
 
     def factual(self) -> Plan | None:
-        edges = [e for e in self.edges if e[2] != "related_to" and e[1] in self.names]
+        edges = [e for e in self.edges
+                 if e[2] != "related_to" and e[1] in self.names and self._fits("", e)]  # fmt: skip
         edge = self._least_used(edges, self._edge_use)
         if edge is None:
             return None
         fact = self._fact(edge)
-        # every true object of the same subject and predicate is a correct answer
-        answers = [self._name(e[3]) for e in self.out_edges.get(edge[1], []) if e[2] == edge[2]]
-        return self._use(Plan("factual", {"fact": fact, "answers": answers},
+        tech = self._narrow("", edge)
+        # every true object of the same subject and predicate (in the same technology) is a
+        # correct answer
+        answers = [self._name(e[3]) for e in self.out_edges.get(edge[1], [])
+                   if e[2] == edge[2] and self._fits(tech, e)]  # fmt: skip
+        return self._use(Plan("factual", {"fact": fact, "answers": answers, "technology": tech},
                               [edge[1], edge[3]], [edge[0]]))  # fmt: skip
 
     def multi_hop(self) -> Plan | None:
@@ -161,17 +180,22 @@ class Planner:
         self.rng.shuffle(starts)
         starts.sort(key=lambda item: self._edge_use(item[1]))
         for chain, first in starts[:200]:
-            path = [first]
+            if not self._fits("", first):
+                continue
+            path, tech = [first], self._narrow("", first)
             for predicate in chain[1:]:
-                options = [e for e in self.out_edges.get(path[-1][3], []) if e[2] == predicate]
+                options = [e for e in self.out_edges.get(path[-1][3], [])
+                           if e[2] == predicate and self._fits(tech, e)]  # fmt: skip
                 nxt = self._least_used(options, self._edge_use)
                 if nxt is None:
                     break
                 path.append(nxt)
+                tech = self._narrow(tech, nxt)
             if len(path) == len(chain):
                 facts = [self._fact(e) for e in path]
                 ids = [path[0][1], *(e[3] for e in path)]
-                return self._use(Plan("multi_hop", {"path": facts}, ids, [e[0] for e in path]))
+                return self._use(Plan("multi_hop", {"path": facts, "technology": tech}, ids,
+                                      [e[0] for e in path]))  # fmt: skip
         return None
 
     def troubleshooting(self) -> Plan | None:
@@ -179,24 +203,40 @@ class Planner:
         symptom = self._least_used(symptoms, lambda i: self.entity_use[i])
         if symptom is None:
             return None
-        causes = [e for e in self.out_edges.get(symptom, []) if e[2] == "indicates"]
+        tech = "".join(specific([self._tech(symptom)]))
+        causes = [e for e in self.out_edges.get(symptom, [])
+                  if e[2] == "indicates" and self._fits(tech, e)]  # fmt: skip
         self.rng.shuffle(causes)
         causes.sort(key=self._edge_use)
-        used_edges = list(causes[:3])
+        used_edges: list[tuple[int, int, str, int]] = []
         steps: list[dict[str, Any]] = []
-        for cause_edge in causes[:3]:
+
+        def keep(edges: list[tuple[int, int, str, int]], most: int) -> list[Any]:
+            """Up to `most` edges that keep the plan within one technology."""
+            nonlocal tech
+            kept = []
+            for edge in edges:
+                if len(kept) < most and self._fits(tech, edge):
+                    kept.append(edge)
+                    tech = self._narrow(tech, edge)
+            return kept
+
+        for cause_edge in causes:
+            if len(steps) == 3:
+                break
+            if not keep([cause_edge], 1):
+                continue
             cause = cause_edge[3]
             out = self.out_edges.get(cause, [])
-            checks = [e for e in out if e[2] == "checked_by"][:2]
-            reads = [r for c in checks for r in self.out_edges.get(c[3], []) if r[2] == "reads"][:3]
-            actions = [e for e in out if e[2] == "resolved_by"][:2]
-            adjusts = [
-                a for x in actions for a in self.out_edges.get(x[3], []) if a[2] == "adjusts"
-            ][:2]
-            verifies = [
-                v for x in actions for v in self.out_edges.get(x[3], []) if v[2] == "verified_by"
-            ][:2]
-            used_edges += checks + reads + actions + adjusts + verifies
+            checks = keep([e for e in out if e[2] == "checked_by"], 2)
+            reads = keep([r for c in checks for r in self.out_edges.get(c[3], [])
+                          if r[2] == "reads"], 3)  # fmt: skip
+            actions = keep([e for e in out if e[2] == "resolved_by"], 2)
+            adjusts = keep([a for x in actions for a in self.out_edges.get(x[3], [])
+                            if a[2] == "adjusts"], 2)  # fmt: skip
+            verifies = keep([v for x in actions for v in self.out_edges.get(x[3], [])
+                             if v[2] == "verified_by"], 2)  # fmt: skip
+            used_edges += [cause_edge, *checks, *reads, *actions, *adjusts, *verifies]
             steps.append({
                 "cause": self._name(cause),
                 "checks": [self._name(c[3]) for c in checks],
@@ -207,7 +247,7 @@ class Planner:
             })  # fmt: skip
         entity_ids = sorted({symptom, *(e[3] for e in used_edges)})
         payload = {"symptom": self._name(symptom), "symptom_type": self.names[symptom][1],
-                   "causes": steps}  # fmt: skip
+                   "causes": steps, "technology": tech}  # fmt: skip
         return self._use(Plan("troubleshooting", payload, entity_ids, [e[0] for e in used_edges]))
 
     def definition(self) -> Plan | None:
