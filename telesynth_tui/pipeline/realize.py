@@ -125,7 +125,7 @@ def fmt_input(value: float) -> str:
 def missing_inputs(question: str, payload: dict[str, Any]) -> list[str]:
     """Symbols of a maths plan whose value the question does not state."""
     return [k for k, v in payload["inputs"].items()
-            if not re.search(rf"\({re.escape(k)}\) = {re.escape(fmt_input(v))}(?![\d.])",
+            if not re.search(rf"\({re.escape(k)}\) = {re.escape(fmt_input(v))}(?!\d|\.\d)",
                              question)]  # fmt: skip
 
 
