@@ -15,6 +15,8 @@ from telesynth_tui.graph.technology import (
 from telesynth_tui.pipeline.plans import Planner
 from telesynth_tui.project import Project
 
+from .conftest import run_cli
+
 KG = Path(__file__).resolve().parents[1] / "kg"
 
 
@@ -116,3 +118,23 @@ def test_an_unknown_technology_is_a_warning_naming_the_line(tmp_path: Path) -> N
     assert any("e.jsonl:1" in w and "unknown technology 'wifi'" in w for w in warnings), warnings
     tech = dict(conn.execute("SELECT name, technology FROM entities"))
     assert tech == {"Foo Alarm": "", "Bar Alarm": "NR"}
+
+
+def test_kg_stats_warns_about_a_mixing_relation_and_kg_show_names_the_technology(
+    bundled: Project, tmp_path: Path
+) -> None:
+    folder = tmp_path / "mix"
+    (folder / "triples").mkdir(parents=True)
+    (folder / "triples" / "mixed.csv").write_text(
+        "subject,predicate,object,source\nS1 Setup Failure,indicates,Wrong SSB frequency,\n",
+        encoding="utf-8",
+    )
+    stats = run_cli("kg", "stats", project=bundled.path, check=True).stdout
+    assert "technology: both" in stats and "mixes technologies" not in stats
+    run_cli("kg", "import", str(folder), project=bundled.path, check=True)
+    stats = run_cli("kg", "stats", project=bundled.path, check=True).stdout
+    warning = [line for line in stats.splitlines() if "mixes technologies" in line]
+    assert len(warning) == 1 and "S1 Setup Failure (LTE) -indicates-> Wrong SSB" in warning[0]
+    assert warning[0].endswith("mixed.csv:2)")
+    shown = run_cli("kg", "show", "S1 Setup Failure", project=bundled.path, check=True).stdout
+    assert shown.splitlines()[0] == "S1 Setup Failure [Alarm, curated, LTE]"
