@@ -4,8 +4,12 @@ ties go to the verified solver."""
 
 from __future__ import annotations
 
+import json
 import math
+import re
+from typing import Any
 
+from telesynth_tui.dta.runner import DtaConfig, DtaModels, DtaRunner, create_dta_run
 from telesynth_tui.dta.select import (
     Exemplar,
     Thresholds,
@@ -14,7 +18,11 @@ from telesynth_tui.dta.select import (
     select,
     unfinished,
 )
-from telesynth_tui.dta.solutions import Problem, Solution, SolverTeacher
+from telesynth_tui.dta.solutions import ModelTeacher, Problem, Solution, SolverTeacher
+from telesynth_tui.project import Project
+
+from .test_dta import RoleFake
+from .test_retrieval import HashEncoder
 
 
 def _friis(nf1_db: float, g1_db: float, nf2_db: float) -> float:
@@ -99,3 +107,40 @@ def test_ties_go_to_the_verified_solver() -> None:
     assert teacher.agreement["truth"] and teacher.score == solver.score
     assert select([teacher, solver], Thresholds()) is solver
     assert teacher.reason.startswith("not selected: solver's exemplar")
+
+
+def _echo(cut: bool) -> Any:
+    """A teacher that restates the question's first input as its answer (cut mid-formula when
+    `cut`), the failure seen with a small real teacher."""
+
+    def reply(prompt: str) -> str:
+        question = prompt.split("Problem:", 1)[1]
+        found = re.search(r"\((\w+)\) = ([-\d.e+]+) ?([^\s,.]*)", question)
+        assert found, prompt
+        symbol, value, unit = found.groups()
+        final = f"{symbol} = {value} {unit}".strip()
+        if cut:
+            final += f", so the result = linear_to_db(db_to_linear({value}) + (db_to_l1."
+        return json.dumps({"steps": [f"Given {symbol} = {value} {unit}."], "final_answer": final})
+
+    return reply
+
+
+def test_a_dta_run_never_selects_an_echoed_or_cut_teacher_answer(bundled: Project) -> None:
+    conn = bundled.connect()
+    student = RoleFake("student", {"Answer the telecom": "Working.\nAnswer: 1 dB"})
+    cut = RoleFake("cut", {"senior RAN engineer": _echo(cut=True)})
+    echo = RoleFake("echo", {"senior RAN engineer": _echo(cut=False)})
+    config = DtaConfig(student="student", teachers=["cut", "echo"], n=8, seed=4,
+                       mix={"maths": 1.0}, rewriter=None, probes=1)  # fmt: skip
+    run_id = create_dta_run(conn, config)
+    models = DtaModels(student, [ModelTeacher(cut), ModelTeacher(echo), SolverTeacher()],
+                       HashEncoder())  # fmt: skip
+    summary = DtaRunner(conn, models).execute(run_id)
+    assert summary["plans_done"] == 8 and summary["selected_by_teacher"] == {"solver": 8}
+    rows = conn.execute(
+        "SELECT generator, status, reason FROM samples WHERE run_id = ?", (run_id,)
+    ).fetchall()
+    reasons = {g: {r for gen, _, r in rows if gen == g} for g in ("cut", "echo")}
+    assert all(r.startswith("cut: ") for r in reasons["cut"]), reasons["cut"]
+    assert reasons["echo"] == {"agreement: no value stated for the asked quantity"}

@@ -97,7 +97,8 @@ def stated_result(text: str, problem: Problem) -> tuple[str, str] | None:
     inputs = sorted(p.get("inputs", {}), key=len, reverse=True)
     if inputs:
         names = "|".join(re.escape(s) for s in inputs)
-        tail = re.sub(rf"(?<![\w.])(?:{names})\s*=\s*{_NUMBER}\s*(?:{_UNIT})?", " ", tail)
+        tail = re.sub(rf"(?<![\w.])(?:{names})\s*=\s*{_NUMBER}(?:\s*[^\s\d.,;=][^\s,;=]*)?",
+                      " ", tail)  # fmt: skip
     tail = _strip_expressions(tail)
     if not quantities(tail):
         return None
