@@ -11,6 +11,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 from telesynth_tui.graph.issues import ImportIssue
 
@@ -488,7 +489,7 @@ def formula_from_mapping(raw: Mapping[str, object]) -> FormulaSpec:
     """Build a FormulaSpec from a TOML table; raises FormulaError naming what is wrong."""
     try:
         variables = []
-        for v in raw.get("variables", []):  # type: ignore[union-attr]
+        for v in cast(list[Any], raw.get("variables") or []):
             values = tuple(float(x) for x in v.get("values") or ())
             variables.append(
                 Variable(

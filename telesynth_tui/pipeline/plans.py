@@ -106,10 +106,10 @@ class Planner:
         ).fetchall()
         self.names = {r[0]: (r[1], r[2], r[3]) for r in rows}
         self.technology = {r[0]: r[4] or "" for r in rows}
-        rows = conn.execute(
+        relations = conn.execute(
             "SELECT id, subject_id, predicate, object_id FROM relations ORDER BY id"
         )
-        self.edges = [tuple(r) for r in rows]
+        self.edges = [tuple(r) for r in relations]
         self.out_edges: dict[int, list[tuple[int, int, str, int]]] = {}
         for edge in self.edges:
             self.out_edges.setdefault(edge[1], []).append(edge)  # type: ignore[arg-type]
@@ -214,7 +214,7 @@ class Planner:
         def keep(edges: list[tuple[int, int, str, int]], most: int) -> list[Any]:
             """Up to `most` edges that keep the plan within one technology."""
             nonlocal tech
-            kept = []
+            kept: list[tuple[int, int, str, int]] = []
             for edge in edges:
                 if len(kept) < most and self._fits(tech, edge):
                     kept.append(edge)
