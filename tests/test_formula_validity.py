@@ -195,3 +195,33 @@ def test_a_bad_formula_in_the_project_never_stops_planning(bundled: Project) -> 
     assert len(plans) == 400
     assert not {p.payload["formula"] for p in plans} & {"broken", "unparsable"}
     assert set(planner.unusable) == {"broken", "unparsable"}
+
+
+@pytest.mark.slow
+def test_generate_runs_past_formulas_that_can_never_be_evaluated(tmp_path: Path) -> None:
+    folder = tmp_path / "kg" / "formulas"
+    folder.mkdir(parents=True)
+    (folder / "bad.toml").write_text(
+        "\n".join([
+            _formula("never_ok", "log10(x)", _var("x", -5, -1)),
+            _formula("inverted", "x * 2", _var("x", 5, 1)),
+            _formula("fine_one", "x * 2", _var("x", 1, 5)),
+        ]),
+        encoding="utf-8",
+    )  # fmt: skip
+    project = tmp_path / "p"
+    run_cli("init", "--empty", project=project, check=True)
+    imported = run_cli("kg", "import", str(folder.parent), project=project)
+    assert imported.returncode == 0
+    errors = [line for line in imported.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 2 and all("bad.toml:" in e for e in errors), imported.stderr
+    conn = Project.open(project).connect()  # one that slipped in before the check existed
+    conn.execute(
+        "INSERT INTO formulas(slug, name, expression, variables, output_unit, source_file_id)"
+        " SELECT 'sneaked', 'Sneaked', 'log10(x)', ?, 'dB', source_file_id FROM formulas",
+        (json.dumps([{"symbol": "x", "unit": "1", "min": -5.0, "max": -1.0}]),),
+    )
+    conn.close()
+    result = run_cli("generate", "--n", "4", "--types", "maths", "--seed", "2", project=project)
+    assert result.returncode == 0, result.stderr
+    assert "4/4 plans" in result.stdout
