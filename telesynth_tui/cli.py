@@ -153,9 +153,16 @@ def _print_stats(stats: dict[str, Any]) -> None:
         f"(+{stats['candidate_entities']} candidates), {stats['relations']} relations "
         f"({stats['relations_with_evidence']} with evidence), {stats['formulas']} formulas"
     )
-    for label, key in (("entities", "entities_by_type"), ("relations", "relations_by_predicate")):
+    for label, key in (("entities", "entities_by_type"), ("relations", "relations_by_predicate"),
+                       ("technology", "entities_by_technology")):  # fmt: skip
         parts = ", ".join(f"{k} {v}" for k, v in stats[key].items())
         typer.echo(f"  {label}: {parts or '-'}")
+    for rel in stats["cross_technology_relations"]:
+        typer.echo(
+            f"  warning: {rel['subject']} ({rel['subject_technology']}) -{rel['predicate']}-> "
+            f"{rel['object']} ({rel['object_technology']}) mixes technologies "
+            f"({rel['file']}:{rel['line']})"
+        )
 
 
 @kg_app.command("stats")
@@ -228,7 +235,8 @@ def kg_show(
     if as_json:
         _echo_json(details)
         return
-    typer.echo(f"{details['name']} [{details['type']}, {details['status']}]")
+    tech = f", {details['technology']}" if details["technology"] else ""
+    typer.echo(f"{details['name']} [{details['type']}, {details['status']}{tech}]")
     if details["aliases"]:
         typer.echo(f"  aliases: {', '.join(details['aliases'])}")
     if details["description"]:

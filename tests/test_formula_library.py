@@ -109,8 +109,9 @@ def hata_suburban_db(f_mhz, h_b_m, h_m_m, d_km):
     return _hata_urban(f_mhz, h_b_m, h_m_m, d_km) - correction
 
 
-def two_ray_ground_loss_db(d_m, h_t_m, h_r_m):
-    # Received/transmitted power ratio of the plane-earth model: (h_t h_r / d^2)^2.
+def two_ray_ground_loss_db(d_m, h_t_m, h_r_m, f_mhz):
+    # Received/transmitted power ratio of the plane-earth model: (h_t h_r / d^2)^2. The
+    # frequency does not enter the loss; it only places the breakpoint the model needs.
     ratio = (h_t_m * h_r_m / d_m**2) ** 2
     return -db(ratio)
 

@@ -73,9 +73,10 @@ def test_maths_plans_sample_valid_inputs_and_the_realized_answer_verifies(bundle
         plan = planner.maths()
         assert plan is not None
         p = plan.payload
-        row = conn.execute("SELECT expression, variables FROM formulas WHERE slug = ?",
-                           (p["formula"],)).fetchone()  # fmt: skip
-        raw = {"id": p["formula"], "name": p["name"], "expression": row[0]}
+        row = conn.execute("SELECT expression, variables, conditions FROM formulas"
+                           " WHERE slug = ?", (p["formula"],)).fetchone()  # fmt: skip
+        raw = {"id": p["formula"], "name": p["name"], "expression": row[0],
+               "conditions": json.loads(row[2])}  # fmt: skip
         spec = formula_from_mapping({**raw, "variables": json.loads(row[1])})
         for var in spec.variables:
             assert var.min <= p["inputs"][var.symbol] <= var.max

@@ -98,7 +98,7 @@ def test_dashboard_help_and_palette(bundled: Project) -> None:
             await app.workers.wait_for_complete()
             await pilot.pause()
             text = str(app.screen.query_one("#project-line").render())
-            assert "bundled" in text and "938 entities" in text and "2224 relations" in text
+            assert "bundled" in text and "939 entities" in text and "2229 relations" in text
             models = app.screen.query_one("#models-table")
             assert "tiny-telesynth" in str(models.get_row_at(0) + models.get_row_at(1))
             await pilot.press("question_mark")

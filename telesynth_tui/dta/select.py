@@ -12,15 +12,30 @@ selected or rejected with its reason.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from telesynth_tui.dta.solutions import Problem, Solution
+from telesynth_tui.dta.solutions import (
+    FINAL_MAX_CHARS,
+    SOLVER,
+    STEP_MAX_CHARS,
+    Problem,
+    Solution,
+)
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.inference.generator import SamplingParams
-from telesynth_tui.units import check_numeric, convert, normalize_unit, stated_values
+from telesynth_tui.units import (
+    _NUMBER,
+    _UNIT,
+    check_numeric,
+    convert,
+    normalize_unit,
+    quantities,
+    stated_values,
+)
 
 
 @dataclass
@@ -55,10 +70,90 @@ class Exemplar:
 # --- agreement ---------------------------------------------------------------------------------
 
 
+_FINAL_MARKER = re.compile(
+    r"\b(?:final\s+answer|answer|result|therefore|thus|hence)\b\s*(?:is|:|=|≈)?", re.IGNORECASE
+)
+_UNFINISHED_END = re.compile(r"(?:[-+*/^=(,×·]|\b[A-Za-z]\w*_\w*\.?|\b(?:of|and|the|is|=))\s*$")
+
+
+def stated_result(text: str, problem: Problem) -> tuple[str, str] | None:
+    """The part of an answer that gives the asked quantity: the last statement of the output
+    symbol ("P_PUSCH = 21.3 dBm"), otherwise what follows the last final-answer marker (or the
+    whole text) with every restated input ("nf1_db = 5.08 dB") removed. None when the answer
+    states no value for the asked quantity."""
+    p = problem.payload
+    symbol = str(p.get("output_symbol") or "")
+    if symbol:
+        # "SYMBOL = number [unit]", the number not a term of an expression; any unit may follow
+        found = list(re.finditer(
+            rf"(?<![\w.]){re.escape(symbol)}\s*(?:=|≈|is)\s*({_NUMBER})(?!\d|[.,]\d)"
+            rf"(\s*[^\s\d.,;:()=][^\s,;:()=]*)?(?!\s*[-+*^(×·])", text))  # fmt: skip
+        found = [m for m in found if not (m.group(2) or "").strip().startswith(("/", "*", "+"))]
+        if found:
+            value, unit = found[-1].group(1), (found[-1].group(2) or "").strip().rstrip(".")
+            return f"{value} {unit}".strip(), f"{symbol} = {value} {unit}".strip()
+    markers = list(_FINAL_MARKER.finditer(text))
+    tail = text[markers[-1].end() :] if markers else text
+    inputs = sorted(p.get("inputs", {}), key=len, reverse=True)
+    if inputs:
+        names = "|".join(re.escape(s) for s in inputs)
+        tail = re.sub(rf"(?<![\w.])(?:{names})\s*=\s*{_NUMBER}(?:\s*[^\s\d.,;=][^\s,;=]*)?",
+                      " ", tail)  # fmt: skip
+    tail = _strip_expressions(tail)
+    if not quantities(tail):
+        return None
+    return tail, "stated after the final-answer marker" if markers else "the last number"
+
+
+def _strip_expressions(text: str) -> str:
+    """The text without function-call arguments ("db_to_linear(5.08)", to the end when the call
+    is never closed) and without numbers that are terms of an expression ("5.08 + ...")."""
+    out: list[str] = []
+    depth = 0
+    for i, ch in enumerate(text):
+        if depth:
+            depth += {"(": 1, ")": -1}.get(ch, 0)
+            continue
+        if ch == "(" and i > 0 and (text[i - 1].isalnum() or text[i - 1] == "_"):
+            depth = 1
+            while out and (out[-1].isalnum() or out[-1] == "_"):
+                out.pop()
+            continue
+        out.append(ch)
+    return re.sub(rf"{_NUMBER}(?:\s*(?:{_UNIT})?\s*[-+*^×·]|\s*/)", " ", "".join(out))
+
+
+def unfinished(solution: Solution) -> str | None:
+    """Why a solution is cut off or unfinished (never an exemplar), or None."""
+    if solution.metrics.get("stop_reason") == "length":
+        return "cut at the token limit"
+    final = solution.final.strip()
+    if not final:
+        return "no final answer"
+    if solution.teacher != SOLVER and len(final) >= FINAL_MAX_CHARS:
+        return f"final answer cut at the schema's {FINAL_MAX_CHARS}-character bound"
+    if solution.teacher != SOLVER and any(len(s) >= STEP_MAX_CHARS for s in solution.steps):
+        return f"a step cut at the schema's {STEP_MAX_CHARS}-character bound"
+    for text in [*solution.steps, final]:
+        if text.count("(") > text.count(")"):
+            return f"unbalanced parenthesis in {_tail(text)!r}"
+    if _UNFINISHED_END.search(final):
+        return f"final answer ends mid-expression: {_tail(final)!r}"
+    return None
+
+
+def _tail(text: str) -> str:
+    return text if len(text) <= 40 else "..." + text[-37:]
+
+
 def numeric_value(text: str, problem: Problem) -> tuple[float | None, str]:
-    """The result an answer states, in the problem's unit, checked against the truth."""
+    """The value an answer gives for the asked quantity, in the problem's unit, checked against
+    the truth; an input the answer restates is never taken for its result."""
     assert problem.truth is not None
-    check = check_numeric(text, problem.truth, problem.unit, rel_tol=0.0,
+    found = stated_result(text, problem)
+    if found is None:
+        return None, "no value stated for the asked quantity"
+    check = check_numeric(found[0], problem.truth, problem.unit, rel_tol=0.0,
                           abs_tol=float(problem.payload["tolerance"]))  # fmt: skip
     return check.value, check.detail
 
@@ -207,6 +302,8 @@ def select(candidates: list[Exemplar], thresholds: Thresholds) -> Exemplar | Non
     for c in candidates:
         if c.solution.error:
             c.reason = f"teacher: {c.solution.error}"
+        elif (cut := unfinished(c.solution)) is not None:
+            c.reason = f"cut: {cut}"
         elif not c.agreement.get("truth"):
             c.reason = f"agreement: {c.agreement.get('detail', 'disagrees with the truth')}"
         elif c.judge.get("score", 0.0) < thresholds.min_judge:
@@ -218,7 +315,8 @@ def select(candidates: list[Exemplar], thresholds: Thresholds) -> Exemplar | Non
             survivors.append(c)
     if not survivors:
         return None
-    best = max(survivors, key=lambda c: c.score)  # the first listed teacher wins ties
+    # ties go to the verified solver, then to the first listed teacher
+    best = max(survivors, key=lambda c: (c.score, c.solution.teacher == SOLVER))
     best.status, best.reason = "accepted", ""
     for c in survivors:
         if c is not best:

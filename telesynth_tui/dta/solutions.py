@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.pipeline.generate_llm import LlmQA, numbered
-from telesynth_tui.pipeline.realize import NO_UNIT, TemplateRealizer, _fmt_number
+from telesynth_tui.pipeline.realize import NO_UNIT, TemplateRealizer, _fmt_number, fmt_input
 
 DTA_TYPES = ("maths", "troubleshooting")
 SOLVER = "solver"
@@ -72,7 +72,7 @@ def _substitute(expression: str, inputs: dict[str, float]) -> str:
     if not symbols:
         return expression
     pattern = re.compile(r"\b(" + "|".join(re.escape(s) for s in symbols) + r")\b")
-    return pattern.sub(lambda m: _fmt_number(inputs[m.group(1)]), expression)
+    return pattern.sub(lambda m: fmt_input(inputs[m.group(1)]), expression)
 
 
 class SolverTeacher:
@@ -87,7 +87,7 @@ class SolverTeacher:
             units = {k: ("" if u in NO_UNIT else u) for k, u in p["units"].items()}
             symbol = p["output_symbol"] or "result"
             given = ", ".join(
-                f"{k} = {_fmt_number(v)} {units[k]}".strip() for k, v in p["inputs"].items()
+                f"{k} = {fmt_input(v)} {units[k]}".strip() for k, v in p["inputs"].items()
             )
             result = f"{_fmt_number(p['answer'])} {p['unit']}".strip()
             steps = [
@@ -100,12 +100,14 @@ class SolverTeacher:
         return Solution(self.name, steps[1:] or steps, steps[0].rstrip("."))
 
 
+FINAL_MAX_CHARS = 100  # the schema's bounds: a final answer or step this long was cut by it
+STEP_MAX_CHARS = 160
 SOLUTION_SCHEMA = {
     "type": "object",
     "properties": {
         "steps": {"type": "array", "minItems": 1, "maxItems": 6,
-                  "items": {"type": "string", "minLength": 2, "maxLength": 160}},
-        "final_answer": {"type": "string", "minLength": 1, "maxLength": 100},
+                  "items": {"type": "string", "minLength": 2, "maxLength": STEP_MAX_CHARS}},
+        "final_answer": {"type": "string", "minLength": 1, "maxLength": FINAL_MAX_CHARS},
     },
     "required": ["steps", "final_answer"],
 }  # fmt: skip

@@ -229,8 +229,16 @@ def _m005_dta(db: sqlite_utils.Database) -> None:
     _run_script(db, _M005_SQL)
 
 
+def _m_formula_conditions_and_technology(db: sqlite_utils.Database) -> None:
+    # a formula's validity conditions across its inputs (JSON list of expressions), and the
+    # radio technology an entity belongs to: 'LTE', 'NR', 'both' or '' (not radio-specific)
+    db.execute("ALTER TABLE formulas ADD COLUMN conditions TEXT NOT NULL DEFAULT '[]'")
+    db.execute("ALTER TABLE entities ADD COLUMN technology TEXT NOT NULL DEFAULT ''")
+
+
 MIGRATIONS: list[Migration] = [
     _m001_knowledge_graph, _m002_chunk_search, _m003_runs, _m004_evaluations, _m005_dta,
+    _m_formula_conditions_and_technology,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -33,6 +33,7 @@ from telesynth_tui.graph.readers import (
     read_raw,
 )
 from telesynth_tui.graph.store import ENTITY_TYPES, PREDICATES, Counts, KnowledgeGraph
+from telesynth_tui.graph.technology import normalize_technology
 
 SKIPPED_NAMES = ("readme", "license", "licence", "changelog")
 _ORDER = {"entities": 0, "document": 1, "formulas": 2, "triples": 3}
@@ -249,8 +250,19 @@ class Importer:
             aliases = row.get("aliases") or []
             if isinstance(aliases, str):
                 aliases = [a.strip() for a in aliases.split(";") if a.strip()]
+            technology = normalize_technology(str(row.get("technology") or ""))
+            if technology is None:
+                result.issues.append(ImportIssue(
+                    raw.path, line, f"unknown technology {row.get('technology')!r} for {name!r} "
+                    "(use LTE, NR or both)", "warning"))  # fmt: skip
+                technology = ""
             upsert = self.kg.upsert_entity(
-                name, type_, [str(a) for a in aliases], str(row.get("description") or ""), src
+                name,
+                type_,
+                [str(a) for a in aliases],
+                str(row.get("description") or ""),
+                src,
+                technology=technology,
             )
             if upsert.warning:
                 result.issues.append(ImportIssue(raw.path, line, upsert.warning, "warning"))

@@ -19,7 +19,8 @@ from telesynth_tui.text import normalize_name
 
 def entity_details(conn: sqlite3.Connection, entity_id: int) -> dict[str, object]:
     row = conn.execute(
-        "SELECT id, name, type, aliases, description, status FROM entities WHERE id = ?",
+        "SELECT id, name, type, aliases, description, status, technology FROM entities"
+        " WHERE id = ?",
         (entity_id,),
     ).fetchone()
     relations = [
@@ -61,6 +62,7 @@ def entity_details(conn: sqlite3.Connection, entity_id: int) -> dict[str, object
         "name": row["name"],
         "type": row["type"],
         "status": row["status"],
+        "technology": row["technology"],
         "aliases": json.loads(row["aliases"] or "[]"),
         "description": row["description"] or "",
         "sources": sources,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from telesynth_tui.graph.db import schema_version
+from telesynth_tui.graph.technology import cross_technology_relations
 
 
 def kg_stats(conn: sqlite3.Connection) -> dict[str, object]:
@@ -40,4 +41,10 @@ def kg_stats(conn: sqlite3.Connection) -> dict[str, object]:
         "relations_by_predicate": grouped(
             "SELECT predicate, COUNT(*) FROM relations GROUP BY predicate ORDER BY 2 DESC"
         ),
+        "entities_by_technology": grouped(
+            "SELECT technology, COUNT(*) FROM entities WHERE status = 'curated'"
+            " AND technology != '' GROUP BY technology ORDER BY 2 DESC"
+        ),
+        # relations joining an LTE-only entity with an NR-only one (a data problem)
+        "cross_technology_relations": cross_technology_relations(conn),
     }

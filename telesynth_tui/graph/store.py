@@ -184,22 +184,32 @@ class KnowledgeGraph:
         description: str = "",
         source_id: int | None = None,
         status: str = "curated",
+        technology: str = "",
     ) -> EntityUpsert:
         norm = normalize_name(name)
         row = self.conn.execute(
-            "SELECT id, type, aliases, description, status FROM entities WHERE norm_name = ?",
+            "SELECT id, type, aliases, description, status, technology FROM entities"
+            " WHERE norm_name = ?",
             (norm,),
         ).fetchone()
         warning = None
         if row is None:
             cur = self.conn.execute(
                 "INSERT INTO entities(name, norm_name, type, aliases, description, status,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " created_at, technology) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (name, norm, type_, json.dumps(list(dict.fromkeys(aliases))), description,
-                 status, now()),
+                 status, now(), technology),
             )  # fmt: skip
             entity_id, created = int(cur.lastrowid or 0), True
         else:
+            if technology and row["technology"] != technology:
+                if row["technology"] and row["status"] == "curated":
+                    warning = (f"entity {name!r} is already {row['technology']}, "
+                               f"not {technology}")  # fmt: skip
+                else:
+                    self.conn.execute(
+                        "UPDATE entities SET technology = ? WHERE id = ?", (technology, row["id"])
+                    )
             entity_id, created = int(row["id"]), False
             merged = list(dict.fromkeys([*json.loads(row["aliases"] or "[]"), *aliases]))
             if row["status"] == "candidate" and status == "curated":
@@ -375,10 +385,11 @@ class KnowledgeGraph:
         record = spec.to_record()
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO formulas(slug, name, description, expression, variables,"
-            " output_symbol, output_unit, example, reference, entity_id, source_file_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " output_symbol, output_unit, example, reference, entity_id, source_file_id,"
+            " conditions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (record["slug"], record["name"], record["description"], record["expression"],
              json.dumps(record["variables"]), record["output_symbol"], record["output_unit"],
-             json.dumps(record["example"]), record["reference"], entity_id, source_id),
+             json.dumps(record["example"]), record["reference"], entity_id, source_id,
+             json.dumps(record["conditions"])),
         )  # fmt: skip
         return cur.rowcount == 1

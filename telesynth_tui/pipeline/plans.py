@@ -1,14 +1,14 @@
 """Stage 1, plan: question plans drawn from the graph, reproducible by seed, coverage-aware.
 
 Each plan names what a question is about (entities, a relation path, a formula with inputs
-sampled inside their valid ranges and the exact answer computed by our code). Entities and
-relations used least so far in the project come first; ties are broken by the seeded RNG.
+sampled from their valid sets and within the formula's validity conditions, and the exact answer
+computed by our code). Entities and relations used least so far in the project come first;
+ties are broken by the seeded RNG.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import random
 import sqlite3
 from collections import Counter
@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.graph.formulas import FormulaError, formula_from_mapping
+from telesynth_tui.graph.formulas import (
+    FormulaError,
+    FormulaSpec,
+    formula_from_mapping,
+    sample_inputs,
+)
+from telesynth_tui.graph.technology import compatible, specific
 
 PLAN_TYPES = ("troubleshooting", "multi_hop", "maths", "factual", "definition")
 DEFAULT_MIX = {
@@ -88,19 +94,22 @@ class Planner:
         self.conn = conn
         self.rng = random.Random(seed)
         self.entity_use: Counter[int] = Counter()
+        self.unusable: dict[str, str] = {}  # formula slug -> why it cannot be evaluated
+        self._formula_specs: list[tuple[int, int | None, FormulaSpec]] | None = None
         self.relation_use: Counter[int] = Counter()
         for (prov,) in conn.execute("SELECT provenance FROM samples"):
             data = json.loads(prov)
             self.entity_use.update(data.get("entity_ids", []))
             self.relation_use.update(data.get("relation_ids", []))
         rows = conn.execute(
-            "SELECT id, name, type, description FROM entities WHERE status = 'curated'"
-        )
+            "SELECT id, name, type, description, technology FROM entities WHERE status = 'curated'"
+        ).fetchall()
         self.names = {r[0]: (r[1], r[2], r[3]) for r in rows}
-        rows = conn.execute(
+        self.technology = {r[0]: r[4] or "" for r in rows}
+        relations = conn.execute(
             "SELECT id, subject_id, predicate, object_id FROM relations ORDER BY id"
         )
-        self.edges = [tuple(r) for r in rows]
+        self.edges = [tuple(r) for r in relations]
         self.out_edges: dict[int, list[tuple[int, int, str, int]]] = {}
         for edge in self.edges:
             self.out_edges.setdefault(edge[1], []).append(edge)  # type: ignore[arg-type]
@@ -125,6 +134,19 @@ class Planner:
     def _name(self, entity_id: int) -> str:
         return self.names[entity_id][0] if entity_id in self.names else f"#{entity_id}"
 
+    def _tech(self, entity_id: int) -> str:
+        return self.technology.get(entity_id, "")
+
+    def _fits(self, current: str, edge: tuple[int, int, str, int]) -> bool:
+        """Does the edge keep a plan of technology `current` ('' while open) within one?"""
+        a, b = self._tech(edge[1]), self._tech(edge[3])
+        return compatible(current, a) and compatible(current, b) and compatible(a, b)
+
+    def _narrow(self, current: str, edge: tuple[int, int, str, int]) -> str:
+        """The plan's technology once the edge is in it."""
+        found = specific([current, self._tech(edge[1]), self._tech(edge[3])])
+        return found.pop() if found else ""
+
     def _fact(self, edge: tuple[int, int, str, int]) -> dict[str, Any]:
         rid, s, p, o = edge
         return {"relation_id": rid, "subject": self._name(s), "subject_id": s, "predicate": p,
@@ -135,14 +157,18 @@ class Planner:
     # --- plan types -----------------------------------------------------------------------
 
     def factual(self) -> Plan | None:
-        edges = [e for e in self.edges if e[2] != "related_to" and e[1] in self.names]
+        edges = [e for e in self.edges
+                 if e[2] != "related_to" and e[1] in self.names and self._fits("", e)]  # fmt: skip
         edge = self._least_used(edges, self._edge_use)
         if edge is None:
             return None
         fact = self._fact(edge)
-        # every true object of the same subject and predicate is a correct answer
-        answers = [self._name(e[3]) for e in self.out_edges.get(edge[1], []) if e[2] == edge[2]]
-        return self._use(Plan("factual", {"fact": fact, "answers": answers},
+        tech = self._narrow("", edge)
+        # every true object of the same subject and predicate (in the same technology) is a
+        # correct answer
+        answers = [self._name(e[3]) for e in self.out_edges.get(edge[1], [])
+                   if e[2] == edge[2] and self._fits(tech, e)]  # fmt: skip
+        return self._use(Plan("factual", {"fact": fact, "answers": answers, "technology": tech},
                               [edge[1], edge[3]], [edge[0]]))  # fmt: skip
 
     def multi_hop(self) -> Plan | None:
@@ -154,17 +180,22 @@ class Planner:
         self.rng.shuffle(starts)
         starts.sort(key=lambda item: self._edge_use(item[1]))
         for chain, first in starts[:200]:
-            path = [first]
+            if not self._fits("", first):
+                continue
+            path, tech = [first], self._narrow("", first)
             for predicate in chain[1:]:
-                options = [e for e in self.out_edges.get(path[-1][3], []) if e[2] == predicate]
+                options = [e for e in self.out_edges.get(path[-1][3], [])
+                           if e[2] == predicate and self._fits(tech, e)]  # fmt: skip
                 nxt = self._least_used(options, self._edge_use)
                 if nxt is None:
                     break
                 path.append(nxt)
+                tech = self._narrow(tech, nxt)
             if len(path) == len(chain):
                 facts = [self._fact(e) for e in path]
                 ids = [path[0][1], *(e[3] for e in path)]
-                return self._use(Plan("multi_hop", {"path": facts}, ids, [e[0] for e in path]))
+                return self._use(Plan("multi_hop", {"path": facts, "technology": tech}, ids,
+                                      [e[0] for e in path]))  # fmt: skip
         return None
 
     def troubleshooting(self) -> Plan | None:
@@ -172,24 +203,40 @@ class Planner:
         symptom = self._least_used(symptoms, lambda i: self.entity_use[i])
         if symptom is None:
             return None
-        causes = [e for e in self.out_edges.get(symptom, []) if e[2] == "indicates"]
+        tech = "".join(specific([self._tech(symptom)]))
+        causes = [e for e in self.out_edges.get(symptom, [])
+                  if e[2] == "indicates" and self._fits(tech, e)]  # fmt: skip
         self.rng.shuffle(causes)
         causes.sort(key=self._edge_use)
-        used_edges = list(causes[:3])
+        used_edges: list[tuple[int, int, str, int]] = []
         steps: list[dict[str, Any]] = []
-        for cause_edge in causes[:3]:
+
+        def keep(edges: list[tuple[int, int, str, int]], most: int) -> list[Any]:
+            """Up to `most` edges that keep the plan within one technology."""
+            nonlocal tech
+            kept: list[tuple[int, int, str, int]] = []
+            for edge in edges:
+                if len(kept) < most and self._fits(tech, edge):
+                    kept.append(edge)
+                    tech = self._narrow(tech, edge)
+            return kept
+
+        for cause_edge in causes:
+            if len(steps) == 3:
+                break
+            if not keep([cause_edge], 1):
+                continue
             cause = cause_edge[3]
             out = self.out_edges.get(cause, [])
-            checks = [e for e in out if e[2] == "checked_by"][:2]
-            reads = [r for c in checks for r in self.out_edges.get(c[3], []) if r[2] == "reads"][:3]
-            actions = [e for e in out if e[2] == "resolved_by"][:2]
-            adjusts = [
-                a for x in actions for a in self.out_edges.get(x[3], []) if a[2] == "adjusts"
-            ][:2]
-            verifies = [
-                v for x in actions for v in self.out_edges.get(x[3], []) if v[2] == "verified_by"
-            ][:2]
-            used_edges += checks + reads + actions + adjusts + verifies
+            checks = keep([e for e in out if e[2] == "checked_by"], 2)
+            reads = keep([r for c in checks for r in self.out_edges.get(c[3], [])
+                          if r[2] == "reads"], 3)  # fmt: skip
+            actions = keep([e for e in out if e[2] == "resolved_by"], 2)
+            adjusts = keep([a for x in actions for a in self.out_edges.get(x[3], [])
+                            if a[2] == "adjusts"], 2)  # fmt: skip
+            verifies = keep([v for x in actions for v in self.out_edges.get(x[3], [])
+                             if v[2] == "verified_by"], 2)  # fmt: skip
+            used_edges += [cause_edge, *checks, *reads, *actions, *adjusts, *verifies]
             steps.append({
                 "cause": self._name(cause),
                 "checks": [self._name(c[3]) for c in checks],
@@ -200,7 +247,7 @@ class Planner:
             })  # fmt: skip
         entity_ids = sorted({symptom, *(e[3] for e in used_edges)})
         payload = {"symptom": self._name(symptom), "symptom_type": self.names[symptom][1],
-                   "causes": steps}  # fmt: skip
+                   "causes": steps, "technology": tech}  # fmt: skip
         return self._use(Plan("troubleshooting", payload, entity_ids, [e[0] for e in used_edges]))
 
     def definition(self) -> Plan | None:
@@ -212,24 +259,49 @@ class Planner:
         return self._use(Plan("definition", {"entity": name, "entity_type": type_,
                                              "description": description}, [entity]))  # fmt: skip
 
+    def _formulas(self) -> list[tuple[int, int | None, FormulaSpec]]:
+        """The project's formulas that can be built; one that cannot is left out (and noted)."""
+        if self._formula_specs is None:
+            self._formula_specs = []
+            rows = self.conn.execute(
+                "SELECT id, slug, name, description, expression, variables, output_symbol,"
+                " output_unit, example, reference, entity_id, conditions FROM formulas ORDER BY id"
+            ).fetchall()
+            for row in rows:
+                try:
+                    spec = formula_from_mapping({
+                        "id": row[1], "name": row[2], "description": row[3],
+                        "expression": row[4], "variables": json.loads(row[5]),
+                        "output_symbol": row[6], "output_unit": row[7],
+                        "example": json.loads(row[8]) if row[8] else None, "reference": row[9],
+                        "conditions": json.loads(row[11] or "[]"),
+                    })  # fmt: skip
+                except (FormulaError, ValueError) as exc:
+                    self.unusable[str(row[1])] = str(exc)
+                    continue
+                self._formula_specs.append((int(row[0]), row[10], spec))
+        return self._formula_specs
+
+    def _formula_use(self, formula: tuple[int, int | None, FormulaSpec]) -> int:
+        return self.entity_use[-formula[0]]
+
     def maths(self) -> Plan | None:
-        rows = self.conn.execute(
-            "SELECT id, slug, name, description, expression, variables, output_symbol,"
-            " output_unit, example, reference, entity_id FROM formulas ORDER BY id"
-        ).fetchall()
-        if not rows:
-            return None
-        use = Counter(self.entity_use)
-        row = self._least_used(list(rows), lambda r: use[-(r[0])])
-        self.entity_use[-(row[0])] += 1  # formulas count under negative ids
-        spec = formula_from_mapping({
-            "id": row[1], "name": row[2], "description": row[3], "expression": row[4],
-            "variables": json.loads(row[5]), "output_symbol": row[6], "output_unit": row[7],
-            "example": json.loads(row[8]) if row[8] else None, "reference": row[9],
-        })  # fmt: skip
-        inputs = self._sample_inputs(spec)
-        truth = spec.evaluate(inputs)
-        entity_ids = [row[10]] if row[10] else []
+        """A formula with inputs from each input's valid set that satisfy its validity
+        conditions. A formula with no valid inputs is marked unusable and another one is taken,
+        so one bad formula never stops a run."""
+        while True:
+            candidates = [f for f in self._formulas() if f[2].id not in self.unusable]
+            if not candidates:
+                return None
+            formula_id, entity_id, spec = self._least_used(candidates, self._formula_use)
+            try:
+                inputs = self._sample_inputs(spec)
+                truth = spec.evaluate(inputs)
+            except FormulaError as exc:
+                self.unusable[spec.id] = str(exc)
+                continue
+            break
+        self.entity_use[-formula_id] += 1  # formulas count under negative ids
         payload = {
             "formula": spec.id, "name": spec.name, "expression": spec.expression,
             "inputs": inputs, "units": {v.symbol: v.unit for v in spec.variables},
@@ -237,29 +309,19 @@ class Planner:
             "answer": truth, "unit": spec.output_unit, "output_symbol": spec.output_symbol,
             "tolerance": max(abs(truth) * 0.01, 1e-6), "reference": spec.reference,
         }  # fmt: skip
-        return self._use(Plan("maths", payload, entity_ids))
+        return self._use(Plan("maths", payload, [entity_id] if entity_id else []))
 
-    def _sample_inputs(self, spec: Any) -> dict[str, float]:
-        """Inputs drawn inside the valid ranges (3 significant figures); formulas over lookup
-        tables only accept listed values, so after failed draws the worked example is varied."""
-        for _ in range(30):
-            inputs = {}
-            for var in spec.variables:
-                if var.integer:
-                    value = float(self.rng.randint(math.ceil(var.min), int(var.max)))
-                elif var.min > 0 and var.max / var.min > 100:  # log-uniform over wide ranges
-                    value = math.exp(self.rng.uniform(math.log(var.min), math.log(var.max)))
-                else:
-                    value = self.rng.uniform(var.min, var.max)
-                inputs[var.symbol] = _round_sig(value, 3) if not var.integer else value
-            try:
-                spec.evaluate(inputs)
-                return inputs
-            except FormulaError:
-                continue
-        if spec.example is None:
-            raise TelesynthError(f"formula {spec.id}: no valid inputs found")
-        return dict(spec.example.inputs)
+    def _sample_inputs(self, spec: FormulaSpec) -> dict[str, float]:
+        """Inputs from each variable's valid set (a listed value, a whole number or 3
+        significant figures of the range) that satisfy the formula's conditions; after failed
+        draws, the worked example when it is valid. Raises FormulaError when nothing is."""
+        try:
+            return sample_inputs(spec, self.rng, attempts=30)
+        except FormulaError:
+            if spec.example is None:
+                raise
+            spec.check_inputs(spec.example.inputs)
+            return dict(spec.example.inputs)
 
     def make(self, plan_type: str) -> Plan | None:
         return getattr(self, plan_type)()
@@ -274,9 +336,3 @@ class Planner:
             if plan is not None:
                 out.append(plan)
         return out
-
-
-def _round_sig(value: float, digits: int) -> float:
-    if value == 0:
-        return 0.0
-    return round(value, digits - 1 - math.floor(math.log10(abs(value))))

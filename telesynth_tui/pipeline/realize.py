@@ -4,6 +4,7 @@ with several phrasings per type chosen by the seeded RNG. The embedded default g
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,7 @@ FACT_TEMPLATES: dict[str, tuple[tuple[str, ...], str]] = {
         (
             "What can the {st} '{s}' indicate?",
             "Which root cause can {s} point to?",
-            "When {s} appears, what is a likely cause?",
+            "When {s} appears, what is one possible cause?",
         ),
         "{s} can indicate {o}.",
     ),
@@ -71,8 +72,8 @@ MULTI_HOP_TEMPLATES = (
 )
 TROUBLESHOOTING_TEMPLATES = (
     "{Symptom} on a cell: give a troubleshooting plan.",
-    "How would you troubleshoot {symptom}? List likely causes, checks, actions and verification.",
-    "A cell shows {symptom}. What are the likely causes, what should be checked and what should "
+    "How would you troubleshoot {symptom}? List possible causes, checks, actions and verification.",
+    "A cell shows {symptom}. What are the possible causes, what should be checked and what should "
     "be changed?",
 )
 SYMPTOM_PHRASES = {"Alarm": "the alarm '{s}'", "KPI": "a degraded {s}",
@@ -85,7 +86,7 @@ MATHS_TEMPLATES = (
     "Using {expression}, find {symbol} when {inputs}.",
 )
 CHAIN_QUESTIONS = {
-    ("indicates", "resolved_by"): "Which action resolves the most likely cause behind {s}?",
+    ("indicates", "resolved_by"): "Which action resolves a cause indicated by {s}?",
     ("indicates", "resolved_by", "adjusts"): (
         "Which parameter is changed by the action that resolves a cause indicated by {s}?"),
     ("indicates", "checked_by"): "Which check confirms a cause indicated by {s}?",
@@ -96,6 +97,41 @@ CHAIN_QUESTIONS = {
     ("resolved_by", "verified_by"): "How is the fix for {s} verified?",
     ("degrades", "measured_by"): "Which counter measures the KPI degraded by {s}?",
 }  # fmt: skip
+
+
+# phrases that rank causes or actions; the graph documents which causes a symptom can indicate,
+# never which is more likely, so a realized sample must not contain them
+RANKING_RE = re.compile(
+    r"\b(?:most|more|less|least)\s+(?:likely|probable|common|frequent)\b"
+    r"|\b(?:main|primary|principal|leading|top|first|usual|dominant)\s+(?:root\s+)?causes?\b"
+    r"|\bthe\s+(?:likely|probable)\s+(?:root\s+)?cause\b"
+    r"|\b(?:likeliest|best|first)\s+(?:fix|action|cause)\b",
+    re.IGNORECASE,
+)
+
+
+def ranking_phrases(text: str) -> list[str]:
+    """Ranking phrases in the text (none is supported by the graph)."""
+    return [m.group(0) for m in RANKING_RE.finditer(text)]
+
+
+def fmt_input(value: float) -> str:
+    """An input value written in full, so the question states exactly what the truth used."""
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.10g}"
+
+
+def missing_inputs(question: str, payload: dict[str, Any]) -> list[str]:
+    """Symbols of a maths plan whose value the question does not state."""
+    return [k for k, v in payload["inputs"].items()
+            if not re.search(rf"\({re.escape(k)}\) = {re.escape(fmt_input(v))}(?!\d|\.\d)",
+                             question)]  # fmt: skip
+
+
+def _short_description(text: str) -> str:
+    """A description without its parenthetical remarks (value lists, notes), for a question."""
+    return re.sub(r"\s*\([^()]*\)", "", text).strip().rstrip(".")
 
 
 @dataclass
@@ -168,7 +204,7 @@ class TemplateRealizer:
         )
         steps: list[str] = []
         causes = p["causes"]
-        steps.append(f"Likely causes of {p['symptom']}: {_join([c['cause'] for c in causes])}.")
+        steps.append(f"Possible causes of {p['symptom']}: {_join([c['cause'] for c in causes])}.")
         for c in causes:
             if c["checks"]:
                 reads = f", reading {_join(c['reads'])}" if c["reads"] else ""
@@ -191,8 +227,8 @@ class TemplateRealizer:
     def _maths(self, p: dict[str, Any]) -> Candidate:
         units = {k: ("" if u in NO_UNIT else u) for k, u in p["units"].items()}
         inputs = ", ".join(
-            f"{(p['descriptions'].get(k) or k).rstrip('.')} ({k}) = {_fmt_number(v)} {units[k]}"
-            .strip()
+            f"{_short_description(p['descriptions'].get(k) or '') or k} ({k}) = {fmt_input(v)}"
+            f" {units[k]}".strip()
             for k, v in p["inputs"].items()
         )  # fmt: skip
         question = self.rng.choice(MATHS_TEMPLATES).format(
@@ -204,9 +240,7 @@ class TemplateRealizer:
         steps = [
             f"Formula: {symbol} = {p['expression']}.",
             "Inputs: "
-            + ", ".join(
-                f"{k} = {_fmt_number(v)} {units[k]}".strip() for k, v in p["inputs"].items()
-            )
+            + ", ".join(f"{k} = {fmt_input(v)} {units[k]}".strip() for k, v in p["inputs"].items())
             + ".",
             f"Result: {symbol} = {result}.",
         ]

@@ -202,7 +202,7 @@ def rubric(s: dict[str, Any]) -> list[dict[str, Any]]:
         ]  # fmt: skip
     if s["type"] == "troubleshooting":
         causes = payload.get("causes", [])
-        items = [{"criterion": f"Names the likely cause '{c['cause']}'", "terms": [c["cause"]]}
+        items = [{"criterion": f"Names the possible cause '{c['cause']}'", "terms": [c["cause"]]}
                  for c in causes]  # fmt: skip
         items += [{"criterion": f"Includes the check '{x}'", "terms": [x]}
                   for c in causes for x in c.get("checks", [])]  # fmt: skip
