@@ -97,16 +97,12 @@ def make_sandbox(box: Path) -> None:
     deep = "[" * 100_000 + "]" * 100_000
     (box / "deep.jsonl").write_text('{"name": "Deep", "type": "Concept"}\n{"name": ' + deep + "}\n")
     (box / "deep.json").write_text('{"questions": ' + deep + "}\n")
-    (box / "terms.toml").write_text(
-        '[[formula]]\nid = "terms"\nname = "Terms"\nexpression = "'
-        + " + ".join(["x"] * 20_000)
-        + '"\n[formula.variables.x]\nunit = "dB"\nmin = 0\nmax = 1\n'
-    )
-    (box / "signs.toml").write_text(
-        '[[formula]]\nid = "signs"\nname = "Signs"\nexpression = "'
-        + "-" * 5_000
-        + 'x"\n[formula.variables.x]\nunit = "dB"\nmin = 0\nmax = 1\n'
-    )
+    variable = '[[formula.variables]]\nsymbol = "x"\nunit = "dB"\nmin = 0.0\nmax = 1.0\n'
+    for name, expression in (("terms", " + ".join(["x"] * 20_000)), ("signs", "-" * 5_000 + "x")):
+        (box / f"{name}.toml").write_text(
+            f'[[formula]]\nid = "{name}"\nname = "{name}"\nexpression = "{expression}"\n'
+            f'output_unit = "dB"\n\n{variable}'
+        )
     (box / "binary.md").write_bytes(b"# x\x00\x01\x02")
     (box / "latin1.md").write_bytes(b"# T\ncaf\xe9\n")
     (box / "empty.md").write_text("\n\n")

@@ -58,6 +58,7 @@ class Project:
         database = path / DATABASE_FILE
         if database.exists() or database.is_symlink():
             check_database_file(database)
+            check_integrity(database)
         try:
             path.mkdir(parents=True, exist_ok=True)
             settings_file = path / SETTINGS_FILE

@@ -284,6 +284,11 @@ def test_devices_and_fifos_are_refused_before_reading(project: Project, tmp_path
     result = run_cli("eval", "--student", "tiny-telesynth", "--set", str(zero),
                      project=project.path)  # fmt: skip
     one_line_error(result, "zero.md", "device")
+    fifo_set = tmp_path / "set.jsonl"  # the own-samples sniffing must not block on it either
+    os.mkfifo(fifo_set)
+    result = run_cli("eval", "--student", "tiny-telesynth", "--set", str(fifo_set),
+                     project=project.path)  # fmt: skip
+    one_line_error(result, "set.jsonl", "FIFO")
 
 
 def test_n_is_bounded(bundled: Project) -> None:

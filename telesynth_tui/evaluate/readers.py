@@ -44,7 +44,7 @@ def _clean(text: str) -> str:
 MAX_SET_BYTES = 500_000_000  # an evaluation file larger than this is refused before reading
 
 
-def _read_text(path: Path) -> str:
+def read_text_file(path: Path) -> str:
     from telesynth_tui.graph.readers import ReadError, read_bounded
 
     if not path.exists():
@@ -200,7 +200,7 @@ def read_oran_jsonl(path: Path, text: str) -> EvalSet:
 
 def read_eval_set(path: Path, fmt: str | None = None) -> EvalSet:
     """Read an evaluation file, detecting its format from its content unless given."""
-    text = _read_text(path)
+    text = read_text_file(path)
     stripped = text.lstrip()
     if fmt == "teleqna" or (fmt is None and stripped.startswith("{")):
         return read_teleqna(path, text)
