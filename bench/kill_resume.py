@@ -55,6 +55,36 @@ def kill_after(proc: subprocess.Popen[str], delay: float) -> bool:
         return True
 
 
+def plans_done(database: Path, run_id: int) -> int:
+    try:
+        conn = sqlite3.connect(database, timeout=30)
+        try:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM plans WHERE run_id = ? AND status = 'done'", (run_id,)
+            ).fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+    return int(row[0])
+
+
+def kill_mid_generation(
+    proc: subprocess.Popen[str], database: Path, at_least: int, extra: float
+) -> float | None:
+    """SIGKILL the process we started once `at_least` plans are done plus `extra` seconds (so the
+    kill lands while plans are being generated and stored); None if it finished first. Returns
+    the seconds from start to the kill."""
+    t0 = time.perf_counter()
+    while plans_done(database, 1) < at_least:
+        if proc.poll() is not None:
+            return None
+        time.sleep(0.2)
+    if not kill_after(proc, extra):
+        return None
+    return time.perf_counter() - t0
+
+
 def state(database: Path, run_id: int) -> dict[str, object]:
     conn = sqlite3.connect(database, timeout=30)
     try:
@@ -66,14 +96,16 @@ def state(database: Path, run_id: int) -> dict[str, object]:
             " WHERE p.run_id = ? GROUP BY p.id",
             (run_id,),
         ).fetchall()
-        samples = conn.execute("SELECT COUNT(*) FROM samples WHERE run_id = ?", (run_id,))
+        samples = conn.execute(
+            "SELECT COUNT(*) FROM samples WHERE run_id = ?", (run_id,)
+        ).fetchone()[0]
         integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
     finally:
         conn.close()
     return {
         "plans": plans[0],
         "plans_done": plans[1] or 0,
-        "samples": samples.fetchone()[0],
+        "samples": samples,
         "done_without_samples": sum(1 for s, n in per_plan if s == "done" and n == 0),
         "samples_of_pending_plans": sum(n for s, n in per_plan if s != "done"),
         "plans_stored_twice": sum(1 for s, n in per_plan if n > 1),
@@ -85,16 +117,18 @@ def kill_loop(root: Path, plans: int, kills: int, rng: random.Random) -> dict[st
     project = root / "loop"
     subprocess.run(command(project, "init"), cwd=REPO, check=True, capture_output=True)
     args = ["generate", "--n", str(plans), "--seed", "3"]
-    delays, survived, resumes = [], 0, 0
+    database = project / "telesynth.db"
+    delays, done_at_kill, survived, resumes = [], [], 0, 0
     proc = start(project, *args)
     for index in range(kills):
-        delay = rng.uniform(4.0, 20.0)
-        if not kill_after(proc, delay):
+        done = plans_done(database, 1)
+        seconds = kill_mid_generation(proc, database, done + 1, rng.uniform(0.0, 4.0))
+        if seconds is None:
             break
-        delays.append(round(delay, 1))
-        snapshot = state(project / "telesynth.db", 1)
+        delays.append(round(seconds, 1))
+        done_at_kill.append(plans_done(database, 1))
         print(
-            f"kill {index + 1} after {delay:.1f} s: {snapshot['plans_done']}/{plans} plans done",
+            f"kill {index + 1} after {seconds:.1f} s: {done_at_kill[-1]}/{plans} plans done",
             flush=True,
         )
         proc = start(project, "generate", "--resume", "1")
@@ -106,6 +140,7 @@ def kill_loop(root: Path, plans: int, kills: int, rng: random.Random) -> dict[st
         "plans": plans,
         "kills": len(delays),
         "kill_delays_s": delays,
+        "plans_done_at_each_kill": done_at_kill,
         "kills_survived": survived if proc.returncode == 0 else survived - 1,
         "resumes": resumes,
         "last_exit": proc.returncode,
@@ -119,7 +154,7 @@ def two_resumes(root: Path, plans: int, delay: float) -> dict[str, object]:
     project = root / "two"
     subprocess.run(command(project, "init"), cwd=REPO, check=True, capture_output=True)
     first = start(project, "generate", "--n", str(plans), "--seed", "5")
-    kill_after(first, delay)
+    kill_mid_generation(first, project / "telesynth.db", 1, delay)
     before = state(project / "telesynth.db", 1)
     a = start(project, "generate", "--resume", "1")
     b = start(project, "generate", "--resume", "1")
@@ -140,7 +175,7 @@ def two_resumes(root: Path, plans: int, delay: float) -> dict[str, object]:
     questions = {r["messages"][1]["content"] for r in records if len(r.get("messages", [])) > 1}
     return {
         "plans": plans,
-        "killed_after_s": delay,
+        "killed_s_after_first_plan": delay,
         "plans_done_at_kill": before["plans_done"],
         "resume_exit_codes": codes,
         "resume_errors": errors,
@@ -179,7 +214,7 @@ def main() -> None:
     parser.add_argument("--plans", type=int, default=60)
     parser.add_argument("--kills", type=int, default=8)
     parser.add_argument("--two-plans", type=int, default=80)
-    parser.add_argument("--two-delay", type=float, default=25.0)
+    parser.add_argument("--two-delay", type=float, default=15.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     rng = random.Random(args.seed)

@@ -354,21 +354,6 @@ class KnowledgeGraph:
             params,
         )
 
-    def relink_documents(self, paths: Sequence[str]) -> None:
-        """After documents change, recompute the evidence of the relations that cite them."""
-        if not paths:
-            return
-        marks = ",".join("?" * len(paths))
-        ids = [
-            r[0]
-            for r in self.conn.execute(
-                f"SELECT id FROM relations WHERE evidence_path IN ({marks})"
-                " OR evidence_path IS NULL",
-                list(paths),
-            )
-        ]
-        self.link_evidence(ids)
-
     def relink_document(self, source_id: int, path: str) -> None:
         """After a document is (re)imported, inside its transaction: recompute the evidence of
         the relations that cite it, and of uncited relations whose subject and object it names."""
