@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -153,6 +155,11 @@ def _print_stats(stats: dict[str, Any]) -> None:
         f"(+{stats['candidate_entities']} candidates), {stats['relations']} relations "
         f"({stats['relations_with_evidence']} with evidence), {stats['formulas']} formulas"
     )
+    if stats.get("relations_missing_evidence"):
+        typer.echo(
+            f"  warning: {stats['relations_missing_evidence']} relations lost their evidence "
+            "(an interrupted import); restore it with: telesynth kg repair"
+        )
     for label, key in (("entities", "entities_by_type"), ("relations", "relations_by_predicate"),
                        ("technology", "entities_by_technology")):  # fmt: skip
         parts = ", ".join(f"{k} {v}" for k, v in stats[key].items())
@@ -177,6 +184,21 @@ def kg_stats_cmd(as_json: JsonOpt = False) -> None:
         _print_stats(stats)
 
 
+@kg_app.command("repair")
+def kg_repair_cmd(as_json: JsonOpt = False) -> None:
+    """Recompute the evidence of every relation (after an interrupted import)."""
+    from telesynth_tui.graph.stats import repair_graph
+
+    result = repair_graph(_project().connect())
+    if as_json:
+        _echo_json(result)
+        return
+    typer.echo(f"relations with evidence: {result['with_evidence_before']} before, "
+               f"{result['with_evidence_after']} after, of {result['relations']}; "
+               f"missing evidence: {result['missing_before']} before, "
+               f"{result['missing_after']} after")  # fmt: skip
+
+
 @kg_app.command("search")
 def kg_search(
     query: Annotated[
@@ -189,6 +211,12 @@ def kg_search(
     """Hybrid retrieval (BM25 + graph expansion, fused by reciprocal rank) with provenance."""
     from telesynth_tui.graph.retrieval import Retriever, result_to_json
 
+    if top_k is not None and not 1 <= top_k <= 1000:
+        raise TelesynthError(f"--top-k must be between 1 and 1000, not {top_k}")
+    if budget is not None and not 1 <= budget <= 1_000_000:
+        raise TelesynthError(f"--budget must be between 1 and 1000000 tokens, not {budget}")
+    if not query.strip():
+        raise TelesynthError("the search query is empty")
     project = _project()
     retriever = Retriever(project.connect(), project.settings.retrieval)
     result = retriever.retrieve(query, budget_tokens=budget, top_k=top_k)
@@ -288,6 +316,8 @@ def kg_pattern(
     from telesynth_tui.graph.queries import describe_edges
     from telesynth_tui.graph.views import load_graph, pattern_paths
 
+    if limit < 1:
+        raise TelesynthError(f"--limit must be at least 1, not {limit}")
     conn = _project().connect()
     start_id = _entity_id(conn, start) if start else None
     graph = load_graph(conn)
@@ -383,6 +413,7 @@ def generate(
     as_json: JsonOpt = False,
 ) -> None:
     """Generate QA samples: plan, retrieve, generate, refine, filter, score; every step stored."""
+    from telesynth_tui.pipeline import lease
     from telesynth_tui.pipeline.runner import TEMPLATE, RunConfig, create_run, load_run
 
     project = _project()
@@ -402,19 +433,28 @@ def generate(
         mix = _parse_mix(types)
         if mix:
             config.mix = mix
+        if not math.isfinite(min_quality) or not 0 <= min_quality <= 1:
+            raise TelesynthError(f"--min-quality must be between 0 and 1, not {min_quality}")
+        if not 1 <= pairs <= 100:
+            raise TelesynthError(f"--pairs must be between 1 and 100, not {pairs}")
         registry = project.registry()
         for name in filter(None, (generator, refiner, judge)):
             registry.get(name)
         run_id = create_run(conn, config)
-    runner = project.runner(conn, config)
+        _, planned = load_run(conn, run_id)
+        if planned < config.n:
+            typer.echo(f"note: the knowledge graph allows {planned} of {config.n} plans "
+                       "(import more knowledge for more)", err=True)  # fmt: skip
     progress = _ProgressLine(not as_json)
-    if not as_json:
-        refining = f", refining with {config.refiner}" if config.refiner else ""
-        typer.echo(f"run {run_id}: generating with {config.generator}{refining}", err=True)
-    try:
-        summary = runner.execute(run_id, progress)
-    finally:
-        progress.close()
+    with lease.writing(conn, run_id):
+        runner = project.runner(conn, config)
+        if not as_json:
+            refining = f", refining with {config.refiner}" if config.refiner else ""
+            typer.echo(f"run {run_id}: generating with {config.generator}{refining}", err=True)
+        try:
+            summary = runner.execute(run_id, progress)
+        finally:
+            progress.close()
     if as_json:
         _echo_json(summary)
     else:
@@ -449,6 +489,7 @@ def dta(
     student's style and the best exemplar per problem is kept when answers agree and the judge
     approves; export it with telesynth export RUN."""
     from telesynth_tui.dta.runner import DtaConfig, DtaRunner, create_dta_run, load_dta_config
+    from telesynth_tui.pipeline import lease
 
     project = _project()
     conn = project.connect()
@@ -474,15 +515,16 @@ def dta(
         }:
             registry.get(str(name))
         run_id = create_dta_run(conn, config)
-    runner = DtaRunner(conn, project.dta_models(config))
     progress = _ProgressLine(not as_json)
-    if not as_json:
-        typer.echo(f"run {run_id}: DTA for {config.student} with teachers "
-                   f"{', '.join(config.teacher_names())}", err=True)  # fmt: skip
-    try:
-        summary = runner.execute(run_id, progress)
-    finally:
-        progress.close()
+    with lease.writing(conn, run_id):
+        runner = DtaRunner(conn, project.dta_models(config))
+        if not as_json:
+            typer.echo(f"run {run_id}: DTA for {config.student} with teachers "
+                       f"{', '.join(config.teacher_names())}", err=True)  # fmt: skip
+        try:
+            summary = runner.execute(run_id, progress)
+        finally:
+            progress.close()
     if as_json:
         _echo_json(summary)
         return
@@ -500,18 +542,21 @@ def dta(
 @app.command()
 def runs(as_json: JsonOpt = False) -> None:
     """The project's runs with their counts."""
+    from telesynth_tui.pipeline.lease import failure_reason, shown_status
     from telesynth_tui.pipeline.runner import run_summary
 
     conn = _project().connect()
     rows = conn.execute("SELECT id, created_at, status, config FROM runs ORDER BY id").fetchall()
     data = []
-    for run_id, created, status, config in rows:
+    for run_id, created, stored_status, config in rows:
+        status = shown_status(conn, run_id, stored_status)
         summary = run_summary(conn, run_id)
         cfg = json.loads(config)
         data.append({"run": run_id, "created_at": created, "status": status,
                      "generator": cfg["generator"], "seed": cfg["seed"], "n": cfg["n"],
-                     **{k: summary[k] for k in ("plans_done", "generated", "accepted",
-                                                "rejected")}})  # fmt: skip
+                     **{k: summary[k] for k in ("plans", "plans_done", "generated", "accepted",
+                                                "rejected")},
+                     "error": failure_reason(conn, run_id)})  # fmt: skip
     if as_json:
         _echo_json(data)
         return
@@ -519,8 +564,9 @@ def runs(as_json: JsonOpt = False) -> None:
         typer.echo("no runs yet (telesynth generate --n 100)")
     for r in data:
         typer.echo(f"run {r['run']:3d}  {r['created_at']}  {r['status']:11s} {r['generator']:16s} "
-                   f"seed {r['seed']}  plans {r['plans_done']}/{r['n']}  accepted {r['accepted']}"
-                   f"  rejected {r['rejected']}")  # fmt: skip
+                   f"seed {r['seed']}  plans {r['plans_done']}/{r['plans']}  accepted "
+                   f"{r['accepted']}  rejected {r['rejected']}"
+                   + (f"  ({r['error']})" if r["error"] else ""))  # fmt: skip
 
 
 @app.command()
@@ -531,6 +577,10 @@ def samples(
     as_json: JsonOpt = False,
 ) -> None:
     """Samples of a run with their scores and, for rejections, the reason."""
+    if status is not None and status not in ("accepted", "rejected"):
+        raise TelesynthError(f"--status must be accepted or rejected, not {status!r}")
+    if limit < 1:
+        raise TelesynthError(f"--limit must be at least 1, not {limit}")
     conn = _project().connect()
     if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run,)).fetchone() is None:
         raise TelesynthError(f"no run {run} (see: telesynth runs)")
@@ -628,12 +678,20 @@ def export(
     license_id: Annotated[
         str, typer.Option("--license", help="License id written in the dataset card.")
     ] = "other",
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing file given with --out.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Export a run (SFT, RFT, DPO, CSV) with a dataset card beside it."""
     from telesynth_tui.pipeline.export import default_out, export_run, project_tokenizer
+    from telesynth_tui.project import check_output_path
 
     project = _project()
+    if out is not None and not hf:
+        check_output_path(project.path, out, force)
+    elif out is not None and out.resolve() == project.path.resolve():
+        raise TelesynthError(f"{out}: is the project folder; choose another --out")
     target_path = out or default_out(project.path, run, fmt, layout, target, hf)
     required = tokenizer is not None or bool(max_tokens)
     counter = None if fmt == "csv" else lambda: project_tokenizer(project, tokenizer, required)
@@ -697,6 +755,11 @@ def evaluate(
         return
     if not student or set_path is None:
         raise TelesynthError("eval needs --student NAME and --set PATH (or --compare A B)")
+    if limit is not None and limit < 1:
+        raise TelesynthError(f"--limit must be at least 1, not {limit}")
+    if not 1 <= max_tokens <= 32_768:
+        raise TelesynthError(f"--max-tokens must be between 1 and 32768, not {max_tokens}")
+
     generator = project.generator(student)
     progress = _ProgressLine(not as_json)
     try:
@@ -895,14 +958,37 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except sqlite3.DatabaseError as exc:
+        from telesynth_tui.config import DATABASE_FILE
+        from telesynth_tui.project import database_error
+
+        typer.echo(f"error: {database_error(State.project_dir / DATABASE_FILE, exc)}", err=True)
+        sys.exit(2)
+    except MemoryError:
+        typer.echo(f"error: out of memory running: {' '.join(sys.argv[1:])}", err=True)
+        sys.exit(1)
     except Exception as exc:  # a bug: one line for the user, the traceback on request
         if os.environ.get("TELESYNTH_DEBUG"):
             raise
+        where = _where(exc)
         typer.echo(
-            f"error: unexpected {type(exc).__name__}: {exc} (set TELESYNTH_DEBUG=1 for details)",
+            f"error: unexpected {type(exc).__name__}{where}: {exc} while running "
+            f"'{' '.join(sys.argv[1:])}' (set TELESYNTH_DEBUG=1 for details)",
             err=True,
         )
         sys.exit(1)
+
+
+def _where(exc: BaseException) -> str:
+    """The innermost place of the product's code an unexpected error came from."""
+    tb = exc.__traceback__
+    place = ""
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if "telesynth_tui" in name:
+            place = f" at {Path(name).name}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return place
 
 
 if __name__ == "__main__":

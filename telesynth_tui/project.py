@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,12 +47,18 @@ class Project:
             raise TelesynthError(
                 f"no telesynth project at {path} (create one with: telesynth init --project {path})"
             )
+        check_database_file(path / DATABASE_FILE)
+        check_integrity(path / DATABASE_FILE)
         return cls(path, load_settings(path))
 
     @classmethod
     def create(cls, path: Path) -> Project:
         """Create the folder, settings file and database (an existing project is reused)."""
         path = path.expanduser()
+        database = path / DATABASE_FILE
+        if database.exists() or database.is_symlink():
+            check_database_file(database)
+            check_integrity(database)
         try:
             path.mkdir(parents=True, exist_ok=True)
             settings_file = path / SETTINGS_FILE
@@ -176,19 +183,124 @@ class Project:
             conn = db.connect(self.database)
             db.migrate(conn)
         except sqlite3.DatabaseError as exc:
-            raise TelesynthError(f"{self.database}: not a usable SQLite database: {exc}") from None
+            raise database_error(self.database, exc) from None
         return conn
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+QUICK_CHECK_MAX_BYTES = 128_000_000  # larger databases are checked page by page as they are read
+
+
+def damaged_message(database: Path, problem: str) -> str:
+    problem = " ".join(problem.replace("*** in database main ***", "").split())[:160]
+    return (
+        f"{database}: the project database is damaged ({problem}); restore it from a backup or "
+        f"recover what is readable with: sqlite3 {database} .recover | sqlite3 recovered.db"
+    )
+
+
+def database_error(database: Path, exc: sqlite3.DatabaseError) -> TelesynthError:
+    """One line for a database error: a damaged file says so and how to recover."""
+    text = str(exc)
+    damaged = ("malformed", "not a database", "disk image", "corrupt", "file is encrypted")
+    if any(d in text.lower() for d in damaged):
+        return TelesynthError(damaged_message(database, text))
+    return TelesynthError(f"{database}: database error: {text}")
+
+
+def check_database_file(database: Path) -> None:
+    """Refuse a project database that is not a regular SQLite file (a 0-byte or foreign file is
+    never silently turned into a new, empty project)."""
+    try:
+        info = os.stat(database)
+        if not stat.S_ISREG(info.st_mode):
+            raise TelesynthError(f"{database}: is not a regular file")
+        with open(database, "rb") as handle:
+            head = handle.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise TelesynthError(f"{database}: cannot read: {exc.strerror or exc}") from None
+    if info.st_size == 0:
+        raise TelesynthError(damaged_message(database, "the file is empty (0 bytes)"))
+    if head != SQLITE_MAGIC:
+        raise TelesynthError(damaged_message(database, "not an SQLite file"))
+
+
+PROJECT_FILES = (DATABASE_FILE, f"{DATABASE_FILE}-wal", f"{DATABASE_FILE}-shm", SETTINGS_FILE,
+                 "models.toml")  # fmt: skip
+
+
+def _kind_of_special(mode: int) -> str | None:
+    """What a non-regular file is, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
+                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")):  # fmt: skip
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
 def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write through a temporary file and rename, so a crash never leaves half a file."""
+    """Write through a temporary file in the same folder and rename, so a crash never leaves half
+    a file. The file is created 0644; symlinks, devices, FIFOs and folders are never replaced."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise TelesynthError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    if mode is not None and (special := _kind_of_special(mode)):
+        raise TelesynthError(f"{path}: is {special}; refusing to write over it")
+    payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+            handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_output_path(project_dir: Path, path: Path, force: bool = False) -> None:
+    """Refuse an output path that is one of the project's own files, anything but a regular file,
+    or (without `force`) an existing file."""
+    target = path.expanduser()
+    try:
+        resolved_dir = project_dir.expanduser().resolve()
+        resolved = target.parent.resolve() / target.name
+    except OSError as exc:
+        raise TelesynthError(f"{path}: cannot resolve: {exc.strerror or exc}") from None
+    if resolved.parent == resolved_dir and target.name in PROJECT_FILES:
+        raise TelesynthError(f"{path}: is the project's own {target.name}; choose another --out")
+    try:
+        mode = os.lstat(target).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise TelesynthError(f"{path}: cannot check: {exc.strerror or exc}") from None
+    if special := _kind_of_special(mode):
+        raise TelesynthError(f"{path}: is {special}; refusing to write over it")
+    if not force:
+        raise TelesynthError(f"{path}: already exists (add --force to overwrite it)")
+
+
+def check_integrity(database: Path) -> None:
+    """SQLite's quick check of a project database (~30 ms for a bundled-knowledge project), so a
+    damaged file is named before any command reads half of it."""
+    if database.stat().st_size > QUICK_CHECK_MAX_BYTES:
+        return
+    try:
+        conn = sqlite3.connect(database, timeout=30.0)
+        try:
+            rows = conn.execute("PRAGMA quick_check(1)").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise database_error(database, exc) from None
+    if rows != [("ok",)]:
+        raise TelesynthError(damaged_message(database, str(rows[0][0]) if rows else "no answer"))

@@ -26,3 +26,20 @@ def word_spans(text: str) -> list[tuple[str, int, int]]:
 def normalize_name(name: str) -> str:
     """Key under which an entity name or alias is looked up: lower-case words joined by spaces."""
     return " ".join(w.lower() for w in words(name))
+
+
+# Chat-template control tokens of common model families (ChatML, Llama 2/3, Gemma, Mistral):
+# text that carries them could steer a model or end up verbatim in training data.
+_CONTROL_TOKEN_RE = re.compile(
+    r"<\|[A-Za-z0-9_]{1,40}\|>|\[/?INST\]|<</?SYS>>|</?s>|<(?:start|end)_of_turn>"
+    r"|\[/?(?:AVAILABLE_TOOLS|TOOL_CALLS|TOOL_RESULTS|SYSTEM_PROMPT)\]"
+)
+
+
+def strip_control_tokens(text: str) -> str:
+    """The text without chat-template control tokens such as `<|im_start|>` or `[INST]`."""
+    return _CONTROL_TOKEN_RE.sub("", text)
+
+
+def has_control_tokens(text: str) -> bool:
+    return _CONTROL_TOKEN_RE.search(text) is not None

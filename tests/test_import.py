@@ -128,8 +128,9 @@ def test_failure_mid_file_rolls_back_that_file_only(
         raise OSError("disk full")
 
     monkeypatch.setattr(importer.KnowledgeGraph, "add_document", crash)
-    with pytest.raises(OSError):
-        import_paths(conn, [kg / "docs" / "ul.md"], project.settings.ingest)
+    report = import_paths(conn, [kg / "docs" / "ul.md"], project.settings.ingest)
+    assert [f.status for f in report.files] == ["failed"]
+    assert "disk full" in str(report.issues[0]) and "ul.md" in str(report.issues[0])
     assert counts(project) == before  # old chunks, relations and evidence all still there
 
 

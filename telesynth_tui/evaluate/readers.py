@@ -41,15 +41,21 @@ def _clean(text: str) -> str:
     return " ".join(text.replace("•", " ").split())
 
 
-def _read_text(path: Path) -> str:
+MAX_SET_BYTES = 500_000_000  # an evaluation file larger than this is refused before reading
+
+
+def read_text_file(path: Path) -> str:
+    from telesynth_tui.graph.readers import ReadError, read_bounded
+
+    if not path.exists():
+        raise TelesynthError(f"{path}: no such file")
     try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise TelesynthError(f"{path}: no such file") from None
+        data = read_bounded(path, MAX_SET_BYTES)
+        return data.decode("utf-8-sig")
+    except ReadError as exc:
+        raise TelesynthError(f"{path}: {exc.message}") from None
     except UnicodeDecodeError as exc:
         raise TelesynthError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
-    except OSError as exc:
-        raise TelesynthError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def read_teleqna(path: Path, text: str) -> EvalSet:
@@ -57,6 +63,8 @@ def read_teleqna(path: Path, text: str) -> EvalSet:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise TelesynthError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise TelesynthError(f"{path}: JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise TelesynthError(f"{path}: expected a JSON object of questions")
     out = EvalSet(path, "teleqna", [])
@@ -185,12 +193,14 @@ def read_oran_jsonl(path: Path, text: str) -> EvalSet:
             out.skipped.append(f"{path.name}:{line}: invalid JSON ({exc.msg})")
         except (TypeError, ValueError) as exc:
             out.skipped.append(f"{path.name}:{line}: {exc}")
+        except RecursionError:
+            out.skipped.append(f"{path.name}:{line}: JSON nested too deeply")
     return out
 
 
 def read_eval_set(path: Path, fmt: str | None = None) -> EvalSet:
     """Read an evaluation file, detecting its format from its content unless given."""
-    text = _read_text(path)
+    text = read_text_file(path)
     stripped = text.lstrip()
     if fmt == "teleqna" or (fmt is None and stripped.startswith("{")):
         return read_teleqna(path, text)

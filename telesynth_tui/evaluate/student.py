@@ -14,7 +14,7 @@ from typing import Any
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.evaluate.answers import LETTERS, parse_choice
 from telesynth_tui.evaluate.metrics import bleu, embedding_f1, mean, rouge_l
-from telesynth_tui.evaluate.readers import EvalItem, EvalSet, read_eval_set
+from telesynth_tui.evaluate.readers import EvalItem, EvalSet, read_eval_set, read_text_file
 from telesynth_tui.graph import db
 from telesynth_tui.graph.store import now
 from telesynth_tui.inference.generator import Generator, SamplingParams
@@ -24,10 +24,11 @@ MCQ_SYSTEM = "Answer the multiple-choice question about telecommunications."
 FREE_SYSTEM = "Answer the telecommunications question precisely and briefly."
 
 
-def read_own_samples(path: Path) -> EvalSet:
+def read_own_samples(path: Path, text: str | None = None) -> EvalSet:
     """Held-out samples exported from a telesynth run (RFT or SFT JSONL)."""
     out = EvalSet(path, "telesynth", [])
-    for line, content in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    text = read_text_file(path) if text is None else text
+    for line, content in enumerate(text.splitlines(), start=1):
         if not content.strip():
             continue
         try:
@@ -49,20 +50,22 @@ def read_own_samples(path: Path) -> EvalSet:
                                       meta=meta))  # fmt: skip
         except (json.JSONDecodeError, KeyError, StopIteration, TypeError) as exc:
             out.skipped.append(f"{path.name}:{line}: {type(exc).__name__}: {exc}")
+        except RecursionError:
+            out.skipped.append(f"{path.name}:{line}: JSON nested too deeply")
     return out
 
 
 def load_set(path: Path, fmt: str | None) -> EvalSet:
-    if fmt == "telesynth" or (fmt is None and path.suffix == ".jsonl" and _looks_like_ours(path)):
-        return read_own_samples(path)
+    text = read_text_file(path)  # a regular file within the size limit, or a one-line error
+    if fmt == "telesynth" or (fmt is None and path.suffix == ".jsonl" and _looks_like_ours(text)):
+        return read_own_samples(path, text)
     return read_eval_set(path, fmt)
 
 
-def _looks_like_ours(path: Path) -> bool:
+def _looks_like_ours(text: str) -> bool:
     try:
-        with path.open(encoding="utf-8") as handle:
-            first = json.loads(handle.readline() or "{}")
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        first = json.loads(text.split("\n", 1)[0] or "{}")
+    except (json.JSONDecodeError, RecursionError):
         return False
     return isinstance(first, dict) and "metadata" in first
 

@@ -236,9 +236,35 @@ def _m_formula_conditions_and_technology(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE entities ADD COLUMN technology TEXT NOT NULL DEFAULT ''")
 
 
+_RUN_LEASES_SQL = """
+CREATE TABLE run_leases (        -- the one process writing a run's samples
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+    owner TEXT NOT NULL,         -- host:pid:process start time
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    acquired_at TEXT NOT NULL,
+    heartbeat REAL NOT NULL      -- unix time of the last stored plan
+)
+"""
+# A plan's samples are stored once: never after its done mark (one statement, so not split).
+_SAMPLES_ONCE_SQL = """
+CREATE TRIGGER samples_once_per_plan BEFORE INSERT ON samples
+WHEN (SELECT status FROM plans WHERE id = NEW.plan_id) = 'done'
+BEGIN
+    SELECT RAISE(ABORT, 'plan already stored');
+END
+"""
+
+
+def _m_run_leases(db: sqlite_utils.Database) -> None:
+    _run_script(db, _RUN_LEASES_SQL)
+    db.execute(_SAMPLES_ONCE_SQL)
+
+
 MIGRATIONS: list[Migration] = [
     _m001_knowledge_graph, _m002_chunk_search, _m003_runs, _m004_evaluations, _m005_dta,
     _m_formula_conditions_and_technology,
+    _m_run_leases,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 

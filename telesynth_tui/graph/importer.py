@@ -34,6 +34,7 @@ from telesynth_tui.graph.readers import (
 )
 from telesynth_tui.graph.store import ENTITY_TYPES, PREDICATES, Counts, KnowledgeGraph
 from telesynth_tui.graph.technology import normalize_technology
+from telesynth_tui.text import has_control_tokens, strip_control_tokens
 
 SKIPPED_NAMES = ("readme", "license", "licence", "changelog")
 _ORDER = {"entities": 0, "document": 1, "formulas": 2, "triples": 3}
@@ -95,7 +96,7 @@ def _sniff_kind(raw: RawFile) -> str:
             if line.strip():
                 try:
                     obj = json.loads(line)
-                except json.JSONDecodeError:
+                except (json.JSONDecodeError, RecursionError):
                     break
                 keys = set(obj) if isinstance(obj, dict) else set()
                 break
@@ -134,6 +135,9 @@ def _rows(raw: RawFile) -> Iterator[tuple[int, dict[str, str] | str]]:
         except json.JSONDecodeError as exc:
             yield line, f"invalid JSON: {exc.msg}"
             continue
+        except RecursionError:
+            yield line, "JSON nested too deeply"
+            continue
         if not isinstance(obj, dict):
             yield line, "expected a JSON object"
             continue
@@ -145,7 +149,6 @@ class Importer:
         self.conn = conn
         self.settings = settings
         self.kg = KnowledgeGraph(conn)
-        self.changed_documents: list[str] = []
 
     def run(self, paths: Iterable[Path]) -> ImportReport:
         report = ImportReport()
@@ -177,6 +180,9 @@ class Importer:
             except ReadError as exc:
                 report.files.append(self._failed(path, kind, exc))
                 continue
+            except Exception as exc:
+                report.files.append(self._failed(path, kind, _unreadable(exc)))
+                continue
             pending.append((_ORDER[kind], path, root, raw))
         pending.sort(key=lambda item: (item[0], str(item[1])))
         handlers: dict[int, Callable[[FileResult, RawFile, Path, int], None]] = {
@@ -188,12 +194,6 @@ class Importer:
         for order, _path, root, raw in pending:
             kind = next(k for k, v in _ORDER.items() if v == order)
             report.files.append(self._import_one(raw, kind, root, handlers[order]))
-        if self.changed_documents:
-            with db.transaction(self.conn):
-                self.kg.relink_documents(self.changed_documents)
-        if report.by_status("imported"):
-            with db.transaction(self.conn):
-                db.bump_revision(self.conn)
         return report
 
     @staticmethod
@@ -213,21 +213,33 @@ class Importer:
             result.status = "unchanged"
             return result
         try:
+            # Everything derived from the file, the evidence of the relations that cite it, the
+            # graph revision and (last) its content hash commit together: an interrupted import
+            # leaves the old hash, so the next import does the file again.
             with db.transaction(self.conn):
                 source_id = self.kg.replace_source(key, kind, raw.content_hash, len(raw.data))
                 handler(result, raw, root, source_id)
                 if not any(vars(result.counts).values()):
                     raise ReadError("nothing importable in this file")
+                if kind == "document":
+                    self.kg.relink_document(source_id, key)
+                db.bump_revision(self.conn)
         except ReadError as exc:
-            result.status = "failed"
-            result.counts = Counts()
-            if exc.line is not None or not any(i.severity == "error" for i in result.issues):
-                result.issues.append(ImportIssue(raw.path, exc.line, exc.message))
+            self._fail(result, exc)
+        except sqlite3.DatabaseError:
+            raise
+        except Exception as exc:
+            self._fail(result, _unreadable(exc))
         finally:
             self.kg._gazetteer = None  # a rollback may have removed entities it knew
-        if result.status == "imported" and kind == "document":
-            self.changed_documents.append(key)
         return result
+
+    @staticmethod
+    def _fail(result: FileResult, exc: ReadError) -> None:
+        result.status = "failed"
+        result.counts = Counts()
+        if exc.line is not None or not any(i.severity == "error" for i in result.issues):
+            result.issues.append(ImportIssue(result.path, exc.line, exc.message))
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -237,6 +249,11 @@ class Importer:
             if isinstance(row, str):
                 result.issues.append(ImportIssue(raw.path, line, row))
                 continue
+            if any(has_control_tokens(str(v)) for v in row.values()):
+                row = {k: _clean_value(v) for k, v in row.items()}
+                result.issues.append(
+                    ImportIssue(raw.path, line, "chat-template control tokens removed", "warning")
+                )
             name = str(row.get("name") or "").strip()
             type_ = str(row.get("type") or "").strip()
             if not name:
@@ -282,6 +299,11 @@ class Importer:
         else:
             text = normalize_markdown(decode_utf8(raw))
             title = markdown_title(text, "")
+        if has_control_tokens(text) or has_control_tokens(title):
+            text, title = strip_control_tokens(text), strip_control_tokens(title)
+            result.issues.append(
+                ImportIssue(raw.path, None, "chat-template control tokens removed", "warning")
+            )
         title = title or fallback
         chunks = chunk_markdown(text, title, self.settings.chunk_tokens)
         if not chunks:
@@ -366,6 +388,23 @@ class Importer:
             if candidate.exists():
                 return str(candidate)
         return str((root / source).resolve())
+
+
+def _clean_value(value: object) -> object:
+    if isinstance(value, str):
+        return strip_control_tokens(value)
+    if isinstance(value, list):
+        return [_clean_value(v) for v in value]
+    return value
+
+
+def _unreadable(exc: Exception) -> ReadError:
+    """A ReadError for an unexpected failure on one file (the others still import)."""
+    if isinstance(exc, RecursionError):
+        return ReadError("nested too deeply to read (RecursionError)", getattr(exc, "line", None))
+    if isinstance(exc, MemoryError):
+        return ReadError("too large to read (out of memory)")
+    return ReadError(f"cannot import: {type(exc).__name__}: {exc}", getattr(exc, "line", None))
 
 
 def import_paths(

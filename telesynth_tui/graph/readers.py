@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
+import os
 import re
+import stat
+import warnings
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -46,22 +50,46 @@ def kind_of(path: Path) -> str | None:
     return KINDS.get(path.suffix.lower())
 
 
-def read_raw(path: Path, kind: str, max_bytes: int) -> RawFile:
-    """Read a file's bytes, refusing unreadable, empty, oversized and (for text) binary files."""
+def read_bounded(path: Path, max_bytes: int) -> bytes:
+    """A regular file's bytes, at most `max_bytes`: the real file type and size are checked on
+    the opened file (a symlink to a device or a FIFO is refused, never read), and reading stops
+    past the limit even if the file grows."""
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise ReadError(
-                f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit "
-                "(raise ingest.max_file_mb in telesynth.toml to allow it)"
-            )
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except PermissionError:
         raise ReadError("permission denied") from None
     except IsADirectoryError:
         raise ReadError("is a directory") from None
     except OSError as exc:
         raise ReadError(f"cannot read: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ReadError("is a directory")
+        if not stat.S_ISREG(info.st_mode):
+            what = "a FIFO" if stat.S_ISFIFO(info.st_mode) else "a device or special file"
+            raise ReadError(f"is {what}, not a regular file")
+        if info.st_size > max_bytes:
+            raise ReadError(
+                f"file is {info.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit "
+                "(raise ingest.max_file_mb in telesynth.toml to allow it)"
+            )
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise ReadError(f"file grew past the {max_bytes / 1e6:.0f} MB limit while reading")
+        return data
+    except OSError as exc:
+        raise ReadError(f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+def read_raw(path: Path, kind: str, max_bytes: int) -> RawFile:
+    """Read a file's bytes, refusing unreadable, special, empty, oversized and (for text) binary
+    files."""
+    data = read_bounded(path, max_bytes)
     if not data.strip():
         raise ReadError("empty file")
     if kind != "pdf" and b"\x00" in data[:65536]:
@@ -178,16 +206,27 @@ def pdf_to_text(raw: RawFile) -> tuple[str, str]:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
+    pypdf_log = logging.getLogger("pypdf")
+    handler = logging.NullHandler()
+    saved = pypdf_log.propagate
+    pypdf_log.addHandler(handler)  # pypdf's warnings would print before our one-line answer
+    pypdf_log.propagate = False
     try:
-        reader = PdfReader(io.BytesIO(raw.data), strict=False)
-        if reader.is_encrypted:
-            raise ReadError("encrypted PDF")
-        pages = [page.extract_text() or "" for page in reader.pages]
-        title = str((reader.metadata or {}).get("/Title") or "").strip()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reader = PdfReader(io.BytesIO(raw.data), strict=False)
+            if reader.is_encrypted:
+                raise ReadError("encrypted PDF")
+            pages = [page.extract_text() or "" for page in reader.pages]
+            title = str((reader.metadata or {}).get("/Title") or "").strip()
     except ReadError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise ReadError(f"not a readable PDF: {exc}") from None
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError,
+            IndexError, ZeroDivisionError, RecursionError) as exc:  # fmt: skip
+        raise ReadError(f"not a readable PDF: {type(exc).__name__}: {exc}") from None
+    finally:
+        pypdf_log.removeHandler(handler)
+        pypdf_log.propagate = saved
     parts = [f"## Page {n}\n\n{text.strip()}" for n, text in enumerate(pages, 1) if text.strip()]
     if not parts:
         raise ReadError("PDF has no extractable text (scanned images need OCR)")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 
+from telesynth_tui.graph import db
 from telesynth_tui.graph.db import schema_version
 from telesynth_tui.graph.technology import cross_technology_relations
+from telesynth_tui.graph.store import KnowledgeGraph
 
 
 def kg_stats(conn: sqlite3.Connection) -> dict[str, object]:
@@ -28,6 +30,7 @@ def kg_stats(conn: sqlite3.Connection) -> dict[str, object]:
         "relations_with_evidence": scalar(
             "SELECT COUNT(DISTINCT relation_id) FROM relation_evidence"
         ),
+        "relations_missing_evidence": KnowledgeGraph(conn).missing_evidence(),
         "formulas": scalar("SELECT COUNT(*) FROM formulas"),
         "embeddings": scalar("SELECT COUNT(*) FROM embeddings"),
         "entities_by_type": grouped(
@@ -47,4 +50,25 @@ def kg_stats(conn: sqlite3.Connection) -> dict[str, object]:
         ),
         # relations joining an LTE-only entity with an NR-only one (a data problem)
         "cross_technology_relations": cross_technology_relations(conn),
+    }
+
+
+def repair_graph(conn: sqlite3.Connection) -> dict[str, int]:
+    """Recompute every relation's evidence from the chunks in the graph, in one transaction."""
+
+    def with_evidence() -> int:
+        sql = "SELECT COUNT(DISTINCT relation_id) FROM relation_evidence"
+        return int(conn.execute(sql).fetchone()[0])
+
+    kg = KnowledgeGraph(conn)
+    before, missing = with_evidence(), kg.missing_evidence()
+    with db.transaction(conn):
+        kg.link_evidence()
+        db.bump_revision(conn)
+    return {
+        "relations": int(conn.execute("SELECT COUNT(*) FROM relations").fetchone()[0]),
+        "with_evidence_before": before,
+        "missing_before": missing,
+        "with_evidence_after": with_evidence(),
+        "missing_after": kg.missing_evidence(),
     }

@@ -364,20 +364,44 @@ class KnowledgeGraph:
             params,
         )
 
-    def relink_documents(self, paths: Sequence[str]) -> None:
-        """After documents change, recompute the evidence of the relations that cite them."""
-        if not paths:
-            return
-        marks = ",".join("?" * len(paths))
+    def relink_document(self, source_id: int, path: str) -> None:
+        """After a document is (re)imported, inside its transaction: recompute the evidence of
+        the relations that cite it, and of uncited relations whose subject and object it names."""
         ids = [
             r[0]
             for r in self.conn.execute(
-                f"SELECT id FROM relations WHERE evidence_path IN ({marks})"
-                " OR evidence_path IS NULL",
-                list(paths),
+                "SELECT id FROM relations WHERE evidence_path = ?"
+                " UNION SELECT r.id FROM relations r"
+                " JOIN mentions ms ON ms.entity_id = r.subject_id"
+                " JOIN mentions mo ON mo.entity_id = r.object_id AND mo.chunk_id = ms.chunk_id"
+                " JOIN chunks c ON c.id = ms.chunk_id"
+                " JOIN documents d ON d.id = c.document_id"
+                " WHERE d.source_file_id = ? AND r.evidence_path IS NULL",
+                (path, source_id),
             )
         ]
         self.link_evidence(ids)
+
+    def missing_evidence(self) -> int:
+        """Relations with no evidence although their documents name their subject or object
+        (what an interrupted import can leave behind; `repair` restores it)."""
+        sql = """
+            SELECT COUNT(*) FROM relations r
+            WHERE NOT EXISTS (SELECT 1 FROM relation_evidence e WHERE e.relation_id = r.id)
+            AND (
+                (r.evidence_path IS NOT NULL AND EXISTS (
+                    SELECT 1 FROM source_files sf
+                    JOIN documents d ON d.source_file_id = sf.id
+                    JOIN chunks c ON c.document_id = d.id
+                    JOIN mentions m ON m.chunk_id = c.id
+                    WHERE sf.path = r.evidence_path
+                    AND (m.entity_id = r.subject_id OR m.entity_id = r.object_id)))
+                OR (r.evidence_path IS NULL AND EXISTS (
+                    SELECT 1 FROM mentions ms JOIN mentions mo ON mo.chunk_id = ms.chunk_id
+                    WHERE ms.entity_id = r.subject_id AND mo.entity_id = r.object_id))
+            )
+        """
+        return int(self.conn.execute(sql).fetchone()[0])
 
     # --- formulas -------------------------------------------------------------------------
 

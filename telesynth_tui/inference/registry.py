@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,19 @@ def read_manifest(path: Path, origin: str) -> list[ModelEntry]:
     return entries
 
 
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_name(name: str) -> None:
+    """A model name is a slug: letters, digits, '.', '_' and '-', starting with a letter or
+    digit, at most 64 characters, never '..'."""
+    if not NAME_RE.fullmatch(name) or ".." in name:
+        raise RegistryError(
+            f"--name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter "
+            "or digit"
+        )
+
+
 def inspect_model(
     path: Path, name: str, roles: list[str], tokenizer: Path | None = None
 ) -> ModelEntry:
@@ -133,8 +147,11 @@ def inspect_model(
     bad = [r for r in roles if r not in ROLES]
     if bad or not roles:
         raise RegistryError(f"unknown role {', '.join(bad) or '(none)'}: use {', '.join(ROLES)}")
-    if not path.is_file():
+    check_name(name)
+    if not path.exists():
         raise RegistryError(f"{path}: no such file")
+    if not path.is_file():
+        raise RegistryError(f"{path}: not a regular file (a folder, device or FIFO)")
     suffix = path.suffix.lower()
     if suffix == ".gguf":
         if "encoder" in roles or "classifier" in roles:
@@ -215,6 +232,7 @@ class Registry:
     ) -> ModelEntry:
         if self.project is None:
             raise RegistryError("models add needs a project (telesynth init)")
+        check_name(name)
         if any(e.name == name for e in self.entries()):
             raise RegistryError(f"a model named {name!r} is already registered")
         entry = inspect_model(path, name, roles, tokenizer)

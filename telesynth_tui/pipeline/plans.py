@@ -24,6 +24,7 @@ from telesynth_tui.graph.formulas import (
 )
 from telesynth_tui.graph.technology import compatible, specific
 
+MAX_PLANS = 100_000  # plans of one run at most (all are stored when the run starts)
 PLAN_TYPES = ("troubleshooting", "multi_hop", "maths", "factual", "definition")
 DEFAULT_MIX = {
     "troubleshooting": 0.3, "multi_hop": 0.2, "maths": 0.25, "factual": 0.15, "definition": 0.1,
@@ -60,14 +61,23 @@ def parse_mix(text: str) -> dict[str, float]:
     for part in (p.strip() for p in text.split(",") if p.strip()):
         name, _, weight = part.partition("=")
         try:
-            mix[name.strip()] = float(weight) if weight else DEFAULT_MIX.get(name.strip(), 0.2)
+            value = float(weight) if weight else DEFAULT_MIX.get(name.strip(), 0.2)
         except ValueError:
             raise TelesynthError(f"bad weight in {part!r}") from None
+        if not math.isfinite(value) or value < 0:
+            raise TelesynthError(f"bad weight in {part!r}: use a number of 0 or more")
+        mix[name.strip()] = value
     return mix
 
 
 def allocate(n: int, mix: dict[str, float]) -> dict[str, int]:
     """Split n across types by weight (largest remainder), every listed type at least once."""
+    if not 1 <= n <= MAX_PLANS:
+        raise TelesynthError(f"--n must be between 1 and {MAX_PLANS}, not {n}")
+    bad = [t for t, w in mix.items() if not (isinstance(w, int | float) and math.isfinite(w))
+           or w < 0]  # fmt: skip
+    if bad:
+        raise TelesynthError(f"the weight of {', '.join(bad)} must be a number of 0 or more")
     weights = {t: w for t, w in mix.items() if w > 0}
     if not weights:
         raise TelesynthError("the type mix is empty")

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -23,12 +23,14 @@ from telesynth_tui.errors import TelesynthError
 from telesynth_tui.graph import db
 from telesynth_tui.graph.retrieval import Retriever
 from telesynth_tui.graph.store import now
+from telesynth_tui.pipeline import lease
 from telesynth_tui.pipeline.filters import Filters, FilterSettings
 from telesynth_tui.pipeline.gate import DEFAULT_MIN_QUALITY, Gate, GateItem
 from telesynth_tui.pipeline.generate_llm import LlmQA
 from telesynth_tui.pipeline.plans import DEFAULT_MIX, Plan, Planner, allocate
 from telesynth_tui.pipeline.realize import Candidate, TemplateRealizer
 from telesynth_tui.pipeline.scoring import FastScorer, quality
+from telesynth_tui.text import has_control_tokens, strip_control_tokens
 
 TEMPLATE = "kg-template"
 
@@ -114,17 +116,23 @@ def record_calls(conn: sqlite3.Connection, run_id: int, plan_id: int | None,
 
 
 def store_plan(conn: sqlite3.Connection, run_id: int, plan_id: int, samples: list[dict[str, Any]],
-               calls: list[tuple[str, str, dict[str, Any]]]) -> None:  # fmt: skip
+               calls: list[tuple[str, str, dict[str, Any]]]) -> bool:  # fmt: skip
     """A plan's samples (SAMPLE_COLUMNS, JSON fields encoded), its model calls and its done mark,
-    all or nothing."""
+    all or nothing, and only once: False (nothing written) when the plan is already stored.
+    Refused when another process holds the run's lease."""
     marks = ", ".join("?" * (len(SAMPLE_COLUMNS) + 1))
     with db.transaction(conn):
+        lease.check_writer(conn, run_id)
+        row = conn.execute("SELECT status FROM plans WHERE id = ?", (plan_id,)).fetchone()
+        if row is not None and row[0] == "done":
+            return False
         conn.executemany(
             f"INSERT INTO samples({', '.join(SAMPLE_COLUMNS)}, created_at) VALUES ({marks})",
             [(*(s[c] for c in SAMPLE_COLUMNS), now()) for s in samples],
         )
         record_calls(conn, run_id, plan_id, calls)
         conn.execute("UPDATE plans SET status = 'done' WHERE id = ?", (plan_id,))
+    return True
 
 
 def run_pending_plans(
@@ -136,8 +144,20 @@ def run_pending_plans(
 ) -> bool:
     """Process the run's pending plans in order. `process` stores one plan and returns the
     (status, reason) of its samples, or None when it was cancelled before storing. Returns
-    whether every plan is done; the run is marked running meanwhile."""
-    conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (run_id,))
+    whether every plan is done; the run is marked running meanwhile, and this process holds the
+    run's lease (one writer per run)."""
+    with lease.hold(conn, run_id):
+        conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (run_id,))
+        return _run_plans(conn, run_id, process, progress, cancel)
+
+
+def _run_plans(
+    conn: sqlite3.Connection,
+    run_id: int,
+    process: Callable[[sqlite3.Row], list[tuple[str, str]] | None],
+    progress: Callable[[Progress], None],
+    cancel: Callable[[], bool],
+) -> bool:
     plans = conn.execute("SELECT * FROM plans WHERE run_id = ? ORDER BY ordinal", (run_id,))
     plans = plans.fetchall()
     counts = Counter(
@@ -197,6 +217,16 @@ def last_rates(conn: sqlite3.Connection, run_id: int) -> tuple[float | None, flo
         return None, None, ""
     m = json.loads(row[0])
     return m.get("decode_tok_s"), m.get("joules_per_token"), m.get("energy_source", "")
+
+
+def without_control_tokens(candidate: Candidate) -> Candidate:
+    """The candidate with chat-template control tokens removed from what it says."""
+    texts = [candidate.question, candidate.answer, *candidate.steps]
+    if not any(has_control_tokens(t) for t in texts):
+        return candidate
+    return replace(candidate, question=strip_control_tokens(candidate.question),
+                   answer=strip_control_tokens(candidate.answer),
+                   steps=[strip_control_tokens(s) for s in candidate.steps])  # fmt: skip
 
 
 def plan_context(
@@ -390,7 +420,8 @@ class Runner:
              "scores": json.dumps(s["scores"])}
             for s in samples
         ]  # fmt: skip
-        store_plan(self.conn, run_id, plan["id"], rows, calls)
+        if not store_plan(self.conn, run_id, plan["id"], rows, calls):
+            return []  # stored already (by an earlier writer): nothing is written twice
         self.stage_seconds["store"] += time.perf_counter() - t_store
         for s in samples:
             if s["status"] == "accepted":
@@ -435,6 +466,7 @@ class Runner:
                 "quality": None,
                 "_q_vec": None,
             }
+        item = without_control_tokens(item)
         known = {}
         for position, c in enumerate(context):
             if c["kind"] == "chunk":

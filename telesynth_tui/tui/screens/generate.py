@@ -256,6 +256,7 @@ class GenerateScreen(BaseScreen):
 
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
     def generate(self, config: Any, resume: int | None) -> None:
+        from telesynth_tui.pipeline import lease
         from telesynth_tui.pipeline.runner import create_run, load_run, samples_after
 
         worker = get_current_worker()
@@ -264,7 +265,8 @@ class GenerateScreen(BaseScreen):
             run_id = resume if resume is not None else create_run(conn, config)
             config, total = load_run(conn, run_id)
             self.post_message(self.Started(run_id, total, config.generator))
-            runner = self.backends.runner(conn, config)  # loads models; embeds new chunks
+            with lease.writing(conn, run_id):  # a start that fails marks the run failed
+                runner = self.backends.runner(conn, config)  # loads models; embeds new chunks
             self.post_message(self.Tokens(f"run {run_id}: models ready\n"))
             tokens = TokenBuffer(lambda text: self.post_message(self.Tokens(text)))
             for llm in filter(None, (runner.llm, runner.refiner)):
