@@ -6,8 +6,8 @@ import sqlite3
 
 from telesynth_tui.graph import db
 from telesynth_tui.graph.db import schema_version
-from telesynth_tui.graph.technology import cross_technology_relations
 from telesynth_tui.graph.store import KnowledgeGraph
+from telesynth_tui.graph.technology import cross_technology_relations
 
 
 def kg_stats(conn: sqlite3.Connection) -> dict[str, object]:

@@ -9,6 +9,7 @@ ties are broken by the seeded RNG.
 from __future__ import annotations
 
 import json
+import math
 import random
 import sqlite3
 from collections import Counter
