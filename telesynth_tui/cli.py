@@ -110,7 +110,7 @@ def _print_report(report: Any) -> None:
     typer.echo(
         f"added: {c.documents} documents, {c.chunks} chunks, {c.entities} entities, "
         f"{c.candidates} candidate entities, {c.relations} relations, {c.formulas} formulas, "
-        f"{c.mentions} mentions"
+        f"{c.mentions} mentions, {c.extracted} extracted relations"
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from telesynth_tui.config import IngestSettings
 from telesynth_tui.graph import db
+from telesynth_tui.graph.candidates import apply_acceptance, extract_document
 from telesynth_tui.graph.chunking import chunk_markdown, markdown_title
 from telesynth_tui.graph.formulas import load_formula_file
 from telesynth_tui.graph.issues import ImportIssue
@@ -32,6 +33,7 @@ from telesynth_tui.graph.readers import (
     plain_text_to_markdown,
     read_raw,
 )
+from telesynth_tui.graph.resolution import resolve_duplicates
 from telesynth_tui.graph.store import ENTITY_TYPES, PREDICATES, Counts, KnowledgeGraph
 
 SKIPPED_NAMES = ("readme", "license", "licence", "changelog")
@@ -191,6 +193,10 @@ class Importer:
             with db.transaction(self.conn):
                 self.kg.relink_documents(self.changed_documents)
         if report.by_status("imported"):
+            with db.transaction(self.conn):  # one entity per thing, then acceptance by rule
+                resolve_duplicates(self.conn)
+                apply_acceptance(self.conn, self.settings.accept_confidence)
+        if report.by_status("imported"):
             with db.transaction(self.conn):
                 db.bump_revision(self.conn)
         return report
@@ -277,6 +283,8 @@ class Importer:
         counts = self.kg.add_document(
             src, title, raw.kind, chunks, candidates=self.settings.candidate_entities
         )
+        if self.settings.extract_relations:
+            counts.extracted = extract_document(self.conn, src, title, chunks).relations
         result.counts.add(counts)
 
     def _import_formulas(self, result: FileResult, raw: RawFile, root: Path, src: int) -> None:

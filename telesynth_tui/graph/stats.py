@@ -23,7 +23,10 @@ def kg_stats(conn: sqlite3.Connection) -> dict[str, object]:
         "entities": scalar("SELECT COUNT(*) FROM entities WHERE status = 'curated'"),
         "candidate_entities": scalar("SELECT COUNT(*) FROM entities WHERE status = 'candidate'"),
         "mentions": scalar("SELECT COUNT(*) FROM mentions"),
-        "relations": scalar("SELECT COUNT(*) FROM relations"),
+        "relations": scalar("SELECT COUNT(*) FROM relations WHERE status = 'accepted'"),
+        "extracted_relations": grouped(
+            "SELECT status, COUNT(*) FROM relations WHERE origin = 'extracted' GROUP BY status"
+        ),
         "relations_with_evidence": scalar(
             "SELECT COUNT(DISTINCT relation_id) FROM relation_evidence"
         ),
@@ -38,6 +41,7 @@ def kg_stats(conn: sqlite3.Connection) -> dict[str, object]:
             " ORDER BY 2 DESC"
         ),
         "relations_by_predicate": grouped(
-            "SELECT predicate, COUNT(*) FROM relations GROUP BY predicate ORDER BY 2 DESC"
+            "SELECT predicate, COUNT(*) FROM relations WHERE status = 'accepted'"
+            " GROUP BY predicate ORDER BY 2 DESC"
         ),
     }

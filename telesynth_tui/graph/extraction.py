@@ -1,0 +1,582 @@
+"""Structure-aware relation extraction: typed triples from how a document is laid out.
+
+Deterministic rules over a document's chunks (each with its heading path):
+- runbook sections, recognised by their headings: symptoms/alarms, likely causes, checks,
+  actions, verification. Items of a causes, checks or actions list name a RootCause, Check or
+  Action (a bold lead, or the clause before a colon). A check reads the counters, parameters,
+  KPIs and alarms it names; a check or action that names a cause checks or resolves it; an
+  action adjusts the parameters it names; verification sentences that echo an action verify it
+  with the KPIs and counters they name; a symptom that names a cause indicates it; every cause
+  degrades the document's main KPI.
+- "KPI = pmA / pmB" formulas: the KPI is measured by the counters.
+- tables whose headers name an entity type (alarm, cause, action, check, parameter, counter,
+  KPI, specification): one relation per row between the typed cells.
+- spec references: "X (... TS 36.331)", "X, defined in TS 38.321" and References lists
+  ("TS 36.321: MAC random access procedure") give defined_in.
+- definition lists, abbreviation tables and "Long Form (ABBR)" give entities with aliases and
+  descriptions.
+
+Each triple carries the chunk it comes from, the evidence span, the rule and a confidence (the
+rule's measured precision on the bundled runbooks, rounded down; see bench/extraction.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from telesynth_tui.graph.chunking import Chunk
+from telesynth_tui.graph.linking import Gazetteer, find_candidates
+from telesynth_tui.graph.resolution import variant_key
+from telesynth_tui.text import normalize_name
+
+EXTRACTOR = "structure"
+
+# rule -> confidence
+CONFIDENCE = {
+    "kpi_formula": 0.95,
+    "table_row": 0.9,
+    "check_reads": 0.9,
+    "action_adjusts_name": 0.95,
+    "action_adjusts_text": 0.75,
+    "check_names_cause": 0.9,
+    "action_names_cause": 0.9,
+    "check_overlaps_cause": 0.6,
+    "action_overlaps_cause": 0.6,
+    "symptom_names_cause": 0.85,
+    "cause_names_symptom": 0.8,
+    "cause_degrades_kpi": 0.7,
+    "verification_echoes_action": 0.6,
+    "spec_inline": 0.85,
+    "spec_reference_list": 0.6,
+    "spec_reference_parameters": 0.6,
+}
+
+_ROLES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("references", ("reference", "specification", "standard", "see also", "bibliograph")),
+    ("definitions", ("abbreviation", "acronym", "definition", "glossary", "terminology")),
+    ("verification", ("verif", "validat", "acceptance", "after the fix", "after the change")),
+    ("causes", ("cause",)),
+    ("checks", ("check", "diagnos", "investigat", "troubleshooting step", "analysis", "isolat")),
+    ("actions", ("action", "fix", "remed", "resolution", "corrective", "recommend", "solution",
+                 "mitigat", "tuning", "optimi")),
+    ("symptoms", ("symptom", "alarm", "indication", "signature", "what you see", "observ",
+                  "detection", "trigger")),
+)  # fmt: skip
+
+_ITEM_RE = re.compile(r"^\s{0,3}(?:[-*+]|\(?\d{1,2}[.)])\s+(.*)$")
+_BOLD_LEAD_RE = re.compile(r"^\*\*(.+?)\*\*\s*[.:,]?\s*")
+_STEP_PREFIX_RE = re.compile(r"^(?:step\s+\d+\s*[:.-]\s*)", re.IGNORECASE)
+_CLAUSE_END_RE = re.compile(r":\s|\s[—–]\s|\s-\s|\.(?:\s|$)")
+_SPEC_RE = re.compile(
+    r"\b(?:3GPP\s+)?(?P<kind>TS|TR)\s?(?P<num>\d{2}\.\d{3})(?:-(?P<part>\d))?\b"
+    r"|\b(?P<other>(?:ITU-[RT]|IEC|IEEE|O-RAN\.?[A-Z]*)\s?[A-Z]?[\d.]+(?:-\d+)?)"
+)
+_KPI_RE = re.compile(
+    r"\b((?:(?:[A-Z][A-Za-z0-9/-]*|of|over|to|per)\s+){0,5}"
+    r"(?:Success Rate|Drop Rate|Failure Rate|Rate|Ratio|Throughput|Availability|Utili[sz]ation|"
+    r"Latency|Level))\b"
+)
+_ALARM_RE = re.compile(r"\b((?:[A-Z][A-Za-z0-9/-]*\s+){0,4}[A-Z][A-Za-z0-9/-]*)\s+[Aa]larms?\b")
+_FORMULA_RE = re.compile(r"^\s*(?P<kpi>[A-Z][\w /()-]{2,60}?)\s*=\s*(?P<rhs>.*\bpm[A-Z]\w+.*)$")
+_DEFINED_IN_RE = re.compile(r"\b(?:defined|specified|described)\s+in\s*$", re.IGNORECASE)
+# measurement quantities every RAN document uses: generic domain vocabulary, typed as KPIs
+_BUILTIN_KPIS = {"RSRP", "RSRQ", "SINR", "CQI", "BLER", "RSSI", "SS-RSRP", "SS-RSRQ", "SS-SINR"}
+_STOP = {
+    "the", "a", "an", "of", "in", "on", "at", "to", "for", "and", "or", "with", "by", "from",
+    "is", "are", "be", "too", "not", "no", "low", "high", "wrong", "check", "increase",
+    "decrease", "reduce", "raise", "adjust", "set", "enable", "disable", "replace", "verify",
+    "review", "measure", "run", "restore", "apply", "cell", "cells", "per",
+}  # fmt: skip
+_NAMEABLE_ROLES = {"causes": "RootCause", "checks": "Check", "actions": "Action"}
+_HEADER_TYPES: tuple[tuple[str, str], ...] = (
+    ("root cause", "RootCause"), ("cause", "RootCause"), ("alarm", "Alarm"),
+    ("action", "Action"), ("remedy", "Action"), ("fix", "Action"), ("check", "Check"),
+    ("parameter", "Parameter"), ("counter", "Counter"), ("kpi", "KPI"),
+    ("specification", "Specification"), ("spec", "Specification"), ("standard", "Specification"),
+)  # fmt: skip
+_ABBREV_HEADERS = ("abbreviation", "acronym", "term", "short")
+
+
+@dataclass(frozen=True)
+class XEntity:
+    name: str
+    type: str
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class XTriple:
+    subject: XEntity
+    predicate: str
+    object: XEntity
+    chunk: int
+    evidence: str
+    rule: str
+    confidence: float
+
+
+@dataclass
+class Extraction:
+    triples: list[XTriple] = field(default_factory=list)
+    entities: list[tuple[XEntity, int]] = field(default_factory=list)  # (entity, chunk index)
+
+
+@dataclass
+class _Item:
+    chunk: int
+    role: str | None
+    kind: str  # item | row | sentence
+    text: str
+    name: str | None = None
+    cells: dict[str, str] = field(default_factory=dict)
+
+
+_Emit = Callable[[XEntity, str, XEntity, _Item, str], None]
+
+
+class Known:
+    """Names the graph already knows (name, type), looked up by surface."""
+
+    def __init__(self, entries: Sequence[tuple[str, str, Sequence[str]]] = ()) -> None:
+        self.gaz = Gazetteer()
+        self.entities: list[tuple[str, str]] = []
+        for name, type_, aliases in entries:
+            self.gaz.add(len(self.entities), [name, *aliases])
+            self.entities.append((name, type_))
+
+    def find(self, text: str) -> list[tuple[XEntity, int, int]]:
+        """(entity, start, end) of every known name in the text."""
+        return [
+            (
+                XEntity(self.entities[m.entity_id][0], self.entities[m.entity_id][1]),
+                m.start,
+                m.start + len(m.surface),
+            )
+            for m in self.gaz.find(text)
+        ]
+
+
+def section_role(heading: str) -> str | None:
+    """The runbook role of a section from its heading path (deepest heading first)."""
+    for part in reversed(heading.split(" > ")):
+        low = part.lower()
+        for role, words in _ROLES:
+            if any(w in low for w in words):
+                return role
+    return None
+
+
+def _strip_md(text: str) -> str:
+    return re.sub(r"[*_`]", "", text).strip()
+
+
+def _item_name(text: str, role: str | None) -> str | None:
+    """A bold lead, or a short leading clause, names the item."""
+    bold = _BOLD_LEAD_RE.match(text)
+    if bold:
+        name = _strip_md(bold.group(1)).rstrip(".:;, ")
+    else:
+        if role not in _NAMEABLE_ROLES:
+            return None
+        plain = _STEP_PREFIX_RE.sub("", _strip_md(text))
+        end = _CLAUSE_END_RE.search(plain)
+        name = plain[: end.start()] if end else plain
+        name = name.strip().rstrip(".:;,")
+    words = name.split()
+    if not 1 <= len(words) <= 9 or len(name) > 80:
+        return None
+    return name
+
+
+def _parse_chunk(index: int, chunk: Chunk) -> list[_Item]:
+    role = section_role(chunk.heading)
+    items: list[_Item] = []
+    current: list[str] | None = None
+    header: list[str] | None = None
+    paragraph: list[str] = []
+
+    def flush_item() -> None:
+        nonlocal current
+        if current:
+            text = " ".join(s.strip() for s in current)
+            items.append(_Item(index, role, "item", text, _item_name(text, role)))
+        current = None
+
+    def flush_paragraph() -> None:
+        if paragraph:
+            text = " ".join(paragraph)
+            for sentence in re.split(r"(?<=[.!?])\s+(?=[A-Z0-9])", text):
+                if sentence.strip():
+                    items.append(_Item(index, role, "sentence", sentence.strip()))
+            paragraph.clear()
+
+    for line in chunk.text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("|"):
+            flush_item()
+            flush_paragraph()
+            cells = [c.strip() for c in stripped.strip("|").split("|")]
+            if header is None:
+                header = [_strip_md(c).lower() for c in cells]
+            elif all(re.fullmatch(r":?-{2,}:?", c) for c in cells if c):
+                continue
+            elif len(cells) == len(header):
+                items.append(
+                    _Item(index, role, "row", " | ".join(cells), None, dict(zip(header, cells,
+                                                                          strict=True)))
+                )  # fmt: skip
+            continue
+        header = None
+        match = _ITEM_RE.match(line)
+        if match:
+            flush_item()
+            flush_paragraph()
+            current = [match.group(1)]
+        elif not stripped:
+            flush_item()
+            flush_paragraph()
+        elif current is not None:
+            current.append(stripped)
+        else:
+            paragraph.append(stripped)
+    flush_item()
+    flush_paragraph()
+    return items
+
+
+def _specs(text: str) -> list[tuple[XEntity, int, int]]:
+    out = []
+    for m in _SPEC_RE.finditer(text):
+        if m.group("kind"):
+            name = f"{m.group('kind')} {m.group('num')}" + (
+                f"-{m.group('part')}" if m.group("part") else ""
+            )
+        else:
+            name = m.group("other").rstrip(".")
+        out.append((XEntity(name, "Specification"), m.start(), m.end()))
+    return out
+
+
+def spot(text: str, known: Known) -> list[XEntity]:
+    """Typed mentions in a span: known names, counters, camelCase parameters, KPI and alarm
+    phrases, measurement quantities (specifications apart, see `_specs`)."""
+    plain = _strip_md(text)
+    found: list[tuple[int, XEntity]] = []
+    taken: list[tuple[int, int]] = []
+
+    def add(entity: XEntity, start: int, end: int) -> None:
+        if any(a < end and start < b for a, b in taken):
+            return
+        taken.append((start, end))
+        found.append((start, entity))
+
+    for entity, start, end in known.find(plain):
+        if entity.type != "Specification":
+            add(entity, start, end)
+    for cand in find_candidates(plain):
+        if cand.type in ("Counter", "Parameter"):
+            add(XEntity(cand.name, cand.type), cand.start, cand.start + len(cand.surface))
+    for m in _ALARM_RE.finditer(plain):
+        name = m.group(1)
+        first = name.split()[0]
+        if first in ("A", "An", "The", "No", "Any", "Each", "Every"):
+            name = " ".join(name.split()[1:])
+        if name:
+            add(XEntity(name, "Alarm"), m.start(), m.end())
+    for m in _KPI_RE.finditer(plain):
+        words = m.group(1).split()
+        while words and words[0] in ("of", "over", "to", "per", "The", "A", "An", "High", "Low"):
+            words = words[1:]
+        if len(words) >= 2:
+            add(XEntity(" ".join(words), "KPI"), m.start(1), m.end(1))
+    for m in re.finditer(r"\b[A-Z][A-Z-]{2,7}\b", plain):
+        if m.group() in _BUILTIN_KPIS:
+            add(XEntity(m.group(), "KPI"), m.start(), m.end())
+    found.sort(key=lambda item: item[0])
+    return list(dict.fromkeys(e for _, e in found))
+
+
+def _content(name: str) -> set[str]:
+    return {variant_key(w) for w in normalize_name(name).split() if w not in _STOP and len(w) > 2}
+
+
+def _mentions(text: str, names: Sequence[str]) -> list[str]:
+    """Which of the names occur in the text (case-insensitive, plural-tolerant)."""
+    key = " " + " ".join(variant_key(w) for w in normalize_name(_strip_md(text)).split()) + " "
+    return [n for n in names if f" {variant_key(n)} " in key]
+
+
+def _overlap(text: str, names: Sequence[str]) -> list[str]:
+    """The names that share the most content words with the text (at least one)."""
+    words = _content(text)
+    scored = [(len(_content(n) & words), n) for n in names]
+    best = max((s for s, _ in scored), default=0)
+    return [n for s, n in scored if s == best and s > 0]
+
+
+def _ev(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= 400 else text[:399] + "…"
+
+
+def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None) -> Extraction:
+    """Triples and entities of one document (chunks in order)."""
+    known = known or Known()
+    items = [item for i, chunk in enumerate(chunks) for item in _parse_chunk(i, chunk)]
+    out = Extraction()
+    seen: set[tuple[str, str, str]] = set()
+
+    def emit(s: XEntity, p: str, o: XEntity, item: _Item, rule: str) -> None:
+        key = (normalize_name(s.name), p, normalize_name(o.name))
+        if key in seen or key[0] == key[2] or not key[0] or not key[2]:
+            return
+        seen.add(key)
+        out.triples.append(XTriple(s, p, o, item.chunk, _ev(item.text), rule, CONFIDENCE[rule]))
+
+    # --- named items: causes, checks, actions --------------------------------------------
+    named: dict[str, list[_Item]] = {"causes": [], "checks": [], "actions": []}
+    for item in items:
+        if item.kind == "item" and item.role in named and item.name:
+            named[item.role].append(item)
+    causes = {i.name: XEntity(i.name, "RootCause") for i in named["causes"] if i.name}
+    checks = {i.name: XEntity(i.name, "Check") for i in named["checks"] if i.name}
+    actions = {i.name: XEntity(i.name, "Action") for i in named["actions"] if i.name}
+    for table_item in items:
+        if table_item.kind == "row":
+            for header, cell in table_item.cells.items():
+                type_ = _header_type(header)
+                if type_ == "RootCause" and _short(cell):
+                    causes.setdefault(_strip_md(cell), XEntity(_strip_md(cell), "RootCause"))
+    cause_names = list(causes)
+
+    # --- the main KPI and KPI formulas ---------------------------------------------------
+    main_kpi: XEntity | None = None
+    for item in items:
+        if item.kind == "sentence":
+            m = _FORMULA_RE.match(_strip_md(item.text))
+            if not m:
+                continue
+            kpi_name = m.group("kpi").strip()
+            kpi_known = [e for e, _, _ in known.find(kpi_name) if e.type == "KPI"]
+            kpi = kpi_known[0] if kpi_known else XEntity(kpi_name, "KPI")
+            main_kpi = main_kpi or kpi
+            for counter in dict.fromkeys(re.findall(r"\bpm[A-Z]\w+", m.group("rhs"))):
+                emit(kpi, "measured_by", XEntity(counter, "Counter"), item, "kpi_formula")
+    if main_kpi is None:
+        for item in items:
+            if item.role == "symptoms":
+                kpis = [e for e in spot(item.text, known) if e.type == "KPI"]
+                if kpis:
+                    main_kpi = kpis[0]
+                    break
+
+    # --- per item rules ------------------------------------------------------------------
+    for item in items:
+        if item.kind == "row":
+            _table_row(item, emit, known)
+            continue
+        text = item.text
+        if item.role == "checks":
+            check = checks.get(item.name or "")
+            if check:
+                for e in spot(text, known):
+                    if e.type in ("KPI", "Counter", "Parameter", "Alarm"):
+                        emit(check, "reads", e, item, "check_reads")
+                named_causes = _mentions(text, cause_names)
+                for c in named_causes:
+                    emit(causes[c], "checked_by", check, item, "check_names_cause")
+                if not named_causes:
+                    for c in _overlap(item.name or "", cause_names):
+                        emit(causes[c], "checked_by", check, item, "check_overlaps_cause")
+        elif item.role == "actions":
+            action = actions.get(item.name or "")
+            if action:
+                in_name = [e for e in spot(action.name, known) if e.type == "Parameter"]
+                for e in in_name:
+                    emit(action, "adjusts", e, item, "action_adjusts_name")
+                if not in_name:
+                    for e in spot(text, known):
+                        if e.type == "Parameter":
+                            emit(action, "adjusts", e, item, "action_adjusts_text")
+                named_causes = _mentions(text, cause_names)
+                for c in named_causes:
+                    emit(causes[c], "resolved_by", action, item, "action_names_cause")
+                if not named_causes:
+                    for c in _overlap(item.name or "", cause_names):
+                        emit(causes[c], "resolved_by", action, item, "action_overlaps_cause")
+        elif item.role == "symptoms":
+            subjects = [e for e in spot(text, known) if e.type in ("KPI", "Counter", "Alarm")]
+            for c in _mentions(text, cause_names):
+                for s in subjects:
+                    emit(s, "indicates", causes[c], item, "symptom_names_cause")
+        elif item.role == "causes" and item.name in causes:
+            cause = causes[item.name]
+            rest = text[len(item.name) :] if text.startswith(item.name) else text
+            for s in spot(rest, known):
+                if s.type in ("Counter", "Alarm"):
+                    emit(s, "indicates", cause, item, "cause_names_symptom")
+            if main_kpi is not None:
+                emit(cause, "degrades", main_kpi, item, "cause_degrades_kpi")
+        elif item.role == "verification":
+            measures = [e for e in spot(text, known) if e.type in ("KPI", "Counter")]
+            if measures:
+                for a in _overlap(text, list(actions)):
+                    for m in measures:
+                        emit(actions[a], "verified_by", m, item, "verification_echoes_action")
+        if item.role == "references" and item.kind == "item":
+            _reference_item(item, emit, known, items)
+        elif item.role != "references":
+            _inline_specs(item, emit, known)
+    _definitions(items, out, known)
+    return out
+
+
+def _short(cell: str) -> bool:
+    plain = _strip_md(cell)
+    return 1 <= len(plain.split()) <= 8 and not plain.endswith(".")
+
+
+def _header_type(header: str) -> str | None:
+    for word, type_ in _HEADER_TYPES:
+        if word in header:
+            return type_
+    return None
+
+
+def _cell_entities(cell: str, type_: str, known: Known) -> list[XEntity]:
+    plain = _strip_md(cell)
+    if type_ in ("Counter", "Parameter"):
+        hits = [e for e in spot(plain, known) if e.type == type_]
+        return hits[:1] if type_ == "Parameter" else hits
+    if type_ == "Specification":
+        return [e for e, _, _ in _specs(plain)]
+    if not _short(cell):
+        return []
+    hits = [e for e, _, _ in known.find(plain) if e.type == type_]
+    return hits[:1] or [XEntity(plain, type_)]
+
+
+_ROW_RULES: tuple[tuple[str, str, str], ...] = (
+    ("Alarm", "indicates", "RootCause"),
+    ("Counter", "indicates", "RootCause"),
+    ("KPI", "indicates", "RootCause"),
+    ("RootCause", "resolved_by", "Action"),
+    ("Alarm", "resolved_by", "Action"),
+    ("RootCause", "checked_by", "Check"),
+    ("KPI", "measured_by", "Counter"),
+    ("Check", "reads", "Counter"),
+    ("Check", "reads", "KPI"),
+    ("Check", "reads", "Parameter"),
+    ("Action", "adjusts", "Parameter"),
+    ("Parameter", "defined_in", "Specification"),
+    ("Counter", "defined_in", "Specification"),
+    ("KPI", "defined_in", "Specification"),
+)
+
+
+def _table_row(item: _Item, emit: _Emit, known: Known) -> None:
+    typed: dict[str, list[XEntity]] = {}
+    for header, cell in item.cells.items():
+        type_ = _header_type(header)
+        if type_ and type_ not in typed:
+            typed[type_] = _cell_entities(cell, type_, known)
+    for s_type, predicate, o_type in _ROW_RULES:
+        for s in typed.get(s_type, []):
+            for o in typed.get(o_type, []):
+                emit(s, predicate, o, item, "table_row")
+    # "param (alias in TS 36.331)" in a parameter cell
+    for header, cell in item.cells.items():
+        if _header_type(header) == "Parameter":
+            params = typed.get("Parameter", [])
+            for spec, _, _ in _specs(cell):
+                for p in params:
+                    emit(p, "defined_in", spec, item, "spec_inline")
+
+
+def _inline_specs(item: _Item, emit: _Emit, known: Known) -> None:
+    """'X (TS 38.331)', 'X (... in TS 36.331)', 'X, defined in TS 38.321'."""
+    text = _strip_md(item.text)
+    for spec, start, _ in _specs(text):
+        before = text[:start]
+        open_paren = before.rfind("(")
+        if open_paren != -1 and ")" not in before[open_paren:]:
+            head = before[:open_paren].rstrip()
+            inside = before[open_paren + 1 :]
+            inner = [e for e in spot(inside, known) if e.type == "Parameter"]
+            for e in inner:  # "(preambleInitialReceivedTargetPower in TS 36.331)"
+                emit(e, "defined_in", spec, item, "spec_inline")
+            if inner or inside.strip() in ("", "see", "see also"):
+                mentioned = spot(head, known)
+                if mentioned and text[open_paren - 1 : open_paren] == " ":
+                    last = mentioned[-1]
+                    if head.endswith(last.name) or normalize_name(head).endswith(
+                        normalize_name(last.name)
+                    ):
+                        emit(last, "defined_in", spec, item, "spec_inline")
+        elif _DEFINED_IN_RE.search(before.rstrip(" ,")):
+            head = _DEFINED_IN_RE.sub("", before.rstrip(" ,")).rstrip(" ,")
+            mentioned = spot(head, known)
+            if mentioned:
+                emit(mentioned[-1], "defined_in", spec, item, "spec_inline")
+
+
+def _reference_item(item: _Item, emit: _Emit, known: Known, items: list[_Item]) -> None:
+    """'TS 36.321: MAC random access procedure ...' in a References list."""
+    text = _strip_md(item.text)
+    specs = _specs(text)
+    if not specs or specs[0][1] > 3:
+        return
+    spec, _, end = specs[0]
+    description = text[end:].lstrip(" :-—–,")
+    for e in spot(description, known):
+        if e.type in ("Procedure", "Concept", "Interface", "NetworkElement", "Formula"):
+            emit(e, "defined_in", spec, item, "spec_reference_list")
+    if re.search(r"\bparameters?\b|\bIEs?\b|information elements?", description, re.I):
+        params = [
+            e
+            for other in items
+            if other.role != "references"
+            for e in spot(other.text, known)
+            if e.type == "Parameter"
+        ]
+        for p in dict.fromkeys(params):
+            emit(p, "defined_in", spec, item, "spec_reference_parameters")
+
+
+_DEF_ITEM_RE = re.compile(r"^\*\*(?P<term>[^*]{1,60})\*\*\s*[:—–-]\s*(?P<desc>.+)$")
+_DEF_PLAIN_RE = re.compile(r"^(?P<term>[A-Za-z][\w /-]{0,40}?)\s*[:—–]\s+(?P<desc>.+)$")
+
+
+def _definitions(items: list[_Item], out: Extraction, known: Known) -> None:
+    """Entities with descriptions from definition lists, abbreviation tables and 'X (ABBR)'."""
+    for item in items:
+        if item.kind == "row" and item.role == "definitions":
+            cells = list(item.cells.items())
+            if len(cells) >= 2 and any(w in cells[0][0] for w in _ABBREV_HEADERS):
+                short, long_ = _strip_md(cells[0][1]), _strip_md(cells[1][1])
+                if short and long_:
+                    desc = _strip_md(cells[2][1]) if len(cells) > 2 else ""
+                    out.entities.append((XEntity(long_, "Concept", (short,), desc), item.chunk))
+            continue
+        if item.role == "definitions" and item.kind == "item":
+            m = _DEF_ITEM_RE.match(item.text) or _DEF_PLAIN_RE.match(_strip_md(item.text))
+            if m:
+                term, desc = _strip_md(m.group("term")), _strip_md(m.group("desc"))
+                long_form, aliases = term, ()
+                expansion = re.match(r"^([A-Z][\w -]{3,80}?)[.;,]", desc)
+                if term.isupper() and expansion and _initials(expansion.group(1), term):
+                    long_form, aliases = expansion.group(1), (term,)
+                out.entities.append((XEntity(long_form, "Concept", aliases, desc), item.chunk))
+        for cand in find_candidates(_strip_md(item.text)):
+            if cand.type == "Concept" and cand.aliases:
+                hits = known.find(cand.name)
+                type_ = hits[0][0].type if hits else "Concept"
+                out.entities.append((XEntity(cand.name, type_, cand.aliases), item.chunk))
+
+
+def _initials(long_form: str, abbrev: str) -> bool:
+    letters = "".join(w[0] for w in long_form.split() if w[0].isalpha()).lower()
+    return letters.startswith(abbrev.lower()[:2])
