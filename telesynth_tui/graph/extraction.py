@@ -36,22 +36,29 @@ EXTRACTOR = "structure"
 # rule -> confidence
 CONFIDENCE = {
     "kpi_formula": 0.95,
+    "kpi_counter_paren": 0.85,
     "table_row": 0.9,
-    "check_reads": 0.9,
+    "check_reads": 0.85,
     "action_adjusts_name": 0.95,
-    "action_adjusts_text": 0.75,
+    "action_adjusts_text": 0.85,
     "check_names_cause": 0.9,
-    "action_names_cause": 0.9,
-    "check_overlaps_cause": 0.6,
-    "action_overlaps_cause": 0.6,
-    "symptom_names_cause": 0.85,
-    "cause_names_symptom": 0.8,
+    "action_names_cause": 0.95,
+    "check_overlaps_cause": 0.85,
+    "action_overlaps_cause": 0.85,
+    "symptom_names_cause": 0.7,
+    "symptom_overlaps_cause": 0.7,
+    "cause_names_symptom": 0.9,
     "cause_degrades_kpi": 0.7,
-    "verification_echoes_action": 0.6,
+    "verification_echoes_action": 0.35,
+    "verification_main_kpi": 0.35,
     "spec_inline": 0.85,
-    "spec_reference_list": 0.6,
-    "spec_reference_parameters": 0.6,
+    "spec_reference_list": 0.5,
+    "spec_reference_list_parameter": 0.75,
+    "spec_reference_parameters": 0.9,
 }
+
+# an item named by its first clause (no bold lead) is less surely a named check or action
+CLAUSE_FACTOR = 0.8
 
 _ROLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("references", ("reference", "specification", "standard", "see also", "bibliograph")),
@@ -132,6 +139,7 @@ class _Item:
     text: str
     name: str | None = None
     cells: dict[str, str] = field(default_factory=dict)
+    bold: bool = False  # named by a bold lead (not by its first clause)
 
 
 _Emit = Callable[[XEntity, str, XEntity, _Item, str], None]
@@ -143,9 +151,16 @@ class Known:
     def __init__(self, entries: Sequence[tuple[str, str, Sequence[str]]] = ()) -> None:
         self.gaz = Gazetteer()
         self.entities: list[tuple[str, str]] = []
+        self._entries = list(entries)
+        self._typed: dict[str, Known] = {}
         for name, type_, aliases in entries:
             self.gaz.add(len(self.entities), [name, *aliases])
             self.entities.append((name, type_))
+
+    def of_type(self, type_: str) -> Known:
+        if type_ not in self._typed:
+            self._typed[type_] = Known([(n, t, a) for n, t, a in self._entries if t == type_])
+        return self._typed[type_]
 
     def find(self, text: str) -> list[tuple[XEntity, int, int]]:
         """(entity, start, end) of every known name in the text."""
@@ -202,7 +217,10 @@ def _parse_chunk(index: int, chunk: Chunk) -> list[_Item]:
         nonlocal current
         if current:
             text = " ".join(s.strip() for s in current)
-            items.append(_Item(index, role, "item", text, _item_name(text, role)))
+            items.append(
+                _Item(index, role, "item", text, _item_name(text, role),
+                      bold=bool(_BOLD_LEAD_RE.match(text)))
+            )  # fmt: skip
         current = None
 
     def flush_paragraph() -> None:
@@ -310,11 +328,30 @@ def _mentions(text: str, names: Sequence[str]) -> list[str]:
 
 
 def _overlap(text: str, names: Sequence[str]) -> list[str]:
-    """The names that share the most content words with the text (at least one)."""
+    """The one name closest to the text by content words (Jaccard), none on a tie."""
     words = _content(text)
-    scored = [(len(_content(n) & words), n) for n in names]
-    best = max((s for s, _ in scored), default=0)
-    return [n for s, n in scored if s == best and s > 0]
+    scored = []
+    for n in names:
+        cw = _content(n)
+        if cw and words & cw:
+            scored.append((len(words & cw) / len(words | cw), n))
+    if not scored:
+        return []
+    scored.sort(reverse=True)
+    if len(scored) > 1 and scored[0][0] == scored[1][0]:
+        return []
+    return [scored[0][1]]
+
+
+def _covered(text: str, names: Sequence[str]) -> list[str]:
+    """Names most of whose content words occur in the text (plural-tolerant)."""
+    words = _content(text)
+    out = []
+    for n in names:
+        cw = _content(n)
+        if len(cw) >= 2 and len(cw & words) / len(cw) >= 0.6:
+            out.append(n)
+    return out
 
 
 def _ev(text: str) -> str:
@@ -327,14 +364,17 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
     known = known or Known()
     items = [item for i, chunk in enumerate(chunks) for item in _parse_chunk(i, chunk)]
     out = Extraction()
-    seen: set[tuple[str, str, str]] = set()
+    best: dict[tuple[str, str, str], XTriple] = {}  # one triple per fact: its surest rule
 
     def emit(s: XEntity, p: str, o: XEntity, item: _Item, rule: str) -> None:
         key = (normalize_name(s.name), p, normalize_name(o.name))
-        if key in seen or key[0] == key[2] or not key[0] or not key[2]:
+        if key[0] == key[2] or not key[0] or not key[2]:
             return
-        seen.add(key)
-        out.triples.append(XTriple(s, p, o, item.chunk, _ev(item.text), rule, CONFIDENCE[rule]))
+        confidence = CONFIDENCE[rule]
+        if item.kind == "item" and item.name and not item.bold and item.role in _NAMEABLE_ROLES:
+            rule, confidence = f"{rule}_clause", round(confidence * CLAUSE_FACTOR, 3)
+        if key not in best or best[key].confidence < confidence:
+            best[key] = XTriple(s, p, o, item.chunk, _ev(item.text), rule, confidence)
 
     # --- named items: causes, checks, actions --------------------------------------------
     named: dict[str, list[_Item]] = {"causes": [], "checks": [], "actions": []}
@@ -355,19 +395,21 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
     # --- the main KPI and KPI formulas ---------------------------------------------------
     main_kpi: XEntity | None = None
     for item in items:
-        if item.kind == "sentence":
-            m = _FORMULA_RE.match(_strip_md(item.text))
-            if not m:
-                continue
-            kpi_name = m.group("kpi").strip()
-            kpi_known = [e for e, _, _ in known.find(kpi_name) if e.type == "KPI"]
-            kpi = kpi_known[0] if kpi_known else XEntity(kpi_name, "KPI")
-            main_kpi = main_kpi or kpi
-            for counter in dict.fromkeys(re.findall(r"\bpm[A-Z]\w+", m.group("rhs"))):
+        if item.kind == "row":
+            continue
+        for kpi, counters in _kpi_formulas(_strip_md(item.text), known):
+            if item.kind == "sentence":
+                main_kpi = main_kpi or kpi
+            for counter in counters:
                 emit(kpi, "measured_by", XEntity(counter, "Counter"), item, "kpi_formula")
+        for kpi, counter in _kpi_counter_parens(_strip_md(item.text), known):
+            emit(kpi, "measured_by", counter, item, "kpi_counter_paren")
+    if main_kpi is None:
+        kpis = [e for e in spot(title, known) if e.type == "KPI"]
+        main_kpi = kpis[0] if kpis else None
     if main_kpi is None:
         for item in items:
-            if item.role == "symptoms":
+            if item.role == "symptoms" and item.kind != "row":
                 kpis = [e for e in spot(item.text, known) if e.type == "KPI"]
                 if kpis:
                     main_kpi = kpis[0]
@@ -394,7 +436,7 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
         elif item.role == "actions":
             action = actions.get(item.name or "")
             if action:
-                in_name = [e for e in spot(action.name, known) if e.type == "Parameter"]
+                in_name = _parameters(action.name, known)
                 for e in in_name:
                     emit(action, "adjusts", e, item, "action_adjusts_name")
                 if not in_name:
@@ -409,9 +451,13 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
                         emit(causes[c], "resolved_by", action, item, "action_overlaps_cause")
         elif item.role == "symptoms":
             subjects = [e for e in spot(text, known) if e.type in ("KPI", "Counter", "Alarm")]
-            for c in _mentions(text, cause_names):
+            named_causes = _mentions(text, cause_names)
+            for c in named_causes:
                 for s in subjects:
                     emit(s, "indicates", causes[c], item, "symptom_names_cause")
+            if subjects and not named_causes:
+                for c in _covered(text, cause_names):
+                    emit(subjects[0], "indicates", causes[c], item, "symptom_overlaps_cause")
         elif item.role == "causes" and item.name in causes:
             cause = causes[item.name]
             rest = text[len(item.name) :] if text.startswith(item.name) else text
@@ -422,21 +468,102 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
                 emit(cause, "degrades", main_kpi, item, "cause_degrades_kpi")
         elif item.role == "verification":
             measures = [e for e in spot(text, known) if e.type in ("KPI", "Counter")]
-            if measures:
-                for a in _overlap(text, list(actions)):
-                    for m in measures:
-                        emit(actions[a], "verified_by", m, item, "verification_echoes_action")
+            echoed = _overlap(text, list(actions)) if measures else []
+            for a in echoed:
+                for m in measures:
+                    emit(actions[a], "verified_by", m, item, "verification_echoes_action")
+            if main_kpi is not None and not echoed and main_kpi in measures:
+                for a in actions.values():  # "watch <main KPI> ...": every action
+                    emit(a, "verified_by", main_kpi, item, "verification_main_kpi")
         if item.role == "references" and item.kind == "item":
             _reference_item(item, emit, known, items)
         elif item.role != "references":
             _inline_specs(item, emit, known)
+    out.triples = list(best.values())
     _definitions(items, out, known)
     return out
 
 
+def _parameters(text: str, known: Known) -> list[XEntity]:
+    """Parameters named in a short text (an action's name): camelCase identifiers and known
+    parameters, even inside a longer known name."""
+    found = [XEntity(c.name, "Parameter") for c in find_candidates(_strip_md(text))
+             if c.type == "Parameter"]  # fmt: skip
+    found += [e for e, _, _ in known.of_type("Parameter").find(_strip_md(text))]
+    resolved = []
+    for e in found:
+        hits = known.find(e.name)
+        resolved.append(hits[0][0] if hits and hits[0][0].type == "Parameter" else e)
+    return list(dict.fromkeys(resolved))
+
+
+_LHS_WORD_RE = re.compile(r"^(?:[A-Z0-9][\w/-]*|of|over|to|per|on|in|the)$")
+
+
+def _kpi_name_before(text: str, known: Known) -> XEntity | None:
+    """The KPI named just before a position: 'Handover Success Rate (HOSR)' ... '='."""
+    text = re.sub(r"\s*\([A-Za-z -]{1,20}\)\s*$", "", text.rstrip())
+    words = text.split()
+    name: list[str] = []
+    for word in reversed(words):
+        if not _LHS_WORD_RE.match(word) or word.endswith((":", ",", ";")):
+            break
+        name.insert(0, word)
+    while name and name[0] in ("of", "over", "to", "per", "on", "in", "the"):
+        name = name[1:]
+    if not name or len(name) > 7:
+        return None
+    phrase = " ".join(name)
+    hits = [e for e, _, _ in known.find(phrase) if e.type == "KPI"]
+    if hits:
+        return hits[-1]
+    if len(name) >= 2 and _KPI_RE.fullmatch(phrase):
+        return XEntity(phrase, "KPI")
+    return None
+
+
+def _kpi_formulas(text: str, known: Known) -> list[tuple[XEntity, list[str]]]:
+    """'KPI = pmA / pmB' anywhere in a sentence (several per sentence)."""
+    out = []
+    parts = text.split("=")
+    for i in range(len(parts) - 1):
+        rhs = re.split(r";|\band\s+(?=[A-Z])|=", parts[i + 1])[0]
+        counters = list(dict.fromkeys(re.findall(r"\bpm[A-Z]\w+", rhs)))
+        if not counters:
+            continue
+        kpi = _kpi_name_before(parts[i], known)
+        if kpi is not None:
+            out.append((kpi, counters))
+    return out
+
+
+_PAREN_COUNTER_RE = re.compile(r"\((pm[A-Z]\w+)\)")
+
+
+def _kpi_counter_parens(text: str, known: Known) -> list[tuple[XEntity, XEntity]]:
+    """'Average rank (pmRankDistr)': the KPI measured by the counter in parentheses."""
+    out = []
+    for m in _PAREN_COUNTER_RE.finditer(text):
+        before = text[: m.start()].rstrip()
+        hits = [(e, end) for e, _, end in known.find(before) if e.type == "KPI"]
+        if hits and hits[-1][1] == len(before):
+            out.append((hits[-1][0], XEntity(m.group(1), "Counter")))
+            continue
+        kpi = _kpi_name_before(before, known)
+        if kpi is not None:
+            out.append((kpi, XEntity(m.group(1), "Counter")))
+    return out
+
+
 def _short(cell: str) -> bool:
+    """A cell that names something: a few words, starting with a capital, not a sentence."""
     plain = _strip_md(cell)
-    return 1 <= len(plain.split()) <= 8 and not plain.endswith(".")
+    return (
+        1 <= len(plain.split()) <= 7
+        and not plain.endswith(".")
+        and plain[:1].isupper()
+        and ";" not in plain
+    )
 
 
 def _header_type(header: str) -> str | None:
@@ -532,7 +659,9 @@ def _reference_item(item: _Item, emit: _Emit, known: Known, items: list[_Item]) 
     spec, _, end = specs[0]
     description = text[end:].lstrip(" :-—–,")
     for e in spot(description, known):
-        if e.type in ("Procedure", "Concept", "Interface", "NetworkElement", "Formula"):
+        if e.type == "Parameter":
+            emit(e, "defined_in", spec, item, "spec_reference_list_parameter")
+        elif e.type in ("Procedure", "Concept", "Interface", "NetworkElement", "Formula"):
             emit(e, "defined_in", spec, item, "spec_reference_list")
     if re.search(r"\bparameters?\b|\bIEs?\b|information elements?", description, re.I):
         params = [
