@@ -240,6 +240,74 @@ def kg_show(
         typer.echo(
             f"  formula {formula['slug']}: {formula['expression']} [{formula['output_unit']}]"
         )
+    if details["candidate_relations"]:
+        typer.echo(f"  {details['candidate_relations']} extracted relations await review "
+                   "(telesynth kg review)")  # fmt: skip
+
+
+@kg_app.command("review")
+def kg_review(
+    accept: Annotated[
+        list[int] | None, typer.Option("--accept", help="Accept this extracted relation (id).")
+    ] = None,
+    reject: Annotated[
+        list[int] | None, typer.Option("--reject", help="Reject this extracted relation (id).")
+    ] = None,
+    status: Annotated[
+        str, typer.Option(help="List: candidate, accepted, rejected or all.")
+    ] = "candidate",
+    document: Annotated[
+        str | None, typer.Option(help="Only relations from documents whose path contains this.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Relations listed at most.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Relations extracted from documents: list them with their evidence, accept or reject them
+    (plans use accepted relations only; decisions survive re-imports)."""
+    from telesynth_tui.graph.candidates import list_candidates, review, review_counts
+
+    conn = _project().connect()
+    decisions = [(i, "accepted") for i in accept or []] + [(i, "rejected") for i in reject or []]
+    if decisions:
+        done = review(conn, decisions)
+        if as_json:
+            _echo_json({"decisions": done, "counts": review_counts(conn)})
+            return
+        for d in done:
+            typer.echo(f"relation {d['id']}: {d['status']}")
+        return
+    rows = list_candidates(conn, status, limit, document=document)
+    counts = review_counts(conn)
+    if as_json:
+        _echo_json({"counts": counts, "relations": rows})
+        return
+    typer.echo(", ".join(f"{v} {k}" for k, v in counts.items()) + " extracted relations")
+    for r in rows:
+        typer.echo(
+            f"{r['id']:>6}  {r['subject']} -{r['predicate']}-> {r['object']}  "
+            f"[{r['status']}, {r['confidence']:.2f} {r['rule']}, {Path(r['source']).name}]"
+        )
+        typer.echo(f"        {r['evidence'][:150]}")
+
+
+@kg_app.command("remove")
+def kg_remove(
+    paths: Annotated[list[Path], typer.Argument(help="Imported files to forget.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Forget imported files and everything only they supported (chunks, extracted entities
+    and relations, declared relations)."""
+    from telesynth_tui.graph.candidates import remove_documents
+
+    removed = remove_documents(_project().connect(), [str(p) for p in paths])
+    if as_json:
+        _echo_json({"removed": removed})
+    else:
+        for path in removed:
+            typer.echo(f"removed {path}")
+    missing = len(paths) - len(removed)
+    if missing:
+        raise TelesynthError(f"{missing} of the paths were never imported")
 
 
 @kg_app.command("path")

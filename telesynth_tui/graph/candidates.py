@@ -111,11 +111,17 @@ def store_extractions(
             " extractor, rule, confidence, evidence) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (relation_id, source_id, chunk_id, extractor, t.rule, t.confidence, t.evidence),
         )
-        conn.execute(
-            "INSERT OR IGNORE INTO relation_evidence(relation_id, chunk_id) VALUES (?, ?)",
-            (relation_id, chunk_id),
-        )
+        if row is None or _origin(conn, relation_id) == "extracted":
+            conn.execute(
+                "INSERT OR IGNORE INTO relation_evidence(relation_id, chunk_id) VALUES (?, ?)",
+                (relation_id, chunk_id),
+            )
     return report
+
+
+def _origin(conn: sqlite3.Connection, relation_id: int) -> str:
+    row = conn.execute("SELECT origin FROM relations WHERE id = ?", (relation_id,)).fetchone()
+    return str(row[0]) if row else ""
 
 
 def _entity(
@@ -219,16 +225,29 @@ def extract_document(
 
 def apply_acceptance(conn: sqlite3.Connection, threshold: float) -> dict[str, int]:
     """Accept extracted relations by rule (two extractor families agree, or confidence at the
-    threshold); others not decided by a person go back to candidate. Returns status counts."""
+    threshold); others not decided by a person go back to candidate. Returns status counts.
+
+    Only extractions from documents without curated relations count: when triple files state
+    a document's facts (their `source` column), what the extractors add to it waits for a
+    person."""
     conn.execute(
         """
+        WITH curated(path) AS (  -- documents whose relations are written in triple files
+            SELECT DISTINCT evidence_path FROM relations
+            WHERE origin = 'declared' AND evidence_path IS NOT NULL
+        ), open_extraction(relation_id, extractor, confidence) AS (
+            SELECT x.relation_id, x.extractor, x.confidence FROM relation_extractions x
+            JOIN source_files sf ON sf.id = x.source_file_id
+            WHERE sf.path NOT IN (SELECT path FROM curated)
+        )
         UPDATE relations SET
           decided_by = CASE
             WHEN (SELECT COUNT(DISTINCT CASE WHEN extractor LIKE 'llm:%' THEN 'llm'
                                         ELSE extractor END)
-                  FROM relation_extractions x WHERE x.relation_id = relations.id) >= 2
+                  FROM open_extraction x WHERE x.relation_id = relations.id) >= 2
               THEN 'rule:agree'
-            WHEN COALESCE(confidence, 0) >= ? THEN 'rule:confidence'
+            WHEN (SELECT MAX(confidence) FROM open_extraction x
+                  WHERE x.relation_id = relations.id) >= ? THEN 'rule:confidence'
             ELSE NULL END
         WHERE origin = 'extracted' AND COALESCE(decided_by, '') != 'person'
         """,
@@ -322,6 +341,36 @@ def review_relation(conn: sqlite3.Connection, relation_id: int, decision: str) -
         (s, row[1], o, decision, now()),
     )
     return {"id": relation_id, "status": decision}
+
+
+def review(conn: sqlite3.Connection, decisions: Sequence[tuple[int, str]]) -> list[dict[str, Any]]:
+    """Apply a person's decisions (relation id, 'accepted' | 'rejected') in one transaction and
+    mark the graph as changed; an unknown or declared relation stops it with nothing written."""
+    from telesynth_tui.graph import db
+
+    with db.transaction(conn):
+        done = [review_relation(conn, relation_id, decision) for relation_id, decision in decisions]
+        db.bump_revision(conn)
+    return done
+
+
+def remove_documents(conn: sqlite3.Connection, paths: Sequence[str]) -> list[str]:
+    """Forget imported files (by path) and what only they supported; returns those removed."""
+    from pathlib import Path
+
+    from telesynth_tui.graph import db
+    from telesynth_tui.graph.store import KnowledgeGraph
+
+    kg = KnowledgeGraph(conn)
+    removed = []
+    with db.transaction(conn):
+        for path in paths:
+            key = str(Path(path).expanduser().resolve())
+            if kg.remove_source(key):
+                removed.append(key)
+        if removed:
+            db.bump_revision(conn)
+    return removed
 
 
 def remove_source_extractions(conn: sqlite3.Connection, source_id: int) -> None:

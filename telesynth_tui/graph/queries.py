@@ -34,7 +34,8 @@ def entity_details(conn: sqlite3.Connection, entity_id: int) -> dict[str, object
                     WHERE e.relation_id = r.id), r.status
             FROM relations r JOIN entities s ON s.id = r.subject_id
             JOIN entities o ON o.id = r.object_id JOIN source_files sf ON sf.id = r.source_file_id
-            WHERE r.subject_id = ? OR r.object_id = ? ORDER BY r.predicate, o.name
+            WHERE (r.subject_id = ? OR r.object_id = ?) AND r.status = 'accepted'
+            ORDER BY r.predicate, o.name
             """,
             (entity_id, entity_id),
         )
@@ -54,6 +55,11 @@ def entity_details(conn: sqlite3.Connection, entity_id: int) -> dict[str, object
             (entity_id,),
         )
     ]
+    waiting = conn.execute(  # extracted relations not accepted (yet): see `kg review`
+        "SELECT COUNT(*) FROM relations WHERE (subject_id = ? OR object_id = ?)"
+        " AND status = 'candidate'",
+        (entity_id, entity_id),
+    ).fetchone()[0]
     mention_chunks = conn.execute(
         "SELECT COUNT(DISTINCT chunk_id) FROM mentions WHERE entity_id = ?", (entity_id,)
     ).fetchone()[0]
@@ -67,6 +73,7 @@ def entity_details(conn: sqlite3.Connection, entity_id: int) -> dict[str, object
         "sources": sources,
         "mention_chunks": mention_chunks,
         "relations": relations,
+        "candidate_relations": waiting,
         "formulas": formulas,
     }
 

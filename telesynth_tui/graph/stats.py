@@ -28,7 +28,8 @@ def kg_stats(conn: sqlite3.Connection) -> dict[str, object]:
             "SELECT status, COUNT(*) FROM relations WHERE origin = 'extracted' GROUP BY status"
         ),
         "relations_with_evidence": scalar(
-            "SELECT COUNT(DISTINCT relation_id) FROM relation_evidence"
+            "SELECT COUNT(DISTINCT e.relation_id) FROM relation_evidence e"
+            " JOIN relations r ON r.id = e.relation_id WHERE r.status = 'accepted'"
         ),
         "formulas": scalar("SELECT COUNT(*) FROM formulas"),
         "embeddings": scalar("SELECT COUNT(*) FROM embeddings"),

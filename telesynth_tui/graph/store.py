@@ -382,7 +382,7 @@ class KnowledgeGraph:
             INSERT OR IGNORE INTO relation_evidence(relation_id, chunk_id)
             SELECT r.id, x.chunk_id FROM relations r
             JOIN relation_extractions x ON x.relation_id = r.id
-            {where}
+            {where} {"AND" if where else "WHERE"} r.origin = 'extracted'
             """,
             params,
         )
