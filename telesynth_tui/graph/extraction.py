@@ -70,7 +70,18 @@ _ROLES: tuple[tuple[str, tuple[str, ...]], ...] = (
                  "mitigat", "tuning", "optimi")),
     ("symptoms", ("symptom", "alarm", "indication", "signature", "what you see", "observ",
                   "detection", "trigger")),
+    ("procedure", ("procedure", "steps", "workflow", "how to")),
 )  # fmt: skip
+# in a procedure, a step is a check or an action by its first verb
+# fmt: off
+_CHECK_VERBS = {"check", "read", "measure", "compare", "inspect", "review", "verify", "list",
+                "confirm", "trace", "monitor", "query", "test", "run", "analyse", "analyze"}
+_ACTION_VERBS = {"increase", "decrease", "raise", "lower", "reduce", "set", "enable", "disable",
+                 "replace", "realign", "restore", "adjust", "change", "correct", "align",
+                 "reset", "restart", "reroute", "rebalance", "add", "remove", "replan", "tighten",
+                 "reseal", "repair", "upgrade", "expand", "activate", "deactivate", "swap",
+                 "apply", "move", "retune", "tilt", "configure", "update", "install", "clean"}
+# fmt: on
 
 _ITEM_RE = re.compile(r"^\s{0,3}(?:[-*+]|\(?\d{1,2}[.)])\s+(.*)$")
 _BOLD_LEAD_RE = re.compile(r"^\*\*(.+?)\*\*\s*[.:,]?\s*")
@@ -217,8 +228,13 @@ def _parse_chunk(index: int, chunk: Chunk) -> list[_Item]:
         nonlocal current
         if current:
             text = " ".join(s.strip() for s in current)
+            item_role = role
+            if role == "procedure":
+                first = _strip_md(text).split(maxsplit=1)[0].lower() if text.strip() else ""
+                item_role = ("checks" if first in _CHECK_VERBS else
+                             "actions" if first in _ACTION_VERBS else None)  # fmt: skip
             items.append(
-                _Item(index, role, "item", text, _item_name(text, role),
+                _Item(index, item_role, "item", text, _item_name(text, item_role),
                       bold=bool(_BOLD_LEAD_RE.match(text)))
             )  # fmt: skip
         current = None

@@ -98,6 +98,8 @@ class Planner:
             "SELECT id, name, type, description FROM entities e WHERE status = 'curated'"
             " OR EXISTS (SELECT 1 FROM relations r WHERE r.status = 'accepted'"
             " AND (r.subject_id = e.id OR r.object_id = e.id))"
+            " OR (description != '' AND EXISTS (SELECT 1 FROM entity_extractions x"
+            " WHERE x.entity_id = e.id))"  # a term a document defines
         )
         self.names = {r[0]: (r[1], r[2], r[3]) for r in rows}
         rows = conn.execute(  # candidates and rejected extractions never reach a plan
