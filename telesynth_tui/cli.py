@@ -290,6 +290,47 @@ def kg_review(
         typer.echo(f"        {r['evidence'][:150]}")
 
 
+@kg_app.command("extract")
+def kg_extract(
+    model: Annotated[
+        str, typer.Option("--model", help="A registered GGUF (models list) or a .gguf path.")
+    ],
+    document: Annotated[
+        list[str] | None,
+        typer.Option("--document", help="Only documents whose path contains this (repeatable)."),
+    ] = None,
+    limit_chunks: Annotated[
+        int | None, typer.Option("--limit-chunks", help="Stop after this many chunks.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Extract relations from the imported documents with a GGUF model: schema-constrained
+    triples, kept only when subject and object occur in the chunk; they enter as candidates
+    and are accepted where the structure-aware extractor agrees."""
+    from telesynth_tui.graph.candidates import review_counts
+    from telesynth_tui.graph.llm_extraction import extract_with_llm
+
+    project = _project()
+    conn = project.connect()
+    progress = None if as_json else (lambda line: typer.echo(line, err=True))
+    report = extract_with_llm(project, conn, model, document, limit_chunks, progress)
+    data = {
+        "chunks": report.chunks, "kept": report.kept, "new_relations": report.stored.relations,
+        "supported": report.stored.supported, "dropped": dict(report.dropped.most_common()),
+        "seconds": report.seconds, "review": review_counts(conn),
+    }  # fmt: skip
+    if as_json:
+        _echo_json(data)
+        return
+    typer.echo(
+        f"{report.chunks} chunks, {report.kept} triples kept ({report.stored.relations} new, "
+        f"{report.stored.supported} already extracted), {sum(report.dropped.values())} dropped, "
+        f"{report.seconds} s"
+    )
+    for reason, n in report.dropped.most_common(8):
+        typer.echo(f"  dropped {n}: {reason}")
+
+
 @kg_app.command("remove")
 def kg_remove(
     paths: Annotated[list[Path], typer.Argument(help="Imported files to forget.")],

@@ -96,9 +96,10 @@ def evidence_span(text: str, subject: str, obj: str) -> str | None:
     if _find(subject, text) is None or _find(obj, text) is None:
         return None
     sentences = [s.strip() for s in _SENTENCE_SPLIT.split(text) if s.strip()]
-    for i, sentence in enumerate(sentences):
+    for sentence in sentences:
         if _find(subject, sentence) is not None and _find(obj, sentence) is not None:
             return sentence[:400]
+    for i in range(len(sentences)):
         pair = " ".join(sentences[i : i + 2])
         if _find(subject, pair) is not None and _find(obj, pair) is not None:
             return pair[:400]
