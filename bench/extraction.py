@@ -171,17 +171,12 @@ def evaluate(
             # LLM scored on the documents it read only (recall against their gold)
             llm = {t for t, e in in_group.items() if "llm" in e["extractors"]}
             g_llm = _gold_of_docs(project.settings.bundled_kg, canon, llm_docs)
-            struct_llm_docs = {
-                t for t, e in pred.items()
-                if "structure" in e["extractors"] and e.get("docs_llm", True)
-            }  # fmt: skip
             section["llm_documents"] = len(llm_docs)
             section["llm"] = score(llm, g_llm, gold["all"])
             docs_structure = _on_docs(conn, canon, llm_docs, "structure")
             section["structure_same_documents"] = score(docs_structure, g_llm, gold["all"])
             section["combined_union"] = score(docs_structure | llm, g_llm, gold["all"])
             section["combined_agree"] = score(docs_structure & llm, g_llm, gold["all"])
-            del struct_llm_docs
         report[group] = section
     report["counts"] = {
         "extracted_relations": len(pred),
