@@ -113,7 +113,7 @@ def _print_report(report: Any) -> None:
     typer.echo(
         f"added: {c.documents} documents, {c.chunks} chunks, {c.entities} entities, "
         f"{c.candidates} candidate entities, {c.relations} relations, {c.formulas} formulas, "
-        f"{c.mentions} mentions"
+        f"{c.mentions} mentions, {c.extracted} extracted relations"
     )
 
 
@@ -277,6 +277,115 @@ def kg_show(
         typer.echo(
             f"  formula {formula['slug']}: {formula['expression']} [{formula['output_unit']}]"
         )
+    if details["candidate_relations"]:
+        typer.echo(f"  {details['candidate_relations']} extracted relations await review "
+                   "(telesynth kg review)")  # fmt: skip
+
+
+@kg_app.command("review")
+def kg_review(
+    accept: Annotated[
+        list[int] | None, typer.Option("--accept", help="Accept this extracted relation (id).")
+    ] = None,
+    reject: Annotated[
+        list[int] | None, typer.Option("--reject", help="Reject this extracted relation (id).")
+    ] = None,
+    status: Annotated[
+        str, typer.Option(help="List: candidate, accepted, rejected or all.")
+    ] = "candidate",
+    document: Annotated[
+        str | None, typer.Option(help="Only relations from documents whose path contains this.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Relations listed at most.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Relations extracted from documents: list them with their evidence, accept or reject them
+    (plans use accepted relations only; decisions survive re-imports)."""
+    from telesynth_tui.graph.candidates import list_candidates, review, review_counts
+
+    conn = _project().connect()
+    decisions = [(i, "accepted") for i in accept or []] + [(i, "rejected") for i in reject or []]
+    if decisions:
+        done = review(conn, decisions)
+        if as_json:
+            _echo_json({"decisions": done, "counts": review_counts(conn)})
+            return
+        for d in done:
+            typer.echo(f"relation {d['id']}: {d['status']}")
+        return
+    rows = list_candidates(conn, status, limit, document=document)
+    counts = review_counts(conn)
+    if as_json:
+        _echo_json({"counts": counts, "relations": rows})
+        return
+    typer.echo(", ".join(f"{v} {k}" for k, v in counts.items()) + " extracted relations")
+    for r in rows:
+        typer.echo(
+            f"{r['id']:>6}  {r['subject']} -{r['predicate']}-> {r['object']}  "
+            f"[{r['status']}, {r['confidence']:.2f} {r['rule']}, {Path(r['source']).name}]"
+        )
+        typer.echo(f"        {r['evidence'][:150]}")
+
+
+@kg_app.command("extract")
+def kg_extract(
+    model: Annotated[
+        str, typer.Option("--model", help="A registered GGUF (models list) or a .gguf path.")
+    ],
+    document: Annotated[
+        list[str] | None,
+        typer.Option("--document", help="Only documents whose path contains this (repeatable)."),
+    ] = None,
+    limit_chunks: Annotated[
+        int | None, typer.Option("--limit-chunks", help="Stop after this many chunks.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Extract relations from the imported documents with a GGUF model: schema-constrained
+    triples, kept only when subject and object occur in the chunk; they enter as candidates
+    and are accepted where the structure-aware extractor agrees."""
+    from telesynth_tui.graph.candidates import review_counts
+    from telesynth_tui.graph.llm_extraction import extract_with_llm
+
+    project = _project()
+    conn = project.connect()
+    progress = None if as_json else (lambda line: typer.echo(line, err=True))
+    report = extract_with_llm(project, conn, model, document, limit_chunks, progress)
+    data = {
+        "chunks": report.chunks, "kept": report.kept, "new_relations": report.stored.relations,
+        "supported": report.stored.supported, "dropped": dict(report.dropped.most_common()),
+        "seconds": report.seconds, "review": review_counts(conn),
+    }  # fmt: skip
+    if as_json:
+        _echo_json(data)
+        return
+    typer.echo(
+        f"{report.chunks} chunks, {report.kept} triples kept ({report.stored.relations} new, "
+        f"{report.stored.supported} already extracted), {sum(report.dropped.values())} dropped, "
+        f"{report.seconds} s"
+    )
+    for reason, n in report.dropped.most_common(8):
+        typer.echo(f"  dropped {n}: {reason}")
+
+
+@kg_app.command("remove")
+def kg_remove(
+    paths: Annotated[list[Path], typer.Argument(help="Imported files to forget.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Forget imported files and everything only they supported (chunks, extracted entities
+    and relations, declared relations)."""
+    from telesynth_tui.graph.candidates import remove_documents
+
+    removed = remove_documents(_project().connect(), [str(p) for p in paths])
+    if as_json:
+        _echo_json({"removed": removed})
+    else:
+        for path in removed:
+            typer.echo(f"removed {path}")
+    missing = len(paths) - len(removed)
+    if missing:
+        raise TelesynthError(f"{missing} of the paths were never imported")
 
 
 @kg_app.command("path")

@@ -25,6 +25,12 @@ class IngestSettings(BaseModel):
     chunk_tokens: int = Field(300, ge=32, le=4096, description="token budget of one chunk")
     max_file_mb: float = Field(50.0, gt=0, description="larger files are refused")
     candidate_entities: bool = Field(True, description="turn new mentions into candidates")
+    extract_relations: bool = Field(
+        True, description="extract typed relations from documents (structure-aware)"
+    )
+    accept_confidence: float = Field(
+        0.85, ge=0.0, le=1.01, description="extracted relations at this confidence are accepted"
+    )
 
 
 class RetrievalSettings(BaseModel):
@@ -109,6 +115,8 @@ DEFAULT_SETTINGS_TOML = """\
 chunk_tokens = 300        # token budget of one chunk
 max_file_mb = 50.0        # larger files are refused
 candidate_entities = true # new parameter/counter/spec mentions become candidate entities
+extract_relations = true  # typed relations from document structure, as candidates
+accept_confidence = 0.85  # extracted relations at this confidence are accepted
 
 [retrieval]
 budget_tokens = 1200      # context token budget

@@ -261,10 +261,57 @@ def _m_run_leases(db: sqlite_utils.Database) -> None:
     db.execute(_SAMPLES_ONCE_SQL)
 
 
+_M_EXTRACTION_SQL = """
+ALTER TABLE relations ADD COLUMN status TEXT NOT NULL DEFAULT 'accepted';  -- | candidate | rejected
+ALTER TABLE relations ADD COLUMN origin TEXT NOT NULL DEFAULT 'declared';  -- | extracted
+ALTER TABLE relations ADD COLUMN confidence REAL;  -- best extraction confidence
+ALTER TABLE relations ADD COLUMN decided_by TEXT;  -- rule:agree | rule:confidence | person
+CREATE INDEX idx_relations_status ON relations(status);
+CREATE TABLE relation_extractions (  -- every extractor and chunk that stated a relation
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    relation_id INTEGER NOT NULL REFERENCES relations(id),
+    source_file_id INTEGER NOT NULL REFERENCES source_files(id),
+    chunk_id INTEGER NOT NULL REFERENCES chunks(id),
+    extractor TEXT NOT NULL,     -- structure | llm:<model name>
+    rule TEXT NOT NULL,          -- the rule (structure) or 'schema' (llm)
+    confidence REAL NOT NULL,
+    evidence TEXT NOT NULL,      -- the span of the chunk that states it
+    UNIQUE (relation_id, chunk_id, extractor, rule)
+);
+CREATE INDEX idx_relation_extractions_relation ON relation_extractions(relation_id);
+CREATE INDEX idx_relation_extractions_source ON relation_extractions(source_file_id);
+CREATE TABLE entity_extractions (  -- every chunk an extracted entity (or its alias) came from
+    entity_id INTEGER NOT NULL REFERENCES entities(id),
+    source_file_id INTEGER NOT NULL REFERENCES source_files(id),
+    chunk_id INTEGER NOT NULL REFERENCES chunks(id),
+    extractor TEXT NOT NULL,
+    surface TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    PRIMARY KEY (entity_id, chunk_id, extractor, surface)
+);
+CREATE INDEX idx_entity_extractions_source ON entity_extractions(source_file_id);
+CREATE TABLE triple_reviews (  -- a person's decision on a triple, kept across re-imports
+    subject TEXT NOT NULL,       -- normalised names
+    predicate TEXT NOT NULL,
+    object TEXT NOT NULL,
+    decision TEXT NOT NULL,      -- accepted | rejected
+    decided_at TEXT NOT NULL,
+    PRIMARY KEY (subject, predicate, object)
+)
+"""
+
+
+def _m_relation_extraction(db: sqlite_utils.Database) -> None:
+    """Relations extracted from documents enter as candidates with their sources and
+    confidence; declared (triple-file) relations stay accepted."""
+    _run_script(db, _M_EXTRACTION_SQL)
+
+
 MIGRATIONS: list[Migration] = [
     _m001_knowledge_graph, _m002_chunk_search, _m003_runs, _m004_evaluations, _m005_dta,
     _m_formula_conditions_and_technology,
     _m_run_leases,
+    _m_relation_extraction,
 ]  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 

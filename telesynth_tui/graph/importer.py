@@ -17,6 +17,7 @@ from pathlib import Path
 
 from telesynth_tui.config import IngestSettings
 from telesynth_tui.graph import db
+from telesynth_tui.graph.candidates import apply_acceptance, extract_document
 from telesynth_tui.graph.chunking import chunk_markdown, markdown_title
 from telesynth_tui.graph.formulas import load_formula_file
 from telesynth_tui.graph.issues import ImportIssue
@@ -32,6 +33,7 @@ from telesynth_tui.graph.readers import (
     plain_text_to_markdown,
     read_raw,
 )
+from telesynth_tui.graph.resolution import resolve_duplicates
 from telesynth_tui.graph.store import ENTITY_TYPES, PREDICATES, Counts, KnowledgeGraph
 from telesynth_tui.graph.technology import normalize_technology
 from telesynth_tui.text import has_control_tokens, strip_control_tokens
@@ -194,6 +196,11 @@ class Importer:
         for order, _path, root, raw in pending:
             kind = next(k for k, v in _ORDER.items() if v == order)
             report.files.append(self._import_one(raw, kind, root, handlers[order]))
+        if report.by_status("imported"):
+            with db.transaction(self.conn):  # one entity per thing, then acceptance by rule
+                resolve_duplicates(self.conn)
+                apply_acceptance(self.conn, self.settings.accept_confidence)
+                db.bump_revision(self.conn)
         return report
 
     @staticmethod
@@ -311,6 +318,8 @@ class Importer:
         counts = self.kg.add_document(
             src, title, raw.kind, chunks, candidates=self.settings.candidate_entities
         )
+        if self.settings.extract_relations:
+            counts.extracted = extract_document(self.conn, src, title, chunks).relations
         result.counts.add(counts)
 
     def _import_formulas(self, result: FileResult, raw: RawFile, root: Path, src: int) -> None:

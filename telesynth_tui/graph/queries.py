@@ -25,16 +25,18 @@ def entity_details(conn: sqlite3.Connection, entity_id: int) -> dict[str, object
     ).fetchone()
     relations = [
         {"id": r[0], "subject": r[1], "predicate": r[2], "object": r[3],
-         "source": f"{r[4].rsplit('/', 1)[-1]}:{r[5]}",
-         "evidence_chunk_ids": [int(x) for x in (r[6] or "").split(",") if x]}
+         "source": r[4].rsplit('/', 1)[-1] + (f":{r[5]}" if r[5] is not None else ""),
+         "evidence_chunk_ids": [int(x) for x in (r[6] or "").split(",") if x],
+         "status": r[7]}
         for r in conn.execute(
             """
             SELECT r.id, s.name, r.predicate, o.name, sf.path, r.line,
                    (SELECT GROUP_CONCAT(chunk_id) FROM relation_evidence e
-                    WHERE e.relation_id = r.id)
+                    WHERE e.relation_id = r.id), r.status
             FROM relations r JOIN entities s ON s.id = r.subject_id
             JOIN entities o ON o.id = r.object_id JOIN source_files sf ON sf.id = r.source_file_id
-            WHERE r.subject_id = ? OR r.object_id = ? ORDER BY r.predicate, o.name
+            WHERE (r.subject_id = ? OR r.object_id = ?) AND r.status = 'accepted'
+            ORDER BY r.predicate, o.name
             """,
             (entity_id, entity_id),
         )
@@ -54,6 +56,11 @@ def entity_details(conn: sqlite3.Connection, entity_id: int) -> dict[str, object
             (entity_id,),
         )
     ]
+    waiting = conn.execute(  # extracted relations not accepted (yet): see `kg review`
+        "SELECT COUNT(*) FROM relations WHERE (subject_id = ? OR object_id = ?)"
+        " AND status = 'candidate'",
+        (entity_id, entity_id),
+    ).fetchone()[0]
     mention_chunks = conn.execute(
         "SELECT COUNT(DISTINCT chunk_id) FROM mentions WHERE entity_id = ?", (entity_id,)
     ).fetchone()[0]
@@ -68,6 +75,7 @@ def entity_details(conn: sqlite3.Connection, entity_id: int) -> dict[str, object
         "sources": sources,
         "mention_chunks": mention_chunks,
         "relations": relations,
+        "candidate_relations": waiting,
         "formulas": formulas,
     }
 

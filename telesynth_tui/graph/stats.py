@@ -26,9 +26,13 @@ def kg_stats(conn: sqlite3.Connection) -> dict[str, object]:
         "entities": scalar("SELECT COUNT(*) FROM entities WHERE status = 'curated'"),
         "candidate_entities": scalar("SELECT COUNT(*) FROM entities WHERE status = 'candidate'"),
         "mentions": scalar("SELECT COUNT(*) FROM mentions"),
-        "relations": scalar("SELECT COUNT(*) FROM relations"),
+        "relations": scalar("SELECT COUNT(*) FROM relations WHERE status = 'accepted'"),
+        "extracted_relations": grouped(
+            "SELECT status, COUNT(*) FROM relations WHERE origin = 'extracted' GROUP BY status"
+        ),
         "relations_with_evidence": scalar(
-            "SELECT COUNT(DISTINCT relation_id) FROM relation_evidence"
+            "SELECT COUNT(DISTINCT e.relation_id) FROM relation_evidence e"
+            " JOIN relations r ON r.id = e.relation_id WHERE r.status = 'accepted'"
         ),
         "relations_missing_evidence": KnowledgeGraph(conn).missing_evidence(),
         "formulas": scalar("SELECT COUNT(*) FROM formulas"),
@@ -42,7 +46,8 @@ def kg_stats(conn: sqlite3.Connection) -> dict[str, object]:
             " ORDER BY 2 DESC"
         ),
         "relations_by_predicate": grouped(
-            "SELECT predicate, COUNT(*) FROM relations GROUP BY predicate ORDER BY 2 DESC"
+            "SELECT predicate, COUNT(*) FROM relations WHERE status = 'accepted'"
+            " GROUP BY predicate ORDER BY 2 DESC"
         ),
         "entities_by_technology": grouped(
             "SELECT technology, COUNT(*) FROM entities WHERE status = 'curated'"

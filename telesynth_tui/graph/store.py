@@ -64,6 +64,7 @@ class Counts:
     candidates: int = 0
     relations: int = 0
     formulas: int = 0
+    extracted: int = 0  # relations extracted from documents (candidates until accepted)
 
     def add(self, other: Counts) -> None:
         for key, value in vars(other).items():
@@ -110,7 +111,10 @@ class KnowledgeGraph:
         return int(cur.lastrowid or 0)
 
     def delete_derived(self, source_id: int) -> None:
+        from telesynth_tui.graph.candidates import remove_source_extractions
+
         c = self.conn
+        remove_source_extractions(c, source_id)
         rel = "SELECT id FROM relations WHERE source_file_id = ?"
         c.execute(f"DELETE FROM relation_evidence WHERE relation_id IN ({rel})", (source_id,))
         c.execute("DELETE FROM relations WHERE source_file_id = ?", (source_id,))
@@ -134,12 +138,22 @@ class KnowledgeGraph:
         c.execute("DELETE FROM documents WHERE source_file_id = ?", (source_id,))
         self.delete_orphan_entities()
 
+    def remove_source(self, path: str) -> bool:
+        """Forget an imported file and everything only it supported; False if unknown."""
+        row = self.conn.execute("SELECT id FROM source_files WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            return False
+        self.delete_derived(int(row[0]))
+        self.conn.execute("DELETE FROM source_files WHERE id = ?", (row[0],))
+        return True
+
     def delete_orphan_entities(self) -> None:
         unused = (
             "NOT EXISTS (SELECT 1 FROM entity_sources s WHERE s.entity_id = e.id)"
             " AND NOT EXISTS (SELECT 1 FROM relations r WHERE r.subject_id = e.id"
             " OR r.object_id = e.id)"
             " AND NOT EXISTS (SELECT 1 FROM formulas f WHERE f.entity_id = e.id)"
+            " AND NOT EXISTS (SELECT 1 FROM entity_extractions x WHERE x.entity_id = e.id)"
         )
         orphans = (
             f"SELECT id FROM entities e WHERE {unused} AND (status = 'curated'"
@@ -321,7 +335,17 @@ class KnowledgeGraph:
             " line, evidence_path) VALUES (?, ?, ?, ?, ?, ?)",
             (subject_id, predicate, object_id, source_id, line, evidence_path),
         )
-        return int(cur.lastrowid or 0) if cur.rowcount else None
+        if cur.rowcount:
+            return int(cur.lastrowid or 0)
+        # the same triple extracted from a document becomes a declared (accepted) relation
+        cur = self.conn.execute(
+            "UPDATE relations SET origin = 'declared', status = 'accepted', decided_by = NULL,"
+            " source_file_id = ?, line = ?, evidence_path = ? WHERE subject_id = ?"
+            " AND predicate = ? AND object_id = ? AND origin = 'extracted' RETURNING id",
+            (source_id, line, evidence_path, subject_id, predicate, object_id),
+        )
+        row = cur.fetchone()
+        return int(row[0]) if row else None
 
     def link_evidence(self, relation_ids: Sequence[int] | None = None) -> None:
         """Evidence of a relation: chunks of its source document mentioning subject or object.
@@ -360,6 +384,15 @@ class KnowledgeGraph:
             JOIN mentions ms ON ms.entity_id = r.subject_id
             JOIN mentions mo ON mo.entity_id = r.object_id AND mo.chunk_id = ms.chunk_id
             {where} {"AND" if where else "WHERE"} r.evidence_path IS NULL
+            """,
+            params,
+        )
+        self.conn.execute(  # the chunks an extractor read the relation from
+            f"""
+            INSERT OR IGNORE INTO relation_evidence(relation_id, chunk_id)
+            SELECT r.id, x.chunk_id FROM relations r
+            JOIN relation_extractions x ON x.relation_id = r.id
+            {where} {"AND" if where else "WHERE"} r.origin = 'extracted'
             """,
             params,
         )

@@ -28,14 +28,15 @@ class PatternStep:
 
 
 def load_graph(conn: sqlite3.Connection) -> nx.MultiDiGraph:
-    """All entities as nodes (name, type) and relations as keyed edges (predicate)."""
+    """All entities as nodes (name, type) and accepted relations as keyed edges (predicate);
+    extracted candidates wait for review and are not part of the graph."""
     graph = nx.MultiDiGraph()
     for entity_id, name, type_ in conn.execute("SELECT id, name, type FROM entities"):
         graph.add_node(entity_id, name=name, type=type_)
     graph.add_edges_from(
         (s, o, rid, {"predicate": p})
         for rid, s, p, o in conn.execute(
-            "SELECT id, subject_id, predicate, object_id FROM relations"
+            "SELECT id, subject_id, predicate, object_id FROM relations WHERE status = 'accepted'"
         )
     )
     return graph

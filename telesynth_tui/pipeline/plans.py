@@ -112,13 +112,20 @@ class Planner:
             data = json.loads(prov)
             self.entity_use.update(data.get("entity_ids", []))
             self.relation_use.update(data.get("relation_ids", []))
+        # curated entities and those taking part in accepted relations (extracted ones)
         rows = conn.execute(
-            "SELECT id, name, type, description, technology FROM entities WHERE status = 'curated'"
+            "SELECT id, name, type, description, technology FROM entities e"
+            " WHERE status = 'curated'"
+            " OR EXISTS (SELECT 1 FROM relations r WHERE r.status = 'accepted'"
+            " AND (r.subject_id = e.id OR r.object_id = e.id))"
+            " OR (description != '' AND EXISTS (SELECT 1 FROM entity_extractions x"
+            " WHERE x.entity_id = e.id))"  # a term a document defines
         ).fetchall()
         self.names = {r[0]: (r[1], r[2], r[3]) for r in rows}
         self.technology = {r[0]: r[4] or "" for r in rows}
-        relations = conn.execute(
-            "SELECT id, subject_id, predicate, object_id FROM relations ORDER BY id"
+        relations = conn.execute(  # candidates and rejected extractions never reach a plan
+            "SELECT id, subject_id, predicate, object_id FROM relations"
+            " WHERE status = 'accepted' ORDER BY id"
         )
         self.edges = [tuple(r) for r in relations]
         self.out_edges: dict[int, list[tuple[int, int, str, int]]] = {}

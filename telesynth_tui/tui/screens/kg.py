@@ -19,6 +19,7 @@ from telesynth_tui.tui.base import BaseScreen
 MAX_RESULTS = 40  # entities and passages each
 MAX_EVIDENCE = 8  # evidence passages shown under an entity
 EXPAND_UP_TO = 6  # relation groups with at most this many entities start expanded
+MAX_CANDIDATES = 200  # extracted relations listed for review
 
 
 class KgScreen(BaseScreen):
@@ -27,6 +28,9 @@ class KgScreen(BaseScreen):
         Binding("p", "focus_path", "Path"),
         Binding("t", "focus_tree", "Tree"),
         Binding("escape", "leave_input", "Back to results", show=False),
+        Binding("c", "candidates", "Extracted relations to review", show=False),
+        Binding("a", "decide('accepted')", "Accept the extracted relation", show=False),
+        Binding("x", "decide('rejected')", "Reject the extracted relation", show=False),
     ]
     AUTO_FOCUS = "#kg-results"
     DEFAULT_CSS = """
@@ -67,12 +71,28 @@ class KgScreen(BaseScreen):
             super().__init__()
             self.chunk = chunk
 
+    class CandidatesLoaded(Message):
+        def __init__(self, relations: list[dict[str, Any]], counts: dict[str, int]) -> None:
+            super().__init__()
+            self.relations = relations
+            self.counts = counts
+
+    class Decided(Message):
+        def __init__(self, relation_id: int, status: str) -> None:
+            super().__init__()
+            self.relation_id = relation_id
+            self.status = status
+
     class PathFound(Message):
         def __init__(self, source: str, target: str, steps: list[dict[str, Any]]) -> None:
             super().__init__()
             self.source = source
             self.target = target
             self.steps = steps
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._candidates: dict[int, dict[str, Any]] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -107,6 +127,9 @@ class KgScreen(BaseScreen):
     def commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Search the knowledge graph (/)", "Entities and document passages",
                             self.action_focus_search)  # fmt: skip
+        yield SystemCommand("Review extracted relations (c)",
+                            "Candidates from your documents: a accepts, x rejects",
+                            self.action_candidates)  # fmt: skip
         yield SystemCommand("Shortest path between two entities (p)",
                             "The chain of relations linking two entities",
                             self.action_focus_path)  # fmt: skip
@@ -124,6 +147,21 @@ class KgScreen(BaseScreen):
 
     def action_leave_input(self) -> None:
         self.query_one("#kg-results", DataTable).focus()
+
+    def action_candidates(self) -> None:
+        self.load_candidates()
+
+    def action_decide(self, decision: str) -> None:
+        table = self.query_one("#kg-results", DataTable)
+        if not table.row_count:
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value or ""
+        kind, _, raw_id = key.partition(":")
+        if kind != "r":
+            self.notify("Press c to list extracted relations, then a or x on one.",
+                        severity="warning")  # fmt: skip
+            return
+        self.decide(int(raw_id), decision)
 
     @on(Input.Submitted, "#kg-search")
     def _search_submitted(self, event: Input.Submitted) -> None:
@@ -144,11 +182,21 @@ class KgScreen(BaseScreen):
             return
         self.find_path(source, target)
 
+    @on(DataTable.RowHighlighted, "#kg-results")
+    def _result_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        key = event.row_key.value or ""
+        if key.startswith("r:") and int(key[2:]) in self._candidates:
+            self._show_detail(_candidate_text(self._candidates[int(key[2:])]))
+
     @on(DataTable.RowSelected, "#kg-results")
     def _result_selected(self, event: DataTable.RowSelected) -> None:
         key = event.row_key.value or ""
         kind, _, raw_id = key.partition(":")
-        if kind == "e":
+        if kind == "r":
+            candidate = self._candidates.get(int(raw_id))
+            if candidate:
+                self.open_entity_named(str(candidate["subject"]))
+        elif kind == "e":
             self.open_entity(int(raw_id))
         elif kind == "c":
             self.open_chunk(int(raw_id))
@@ -212,6 +260,30 @@ class KgScreen(BaseScreen):
         if chunks:
             self.post_message(self.ChunkLoaded(chunks[0]))
 
+    @work(thread=True, exclusive=True, group="kg-search", exit_on_error=False)
+    def load_candidates(self) -> None:
+        from telesynth_tui.graph.candidates import list_candidates, review_counts
+
+        conn = self.backends.connect()
+        try:
+            message = self.CandidatesLoaded(
+                list_candidates(conn, "candidate", MAX_CANDIDATES), review_counts(conn)
+            )
+        finally:
+            conn.close()
+        self.post_message(message)
+
+    @work(thread=True, group="kg-review", exit_on_error=False)
+    def decide(self, relation_id: int, decision: str) -> None:
+        from telesynth_tui.graph.candidates import review
+
+        conn = self.backends.connect()
+        try:
+            done = review(conn, [(relation_id, decision)])[0]
+        finally:
+            conn.close()
+        self.post_message(self.Decided(int(done["id"]), str(done["status"])))
+
     @work(thread=True, exclusive=True, group="kg-path", exit_on_error=False)
     def find_path(self, source: str, target: str) -> None:
         from telesynth_tui.graph.queries import path_between
@@ -248,6 +320,36 @@ class KgScreen(BaseScreen):
             self.open_entity(int(first["id"]))
         else:
             self.open_chunk(int(message.chunks[0]["id"]))
+
+    def on_kg_screen_candidates_loaded(self, message: CandidatesLoaded) -> None:
+        table = self.query_one("#kg-results", DataTable)
+        table.clear()
+        self._candidates = {int(r["id"]): r for r in message.relations}
+        for r in message.relations:
+            table.add_row(_candidate_label(r), f"{r['confidence']:.2f}", key=f"r:{r['id']}")
+        c = message.counts
+        summary = f"{c['candidate']} to review, {c['accepted']} accepted, {c['rejected']} rejected"
+        if not message.relations:
+            table.add_row(Text("no extracted relation waits for review", style="dim"), "")
+            self._show_detail(Text(summary, style="dim"))
+            return
+        table.move_cursor(row=0)
+        table.focus()
+        self.notify(f"{summary}. a accepts, x rejects the highlighted relation.")
+
+    def on_kg_screen_decided(self, message: Decided) -> None:
+        table = self.query_one("#kg-results", DataTable)
+        key = f"r:{message.relation_id}"
+        candidate = self._candidates.get(message.relation_id)
+        if candidate is None or key not in {k.value for k in table.rows}:
+            return
+        candidate["status"] = message.status
+        table.update_cell(key, "name", _candidate_label(candidate))
+        row = table.get_row_index(key)
+        if table.cursor_row == row and row + 1 < table.row_count:
+            table.move_cursor(row=row + 1)
+        self.notify(f"{candidate['subject']} -{candidate['predicate']}-> "
+                    f"{candidate['object']}: {message.status}")  # fmt: skip
 
     def on_kg_screen_entity_loaded(self, message: EntityLoaded) -> None:
         details = message.details
@@ -291,6 +393,28 @@ class KgScreen(BaseScreen):
     def _show_detail(self, text: Text) -> None:
         self.query_one("#kg-detail", Static).update(text)
         self.query_one("#kg-detail-box", VerticalScroll).scroll_home(animate=False)
+
+
+def _candidate_label(r: dict[str, Any]) -> Text:
+    mark = {"accepted": "✓ ", "rejected": "✗ "}.get(str(r["status"]), "")
+    label = Text(mark, style="bold")
+    label.append(f"{r['subject']} -{r['predicate']}-> {r['object']}")
+    if r["status"] == "rejected":
+        label.stylize("strike dim")
+    return label
+
+
+def _candidate_text(r: dict[str, Any]) -> Text:
+    text = Text()
+    text.append(f"{r['subject']} ({r['subject_type']})\n", style="bold")
+    text.append(f"  -{r['predicate']}->\n", style="bold")
+    text.append(f"{r['object']} ({r['object_type']})\n\n", style="bold")
+    text.append(f"{r['status']} · confidence {r['confidence']:.2f} · rule {r['rule']} · "
+                f"{', '.join(r['extractors'])}\n", style="dim")  # fmt: skip
+    text.append(f"{str(r['source']).rsplit('/', 1)[-1]}\n\n", style="dim")
+    text.append(str(r["evidence"]))
+    text.append("\n\na accepts, x rejects; Enter opens the subject", style="dim")
+    return text
 
 
 def _where(chunk: dict[str, Any]) -> str:

@@ -1,0 +1,309 @@
+"""LLM relation extraction with any registered GGUF: schema-constrained triples from the
+predicate vocabulary, each one checked against the chunk it came from.
+
+The output schema enumerates the 13 entity types and the predicates, so the model can only
+write triples of the graph's schema. A triple is kept only when its subject and its object both
+occur in the chunk (the evidence span is the sentence that holds them) and their types fit the
+predicate; anything else is dropped with its reason. Kept triples are stored as candidates with
+extractor `llm:<model>` and a fixed confidence below the acceptance threshold: an LLM triple is
+accepted when the structure-aware extractor agrees, or by a person.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from telesynth_tui.errors import TelesynthError
+from telesynth_tui.graph.candidates import StoreReport, apply_acceptance, store_extractions
+from telesynth_tui.graph.extraction import XEntity, XTriple
+from telesynth_tui.graph.resolution import EntityIndex
+from telesynth_tui.graph.store import ENTITY_TYPES, PREDICATES
+from telesynth_tui.inference.generator import Generator, SamplingParams
+from telesynth_tui.text import normalize_name
+
+LLM_CONFIDENCE = 0.5
+MAX_TRIPLES = 8
+
+SYSTEM = (
+    "You extract facts for a telecom knowledge graph. Copy entity names exactly as they are "
+    "written in the text. Use only these relations (subject type -> object type):\n"
+    + "\n".join(
+        f"- {p}: {'/'.join(sorted(s)) if s else 'any'} -> {'/'.join(sorted(o)) if o else 'any'}"
+        for p, (s, o) in PREDICATES.items()
+        if p != "related_to"
+    )
+)
+
+
+def triples_schema(max_triples: int = MAX_TRIPLES) -> dict[str, Any]:
+    name = {"type": "string", "minLength": 2, "maxLength": 80}
+    return {
+        "type": "object",
+        "properties": {
+            "triples": {
+                "type": "array",
+                "maxItems": max_triples,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "subject": name,
+                        "subject_type": {"type": "string", "enum": list(ENTITY_TYPES)},
+                        "predicate": {
+                            "type": "string",
+                            "enum": [p for p in PREDICATES if p != "related_to"],
+                        },
+                        "object": name,
+                        "object_type": {"type": "string", "enum": list(ENTITY_TYPES)},
+                    },
+                    "required": ["subject", "subject_type", "predicate", "object", "object_type"],
+                },
+            }
+        },
+        "required": ["triples"],
+    }
+
+
+@dataclass
+class ChunkResult:
+    triples: list[XTriple] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    raw: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?:;])\s+|\n+")
+
+
+def _find(name: str, text: str) -> int | None:
+    """Where a name occurs in the text (case-insensitive, by whole words), or None."""
+    words = normalize_name(name).split()
+    if not words:
+        return None
+    pattern = r"(?<![A-Za-z0-9])" + r"[\s\-_/.]*".join(re.escape(w) for w in words)
+    match = re.search(pattern + r"(?![A-Za-z0-9])", text, re.IGNORECASE)
+    return match.start() if match else None
+
+
+def evidence_span(text: str, subject: str, obj: str) -> str | None:
+    """The sentence (or two adjacent ones) of the chunk that names both; None if the chunk does
+    not name both."""
+    if _find(subject, text) is None or _find(obj, text) is None:
+        return None
+    sentences = [s.strip() for s in _SENTENCE_SPLIT.split(text) if s.strip()]
+    for sentence in sentences:
+        if _find(subject, sentence) is not None and _find(obj, sentence) is not None:
+            return sentence[:400]
+    for i in range(len(sentences)):
+        pair = " ".join(sentences[i : i + 2])
+        if _find(subject, pair) is not None and _find(obj, pair) is not None:
+            return pair[:400]
+    return " ".join(text.split())[:400]
+
+
+class LlmExtractor:
+    """One GGUF model extracting triples chunk by chunk."""
+
+    def __init__(self, generator: Generator, max_tokens: int = 384) -> None:
+        self.generator = generator
+        self.name = generator.name
+        self.max_tokens = max_tokens
+        self.cancel: Callable[[], bool] | None = None
+
+    def messages(self, heading: str, text: str) -> list[dict[str, str]]:
+        request = (
+            f"Section: {heading}\n\nText:\n{text}\n\nList the facts this text states as JSON "
+            f"triples (at most {MAX_TRIPLES})."
+        )
+        return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": request}]
+
+    def extract_chunk(self, index: int, heading: str, text: str) -> ChunkResult:
+        result = ChunkResult()
+        params = SamplingParams(
+            max_tokens=self.max_tokens, temperature=0.0, json_schema=triples_schema()
+        )
+        try:
+            result.raw = "".join(
+                self.generator.stream(self.messages(heading, text), params, self.cancel)
+            )
+        except TelesynthError as exc:
+            result.dropped.append(f"model call failed: {exc}")
+            return result
+        metrics = self.generator.last_metrics
+        result.metrics = metrics.to_dict() if metrics else {}
+        try:
+            data = json.loads(result.raw)
+        except json.JSONDecodeError as exc:
+            cut = (
+                " (cut at the token limit)" if result.metrics.get("stop_reason") == "length" else ""
+            )
+            result.dropped.append(f"invalid JSON{cut}: {exc.msg}")
+            return result
+        rows = data.get("triples", []) if isinstance(data, dict) else []
+        for row in rows if isinstance(rows, list) else []:
+            triple, reason = self.check(index, text, row)
+            if triple is None:
+                result.dropped.append(reason)
+            else:
+                result.triples.append(triple)
+        return result
+
+    @staticmethod
+    def check(index: int, text: str, row: Any) -> tuple[XTriple | None, str]:
+        """The triple if it is grounded in the chunk and fits the schema, else why not."""
+        if not isinstance(row, dict):
+            return None, "not an object"
+        subject = " ".join(str(row.get("subject", "")).split())
+        obj = " ".join(str(row.get("object", "")).split())
+        predicate = str(row.get("predicate", ""))
+        s_type, o_type = str(row.get("subject_type", "")), str(row.get("object_type", ""))
+        if predicate not in PREDICATES:
+            return None, f"unknown predicate {predicate!r}"
+        if normalize_name(subject) == normalize_name(obj):
+            return None, f"subject and object are the same ({subject!r})"
+        for label, name in (("subject", subject), ("object", obj)):
+            if _find(name, text) is None:
+                return None, f"{label} {name!r} does not occur in the chunk"
+        allowed_s, allowed_o = PREDICATES[predicate]
+        if allowed_s is not None and s_type not in allowed_s:
+            return None, f"{predicate} cannot start at a {s_type} ({subject!r})"
+        if allowed_o is not None and o_type not in allowed_o:
+            return None, f"{predicate} cannot end at a {o_type} ({obj!r})"
+        span = evidence_span(text, subject, obj) or ""
+        triple = XTriple(
+            XEntity(subject, s_type), predicate, XEntity(obj, o_type), index, span, "schema",
+            LLM_CONFIDENCE,
+        )  # fmt: skip
+        return triple, ""
+
+
+@dataclass
+class LlmReport:
+    chunks: int = 0
+    kept: int = 0
+    stored: StoreReport = field(default_factory=StoreReport)
+    dropped: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+
+def _reason_kind(reason: str) -> str:
+    """Reasons grouped for a summary ('subject ... does not occur in the chunk' -> one line)."""
+    reason = re.sub(r"'[^']*'", "'…'", reason)
+    return re.sub(r"\([^)]*\)", "(…)", reason)
+
+
+def extract_documents(
+    conn: sqlite3.Connection,
+    extractor: LlmExtractor,
+    paths: Sequence[str] | None = None,
+    threshold: float = 0.85,
+    limit_chunks: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> LlmReport:
+    """Run the LLM extractor over imported documents (all, or those whose path contains one of
+    `paths`), one transaction per document, then apply the acceptance rule."""
+    import time
+
+    from telesynth_tui.graph import db
+
+    t0 = time.perf_counter()
+    report = LlmReport()
+    docs = conn.execute(
+        "SELECT d.id, d.source_file_id, sf.path FROM documents d JOIN source_files sf"
+        " ON sf.id = d.source_file_id ORDER BY sf.path, d.id"
+    ).fetchall()
+    if paths is not None:
+        docs = [d for d in docs if any(p in d[2] for p in paths)]
+    family = f"llm:{extractor.name}"
+    for doc_id, source_id, path in docs:
+        chunks = conn.execute(
+            "SELECT id, heading, text FROM chunks WHERE document_id = ? ORDER BY ordinal",
+            (doc_id,),
+        ).fetchall()
+        triples: list[XTriple] = []
+        for index, (_cid, heading, text) in enumerate(chunks):
+            if limit_chunks is not None and report.chunks >= limit_chunks:
+                break
+            result = extractor.extract_chunk(index, heading or "", text)
+            report.chunks += 1
+            report.kept += len(result.triples)
+            report.dropped.update(_reason_kind(r) for r in result.dropped)
+            triples += result.triples
+            if progress:
+                progress(f"{path.rsplit('/', 1)[-1]} chunk {index + 1}/{len(chunks)}: "
+                         f"{len(result.triples)} kept, {len(result.dropped)} dropped")  # fmt: skip
+        with db.transaction(conn):
+            conn.execute(  # a second run replaces this model's earlier extractions
+                "DELETE FROM relation_extractions WHERE source_file_id = ? AND extractor = ?",
+                (source_id, family),
+            )
+            stored = store_extractions(
+                conn, source_id, [int(c[0]) for c in chunks], triples, family, EntityIndex(conn)
+            )
+            _drop_unsupported(conn, source_id)
+        report.stored.relations += stored.relations
+        report.stored.supported += stored.supported
+        report.stored.entities += stored.entities
+        report.dropped.update(_reason_kind(r) for r in stored.dropped)
+        if limit_chunks is not None and report.chunks >= limit_chunks:
+            break
+    with db.transaction(conn):
+        apply_acceptance(conn, threshold)
+        db.bump_revision(conn)
+    report.seconds = round(time.perf_counter() - t0, 1)
+    return report
+
+
+def _drop_unsupported(conn: sqlite3.Connection, source_id: int) -> None:
+    """Extracted relations of this source that no extraction supports any more."""
+    ids = [
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM relations r WHERE origin = 'extracted' AND source_file_id = ?"
+            " AND NOT EXISTS (SELECT 1 FROM relation_extractions x WHERE x.relation_id = r.id)",
+            (source_id,),
+        )
+    ]
+    for relation_id in ids:
+        conn.execute("DELETE FROM relation_evidence WHERE relation_id = ?", (relation_id,))
+        conn.execute("DELETE FROM relations WHERE id = ?", (relation_id,))
+
+
+def open_generator(project: Any, model: str) -> Generator:
+    """A registered model by name, or a .gguf file by path."""
+    from pathlib import Path
+
+    if model.endswith(".gguf") or Path(model).is_file():
+        from telesynth_tui.inference.generator import LlamaGenerator
+
+        path = Path(model).expanduser()
+        if not path.is_file():
+            raise TelesynthError(f"{model}: no such model file")
+        m = project.settings.models
+        return LlamaGenerator(path, path.stem, threads=m.llama_threads, n_ctx=m.n_ctx,
+                              n_batch=m.n_batch, energy=project.energy_meter())  # fmt: skip
+    return project.generator(model)
+
+
+def extract_with_llm(
+    project: Any,
+    conn: sqlite3.Connection,
+    model: str,
+    paths: Sequence[str] | None = None,
+    limit_chunks: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> LlmReport:
+    generator = open_generator(project, model)
+    try:
+        return extract_documents(conn, LlmExtractor(generator), paths,
+                                 project.settings.ingest.accept_confidence, limit_chunks,
+                                 progress)  # fmt: skip
+    finally:
+        close = getattr(generator, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,140 @@
+"""The LLM extractor: schema, grounding of every triple in its chunk, drops with reasons,
+storage as candidates and acceptance when both extractors agree (a fake model; the real one is
+measured by bench/extraction.py --llm)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from telesynth_tui.graph.importer import import_paths
+from telesynth_tui.graph.llm_extraction import (
+    LlmExtractor,
+    evidence_span,
+    extract_documents,
+    triples_schema,
+)
+from telesynth_tui.graph.store import ENTITY_TYPES
+from telesynth_tui.inference.generator import SamplingParams
+from telesynth_tui.inference.metrics import CallMetrics
+from telesynth_tui.project import Project
+
+from .test_extraction import RUNBOOK
+
+
+class FakeModel:
+    """Answers every chunk with the same JSON (or a function of the prompt)."""
+
+    n_ctx = 4096
+
+    def __init__(self, answer: Callable[[str], str]) -> None:
+        self.name = "fake"
+        self.answer = answer
+        self.last_metrics: CallMetrics | None = None
+        self.schemas: list[dict] = []
+
+    def stream(self, messages: Sequence[dict[str, str]], params: SamplingParams,
+               cancel: Callable[[], bool] | None = None) -> Iterator[str]:  # fmt: skip
+        assert params.json_schema is not None
+        self.schemas.append(params.json_schema)
+        self.last_metrics = CallMetrics(self.name, "generate", prompt_tokens=10, output_tokens=5)
+        yield self.answer(messages[-1]["content"])
+
+
+def _row(s: str, st: str, p: str, o: str, ot: str) -> dict[str, str]:
+    return {"subject": s, "subject_type": st, "predicate": p, "object": o, "object_type": ot}
+
+
+def test_schema_enumerates_types_and_predicates() -> None:
+    item = triples_schema()["properties"]["triples"]["items"]["properties"]
+    assert item["subject_type"]["enum"] == list(ENTITY_TYPES)
+    assert "resolved_by" in item["predicate"]["enum"]
+
+
+def test_grounding_and_drop_reasons() -> None:
+    text = "Check paging load counters: read pmPagDiscarded per hour."
+    rows = [
+        _row("Check paging load counters", "Check", "reads", "pmPagDiscarded", "Counter"),
+        _row("Check paging load counters", "Check", "reads", "pmInvented", "Counter"),
+        _row("pmPagDiscarded", "Counter", "resolved_by", "Check paging load counters", "Check"),
+        _row("pmPagDiscarded", "Counter", "reads", "pmPagDiscarded", "Counter"),
+        _row("PAGING LOAD COUNTERS", "Concept", "frobs", "pmPagDiscarded", "Counter"),
+    ]
+    model = FakeModel(lambda _: json.dumps({"triples": rows}))
+    result = LlmExtractor(model).extract_chunk(0, "Checks", text)  # type: ignore[arg-type]
+    assert [(t.subject.name, t.predicate, t.object.name) for t in result.triples] == [
+        ("Check paging load counters", "reads", "pmPagDiscarded")
+    ]
+    assert result.triples[0].evidence == text and result.triples[0].rule == "schema"
+    assert result.dropped == [
+        "object 'pmInvented' does not occur in the chunk",
+        "resolved_by cannot start at a Counter ('pmPagDiscarded')",
+        "subject and object are the same ('pmPagDiscarded')",
+        "unknown predicate 'frobs'",
+    ]
+
+
+def test_invalid_json_is_a_reason_not_a_crash() -> None:
+    result = LlmExtractor(FakeModel(lambda _: '{"triples": [')).extract_chunk(0, "h", "text")  # type: ignore[arg-type]
+    assert result.triples == [] and result.dropped[0].startswith("invalid JSON")
+
+
+def test_evidence_span_is_the_sentence_naming_both() -> None:
+    text = "First sentence. The Short paging cycle is fixed by Increase defaultPagingCycle. End."
+    span = evidence_span(text, "short paging cycle", "increase defaultpagingcycle")
+    assert span == "The Short paging cycle is fixed by Increase defaultPagingCycle."
+    assert evidence_span(text, "short paging cycle", "nothing here") is None
+
+
+def test_agreement_accepts_and_llm_alone_stays_candidate(project: Project, tmp_path: Path) -> None:
+    doc = tmp_path / "paging.md"
+    doc.write_text(RUNBOOK)
+    conn = project.connect()
+    import_paths(conn, [doc], project.settings.ingest)
+
+    def answer(prompt: str) -> str:
+        rows = []
+        if "Increase defaultPagingCycle" in prompt:  # agrees with a 0.95 structure triple
+            rows.append(_row("Short paging cycle", "RootCause", "resolved_by",
+                             "Increase defaultPagingCycle", "Action"))  # fmt: skip
+        if "signature of Paging channel overload" in prompt:
+            # agrees with a structure triple under the threshold (symptom rule, 0.7)
+            rows.append(_row("pmPagDiscarded", "Counter", "indicates",
+                             "Paging channel overload", "RootCause"))  # fmt: skip
+        if "rf32 to rf64" in prompt:  # only the LLM says this
+            rows.append(_row("Increase defaultPagingCycle", "Action", "uses",
+                             "defaultPagingCycle", "Parameter"))  # fmt: skip
+        return json.dumps({"triples": rows})
+
+    def status(s: str, p: str, o: str) -> tuple[str, str | None, list[str]]:
+        row = conn.execute(
+            "SELECT r.status, r.decided_by, (SELECT GROUP_CONCAT(DISTINCT extractor) FROM"
+            " relation_extractions x WHERE x.relation_id = r.id) FROM relations r"
+            " JOIN entities a ON a.id = r.subject_id JOIN entities b ON b.id = r.object_id"
+            " WHERE a.name = ? AND r.predicate = ? AND b.name = ?",
+            (s, p, o),
+        ).fetchone()
+        return row[0], row[1], sorted(row[2].split(","))
+
+    before = status("pmPagDiscarded", "indicates", "Paging channel overload")
+    assert before[0] == "candidate"
+    report = extract_documents(conn, LlmExtractor(FakeModel(answer)), threshold=0.85)  # type: ignore[arg-type]
+    assert report.chunks > 0 and report.kept >= 3
+    assert status("pmPagDiscarded", "indicates", "Paging channel overload") == (
+        "accepted", "rule:agree", ["llm:fake", "structure"])  # fmt: skip
+    assert status("Increase defaultPagingCycle", "uses", "defaultPagingCycle") == (
+        "candidate", None, ["llm:fake"])  # fmt: skip
+    # a second run replaces the model's earlier extractions, it does not add to them
+    again = extract_documents(conn, LlmExtractor(FakeModel(lambda _: '{"triples": []}')))  # type: ignore[arg-type]
+    assert again.kept == 0
+    gone = conn.execute(
+        "SELECT COUNT(*) FROM relation_extractions WHERE extractor = 'llm:fake'"
+    ).fetchone()[0]
+    assert gone == 0
+    assert status("pmPagDiscarded", "indicates", "Paging channel overload")[0] == "candidate"
+    orphan = conn.execute(
+        "SELECT COUNT(*) FROM relations r JOIN entities a ON a.id = r.subject_id"
+        " WHERE a.name = 'Increase defaultPagingCycle' AND r.predicate = 'uses'"
+    ).fetchone()[0]
+    assert orphan == 0
