@@ -97,7 +97,8 @@ class KnowledgeIndex:
             index.names[entity_id] = normalize_name(name)
             index.types.setdefault(normalize_name(name), type_)
             index.display.setdefault(normalize_name(name), name)
-        for s, p, o in conn.execute("SELECT subject_id, predicate, object_id FROM relations"):
+        accepted = "SELECT subject_id, predicate, object_id FROM relations WHERE status = ?"
+        for s, p, o in conn.execute(accepted, ("accepted",)):
             if s in index.names and o in index.names:
                 index.edges.add((index.names[s], p, index.names[o]))
         for row in conn.execute(
