@@ -75,9 +75,22 @@ def test_output_path_check(tmp_path: Path) -> None:
     check_output_path(proj, tmp_path / "new.jsonl")
 
 
+def _store_one_accepted(conn: sqlite3.Connection, run_id: int) -> None:
+    """One accepted sample in the run's first plan, so the run has something to export."""
+    plan_id = conn.execute("SELECT id FROM plans WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()[0]
+    row = {"run_id": run_id, "plan_id": plan_id, "type": "factual",
+           "question": "Which counter shows RRC setup failures?",
+           "answer": "pmRrcConnEstabFail counts failed RRC connection setups.", "steps": "[]",
+           "context": "[]", "cited": "[]", "provenance": "{}", "generator": "kg-template",
+           "raw_text": None, "status": "accepted", "reason": None, "scores": "{}",
+           "quality": 1.0}  # fmt: skip
+    assert store_plan(conn, run_id, plan_id, [row], []) is True
+
+
 def test_export_cli_keeps_the_project_database(bundled: Project, tmp_path: Path) -> None:
     conn = bundled.connect()
     run_id = create_run(conn, RunConfig(n=3))
+    _store_one_accepted(conn, run_id)
     before = bundled.database.read_bytes()[:100]
     for target in ("telesynth.db", "telesynth.toml"):
         result = run_cli("export", str(run_id), "--out", str(bundled.path / target),

@@ -185,8 +185,8 @@ def test_generate_100_on_the_embedded_defaults(generated: Path) -> None:
 def test_exports_parse_back(generated: Path, tmp_path: Path) -> None:
     for fmt in ("sft", "rft", "csv"):
         out = tmp_path / f"out.{'csv' if fmt == 'csv' else 'jsonl'}"
-        data = json.loads(run_cli("export", "1", "--format", fmt, "--out", str(out), "--json",
-                                  project=generated, check=True).stdout)  # fmt: skip
+        args = ("export", "1", "--format", fmt, "--out", str(out), "--force", "--json")
+        data = json.loads(run_cli(*args, project=generated, check=True).stdout)
         card = out.with_suffix(".card.md").read_text()
         assert card.startswith("---\n") and "# Dataset card: run 1" in card
         if fmt == "csv":

@@ -35,8 +35,9 @@ def read_own_samples(path: Path, text: str | None = None) -> EvalSet:
             record = json.loads(content)
             messages = record.get("prompt") or record["messages"][:-1]
             user = next(m["content"] for m in messages if m["role"] == "user")
-            answer = record.get("completion") or record["messages"]  # sft layouts
-            reference = record.get("reference_answer") or answer[-1]["content"]
+            reference = record.get("reference_answer")
+            if reference is None:  # sft layouts: the answer is the last message
+                reference = (record.get("completion") or record["messages"])[-1]["content"]
             question = user.split("Question: ", 1)[-1]
             context = (
                 user.split("Question: ", 1)[0].removeprefix("Context:\n")

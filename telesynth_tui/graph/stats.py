@@ -62,7 +62,10 @@ def repair_graph(conn: sqlite3.Connection) -> dict[str, int]:
     """Recompute every relation's evidence from the chunks in the graph, in one transaction."""
 
     def with_evidence() -> int:
-        sql = "SELECT COUNT(DISTINCT relation_id) FROM relation_evidence"
+        sql = (
+            "SELECT COUNT(DISTINCT e.relation_id) FROM relation_evidence e"
+            " JOIN relations r ON r.id = e.relation_id WHERE r.status = 'accepted'"
+        )
         return int(conn.execute(sql).fetchone()[0])
 
     kg = KnowledgeGraph(conn)
@@ -71,7 +74,9 @@ def repair_graph(conn: sqlite3.Connection) -> dict[str, int]:
         kg.link_evidence()
         db.bump_revision(conn)
     return {
-        "relations": int(conn.execute("SELECT COUNT(*) FROM relations").fetchone()[0]),
+        "relations": int(
+            conn.execute("SELECT COUNT(*) FROM relations WHERE status = 'accepted'").fetchone()[0]
+        ),
         "with_evidence_before": before,
         "missing_before": missing,
         "with_evidence_after": with_evidence(),

@@ -36,7 +36,7 @@ def cross_technology_relations(conn: sqlite3.Connection) -> list[dict[str, objec
         " FROM relations r JOIN entities s ON s.id = r.subject_id"
         " JOIN entities o ON o.id = r.object_id JOIN source_files f ON f.id = r.source_file_id"
         " WHERE s.technology IN ('LTE', 'NR') AND o.technology IN ('LTE', 'NR')"
-        " AND s.technology != o.technology ORDER BY r.id"
+        " AND s.technology != o.technology AND r.status = 'accepted' ORDER BY r.id"
     ).fetchall()
     return [
         {"relation_id": r[0], "subject": r[1], "subject_technology": r[2], "predicate": r[3],
