@@ -16,7 +16,13 @@ import numpy as np
 
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.inference.energy import EnergyMeter
-from telesynth_tui.inference.generator import LlamaGenerator, SamplingParams, _quiet_stderr
+from telesynth_tui.inference.generator import (
+    LlamaGenerator,
+    SamplingParams,
+    _quiet_stderr,
+    auto_threads,
+    new_llama,
+)
 from telesynth_tui.inference.metrics import CallMetrics, decode_rate
 from telesynth_tui.inference.registry import ModelEntry
 
@@ -43,6 +49,67 @@ BENCH_SCHEMA = {
 }
 
 
+PIPELINE_SYSTEM = (
+    "You write training data for RAN engineers. Use only the numbered context. Every answer must "
+    "be correct, complete and grounded; cite the context items you used by their numbers."
+)
+PIPELINE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "question": {"type": "string", "minLength": 8, "maxLength": 240},
+        "causes": {"type": "array", "minItems": 1, "maxItems": 3,
+                   "items": {"type": "string", "maxLength": 160}},
+        "checks": {"type": "array", "minItems": 1, "maxItems": 3,
+                   "items": {"type": "string", "maxLength": 160}},
+        "actions": {"type": "array", "minItems": 1, "maxItems": 3,
+                    "items": {"type": "string", "maxLength": 160}},
+        "verification": {"type": "string", "maxLength": 240},
+        "cited": {"type": "array", "maxItems": 4, "items": {"type": "integer"}},
+    },
+    "required": ["question", "causes", "checks", "actions", "verification", "cited"],
+}  # fmt: skip
+PIPELINE_TASK = (
+    "Write one troubleshooting question-answer pair as JSON: the question describes a symptom; "
+    "the answer lists likely causes, checks with the KPIs and counters to read, actions with "
+    "parameter changes, and how to verify."
+)
+
+
+def pipeline_contexts(kg_dir: Path, count: int, words: int = 520) -> list[list[str]]:
+    """`count` contexts of about `words` words (about 900 prompt tokens with the system text
+    and task on a 49k vocabulary), each a run of consecutive paragraphs of one bundled runbook,
+    as the retriever would hand them to the generator."""
+    paragraphs: list[str] = []
+    for path in sorted((kg_dir / "docs").rglob("*.md")):
+        for para in path.read_text(encoding="utf-8").split("\n\n"):
+            text = " ".join(para.split())
+            if len(text) > 40 and not text.startswith("#"):
+                paragraphs.append(text[:700])
+    contexts: list[list[str]] = []
+    start = 0
+    while len(contexts) < count and paragraphs:
+        items: list[str] = []
+        n = 0
+        while n < words:
+            text = paragraphs[start % len(paragraphs)]
+            start += 1
+            items.append(text)
+            n += len(text.split())
+        contexts.append(items)
+        start += 7  # the next context starts elsewhere
+    return contexts
+
+
+def pipeline_messages(context: list[str], task: str = PIPELINE_TASK) -> list[dict[str, str]]:
+    """A generation call as the pipeline lays it out: system text, then the numbered context,
+    then the task, so consecutive calls on one context share everything but the task."""
+    numbered = "\n".join(f"[{i}] {text}" for i, text in enumerate(context, 1))
+    return [
+        {"role": "system", "content": PIPELINE_SYSTEM},
+        {"role": "user", "content": f"Context:\n{numbered}\n\n{task}"},
+    ]
+
+
 def _median(values: Sequence[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
@@ -56,10 +123,8 @@ class BareLoop:
     """The reference: llama-cpp-python's own generate loop on its own Llama, nothing around it."""
 
     def __init__(self, path: Path, threads: int, n_ctx: int, n_batch: int) -> None:
-        from llama_cpp import Llama
-
         with _quiet_stderr():
-            self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_batch,
+            self.llm = new_llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_batch,
                              n_threads=threads, n_threads_batch=threads, verbose=False)  # fmt: skip
 
     def run(self, prompt: list[int], max_tokens: int) -> dict[str, float | None]:
@@ -86,7 +151,7 @@ class BareLoop:
 
 def bench_generator(
     entry: ModelEntry,
-    threads: int,
+    threads: int | None,
     n_ctx: int,
     n_batch: int,
     energy: EnergyMeter,
@@ -98,7 +163,7 @@ def bench_generator(
     Each run's free and bare generations produce as many tokens as its JSON generation did, so
     the rates compare decoding at the same context lengths."""
     generator = LlamaGenerator(entry.path, entry.name, threads, n_ctx, n_batch, energy=energy)
-    bare = BareLoop(entry.path, threads, generator.n_ctx, n_batch)
+    bare = BareLoop(entry.path, generator.threads, generator.n_ctx, n_batch)
     free: list[CallMetrics] = []
     constrained: list[CallMetrics] = []
     reference: list[dict[str, float | None]] = []
@@ -134,7 +199,8 @@ def bench_generator(
         "quantization": entry.quantization,
         "parameters": entry.parameters,
         "size_mb": round(entry.path.stat().st_size / 1e6, 2),
-        "threads": threads,
+        "threads": generator.threads,
+        "threads_auto": generator.threads_auto,
         "n_ctx": generator.n_ctx,
         "prompt_tokens": len(prompt),
         "output_tokens": _median([m.output_tokens for m in free]),
@@ -156,6 +222,11 @@ def bench_generator(
         "energy_detail": free[0].energy_detail,
         "peak_rss_mb": round(max(m.peak_rss_mb for m in free + constrained), 1),
     }
+
+
+def threads_label(setting: int | None) -> str:
+    """How many llama.cpp threads a setting gives, and whether they were chosen automatically."""
+    return f"{auto_threads()} (auto: every core)" if setting is None else f"{setting} (set)"
 
 
 def _is_json(text: str) -> bool:
@@ -236,8 +307,8 @@ def run_model_bench(
     entries = [registry.get(n) for n in names] if names else registry.entries()
     m = project.settings.models
     results: dict[str, Any] = {"generators": [], "encoders": [], "settings": {
-        "llama_threads": m.llama_threads, "onnx_threads": m.onnx_threads, "n_ctx": m.n_ctx,
-        "n_batch": m.n_batch,
+        "llama_threads": threads_label(m.llama_threads), "onnx_threads": m.onnx_threads,
+        "n_ctx": m.n_ctx, "n_batch": m.n_batch,
     }}  # fmt: skip
     texts: list[str] | None = None
     for entry in entries:

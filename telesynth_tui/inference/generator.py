@@ -23,6 +23,12 @@ from telesynth_tui.inference.metrics import CallMeter, CallMetrics, decode_rate
 
 Message = dict[str, str]
 
+# llama.cpp's CPU threads wait for each other at every operation. Spinning there (OpenMP's
+# default) makes decoding collapse when any other process wants a core (measured on 2 busy
+# cores: 2 threads 0.7-0.9 tok/s spinning against 14.6-17.1 sleeping, 1 thread 10-12); sleeping
+# threads make every core safe to use. Set before llama.cpp's OpenMP runtime loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 class GeneratorError(TelesynthError):
     """A generator model that cannot be loaded or run."""
@@ -81,14 +87,45 @@ def check_memory(header: GGUFHeader, n_ctx: int) -> int:
     return needed
 
 
+def new_llama(**kwargs: Any) -> Any:
+    """A llama_cpp.Llama with llama.cpp's extra CPU weight buffers (AMX, repacking) off: on
+    virtual machines that report AMX, llama.cpp's AMX matrix multiply crashes the process
+    (SIGSEGV in ggml_backend_amx_mul_mat, measured with llama-cpp-python 0.3.36)."""
+    import llama_cpp
+    from llama_cpp import llama as llama_module
+
+    default = llama_cpp.llama_model_default_params
+
+    def params() -> Any:
+        p = default()
+        p.use_extra_bufts = False
+        return p
+
+    llama_module.llama_cpp.llama_model_default_params = params
+    try:
+        return llama_cpp.Llama(**kwargs)
+    finally:
+        llama_module.llama_cpp.llama_model_default_params = default
+
+
+def auto_threads() -> int:
+    """Threads for llama.cpp when none are set: every core this process may run on. The
+    pipeline never runs the encoder while the generator decodes, so nothing competes."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 class LlamaGenerator:
-    """One GGUF model loaded in llama.cpp."""
+    """One GGUF model loaded in llama.cpp. `threads=None` uses every core (`auto_threads`).
+    Consecutive calls reuse the KV cache of their longest common prompt prefix."""
 
     def __init__(
         self,
         path: Path,
         name: str | None = None,
-        threads: int = 1,
+        threads: int | None = None,
         n_ctx: int = 2048,
         n_batch: int = 256,
         seed: int = 0,
@@ -99,19 +136,19 @@ class LlamaGenerator:
         self.name = name or path.stem
         self.energy = energy or EnergyMeter()
         self.last_metrics: CallMetrics | None = None
+        self.threads_auto = threads is None
+        self.threads = auto_threads() if threads is None else threads
         trained = self.header.context_length or n_ctx
         self.n_ctx = min(n_ctx, trained)
         check_memory(self.header, self.n_ctx)
-        from llama_cpp import Llama
-
         try:
             with _quiet_stderr():
-                self.llm = Llama(
+                self.llm = new_llama(
                     model_path=str(path),
                     n_ctx=self.n_ctx,
                     n_batch=n_batch,
-                    n_threads=threads,
-                    n_threads_batch=threads,
+                    n_threads=self.threads,
+                    n_threads_batch=self.threads,
                     seed=seed,
                     verbose=False,
                 )
@@ -175,8 +212,10 @@ class LlamaGenerator:
         llama_cpp.llama_perf_context_reset(self.llm.ctx)
         if not params.reuse_prompt_cache:
             self.llm.reset()  # forget the evaluated tokens so no prefix is reused
+        reused = self.shared_prefix(prompt)
         with CallMeter(self.energy) as meter:
             if gbnf is None:
+                # llama-cpp-python's generate reuses the same shared prefix (kv_cache_seq_rm)
                 tokens = self.llm.generate(
                     prompt,
                     top_k=params.top_k,
@@ -225,8 +264,35 @@ class LlamaGenerator:
             if perf.t_eval_ms > 0
             else None,
             "json_schema": params.json_schema is not None,
+            "prefix_reused_tokens": reused,
+            "threads": self.threads,
         }
         self.last_metrics = meter.fill(metrics)
+
+    def shared_prefix(self, prompt: Sequence[int]) -> int:
+        """Tokens at the start of `prompt` whose KV cache the last call left in place (at most
+        all but the last, which is evaluated again to produce fresh logits)."""
+        llm = self.llm
+        n = min(llm.n_tokens, len(prompt) - 1)
+        if n <= 0:
+            return 0
+        cached = llm.input_ids[:n]
+        differ = np.flatnonzero(cached != np.asarray(prompt[:n], dtype=cached.dtype))
+        return int(differ[0]) if differ.size else n
+
+    def prefill(self, prompt: Sequence[int]) -> int:
+        """Evaluate `prompt`, reusing the KV cache of its shared prefix with the tokens evaluated
+        before (system text, then context, then task: a plan's calls and plans with the same
+        context share most of their prompt). Returns the reused token count."""
+        llm = self.llm
+        n = self.shared_prefix(prompt)
+        if n > 0 and llm._ctx.kv_cache_seq_rm(-1, n, -1):
+            llm.n_tokens = n
+        else:
+            n = 0
+            llm.reset()
+        llm.eval(list(prompt[n:]))
+        return n
 
     def _constrained(self, prompt: list[int], params: SamplingParams, gbnf: str) -> Iterator[int]:
         """Grammar-constrained sampling, grammar last: sample as usual, let the grammar check
@@ -259,8 +325,7 @@ class LlamaGenerator:
         full = LlamaTokenDataArray(n_vocab=self.llm.n_vocab())
         ctx = self.llm._ctx.ctx
         try:
-            self.llm.reset()
-            self.llm.eval(prompt)
+            self.prefill(prompt)
             while True:
                 token = llama_cpp.llama_sampler_sample(chain.sampler, ctx, -1)
                 single_data[0].id, single_data[0].logit, single_data[0].p = token, 0.0, 0.0
