@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 from telesynth_tui.inference.bench import threads_label
@@ -64,3 +65,29 @@ def test_shared_prefix_is_reused_and_output_unchanged(
     assert again.text == first.text
     if schema is not None:
         json.loads(again.text)
+
+
+def test_json_strings_refuse_control_characters(generator: LlamaGenerator) -> None:
+    from telesynth_tui.inference.json_grammar import TokenMask, llama_tokenizer
+
+    llm = generator.llm
+    mask = TokenMask(llama_tokenizer(llm._model.vocab), SCHEMA, llm.n_vocab())
+    for token in llm.tokenize(b'{"question": "Why', add_bos=False):
+        assert mask.allows(token)
+    pieces = [llm.detokenize([t]) for t in range(llm.n_vocab())]
+    control = [t for t, p in enumerate(pieces) if p and any(b < 0x20 for b in p)]
+    assert control, "the vocabulary has tokens with control characters"
+    logits = np.zeros(llm.n_vocab(), dtype=np.float32)
+    mask.restrict(logits)
+    assert all(logits[t] == -np.inf for t in control)
+    assert (logits == 0).sum() > 100  # ordinary text stays allowed
+
+
+def test_constrained_outputs_parse_and_fit_the_schema(generator: LlamaGenerator) -> None:
+    for task in ("Write a question as JSON.", "Which counter shows RACH failures?", "Why?"):
+        out = generator.generate(messages(task), SamplingParams(max_tokens=200, json_schema=SCHEMA))
+        assert out.metrics.extra["json_engine"] == "llguidance"
+        data = json.loads(out.text)
+        assert set(data) == {"question", "cited"}
+        assert len(data["question"]) <= 60 and len(data["cited"]) <= 3
+        assert all(isinstance(c, int) and abs(c) < 10**15 for c in data["cited"])

@@ -18,7 +18,7 @@ import psutil
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.inference.energy import EnergyMeter
 from telesynth_tui.inference.gguf_header import GGUFHeader, read_gguf_header
-from telesynth_tui.inference.json_grammar import schema_to_gbnf
+from telesynth_tui.inference.json_grammar import TokenMask, llama_tokenizer, schema_to_gbnf
 from telesynth_tui.inference.metrics import CallMeter, CallMetrics, decode_rate
 
 Message = dict[str, str]
@@ -136,6 +136,10 @@ class LlamaGenerator:
         self.name = name or path.stem
         self.energy = energy or EnergyMeter()
         self.last_metrics: CallMetrics | None = None
+        # "llguidance" (token masks) or "llama-grammar" (llama.cpp's GBNF, kept as the reference
+        # that bench/constrained.py and `models bench` measure it against)
+        self.json_engine = "llguidance"
+        self._lltokenizer: Any = None
         self.threads_auto = threads is None
         self.threads = auto_threads() if threads is None else threads
         trained = self.header.context_length or n_ctx
@@ -201,7 +205,9 @@ class LlamaGenerator:
                 f"prompt of {len(prompt)} tokens does not fit the {self.n_ctx}-token context"
             )
         max_tokens = min(params.max_tokens, self.n_ctx - len(prompt))
-        gbnf = schema_to_gbnf(params.json_schema) if params.json_schema is not None else None
+        schema = params.json_schema
+        gbnf = schema_to_gbnf(schema) if schema and self.json_engine == "llama-grammar" else None
+        mask = self._token_mask(schema) if schema and gbnf is None else None
         metrics = CallMetrics(self.name, "generate", prompt_tokens=len(prompt))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         vocab = self.llm._model.vocab
@@ -214,7 +220,9 @@ class LlamaGenerator:
             self.llm.reset()  # forget the evaluated tokens so no prefix is reused
         reused = self.shared_prefix(prompt)
         with CallMeter(self.energy) as meter:
-            if gbnf is None:
+            if mask is not None:
+                tokens = self._masked(prompt, params, mask)
+            elif gbnf is None:
                 # llama-cpp-python's generate reuses the same shared prefix (kv_cache_seq_rm)
                 tokens = self.llm.generate(
                     prompt,
@@ -264,6 +272,7 @@ class LlamaGenerator:
             if perf.t_eval_ms > 0
             else None,
             "json_schema": params.json_schema is not None,
+            "json_engine": self.json_engine if params.json_schema is not None else None,
             "prefix_reused_tokens": reused,
             "threads": self.threads,
         }
@@ -294,17 +303,14 @@ class LlamaGenerator:
         llm.eval(list(prompt[n:]))
         return n
 
-    def _constrained(self, prompt: list[int], params: SamplingParams, gbnf: str) -> Iterator[int]:
-        """Grammar-constrained sampling, grammar last: sample as usual, let the grammar check
-        that one token, and only when it is rejected apply the grammar to the whole vocabulary
-        and sample again (as llama.cpp's own sampler does). Applying the grammar to every
-        candidate at every step costs most on large vocabularies."""
-        import ctypes
+    def _token_mask(self, schema: dict[str, Any]) -> TokenMask:
+        if self._lltokenizer is None:
+            self._lltokenizer = llama_tokenizer(self.llm._model.vocab)
+        return TokenMask(self._lltokenizer, schema, self.llm.n_vocab())
 
-        import llama_cpp
-        from llama_cpp._internals import LlamaSampler, LlamaTokenDataArray
+    def _sampler(self, params: SamplingParams) -> Any:
+        from llama_cpp._internals import LlamaSampler
 
-        model = self.llm._model
         chain = LlamaSampler()
         if params.repeat_penalty != 1.0:
             chain.add_penalties(self.llm.n_vocab(), 64, params.repeat_penalty, 0.0, 0.0)
@@ -315,6 +321,50 @@ class LlamaGenerator:
             chain.add_top_p(params.top_p, 1)
             chain.add_temp(params.temperature)
             chain.add_dist(params.extra.get("seed", 0))
+        return chain
+
+    def _masked(self, prompt: list[int], params: SamplingParams, mask: TokenMask) -> Iterator[int]:
+        """Constrained sampling, mask last: sample as usual and let the constraint check that
+        one token; only when it is refused mask the whole vocabulary's logits (in llama.cpp's
+        own buffer) and sample again. Greedy output equals sampling from the fully masked
+        logits; with temperature a refused draw advances the random state once more. Once the
+        JSON value is complete the end-of-generation token follows."""
+        import llama_cpp
+
+        chain = self._sampler(params)
+        ctx = self.llm._ctx.ctx
+        n_vocab = self.llm.n_vocab()
+        eos = self.llm.token_eos()
+        try:
+            self.prefill(prompt)
+            while True:
+                token = llama_cpp.llama_sampler_sample(chain.sampler, ctx, -1)
+                if not mask.allows(token):
+                    logits = llama_cpp.llama_get_logits_ith(ctx, -1)
+                    mask.restrict(np.ctypeslib.as_array(logits, shape=(n_vocab,)))
+                    token = llama_cpp.llama_sampler_sample(chain.sampler, ctx, -1)
+                    if not mask.allows(token):
+                        raise GeneratorError(f"JSON constraint: no allowed token ({mask.error})")
+                yield token
+                if mask.done:
+                    yield eos
+                    return
+                self.llm.eval([token])
+        finally:
+            chain.close()
+
+    def _constrained(self, prompt: list[int], params: SamplingParams, gbnf: str) -> Iterator[int]:
+        """Grammar-constrained sampling, grammar last: sample as usual, let the grammar check
+        that one token, and only when it is rejected apply the grammar to the whole vocabulary
+        and sample again (as llama.cpp's own sampler does). Applying the grammar to every
+        candidate at every step costs most on large vocabularies."""
+        import ctypes
+
+        import llama_cpp
+        from llama_cpp._internals import LlamaTokenDataArray
+
+        model = self.llm._model
+        chain = self._sampler(params)
         grammar = llama_cpp.llama_sampler_init_grammar(model.vocab, gbnf.encode(), b"root")
         if not grammar:
             chain.close()
