@@ -158,30 +158,46 @@ def bench_generator(
     runs: int = 5,
     max_tokens: int = 256,
     progress: Callable[[str], None] = lambda _: None,
+    kg_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Runs interleaved (wrapper with schema, wrapper, bare) so drift hits all three alike.
-    Each run's free and bare generations produce as many tokens as its JSON generation did, so
-    the rates compare decoding at the same context lengths."""
+    """Runs interleaved (wrapper with schema through llguidance, through llama.cpp's grammar,
+    wrapper free, bare loop) so drift hits all alike. The prompt is pipeline-shaped (system text,
+    a ~900-token context of the bundled runbooks, the task) with a per-type-like schema; each
+    run takes another context. Each run's free, grammar and bare generations produce as many
+    tokens as its llguidance generation did, so the rates compare decoding at the same context
+    lengths."""
     generator = LlamaGenerator(entry.path, entry.name, threads, n_ctx, n_batch, energy=energy)
     bare = BareLoop(entry.path, generator.threads, generator.n_ctx, n_batch)
     free: list[CallMetrics] = []
     constrained: list[CallMetrics] = []
+    grammar: list[CallMetrics] = []
     reference: list[dict[str, float | None]] = []
-    valid = 0
+    valid = grammar_valid = 0
+    contexts = pipeline_contexts(kg_dir or Path(__file__).resolve().parents[2] / "kg", runs)
+    prompt_lengths: list[int] = []
     try:
-        prompt = generator.tokenize(generator.render(BENCH_MESSAGES))
-        json_params = SamplingParams(
-            max_tokens=max_tokens, json_schema=BENCH_SCHEMA, reuse_prompt_cache=False
-        )
-        list(generator.stream_tokens(prompt, SamplingParams(max_tokens=8)))  # warm-up
-        bare.run(prompt, 8)
+        warm = generator.tokenize(generator.render(BENCH_MESSAGES))
+        list(generator.stream_tokens(warm, SamplingParams(max_tokens=8)))  # warm-up
+        bare.run(warm, 8)
         for i in range(runs):
             progress(f"{entry.name}: run {i + 1}/{runs}")
+            messages = pipeline_messages(contexts[i % len(contexts)])
+            budget = min(max_tokens, generator.n_ctx // 2)
+            prompt = fit_prompt(generator, messages, generator.n_ctx - budget)
+            prompt_lengths.append(len(prompt))
+            generator.json_engine = "llguidance"
+            json_params = SamplingParams(max_tokens=budget, json_schema=PIPELINE_SCHEMA)
             text = "".join(generator.stream_tokens(prompt, json_params))
             assert generator.last_metrics is not None
             constrained.append(generator.last_metrics)
             valid += _is_json(text)
             n = max(2, generator.last_metrics.output_tokens)
+            generator.json_engine = "llama-grammar"
+            text = "".join(generator.stream_tokens(prompt, json_params))
+            assert generator.last_metrics is not None
+            grammar.append(generator.last_metrics)
+            grammar_valid += _is_json(text)
+            generator.json_engine = "llguidance"
             free_params = SamplingParams(max_tokens=n, stop_at_eos=False, reuse_prompt_cache=False)
             list(generator.stream_tokens(prompt, free_params))
             assert generator.last_metrics is not None
@@ -193,6 +209,7 @@ def bench_generator(
     decode = _median([m.decode_tok_s for m in free])
     bare_decode_rate = _median([b["decode_tok_s"] for b in reference])
     json_decode = _median([m.decode_tok_s for m in constrained])
+    grammar_decode = _median([m.decode_tok_s for m in grammar])
     return {
         "model": entry.name,
         "path": str(entry.path),
@@ -202,7 +219,8 @@ def bench_generator(
         "threads": generator.threads,
         "threads_auto": generator.threads_auto,
         "n_ctx": generator.n_ctx,
-        "prompt_tokens": len(prompt),
+        "prompt": "pipeline-shaped: system text, bundled-runbook context, troubleshooting task",
+        "prompt_tokens": _median(prompt_lengths),
         "output_tokens": _median([m.output_tokens for m in free]),
         "max_tokens": max_tokens,
         "runs": runs,
@@ -217,11 +235,25 @@ def bench_generator(
         "json_output_tokens": _median([m.output_tokens for m in constrained]),
         "json_valid": f"{valid}/{runs}",
         "grammar_penalty": _ratio(json_decode, decode),
+        "llama_grammar_decode_tok_s": grammar_decode,
+        "llama_grammar_valid": f"{grammar_valid}/{runs}",
+        "llama_grammar_penalty": _ratio(grammar_decode, decode),
         "joules_per_token": _median([m.joules_per_token for m in free]),
         "energy_source": free[0].energy_source,
         "energy_detail": free[0].energy_detail,
         "peak_rss_mb": round(max(m.peak_rss_mb for m in free + constrained), 1),
     }
+
+
+def fit_prompt(generator: LlamaGenerator, messages: list[dict[str, str]], limit: int) -> list[int]:
+    """The prompt tokens of `messages`, dropping trailing context items until it fits `limit`."""
+    prompt = generator.tokenize(generator.render(messages))
+    while len(prompt) > limit and "\n[" in messages[-1]["content"]:
+        head, _, task = messages[-1]["content"].rpartition("\n\n")
+        head = head.rsplit("\n[", 1)[0]
+        messages = [*messages[:-1], {"role": "user", "content": f"{head}\n\n{task}"}]
+        prompt = generator.tokenize(generator.render(messages))
+    return prompt
 
 
 def threads_label(setting: int | None) -> str:
@@ -326,6 +358,7 @@ def run_model_bench(
                     runs,
                     max_tokens,
                     progress,
+                    project.settings.bundled_kg,
                 )
             )
         elif "encoder" in entry.roles:
@@ -345,8 +378,9 @@ def render_markdown(results: dict[str, Any]) -> str:
     if gens:
         lines += [
             "| model | quant | params | TTFT ms | prefill tok/s | decode tok/s | bare tok/s "
-            "| R_decode | JSON tok/s | grammar penalty | J/token (source) | peak RSS MB |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| R_decode | JSON tok/s | grammar penalty | llama.cpp grammar penalty "
+            "| J/token (source) | peak RSS MB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for g in gens:
             lines.append(
@@ -354,6 +388,7 @@ def render_markdown(results: dict[str, Any]) -> str:
                 f"| {_fmt(g['ttft_s'], 1000)} | {_fmt(g['prefill_tok_s'])} "
                 f"| {_fmt(g['decode_tok_s'])} | {_fmt(g['bare_decode_tok_s'])} | {g['R_decode']} "
                 f"| {_fmt(g['json_decode_tok_s'])} | {g['grammar_penalty']} "
+                f"| {g.get('llama_grammar_penalty')} "
                 f"| {_fmt(g['joules_per_token'], 1, 5)} ({g['energy_source']}) "
                 f"| {g['peak_rss_mb']} |"
             )
