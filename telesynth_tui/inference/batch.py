@@ -2,11 +2,13 @@
 sampler and JSON constraint. On CPU, decoding one token reads every weight once; a batch of N
 sequences reads them once for N tokens, so the aggregate tokens/s grows with N.
 
-Metrics of a batched call are attributed per sequence: its own prompt and output tokens, TTFT
-(from the start of the batch to its first token, so later sequences include the prefill of the
-earlier ones), decode tokens/s over its own first-to-last token times, wall time from the start of
-the batch to its last token; the batch's CPU time and energy are shared out in proportion to each
-sequence's tokens (prompt + output). `extra` holds the batch figures (size, wall, aggregate rate).
+Metrics of a batched call are attributed per sequence: its own prompt and output tokens; TTFT
+from the start of the batch to its first token (the prompts are prefilled one after another, then
+every sequence decodes in joint steps); decode tokens/s over its own first-to-last token times;
+wall time from the start of the batch to its last token; the batch's CPU time and energy shared
+out in proportion to each sequence's tokens (prompt + output). `extra` holds the batch figures:
+size, wall time and the aggregate decode rate (tokens after each sequence's first ÷ the time of
+the joint steps).
 """
 
 from __future__ import annotations
@@ -190,12 +192,13 @@ class BatchDecoder:
 
     def _results(self, seqs: list[_Seq], meter: CallMeter, cancelled: bool) -> list[Generation]:
         total = sum(len(s.prompt) + len(s.out) for s in seqs) or 1
-        outputs = sum(len(s.out) for s in seqs)
         batch = CallMetrics(self.generator.name, "generate")
         meter.fill(batch)
+        # every prefill (and each sequence's first token) comes before the joint decode steps
         firsts = [s.t_first for s in seqs if s.t_first]
         lasts = [s.t_last for s in seqs if s.t_last]
-        span = (max(lasts) - min(firsts)) if firsts and lasts else 0.0
+        span = (max(lasts) - max(firsts)) if firsts and lasts else 0.0
+        outputs = sum(max(0, len(s.out) - 1) for s in seqs)
         results = []
         for s in seqs:
             share = (len(s.prompt) + len(s.out)) / total
