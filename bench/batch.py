@@ -39,13 +39,13 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     entry = smollm2_entry()
-    generator = LlamaGenerator(entry.path, entry.name, threads=args.threads, n_ctx=1024)
+    generator = LlamaGenerator(entry.path, entry.name, threads=args.threads, n_ctx=2048)
     contexts = pipeline_contexts(KG, max(sizes), words=120)
     prompts = [generator.tokenize(generator.render(pipeline_messages(c))) for c in contexts]
     params = SamplingParams(max_tokens=args.tokens, json_schema=PIPELINE_SCHEMA, stop_at_eos=False)
     rates: dict[int, list[float]] = {n: [] for n in sizes}
     valid: dict[int, list[bool]] = {n: [] for n in sizes}
-    decoders = {n: BatchDecoder(generator, n, n_ctx_seq=512) for n in sizes}
+    decoders = {n: BatchDecoder(generator, n, n_ctx_seq=1024) for n in sizes}
     try:
         for r in range(args.repeats):
             for n in sizes:
