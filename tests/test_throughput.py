@@ -138,3 +138,21 @@ def test_batched_decoding_cancels_within_a_token(generator: LlamaGenerator) -> N
         )
     assert all(r.cancelled for r in results)
     assert all(r.metrics.output_tokens == 4 for r in results)
+
+
+def test_models_bench_measures_pipeline_prompts() -> None:
+    from pathlib import Path
+
+    from telesynth_tui.inference.bench import bench_generator
+    from telesynth_tui.inference.energy import EnergyMeter
+    from telesynth_tui.inference.registry import ModelEntry
+
+    entry = ModelEntry("tiny", ["generator"], SHIPPED_GGUF, "gguf", "Q8_0", 2_000_000)
+    kg = Path(__file__).resolve().parent.parent / "kg"
+    result = bench_generator(entry, None, 512, 256, EnergyMeter(), runs=1, max_tokens=64, kg_dir=kg)
+    assert result["threads"] == auto_threads() and result["threads_auto"]
+    assert result["prompt"].startswith("pipeline-shaped")
+    assert 200 < result["prompt_tokens"] <= 512 - 64
+    for key in ("R_decode", "grammar_penalty", "llama_grammar_penalty"):
+        assert result[key] is None or result[key] > 0
+    assert result["json_valid"].endswith("/1")
