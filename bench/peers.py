@@ -4,9 +4,10 @@ SmolLM2-135M-Instruct Q4_1 GGUF, with the same threads on the same machine:
   another, and BatchDecoder with every prompt decoded together (`--parallel`);
 - bare: a sequential llama-cpp-python loop, `create_chat_completion` with the schema as
   `response_format` (llama-cpp-python's own grammar);
-- distilabel: its in-process llama.cpp generation (`LlamaCppLLM` with `structured_output`, the
-  `TextGeneration` task), run in a throwaway environment given by --distilabel-python (for
-  example a venv with `pip install distilabel==1.5.3 llama-cpp-python==0.3.36`).
+- distilabel: its in-process llama.cpp generation (`LlamaCppLLM`, the `TextGeneration` task; the
+  schema goes to llama-cpp-python as `response_format` through `extra_generation_kwargs`, since
+  its `structured_output` needs the `outlines` package), run in a throwaway environment given
+  by --distilabel-python (a venv with `pip install distilabel==1.5.3 llama-cpp-python==0.3.36`).
 Reports generated outputs per hour, valid JSON outputs per hour (json.loads and the schema's
 required keys) and wall time.
 Results: bench/results/peers.json and .md.
@@ -53,10 +54,12 @@ def params():  # the same AMX workaround as telesynth (this machine crashes with
 llama_module.llama_cpp.llama_model_default_params = params
 from distilabel.models.llms import LlamaCppLLM
 from distilabel.steps.tasks import TextGeneration
-llm = LlamaCppLLM(model_path=cfg["model"], n_threads=cfg["threads"], n_ctx=cfg["n_ctx"],
-                  chat_format="chatml", verbose=False,
-                  structured_output={"format": "json", "schema": cfg["schema"]},
-                  generation_kwargs={"max_new_tokens": cfg["tokens"], "temperature": 0.0})
+llm = LlamaCppLLM(model_path=cfg["model"], n_ctx=cfg["n_ctx"], chat_format="chatml",
+                  verbose=False, extra_kwargs={"n_threads": cfg["threads"],
+                                               "n_threads_batch": cfg["threads"]},
+                  generation_kwargs={"max_new_tokens": cfg["tokens"], "temperature": 0.0,
+                                     "extra_generation_kwargs": {"response_format": {
+                                         "type": "json_object", "schema": cfg["schema"]}}})
 task = TextGeneration(llm=llm, system_prompt=cfg["system"])
 task.load()
 t0 = time.perf_counter()

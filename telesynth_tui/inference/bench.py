@@ -56,18 +56,30 @@ PIPELINE_SYSTEM = (
 PIPELINE_SCHEMA = {
     "type": "object",
     "properties": {
-        "question": {"type": "string", "minLength": 8, "maxLength": 240},
-        "causes": {"type": "array", "minItems": 1, "maxItems": 3,
-                   "items": {"type": "string", "maxLength": 160}},
-        "checks": {"type": "array", "minItems": 1, "maxItems": 3,
-                   "items": {"type": "string", "maxLength": 160}},
-        "actions": {"type": "array", "minItems": 1, "maxItems": 3,
-                    "items": {"type": "string", "maxLength": 160}},
-        "verification": {"type": "string", "maxLength": 240},
+        "question": {"type": "string", "minLength": 8, "maxLength": 160},
+        "causes": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 2,
+            "items": {"type": "string", "maxLength": 100},
+        },
+        "checks": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 2,
+            "items": {"type": "string", "maxLength": 100},
+        },
+        "actions": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 2,
+            "items": {"type": "string", "maxLength": 100},
+        },
+        "verification": {"type": "string", "maxLength": 160},
         "cited": {"type": "array", "maxItems": 4, "items": {"type": "integer"}},
     },
     "required": ["question", "causes", "checks", "actions", "verification", "cited"],
-}  # fmt: skip
+}  # fmt: skip  (a complete object fits in about 300 tokens)
 PIPELINE_TASK = (
     "Write one troubleshooting question-answer pair as JSON: the question describes a symptom; "
     "the answer lists likely causes, checks with the KPIs and counters to read, actions with "
@@ -172,7 +184,7 @@ def bench_generator(
     constrained: list[CallMetrics] = []
     grammar: list[CallMetrics] = []
     reference: list[dict[str, float | None]] = []
-    valid = grammar_valid = 0
+    valid = grammar_valid = truncated = 0
     contexts = pipeline_contexts(kg_dir or Path(__file__).resolve().parents[2] / "kg", runs)
     prompt_lengths: list[int] = []
     try:
@@ -191,6 +203,7 @@ def bench_generator(
             assert generator.last_metrics is not None
             constrained.append(generator.last_metrics)
             valid += _is_json(text)
+            truncated += generator.last_metrics.stop_reason == "length"
             n = max(2, generator.last_metrics.output_tokens)
             generator.json_engine = "llama-grammar"
             text = "".join(generator.stream_tokens(prompt, json_params))
@@ -234,6 +247,7 @@ def bench_generator(
         "json_decode_tok_s": json_decode,
         "json_output_tokens": _median([m.output_tokens for m in constrained]),
         "json_valid": f"{valid}/{runs}",
+        "json_cut_at_max_tokens": truncated,
         "grammar_penalty": _ratio(json_decode, decode),
         "llama_grammar_decode_tok_s": grammar_decode,
         "llama_grammar_valid": f"{grammar_valid}/{runs}",
