@@ -161,15 +161,20 @@ def run_llguidance(tokenizer: Any, trace: list[int], timer: Timer) -> None:
         timer.check.append(t2 - t1)
 
 
+_XGRAMMAR: dict[int, Any] = {}
+
+
 def run_xgrammar(tokens: list[bytes], eos: int, trace: list[int], timer: Timer) -> None:
     import torch  # xgrammar's bitmask API takes torch tensors
     import xgrammar
 
-    info = xgrammar.TokenizerInfo(tokens, xgrammar.VocabType.RAW, stop_token_ids=[eos])
-    compiler = xgrammar.GrammarCompiler(info, max_threads=1)
-    compiled = compiler.compile_json_schema(
-        json.dumps(PIPELINE_SCHEMA), any_whitespace=False, separators=(",", ":")
-    )
+    compiled = _XGRAMMAR.get(id(tokens))
+    if compiled is None:  # compiled once per vocabulary (it takes tens of seconds)
+        info = xgrammar.TokenizerInfo(tokens, xgrammar.VocabType.RAW, stop_token_ids=[eos])
+        compiler = xgrammar.GrammarCompiler(info, max_threads=1)
+        compiled = _XGRAMMAR[id(tokens)] = compiler.compile_json_schema(
+            json.dumps(PIPELINE_SCHEMA), any_whitespace=False, separators=(",", ":")
+        )
     matcher = xgrammar.GrammarMatcher(compiled)
     bitmask = torch.zeros((1, (len(tokens) + 31) // 32), dtype=torch.int32)
     for token in trace:

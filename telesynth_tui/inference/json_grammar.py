@@ -54,7 +54,7 @@ def parse_json_output(text: str) -> Any:
 # --- token masks (llguidance) --------------------------------------------------------------------
 # Measured per token on SmolLM2's 49k vocabulary (bench/constrained.py): llguidance checks a
 # sampled token in ~4 µs and masks the whole vocabulary in ~40 µs, where llama.cpp's grammar
-# takes ~110 µs and ~54 ms. Strings never hold raw control characters (JSON forbids them).
+# takes ~110 µs and ~67 ms. Strings never hold raw control characters (JSON forbids them).
 
 JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
