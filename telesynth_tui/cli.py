@@ -480,6 +480,10 @@ class _ProgressLine:
             sys.stderr.write("\n")
 
 
+def _threads_origin() -> str:
+    return "set" if _project().settings.models.llama_threads else "auto: every core"
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
     typer.echo(f"run {summary['run_id']}: {summary['plans_done']}/{summary['plans']} plans, "
                f"{summary['generated']} generated, {summary['accepted']} accepted, "
@@ -493,6 +497,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
         typer.echo(f"  model calls {summary['model_calls']}, tokens {summary['prompt_tokens']} "
                    f"in / {summary['output_tokens']} out, {summary['model_seconds']} s, "
                    f"{summary['energy_j']} J ({summary['energy_source']})")  # fmt: skip
+        if summary.get("llama_threads"):
+            threads = ",".join(map(str, summary["llama_threads"]))
+            typer.echo(f"  llama.cpp threads {threads} ({_threads_origin()})")
     if "why_nothing_accepted" in summary:
         typer.echo(f"  nothing accepted: {summary['why_nothing_accepted']}")
 

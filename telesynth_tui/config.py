@@ -50,8 +50,11 @@ class ModelSettings(BaseModel):
     dir: Path = Field(REPO_ROOT / "models", description="shipped and built models, manifests")
     generator: str = Field("tiny-telesynth", description="default generator model name")
     encoder: str = Field("minilm-l6-int8", description="default encoder model name")
-    llama_threads: int = Field(
-        default_factory=lambda: max(1, _cores() - 1), ge=1, description="llama.cpp threads"
+    llama_threads: int | None = Field(
+        None,
+        ge=1,
+        description="llama.cpp threads (default: every core; the encoder never runs "
+        "at the same time as the generator)",
     )
     onnx_threads: int = Field(1, ge=1, description="onnxruntime intra-op threads")
     n_ctx: int = Field(2048, ge=128, description="generator context (capped by the model's)")
@@ -126,7 +129,7 @@ hops = 1                  # graph expansion depth
 [models]
 generator = "tiny-telesynth"  # default generator (telesynth models list)
 encoder = "minilm-l6-int8"    # default encoder
-# llama_threads = 1           # default: cores - 1; keep llama + onnx threads <= cores
+# llama_threads = 2           # default: every core (the encoder runs only between model calls)
 onnx_threads = 1
 
 [energy]

@@ -16,7 +16,13 @@ import numpy as np
 
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.inference.energy import EnergyMeter
-from telesynth_tui.inference.generator import LlamaGenerator, SamplingParams, _quiet_stderr
+from telesynth_tui.inference.generator import (
+    LlamaGenerator,
+    SamplingParams,
+    _quiet_stderr,
+    auto_threads,
+    new_llama,
+)
 from telesynth_tui.inference.metrics import CallMetrics, decode_rate
 from telesynth_tui.inference.registry import ModelEntry
 
@@ -43,6 +49,79 @@ BENCH_SCHEMA = {
 }
 
 
+PIPELINE_SYSTEM = (
+    "You write training data for RAN engineers. Use only the numbered context. Every answer must "
+    "be correct, complete and grounded; cite the context items you used by their numbers."
+)
+PIPELINE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "question": {"type": "string", "minLength": 8, "maxLength": 160},
+        "causes": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 2,
+            "items": {"type": "string", "maxLength": 100},
+        },
+        "checks": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 2,
+            "items": {"type": "string", "maxLength": 100},
+        },
+        "actions": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 2,
+            "items": {"type": "string", "maxLength": 100},
+        },
+        "verification": {"type": "string", "maxLength": 160},
+        "cited": {"type": "array", "maxItems": 4, "items": {"type": "integer"}},
+    },
+    "required": ["question", "causes", "checks", "actions", "verification", "cited"],
+}  # fmt: skip  (a complete object fits in about 300 tokens)
+PIPELINE_TASK = (
+    "Write one troubleshooting question-answer pair as JSON: the question describes a symptom; "
+    "the answer lists likely causes, checks with the KPIs and counters to read, actions with "
+    "parameter changes, and how to verify."
+)
+
+
+def pipeline_contexts(kg_dir: Path, count: int, words: int = 520) -> list[list[str]]:
+    """`count` contexts of about `words` words (about 900 prompt tokens with the system text
+    and task on a 49k vocabulary), each a run of consecutive paragraphs of one bundled runbook,
+    as the retriever would hand them to the generator."""
+    paragraphs: list[str] = []
+    for path in sorted((kg_dir / "docs").rglob("*.md")):
+        for para in path.read_text(encoding="utf-8").split("\n\n"):
+            text = " ".join(para.split())
+            if len(text) > 40 and not text.startswith("#"):
+                paragraphs.append(text[:700])
+    contexts: list[list[str]] = []
+    start = 0
+    while len(contexts) < count and paragraphs:
+        items: list[str] = []
+        n = 0
+        while n < words:
+            text = paragraphs[start % len(paragraphs)]
+            start += 1
+            items.append(text)
+            n += len(text.split())
+        contexts.append(items)
+        start += 7  # the next context starts elsewhere
+    return contexts
+
+
+def pipeline_messages(context: list[str], task: str = PIPELINE_TASK) -> list[dict[str, str]]:
+    """A generation call as the pipeline lays it out: system text, then the numbered context,
+    then the task, so consecutive calls on one context share everything but the task."""
+    numbered = "\n".join(f"[{i}] {text}" for i, text in enumerate(context, 1))
+    return [
+        {"role": "system", "content": PIPELINE_SYSTEM},
+        {"role": "user", "content": f"Context:\n{numbered}\n\n{task}"},
+    ]
+
+
 def _median(values: Sequence[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
@@ -56,10 +135,8 @@ class BareLoop:
     """The reference: llama-cpp-python's own generate loop on its own Llama, nothing around it."""
 
     def __init__(self, path: Path, threads: int, n_ctx: int, n_batch: int) -> None:
-        from llama_cpp import Llama
-
         with _quiet_stderr():
-            self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_batch,
+            self.llm = new_llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_batch,
                              n_threads=threads, n_threads_batch=threads, verbose=False)  # fmt: skip
 
     def run(self, prompt: list[int], max_tokens: int) -> dict[str, float | None]:
@@ -86,37 +163,54 @@ class BareLoop:
 
 def bench_generator(
     entry: ModelEntry,
-    threads: int,
+    threads: int | None,
     n_ctx: int,
     n_batch: int,
     energy: EnergyMeter,
     runs: int = 5,
     max_tokens: int = 256,
     progress: Callable[[str], None] = lambda _: None,
+    kg_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Runs interleaved (wrapper with schema, wrapper, bare) so drift hits all three alike.
-    Each run's free and bare generations produce as many tokens as its JSON generation did, so
-    the rates compare decoding at the same context lengths."""
+    """Runs interleaved (wrapper with schema through llguidance, through llama.cpp's grammar,
+    wrapper free, bare loop) so drift hits all alike. The prompt is pipeline-shaped (system text,
+    a ~900-token context of the bundled runbooks, the task) with a per-type-like schema; each
+    run takes another context. Each run's free, grammar and bare generations produce as many
+    tokens as its llguidance generation did, so the rates compare decoding at the same context
+    lengths."""
     generator = LlamaGenerator(entry.path, entry.name, threads, n_ctx, n_batch, energy=energy)
-    bare = BareLoop(entry.path, threads, generator.n_ctx, n_batch)
+    bare = BareLoop(entry.path, generator.threads, generator.n_ctx, n_batch)
     free: list[CallMetrics] = []
     constrained: list[CallMetrics] = []
+    grammar: list[CallMetrics] = []
     reference: list[dict[str, float | None]] = []
-    valid = 0
+    valid = grammar_valid = truncated = 0
+    contexts = pipeline_contexts(kg_dir or Path(__file__).resolve().parents[2] / "kg", runs)
+    prompt_lengths: list[int] = []
     try:
-        prompt = generator.tokenize(generator.render(BENCH_MESSAGES))
-        json_params = SamplingParams(
-            max_tokens=max_tokens, json_schema=BENCH_SCHEMA, reuse_prompt_cache=False
-        )
-        list(generator.stream_tokens(prompt, SamplingParams(max_tokens=8)))  # warm-up
-        bare.run(prompt, 8)
+        warm = generator.tokenize(generator.render(BENCH_MESSAGES))
+        list(generator.stream_tokens(warm, SamplingParams(max_tokens=8)))  # warm-up
+        bare.run(warm, 8)
         for i in range(runs):
             progress(f"{entry.name}: run {i + 1}/{runs}")
+            messages = pipeline_messages(contexts[i % len(contexts)])
+            budget = min(max_tokens, generator.n_ctx // 2)
+            prompt = fit_prompt(generator, messages, generator.n_ctx - budget)
+            prompt_lengths.append(len(prompt))
+            generator.json_engine = "llguidance"
+            json_params = SamplingParams(max_tokens=budget, json_schema=PIPELINE_SCHEMA)
             text = "".join(generator.stream_tokens(prompt, json_params))
             assert generator.last_metrics is not None
             constrained.append(generator.last_metrics)
             valid += _is_json(text)
+            truncated += generator.last_metrics.stop_reason == "length"
             n = max(2, generator.last_metrics.output_tokens)
+            generator.json_engine = "llama-grammar"
+            text = "".join(generator.stream_tokens(prompt, json_params))
+            assert generator.last_metrics is not None
+            grammar.append(generator.last_metrics)
+            grammar_valid += _is_json(text)
+            generator.json_engine = "llguidance"
             free_params = SamplingParams(max_tokens=n, stop_at_eos=False, reuse_prompt_cache=False)
             list(generator.stream_tokens(prompt, free_params))
             assert generator.last_metrics is not None
@@ -128,15 +222,18 @@ def bench_generator(
     decode = _median([m.decode_tok_s for m in free])
     bare_decode_rate = _median([b["decode_tok_s"] for b in reference])
     json_decode = _median([m.decode_tok_s for m in constrained])
+    grammar_decode = _median([m.decode_tok_s for m in grammar])
     return {
         "model": entry.name,
         "path": str(entry.path),
         "quantization": entry.quantization,
         "parameters": entry.parameters,
         "size_mb": round(entry.path.stat().st_size / 1e6, 2),
-        "threads": threads,
+        "threads": generator.threads,
+        "threads_auto": generator.threads_auto,
         "n_ctx": generator.n_ctx,
-        "prompt_tokens": len(prompt),
+        "prompt": "pipeline-shaped: system text, bundled-runbook context, troubleshooting task",
+        "prompt_tokens": _median(prompt_lengths),
         "output_tokens": _median([m.output_tokens for m in free]),
         "max_tokens": max_tokens,
         "runs": runs,
@@ -150,12 +247,32 @@ def bench_generator(
         "json_decode_tok_s": json_decode,
         "json_output_tokens": _median([m.output_tokens for m in constrained]),
         "json_valid": f"{valid}/{runs}",
+        "json_cut_at_max_tokens": truncated,
         "grammar_penalty": _ratio(json_decode, decode),
+        "llama_grammar_decode_tok_s": grammar_decode,
+        "llama_grammar_valid": f"{grammar_valid}/{runs}",
+        "llama_grammar_penalty": _ratio(grammar_decode, decode),
         "joules_per_token": _median([m.joules_per_token for m in free]),
         "energy_source": free[0].energy_source,
         "energy_detail": free[0].energy_detail,
         "peak_rss_mb": round(max(m.peak_rss_mb for m in free + constrained), 1),
     }
+
+
+def fit_prompt(generator: LlamaGenerator, messages: list[dict[str, str]], limit: int) -> list[int]:
+    """The prompt tokens of `messages`, dropping trailing context items until it fits `limit`."""
+    prompt = generator.tokenize(generator.render(messages))
+    while len(prompt) > limit and "\n[" in messages[-1]["content"]:
+        head, _, task = messages[-1]["content"].rpartition("\n\n")
+        head = head.rsplit("\n[", 1)[0]
+        messages = [*messages[:-1], {"role": "user", "content": f"{head}\n\n{task}"}]
+        prompt = generator.tokenize(generator.render(messages))
+    return prompt
+
+
+def threads_label(setting: int | None) -> str:
+    """How many llama.cpp threads a setting gives, and whether they were chosen automatically."""
+    return f"{auto_threads()} (auto: every core)" if setting is None else f"{setting} (set)"
 
 
 def _is_json(text: str) -> bool:
@@ -236,8 +353,8 @@ def run_model_bench(
     entries = [registry.get(n) for n in names] if names else registry.entries()
     m = project.settings.models
     results: dict[str, Any] = {"generators": [], "encoders": [], "settings": {
-        "llama_threads": m.llama_threads, "onnx_threads": m.onnx_threads, "n_ctx": m.n_ctx,
-        "n_batch": m.n_batch,
+        "llama_threads": threads_label(m.llama_threads), "onnx_threads": m.onnx_threads,
+        "n_ctx": m.n_ctx, "n_batch": m.n_batch,
     }}  # fmt: skip
     texts: list[str] | None = None
     for entry in entries:
@@ -255,6 +372,7 @@ def run_model_bench(
                     runs,
                     max_tokens,
                     progress,
+                    project.settings.bundled_kg,
                 )
             )
         elif "encoder" in entry.roles:
@@ -274,8 +392,9 @@ def render_markdown(results: dict[str, Any]) -> str:
     if gens:
         lines += [
             "| model | quant | params | TTFT ms | prefill tok/s | decode tok/s | bare tok/s "
-            "| R_decode | JSON tok/s | grammar penalty | J/token (source) | peak RSS MB |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "| R_decode | JSON tok/s | grammar penalty | llama.cpp grammar penalty "
+            "| J/token (source) | peak RSS MB |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for g in gens:
             lines.append(
@@ -283,6 +402,7 @@ def render_markdown(results: dict[str, Any]) -> str:
                 f"| {_fmt(g['ttft_s'], 1000)} | {_fmt(g['prefill_tok_s'])} "
                 f"| {_fmt(g['decode_tok_s'])} | {_fmt(g['bare_decode_tok_s'])} | {g['R_decode']} "
                 f"| {_fmt(g['json_decode_tok_s'])} | {g['grammar_penalty']} "
+                f"| {g.get('llama_grammar_penalty')} "
                 f"| {_fmt(g['joules_per_token'], 1, 5)} ({g['energy_source']}) "
                 f"| {g['peak_rss_mb']} |"
             )

@@ -18,10 +18,16 @@ import psutil
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.inference.energy import EnergyMeter
 from telesynth_tui.inference.gguf_header import GGUFHeader, read_gguf_header
-from telesynth_tui.inference.json_grammar import schema_to_gbnf
+from telesynth_tui.inference.json_grammar import TokenMask, llama_tokenizer, schema_to_gbnf
 from telesynth_tui.inference.metrics import CallMeter, CallMetrics, decode_rate
 
 Message = dict[str, str]
+
+# llama.cpp's CPU threads wait for each other at every operation. Spinning there (OpenMP's
+# default) makes decoding collapse when any other process wants a core (measured on 2 busy
+# cores: 2 threads 0.7-0.9 tok/s spinning against 14.6-17.1 sleeping, 1 thread 10-12); sleeping
+# threads make every core safe to use. Set before llama.cpp's OpenMP runtime loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 class GeneratorError(TelesynthError):
@@ -81,14 +87,45 @@ def check_memory(header: GGUFHeader, n_ctx: int) -> int:
     return needed
 
 
+def new_llama(**kwargs: Any) -> Any:
+    """A llama_cpp.Llama with llama.cpp's extra CPU weight buffers (AMX, repacking) off: on
+    virtual machines that report AMX, llama.cpp's AMX matrix multiply crashes the process
+    (SIGSEGV in ggml_backend_amx_mul_mat, measured with llama-cpp-python 0.3.36)."""
+    import llama_cpp
+    from llama_cpp import llama as llama_module
+
+    default = llama_cpp.llama_model_default_params
+
+    def params() -> Any:
+        p = default()
+        p.use_extra_bufts = False
+        return p
+
+    llama_module.llama_cpp.llama_model_default_params = params
+    try:
+        return llama_cpp.Llama(**kwargs)
+    finally:
+        llama_module.llama_cpp.llama_model_default_params = default
+
+
+def auto_threads() -> int:
+    """Threads for llama.cpp when none are set: every core this process may run on. The
+    pipeline never runs the encoder while the generator decodes, so nothing competes."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 class LlamaGenerator:
-    """One GGUF model loaded in llama.cpp."""
+    """One GGUF model loaded in llama.cpp. `threads=None` uses every core (`auto_threads`).
+    Consecutive calls reuse the KV cache of their longest common prompt prefix."""
 
     def __init__(
         self,
         path: Path,
         name: str | None = None,
-        threads: int = 1,
+        threads: int | None = None,
         n_ctx: int = 2048,
         n_batch: int = 256,
         seed: int = 0,
@@ -99,19 +136,23 @@ class LlamaGenerator:
         self.name = name or path.stem
         self.energy = energy or EnergyMeter()
         self.last_metrics: CallMetrics | None = None
+        # "llguidance" (token masks) or "llama-grammar" (llama.cpp's GBNF, kept as the reference
+        # that bench/constrained.py and `models bench` measure it against)
+        self.json_engine = "llguidance"
+        self._lltokenizer: Any = None
+        self.threads_auto = threads is None
+        self.threads = auto_threads() if threads is None else threads
         trained = self.header.context_length or n_ctx
         self.n_ctx = min(n_ctx, trained)
         check_memory(self.header, self.n_ctx)
-        from llama_cpp import Llama
-
         try:
             with _quiet_stderr():
-                self.llm = Llama(
+                self.llm = new_llama(
                     model_path=str(path),
                     n_ctx=self.n_ctx,
                     n_batch=n_batch,
-                    n_threads=threads,
-                    n_threads_batch=threads,
+                    n_threads=self.threads,
+                    n_threads_batch=self.threads,
                     seed=seed,
                     verbose=False,
                 )
@@ -164,7 +205,9 @@ class LlamaGenerator:
                 f"prompt of {len(prompt)} tokens does not fit the {self.n_ctx}-token context"
             )
         max_tokens = min(params.max_tokens, self.n_ctx - len(prompt))
-        gbnf = schema_to_gbnf(params.json_schema) if params.json_schema is not None else None
+        schema = params.json_schema
+        gbnf = schema_to_gbnf(schema) if schema and self.json_engine == "llama-grammar" else None
+        mask = self._token_mask(schema) if schema and gbnf is None else None
         metrics = CallMetrics(self.name, "generate", prompt_tokens=len(prompt))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         vocab = self.llm._model.vocab
@@ -175,8 +218,12 @@ class LlamaGenerator:
         llama_cpp.llama_perf_context_reset(self.llm.ctx)
         if not params.reuse_prompt_cache:
             self.llm.reset()  # forget the evaluated tokens so no prefix is reused
+        reused = self.shared_prefix(prompt)
         with CallMeter(self.energy) as meter:
-            if gbnf is None:
+            if mask is not None:
+                tokens = self._masked(prompt, params, mask)
+            elif gbnf is None:
+                # llama-cpp-python's generate reuses the same shared prefix (kv_cache_seq_rm)
                 tokens = self.llm.generate(
                     prompt,
                     top_k=params.top_k,
@@ -225,20 +272,45 @@ class LlamaGenerator:
             if perf.t_eval_ms > 0
             else None,
             "json_schema": params.json_schema is not None,
+            "json_engine": self.json_engine if params.json_schema is not None else None,
+            "prefix_reused_tokens": reused,
+            "threads": self.threads,
         }
         self.last_metrics = meter.fill(metrics)
 
-    def _constrained(self, prompt: list[int], params: SamplingParams, gbnf: str) -> Iterator[int]:
-        """Grammar-constrained sampling, grammar last: sample as usual, let the grammar check
-        that one token, and only when it is rejected apply the grammar to the whole vocabulary
-        and sample again (as llama.cpp's own sampler does). Applying the grammar to every
-        candidate at every step costs most on large vocabularies."""
-        import ctypes
+    def shared_prefix(self, prompt: Sequence[int]) -> int:
+        """Tokens at the start of `prompt` whose KV cache the last call left in place (at most
+        all but the last, which is evaluated again to produce fresh logits)."""
+        llm = self.llm
+        n = min(llm.n_tokens, len(prompt) - 1)
+        if n <= 0:
+            return 0
+        cached = llm.input_ids[:n]
+        differ = np.flatnonzero(cached != np.asarray(prompt[:n], dtype=cached.dtype))
+        return int(differ[0]) if differ.size else n
 
-        import llama_cpp
-        from llama_cpp._internals import LlamaSampler, LlamaTokenDataArray
+    def prefill(self, prompt: Sequence[int]) -> int:
+        """Evaluate `prompt`, reusing the KV cache of its shared prefix with the tokens evaluated
+        before (system text, then context, then task: a plan's calls and plans with the same
+        context share most of their prompt). Returns the reused token count."""
+        llm = self.llm
+        n = self.shared_prefix(prompt)
+        if n > 0 and llm._ctx.kv_cache_seq_rm(-1, n, -1):
+            llm.n_tokens = n
+        else:
+            n = 0
+            llm.reset()
+        llm.eval(list(prompt[n:]))
+        return n
 
-        model = self.llm._model
+    def _token_mask(self, schema: dict[str, Any]) -> TokenMask:
+        if self._lltokenizer is None:
+            self._lltokenizer = llama_tokenizer(self.llm._model.vocab)
+        return TokenMask(self._lltokenizer, schema, self.llm.n_vocab())
+
+    def _sampler(self, params: SamplingParams) -> Any:
+        from llama_cpp._internals import LlamaSampler
+
         chain = LlamaSampler()
         if params.repeat_penalty != 1.0:
             chain.add_penalties(self.llm.n_vocab(), 64, params.repeat_penalty, 0.0, 0.0)
@@ -249,6 +321,50 @@ class LlamaGenerator:
             chain.add_top_p(params.top_p, 1)
             chain.add_temp(params.temperature)
             chain.add_dist(params.extra.get("seed", 0))
+        return chain
+
+    def _masked(self, prompt: list[int], params: SamplingParams, mask: TokenMask) -> Iterator[int]:
+        """Constrained sampling, mask last: sample as usual and let the constraint check that
+        one token; only when it is refused mask the whole vocabulary's logits (in llama.cpp's
+        own buffer) and sample again. Greedy output equals sampling from the fully masked
+        logits; with temperature a refused draw advances the random state once more. Once the
+        JSON value is complete the end-of-generation token follows."""
+        import llama_cpp
+
+        chain = self._sampler(params)
+        ctx = self.llm._ctx.ctx
+        n_vocab = self.llm.n_vocab()
+        eos = self.llm.token_eos()
+        try:
+            self.prefill(prompt)
+            while True:
+                token = llama_cpp.llama_sampler_sample(chain.sampler, ctx, -1)
+                if not mask.allows(token):
+                    logits = llama_cpp.llama_get_logits_ith(ctx, -1)
+                    mask.restrict(np.ctypeslib.as_array(logits, shape=(n_vocab,)))
+                    token = llama_cpp.llama_sampler_sample(chain.sampler, ctx, -1)
+                    if not mask.allows(token):
+                        raise GeneratorError(f"JSON constraint: no allowed token ({mask.error})")
+                yield token
+                if mask.done:
+                    yield eos
+                    return
+                self.llm.eval([token])
+        finally:
+            chain.close()
+
+    def _constrained(self, prompt: list[int], params: SamplingParams, gbnf: str) -> Iterator[int]:
+        """Grammar-constrained sampling, grammar last: sample as usual, let the grammar check
+        that one token, and only when it is rejected apply the grammar to the whole vocabulary
+        and sample again (as llama.cpp's own sampler does). Applying the grammar to every
+        candidate at every step costs most on large vocabularies."""
+        import ctypes
+
+        import llama_cpp
+        from llama_cpp._internals import LlamaTokenDataArray
+
+        model = self.llm._model
+        chain = self._sampler(params)
         grammar = llama_cpp.llama_sampler_init_grammar(model.vocab, gbnf.encode(), b"root")
         if not grammar:
             chain.close()
@@ -259,8 +375,7 @@ class LlamaGenerator:
         full = LlamaTokenDataArray(n_vocab=self.llm.n_vocab())
         ctx = self.llm._ctx.ctx
         try:
-            self.llm.reset()
-            self.llm.eval(prompt)
+            self.prefill(prompt)
             while True:
                 token = llama_cpp.llama_sampler_sample(chain.sampler, ctx, -1)
                 single_data[0].id, single_data[0].logit, single_data[0].p = token, 0.0, 0.0

@@ -590,6 +590,9 @@ def run_summary(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:
         "model_seconds": round(sum(c.get("wall_s", 0.0) for c in calls), 3),
         "energy_j": round(sum(c.get("energy_j", 0.0) for c in calls), 3),
         "energy_source": ",".join(sorted({c.get("energy_source", "") for c in calls} - {""})),
+        "llama_threads": sorted(
+            {c["extra"]["threads"] for c in calls if "threads" in c.get("extra", {})}
+        ),
     }
     if rows and not accepted:
         top = reasons.most_common(1)

@@ -1,0 +1,83 @@
+"""Batched decoding on the embedded SmolLM2-135M-Instruct Q4_1 GGUF: aggregate decode tokens/s of
+N sequences decoded together in one llama.cpp context against one sequence, same threads, with
+the pipeline's JSON constraint (llguidance) on every sequence. Sizes are interleaved and
+repeated; medians are reported. Contexts are short (about 120 words) so that the prefill of 8
+prompts stays cheap on a busy machine; the decode steps are what is measured.
+Results: bench/results/batch.json and .md.
+Run: PYTHONPATH=. .venv/bin/python bench/batch.py [--sizes 1,2,4,8] [--repeats 2] [--tokens 48]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from smollm2_models import smollm2_entry
+
+from telesynth_tui.inference.batch import BatchDecoder
+from telesynth_tui.inference.bench import (
+    PIPELINE_SCHEMA,
+    pipeline_contexts,
+    pipeline_messages,
+    threads_label,
+)
+from telesynth_tui.inference.generator import LlamaGenerator, SamplingParams
+
+RESULTS = Path(__file__).parent / "results"
+KG = Path(__file__).resolve().parent.parent / "kg"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="1,2,4,8")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--tokens", type=int, default=48)
+    parser.add_argument("--threads", type=int, default=None, help="default: every core")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    entry = smollm2_entry()
+    generator = LlamaGenerator(entry.path, entry.name, threads=args.threads, n_ctx=2048)
+    contexts = pipeline_contexts(KG, max(sizes), words=120)
+    prompts = [generator.tokenize(generator.render(pipeline_messages(c))) for c in contexts]
+    params = SamplingParams(max_tokens=args.tokens, json_schema=PIPELINE_SCHEMA, stop_at_eos=False)
+    rates: dict[int, list[float]] = {n: [] for n in sizes}
+    valid: dict[int, list[bool]] = {n: [] for n in sizes}
+    decoders = {n: BatchDecoder(generator, n, n_ctx_seq=1024) for n in sizes}
+    try:
+        for r in range(args.repeats):
+            for n in sizes:
+                results = decoders[n].run(prompts[:n], [params] * n)
+                rate = results[0].metrics.extra["batch_decode_tok_s"]
+                rates[n].append(rate)
+                valid[n] += [r.metrics.stop_reason == "eos" for r in results]
+                print(f"repeat {r + 1}: {n} sequences: {rate} tok/s aggregate", flush=True)
+    finally:
+        for d in decoders.values():
+            d.close()
+        generator.close()
+    single = statistics.median(rates[sizes[0]])
+    rows = [{"sequences": n, "aggregate_decode_tok_s": round(statistics.median(rates[n]), 1),
+             "runs": rates[n], "speedup_vs_first": round(statistics.median(rates[n]) / single, 2)}
+            for n in sizes]  # fmt: skip
+    command = (f"PYTHONPATH=. .venv/bin/python bench/batch.py --sizes {args.sizes} "
+               f"--repeats {args.repeats} --tokens {args.tokens}")  # fmt: skip
+    results = {"model": entry.name, "threads": threads_label(args.threads),
+               "prompt_tokens": [len(p) for p in prompts], "max_tokens": args.tokens,
+               "rows": rows, "command": command}  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "batch.json").write_text(json.dumps(results, indent=2) + "\n")
+    lines = [f"# Batched decoding ({entry.name}, threads {results['threads']})", "",
+             "| sequences | aggregate decode tok/s (median) | runs | × first size |",
+             "|---|---|---|---|"]  # fmt: skip
+    lines += [f"| {r['sequences']} | {r['aggregate_decode_tok_s']} | {r['runs']} "
+              f"| {r['speedup_vs_first']} |" for r in rows]  # fmt: skip
+    lines += ["", f"Command: `{command}`", ""]
+    (args.out / "batch.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
