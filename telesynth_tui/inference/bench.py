@@ -16,7 +16,12 @@ import numpy as np
 
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.inference.energy import EnergyMeter
-from telesynth_tui.inference.generator import LlamaGenerator, SamplingParams, _quiet_stderr
+from telesynth_tui.inference.generator import (
+    LlamaGenerator,
+    SamplingParams,
+    _quiet_stderr,
+    new_llama,
+)
 from telesynth_tui.inference.metrics import CallMetrics, decode_rate
 from telesynth_tui.inference.registry import ModelEntry
 
@@ -56,11 +61,11 @@ class BareLoop:
     """The reference: llama-cpp-python's own generate loop on its own Llama, nothing around it."""
 
     def __init__(self, path: Path, threads: int, n_ctx: int, n_batch: int) -> None:
-        from llama_cpp import Llama
 
-        with _quiet_stderr():
-            self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_batch,
-                             n_threads=threads, n_threads_batch=threads, verbose=False)  # fmt: skip
+        with _quiet_stderr():  # the same weight buffers as the wrapper, for a fair ratio
+            self.llm = new_llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_batch,
+                                 n_threads=threads, n_threads_batch=threads,
+                                 verbose=False)  # fmt: skip
 
     def run(self, prompt: list[int], max_tokens: int) -> dict[str, float | None]:
         self.llm.reset()

@@ -81,6 +81,27 @@ def check_memory(header: GGUFHeader, n_ctx: int) -> int:
     return needed
 
 
+def new_llama(**kwargs: Any) -> Any:
+    """A llama_cpp.Llama with llama.cpp's extra CPU weight buffers (AMX, repacking) off: on
+    virtual machines that report AMX, llama.cpp's AMX matrix multiply crashes the process
+    (SIGSEGV in ggml_backend_amx_mul_mat, measured with llama-cpp-python 0.3.36)."""
+    import llama_cpp
+    from llama_cpp import llama as llama_module
+
+    default = llama_cpp.llama_model_default_params
+
+    def params() -> Any:
+        p = default()
+        p.use_extra_bufts = False
+        return p
+
+    llama_module.llama_cpp.llama_model_default_params = params
+    try:
+        return llama_cpp.Llama(**kwargs)
+    finally:
+        llama_module.llama_cpp.llama_model_default_params = default
+
+
 class LlamaGenerator:
     """One GGUF model loaded in llama.cpp."""
 
@@ -102,11 +123,9 @@ class LlamaGenerator:
         trained = self.header.context_length or n_ctx
         self.n_ctx = min(n_ctx, trained)
         check_memory(self.header, self.n_ctx)
-        from llama_cpp import Llama
-
         try:
             with _quiet_stderr():
-                self.llm = Llama(
+                self.llm = new_llama(
                     model_path=str(path),
                     n_ctx=self.n_ctx,
                     n_batch=n_batch,
