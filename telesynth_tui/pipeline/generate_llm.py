@@ -93,7 +93,16 @@ def facts_block(context: list[dict[str, Any]]) -> str:
 _PLAIN = r'^[^"\\{}\[\]<>\x00-\x1f]{%d,%d}$'
 _STEP = r'^[A-Za-z][^"\\{}\[\]<>\x00-\x1f=]{4,%d}=[^"\\{}\[\]<>\x00-\x1f]{2,%d}$'
 _STARTS = "What|Which|How|Why|When|Where|In|For|On|If|Given"
-_QUESTION = r"^(" + _STARTS + r') [^"\\{}\[\]<>\x00-\x1f?]{%d,%d}\?$'
+_FREE = r'[^"\\{}\[\]<>\x00-\x1f?]'
+# how each type's question opens (the model writes the rest)
+OPENINGS = {
+    "troubleshooting": "How do I troubleshoot|How should I troubleshoot|How can I troubleshoot|"
+    "What should I check and change for|What are the possible causes of",
+    "multi_hop": "Which|What",
+    "factual": "Which|What",
+    "definition": "What is|What does|What are",
+    "maths": "What is",
+}
 _BOUND = re.compile(r"\{(\d+),(\d+)\}")
 
 
@@ -113,16 +122,17 @@ def _literal(text: str) -> str:
     return "".join("\\" + c if c in "^$*+()[]{}|" else c for c in text)
 
 
-def _question(low: int, high: int, must: str = "") -> dict[str, Any]:
-    """A question of at most `high` characters; with `must`, one that names it (the grammar
-    lets the model write freely and only closes the question once the name is in it)."""
+def _question(low: int, high: int, must: str = "", starts: str = _STARTS) -> dict[str, Any]:
+    """A question of at most `high` characters that opens with one of `starts`; with `must`,
+    one that names it (the grammar lets the model write freely and only closes the question
+    once the name is in it)."""
     if not must or any(c in must for c in '"\\?.') or len(must) > high // 2:
-        return {"type": "string", "pattern": _QUESTION % (low - 8, high - 8), "maxLength": high}
-    free = r'[^"\\{}\[\]<>\x00-\x1f?]'
-    head = max(10, (high - 8 - len(must)) // 2)
-    tail = max(10, high - 8 - len(must) - head)
-    pattern = f"^({_STARTS}) {free}{{0,{head}}}{_literal(must)}{free}{{0,{tail}}}\\?$"
-    return {"type": "string", "pattern": pattern, "maxLength": high,
+        return {"type": "string", "pattern": f"^({starts}) {_FREE}{{{low - 8},{high - 40}}}\\?$",
+                "maxLength": high, "x-starts": starts, "x-body": high - 40}  # fmt: skip
+    head = 60
+    tail = max(10, high - 40 - len(must) - head)
+    pattern = f"^({starts}) {_FREE}{{0,{head}}}{_literal(must)}{_FREE}{{0,{tail}}}\\?$"
+    return {"type": "string", "pattern": pattern, "maxLength": high, "x-starts": starts,
             "x-must": must, "x-head": head, "x-tail": tail}  # fmt: skip
 
 
@@ -172,8 +182,11 @@ def _at_bound(schema: dict[str, Any], value: str) -> bool:
     """Whether a text slot's free part reached its upper bound (the grammar then closed it)."""
     pattern = schema.get("pattern", "")
     must = schema.get("x-must")
+    opening = next((o for o in schema.get("x-starts", "").split("|") if value.startswith(o)), "")
+    if "x-body" in schema:  # a question: its opening, a space, the body, "?"
+        return len(value) - len(opening) - 2 >= int(schema["x-body"])
     if must:  # the name was forced in, or the text after it ran to the end of its bound
-        body = value.split(" ", 1)[1] if " " in value else value
+        body = value[len(opening) + 1 :]
         start = body.find(must)
         return start >= int(schema["x-head"]) or (
             len(body) - (body.rfind(must) + len(must)) - 1 >= int(schema["x-tail"])
@@ -182,8 +195,6 @@ def _at_bound(schema: dict[str, Any], value: str) -> bool:
     if not bound:
         return len(value) >= int(schema["maxLength"])
     high = int(bound[-1][1])
-    if pattern.startswith("^("):  # a question: a question word, a space, the body, "?"
-        return len(value) - len(value.split(" ", 1)[0]) - 2 >= high
     if pattern.startswith("^[A-Za-z]"):  # a step: the text after "=" ran to its bound
         return len(value.split("=", 1)[-1]) >= high
     return len(value) >= high
@@ -259,8 +270,8 @@ class Writer:
             end_kind = _kind(path[-1]["object_type"])
             intent = f"Ask which {end_kind} is reached from {{s}} by: {steps}."
         return (
-            f"The chain of facts:\n{chain}\n\n{intent.format(s=start)} Do not name "
-            f"{path[-1]['object']} in the question. Then give the chain step by step and the "
+            f"Known relations, in order:\n{chain}\n\n{intent.format(s=start)} Do not name "
+            f"{path[-1]['object']} in the question. Then give the relations step by step and the "
             "answer. Reply as JSON."
         )
 
@@ -272,7 +283,7 @@ class Writer:
             f"Formula ({p['name']}): {symbol} = {p['expression']}\n"
             f"Inputs: {self._inputs_text()}\n"
             f"Computed result: {symbol} = {_fmt_number(p['answer'])} {p['unit']}\n\n"
-            f"Ask: what is the {p['name'][0].lower()}{p['name'][1:]} {symbol} in {unit}? (The "
+            f"Ask: what is the {p['name']} {symbol} in {unit}? (The "
             "inputs are stated before the question.) Then give the inputs, one to three worked "
             "steps that substitute them into the formula, and the final value with its unit. "
             "Reply as JSON."
@@ -333,7 +344,7 @@ class Writer:
             return _text(low, max(low + 8, int(high * scale)))
 
         high = max(40, int(QUESTION_CHARS * scale))
-        question = _question(15, high, self.subject())
+        question = _question(15, high, self.subject(), OPENINGS.get(self.type, _STARTS))
         if self.type == "troubleshooting":
             causes = []
             for c in self.p["causes"]:
@@ -600,6 +611,9 @@ class LlmQA:
         except json.JSONDecodeError as exc:
             if metrics.get("stop_reason") == "length":
                 return f"cut: the output stopped at the {self.max_tokens}-token limit\n{text}"
+            # valid so far, it just stops (an unterminated string runs to the end)
+            if exc.pos >= len(text.rstrip()) - 1 or exc.msg.startswith("Unterminated string"):
+                return f"cut: the output ends before its JSON object is complete\n{text}"
             return f"{stage}: invalid JSON: {exc.msg} at {exc.pos}\n{text}"
         if not isinstance(data, dict):
             return f"{stage}: the output is not a JSON object\n{text}"
