@@ -89,7 +89,7 @@ def facts_block(context: list[dict[str, Any]]) -> str:
 
 
 # free text: one line, no quotes, escapes, brackets or braces (no JSON or template fragments,
-# no "[2]" citations); a question is one sentence that starts with a capital and ends with "?"
+# no "[2]" citations); a question is one sentence that opens like a question and ends with "?"
 _PLAIN = r'^[^"\\{}\[\]<>\x00-\x1f]{%d,%d}$'
 _STEP = r'^[A-Za-z][^"\\{}\[\]<>\x00-\x1f=]{4,%d}=[^"\\{}\[\]<>\x00-\x1f]{2,%d}$'
 _STARTS = "What|Which|How|Why|When|Where|In|For|On|If|Given"
