@@ -118,8 +118,15 @@ def _step(high: int) -> dict[str, Any]:
 
 
 def _literal(text: str) -> str:
-    """`text` as a regular expression for the grammar converter (spaces stay unescaped)."""
-    return "".join("\\" + c if c in "^$*+()[]{}|" else c for c in text)
+    """`text` as a case-insensitive regular expression for the grammar converter (spaces stay
+    unescaped): a model that writes "gnss signal loss" has named "GNSS Signal Loss"."""
+    out = []
+    for c in text:
+        if c.lower() != c.upper():
+            out.append(f"[{c.lower()}{c.upper()}]")
+        else:
+            out.append("\\" + c if c in "^$*+()[]{}|" else c)
+    return "".join(out)
 
 
 def _question(low: int, high: int, must: str = "", starts: str = _STARTS) -> dict[str, Any]:
@@ -186,9 +193,8 @@ def _at_bound(schema: dict[str, Any], value: str) -> bool:
     if "x-body" in schema:  # a question: its opening, a space, the body, "?"
         return len(value) - len(opening) - 2 >= int(schema["x-body"])
     if must:  # the name was forced in, or the text after it ran to the end of its bound
-        body = value[len(opening) + 1 :]
-        start = body.find(must)
-        return start >= int(schema["x-head"]) or (
+        body, must = value[len(opening) + 1 :].lower(), must.lower()
+        return body.find(must) >= int(schema["x-head"]) or (
             len(body) - (body.rfind(must) + len(must)) - 1 >= int(schema["x-tail"])
         )
     bound = _BOUND.findall(pattern)
