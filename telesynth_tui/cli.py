@@ -12,6 +12,7 @@ import typer
 
 from telesynth_tui.config import DEFAULT_PROJECT
 from telesynth_tui.errors import TelesynthError
+from telesynth_tui.pipeline.gate import DEFAULT_MIN_QUALITY
 
 app = typer.Typer(
     help="telesynth: turn telecom knowledge into fine-tuning data, offline.",
@@ -382,7 +383,9 @@ def generate(
             "imported document that is not bundled knowledge; or a PATH, or document ids '3,7'.",
         ),
     ] = None,
-    min_quality: Annotated[float, typer.Option(help="Drop samples scoring below this.")] = 0.35,
+    min_quality: Annotated[
+        float, typer.Option(help="Drop samples scoring below this.")
+    ] = DEFAULT_MIN_QUALITY,
     resume: Annotated[int | None, typer.Option(help="Continue an interrupted run.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -560,6 +563,45 @@ def samples(
         typer.echo(f"#{r['id']:<5d} {r['type']:15s} {r['status']:8s} q={q}  {r['question'] or ''}")
         if r["reason"]:
             typer.echo(f"       reason: {r['reason']}")
+
+
+@app.command()
+def check(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="QA items as JSON lines (type, plan, context, question, answer, steps)."
+        ),
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the accept gate on QA items you bring (no generation): each item's verdict and
+    reasons, then the counts. Uses the project's graph when there is a project."""
+    from telesynth_tui.pipeline.gate_check import check_file, counts, gate_for
+    from telesynth_tui.project import Project
+
+    project = Project.optional(State.project_dir)
+    conn = project.connect() if project.exists else None
+    verdicts = check_file(file, gate_for(conn))
+    totals = counts(verdicts)
+    if as_json:
+        _echo_json([v.to_dict() for v in verdicts])
+        typer.echo(
+            f"{totals['accepted']} accepted, {totals['rejected']} rejected of {totals['items']}",
+            err=True,
+        )
+        return
+    for v in verdicts:
+        typer.echo(f"{v.id}: {'accepted' if v.accepted else 'rejected'}")
+        for reason in v.reasons:
+            typer.echo(f"    {reason}")
+    typer.echo(
+        f"{totals['items']} items: {totals['accepted']} accepted, {totals['rejected']} rejected"
+    )
+    if totals["rejected_by_rule"]:
+        typer.echo(
+            "  rejected by: " + ", ".join(f"{k} {n}" for k, n in totals["rejected_by_rule"].items())
+        )
 
 
 @app.command()

@@ -25,6 +25,7 @@ from telesynth_tui.graph.retrieval import Retriever
 from telesynth_tui.graph.store import now
 from telesynth_tui.pipeline.documents import document_plans, section_context
 from telesynth_tui.pipeline.filters import Filters, FilterSettings
+from telesynth_tui.pipeline.gate import DEFAULT_MIN_QUALITY, Gate, GateItem
 from telesynth_tui.pipeline.generate_llm import DOCUMENT, LlmQA
 from telesynth_tui.pipeline.plans import DEFAULT_MIX, Plan, Planner, allocate
 from telesynth_tui.pipeline.realize import Candidate, TemplateRealizer
@@ -44,7 +45,7 @@ class RunConfig:
     judge: str | None = None
     pairs_per_context: int = 10
     budget_tokens: int = 900
-    min_quality: float = 0.35
+    min_quality: float = DEFAULT_MIN_QUALITY
     max_tokens: int = 1536  # output budget of a GGUF generator (capped at half its context)
     documents: list[int] = field(default_factory=list)  # document-driven: plans per section
     filters: dict[str, float] = field(default_factory=lambda: asdict(FilterSettings()))
@@ -270,8 +271,11 @@ class Runner:
         scorer: FastScorer,
         llm: LlmQA | None = None,
         refiner: LlmQA | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.conn = conn
+        # the accept gate over the project's graph; it knows the project's accepted samples
+        self.gate = gate if gate is not None else Gate.for_project(conn)
         self.retriever = retriever
         self.filters = filters
         self.scorer = scorer
@@ -378,17 +382,19 @@ class Runner:
         samples: list[dict[str, Any]] = []
         encoder = self.filters.encoder
         encoder.call_log = []
-        judged: list[Candidate | str] = []
+        # (item, the draft it refines): a failed refinement is kept and its draft judged too
+        judged: list[tuple[Candidate | str, str | None]] = []
         for item in found:
             if isinstance(item, Candidate) and self.refiner is not None:
                 refined = self._refine(item, context, plan["type"], payload, calls)
-                if isinstance(refined, str):  # keep the failed refinement and judge the draft
-                    judged.append(refined)
-                judged.append(item if isinstance(refined, str) else refined)
+                if isinstance(refined, str):
+                    judged += [(refined, None), (item, None)]
+                else:
+                    judged.append((refined, item.answer))
             else:
-                judged.append(item)
-        for item in judged:
-            sample = self._judge(item, plan["type"], payload, context, texts)
+                judged.append((item, None))
+        for item, draft in judged:
+            sample = self._judge(item, plan["type"], payload, context, texts, draft)
             sample.update(
                 {
                     "run_id": run_id,
@@ -446,6 +452,7 @@ class Runner:
         payload: dict[str, Any],
         context: list[dict[str, Any]],
         texts: list[str],
+        draft: str | None = None,
     ) -> dict[str, Any]:
         if isinstance(item, str):  # the model's output could not be used: keep it and say why
             reason, _, raw = item.partition("\n")
@@ -486,13 +493,21 @@ class Runner:
             self._calls.append(("score", call.get("model", "judge"), call))
         q = quality(scores)
         scores["filters"] = {v.filter: v.to_dict() for v in verdicts}
+        gated = GateItem(plan_type, item.question, item.answer, list(item.steps), texts, payload,
+                         draft)  # fmt: skip
+        with self._timed("filter"):
+            gate_reasons = self.gate.check(gated)
+        scores["gate"] = [str(r) for r in gate_reasons]
         failed = next((v for v in verdicts if not v.passed), None)
         if failed is not None:
             status, reason = "rejected", f"{failed.filter}: {failed.detail}"
+        elif gate_reasons:
+            status, reason = "rejected", f"gate: {gate_reasons[0]}"
         elif q < self.min_quality:
             status, reason = "rejected", f"quality: {q:.2f} below {self.min_quality:.2f}"
         else:
             status, reason = "accepted", None
+            self.gate.accept(gated, "an accepted sample of this run")
         return {
             "question": item.question,
             "answer": item.answer,
@@ -550,8 +565,9 @@ def run_summary(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:
     reasons: Counter[str] = Counter()
     for type_, status, reason in rows:
         by_type.setdefault(type_, Counter())[status] += 1
-        if reason:
-            reasons[reason.split(":", 1)[0]] += 1
+        if reason:  # the filter, or "gate: <rule>"
+            parts = reason.split(":", 2)
+            reasons[":".join(parts[:2]) if parts[0] == "gate" else parts[0]] += 1
     calls = [
         json.loads(r[0])
         for r in conn.execute("SELECT metrics FROM model_calls WHERE run_id = ?", (run_id,))

@@ -26,6 +26,7 @@ from textual.widgets import (
 )
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from telesynth_tui.pipeline.gate import DEFAULT_MIN_QUALITY
 from telesynth_tui.tui.base import BaseScreen
 
 TEMPLATE = "kg-template"  # the realizer's name (telesynth_tui.pipeline.runner.TEMPLATE)
@@ -112,7 +113,7 @@ class GenerateScreen(BaseScreen):
             yield Label("seed")
             yield Input("0", id="seed", type="integer", compact=True)
             yield Label("min q")
-            yield Input("0.35", id="min-quality", type="number", compact=True)
+            yield Input(str(DEFAULT_MIN_QUALITY), id="min-quality", type="number", compact=True)
         with Horizontal(classes="form-row"):
             yield Label("types")
             yield Input(DEFAULT_TYPES, id="types", compact=True)
