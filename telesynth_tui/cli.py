@@ -374,13 +374,17 @@ def generate(
         int, typer.Option(help="QA pairs per document section with --from-docs (at most 10).")
     ] = 10,
     from_docs: Annotated[
-        str | None,
+        bool,
         typer.Option(
             "--from-docs",
-            is_flag=False,
-            flag_value="all",
-            help="Plans from your imported documents, up to --pairs QA per section: alone, every "
-            "imported document that is not bundled knowledge; or a PATH, or document ids '3,7'.",
+            help="Plans from your imported documents (every one that is not bundled knowledge, "
+            "or those of --docs), up to --pairs QA per section.",
+        ),
+    ] = False,
+    docs: Annotated[
+        str | None,
+        typer.Option(
+            help="With --from-docs: a file or folder you imported, or document ids '3,7'."
         ),
     ] = None,
     min_quality: Annotated[
@@ -408,11 +412,12 @@ def generate(
             n=100 if n is None else n, seed=seed, generator=generator or TEMPLATE,
             refiner=refiner, judge=judge, pairs_per_context=pairs, min_quality=min_quality,
         )  # fmt: skip
-        if from_docs is not None:
+        if docs is not None and not from_docs:
+            raise TelesynthError("--docs needs --from-docs")
+        if from_docs:
             from telesynth_tui.pipeline.documents import select_documents
 
-            spec = "" if from_docs == "all" else from_docs
-            config.documents = select_documents(conn, spec, project.settings.bundled_kg)
+            config.documents = select_documents(conn, docs or "", project.settings.bundled_kg)
             config.n = 1_000_000 if n is None else n
         mix = _parse_mix(types)
         if mix:

@@ -380,7 +380,7 @@ def test_smollm2_writes_plans_through_the_cli_and_the_summary_says_why(
                      "--json", project=bundled.path, check=True, timeout=600)  # fmt: skip
     docs = json.loads(result.stdout)
     assert docs["plans"] == 1 and docs["generated"] >= 1 and DOCUMENT in docs["by_type"]
-    bad = run_cli("generate", "--from-docs", "424242", "--generator", SMOLLM2,
+    bad = run_cli("generate", "--from-docs", "--docs", "424242", "--generator", SMOLLM2,
                   project=bundled.path)  # fmt: skip
     assert bad.returncode != 0 and "no document with id 424242" in bad.stderr
     assert "Traceback" not in bad.stderr

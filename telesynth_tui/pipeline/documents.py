@@ -46,13 +46,13 @@ def select_documents(conn: sqlite3.Connection, spec: str, bundled: Path) -> list
         known = {int(r[0]) for r in rows}
         missing = [p for p in parts if int(p) not in known]
         if missing:
-            raise TelesynthError(f"--from-docs: no document with id {', '.join(missing)}")
+            raise TelesynthError(f"--docs: no document with id {', '.join(missing)}")
         return [int(p) for p in parts]
     target = Path(spec).expanduser()
     ids = [int(r[0]) for r in rows if Path(r[1]) == target.resolve() or _is_under(r[1], target)]
     if not ids:
         raise TelesynthError(
-            f"--from-docs: {spec}: no imported document from this path (import it first with: "
+            f"--docs: {spec}: no imported document from this path (import it first with: "
             "telesynth kg import PATH)"
         )
     return ids
