@@ -2,8 +2,8 @@
 and every rejection by reason, for a registered GGUF generator (the embedded SmolLM2 by default)
 on a fresh project with the bundled knowledge. Accepted samples are listed in the Markdown for a
 person to read against the labelling rubric. Results: bench/results/writer_<model>.json and .md.
-Run: .venv/bin/python bench/writer.py [--n 40] [--generator smollm2-135m-instruct] [--seed 0]
-     .venv/bin/python bench/writer.py --project PATH --run RUN   (report on a finished run)
+Run (from the repository root): PYTHONPATH=. .venv/bin/python bench/writer.py [--n 40] [--generator smollm2-135m-instruct] [--seed 0]
+     PYTHONPATH=. .venv/bin/python bench/writer.py --project PATH --run RUN [--wall-s S]
 """
 
 from __future__ import annotations
@@ -95,11 +95,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--project", type=Path, help="report on a run of this project")
     parser.add_argument("--run", type=int, help="the run to report on (with --project)")
+    parser.add_argument("--wall-s", type=float, help="the run's measured wall time (with --run)")
     args = parser.parse_args()
     wall: float | None = None
     if args.project and args.run:
         conn = Project.open(args.project).connect()
         run_id = args.run
+        wall = args.wall_s
         command = f"telesynth --project {args.project} generate ... (run {run_id})"
     else:
         project = Project.create(Path(tempfile.mkdtemp(prefix="bench-writer-")) / "p")
