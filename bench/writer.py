@@ -2,8 +2,9 @@
 and every rejection by reason, for a registered GGUF generator (the embedded SmolLM2 by default)
 on a fresh project with the bundled knowledge. Accepted samples are listed in the Markdown for a
 person to read against the labelling rubric. Results: bench/results/writer_<model>.json and .md.
-Run (from the repository root): PYTHONPATH=. .venv/bin/python bench/writer.py [--n 40] [--generator smollm2-135m-instruct] [--seed 0]
-     PYTHONPATH=. .venv/bin/python bench/writer.py --project PATH --run RUN [--wall-s S]
+Run from the repository root:
+    PYTHONPATH=. .venv/bin/python bench/writer.py [--n 40] [--generator NAME] [--seed 0]
+    PYTHONPATH=. .venv/bin/python bench/writer.py --project PATH --run RUN [--wall-s S]
 """
 
 from __future__ import annotations
