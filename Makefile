@@ -15,7 +15,8 @@ models:
 	$(TS) models build
 
 ## Set up, build the models, create a project with the bundled knowledge, show it, generate
-## 100 QA samples on the embedded defaults and export them (SFT and RFT with dataset cards).
+## 100 QA samples on the embedded defaults and export them (SFT and RFT with dataset cards), then
+## a short run of the embedded SmolLM2-135M-Instruct writing 6 plans, exported beside it.
 demo: setup models
 	$(TS) init
 	$(TS) kg stats
@@ -24,6 +25,9 @@ demo: setup models
 	$(TS) generate --n 100
 	$(TS) export 1 --format sft
 	$(TS) export 1 --format rft
+	$(TS) generate --n 6 --generator smollm2-135m-instruct
+	$(TS) export 2 --format sft
+	$(TS) export 2 --format csv
 
 ## Set up with the test tools, build the models, check format and lint, run the tests.
 test: setup-dev models

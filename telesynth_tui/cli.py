@@ -506,7 +506,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 @app.command()
 def generate(
-    n: Annotated[int, typer.Option("--n", help="Number of question plans.")] = 100,
+    n: Annotated[
+        int | None,
+        typer.Option("--n", help="Question plans (100); with --from-docs: sections (all)."),
+    ] = None,
     types: Annotated[
         str | None,
         typer.Option(
@@ -521,7 +524,23 @@ def generate(
     refiner: Annotated[str | None, typer.Option(help="A registered GGUF refiner.")] = None,
     judge: Annotated[str | None, typer.Option(help="A registered GGUF judge (LLM RAGAS).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the plans and phrasings.")] = 0,
-    pairs: Annotated[int, typer.Option(help="QA pairs per context for a GGUF generator.")] = 10,
+    pairs: Annotated[
+        int, typer.Option(help="QA pairs per document section with --from-docs (at most 10).")
+    ] = 10,
+    from_docs: Annotated[
+        bool,
+        typer.Option(
+            "--from-docs",
+            help="Plans from your imported documents (every one that is not bundled knowledge, "
+            "or those of --docs), up to --pairs QA per section.",
+        ),
+    ] = False,
+    docs: Annotated[
+        str | None,
+        typer.Option(
+            help="With --from-docs: a file or folder you imported, or document ids '3,7'."
+        ),
+    ] = None,
     min_quality: Annotated[
         float, typer.Option(help="Drop samples scoring below this.")
     ] = DEFAULT_MIN_QUALITY,
@@ -542,10 +561,19 @@ def generate(
         config, _ = load_run(conn, resume)
         run_id = resume
     else:
+        if not 1 <= pairs <= 10:
+            raise TelesynthError("--pairs must be between 1 and 10")
         config = RunConfig(
-            n=n, seed=seed, generator=generator or TEMPLATE, refiner=refiner, judge=judge,
-            pairs_per_context=pairs, min_quality=min_quality,
+            n=100 if n is None else n, seed=seed, generator=generator or TEMPLATE,
+            refiner=refiner, judge=judge, pairs_per_context=pairs, min_quality=min_quality,
         )  # fmt: skip
+        if docs is not None and not from_docs:
+            raise TelesynthError("--docs needs --from-docs")
+        if from_docs:
+            from telesynth_tui.pipeline.documents import select_documents
+
+            config.documents = select_documents(conn, docs or "", project.settings.bundled_kg)
+            config.n = 1_000_000 if n is None else n
         mix = _parse_mix(types)
         if mix:
             config.mix = mix

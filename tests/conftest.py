@@ -64,7 +64,7 @@ def bundled(bundled_template: Path, tmp_path: Path) -> Project:
 
 
 def run_cli(
-    *args: str, project: Path | None = None, check: bool = False
+    *args: str, project: Path | None = None, check: bool = False, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """Run the real `telesynth` entry point in a subprocess with the network blocked."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TELESYNTH_")}
@@ -72,7 +72,7 @@ def run_cli(
     cmd = [sys.executable, "-m", "telesynth_tui.cli"]
     if project is not None:
         cmd += ["--project", str(project)]
-    result = subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=timeout)
     if check:
         assert result.returncode == 0, result.stderr
     return result

@@ -412,8 +412,8 @@ class CopyingGenerator:
     context_budget = 900
     cancel = None
 
-    def generate_pairs(
-        self, context: list[dict[str, Any]], pairs: int, plan_type: str
+    def write(
+        self, plan_type: str, payload: dict[str, Any], context: list[dict[str, Any]], pairs: int
     ) -> tuple[list[Candidate | str], dict[str, Any]]:
         entity = next(c for c in context if c["kind"] == "entity")
         name, description = entity["text"].split(": ", 1)

@@ -9,19 +9,16 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from telesynth_tui.graph.formulas import formula_from_mapping
-from telesynth_tui.inference.generator import SamplingParams
-from telesynth_tui.inference.metrics import CallMetrics
 from telesynth_tui.pipeline.filters import Filters, FilterSettings
-from telesynth_tui.pipeline.generate_llm import LlmQA
 from telesynth_tui.pipeline.plans import PLAN_TYPES, Planner, allocate
-from telesynth_tui.pipeline.realize import Candidate, TemplateRealizer
+from telesynth_tui.pipeline.realize import TemplateRealizer
 from telesynth_tui.project import Project
 from telesynth_tui.units import check_numeric
 
@@ -111,41 +108,6 @@ def test_filters_with_fake_models() -> None:
     assert {v.filter: v.passed for v in ok}["maths"] and not {v.filter: v.passed for v in bad}[
         "maths"
     ]
-
-
-class ScriptedGenerator:
-    name = "scripted"
-    n_ctx = 2048
-
-    def __init__(self, outputs: list[str]) -> None:
-        self.outputs = outputs
-        self.last_metrics: CallMetrics | None = None
-
-    def stream(
-        self, messages: object, params: SamplingParams, cancel: object = None
-    ) -> Iterator[str]:
-        assert params.json_schema is not None
-        text = self.outputs.pop(0)
-        self.last_metrics = CallMetrics("scripted", "generate", output_tokens=len(text.split()),
-                                        stop_reason="eos")  # fmt: skip
-        yield text
-
-
-def test_llm_output_becomes_candidates_or_recorded_rejections() -> None:
-    context = [{"key": "fact:7", "text": "A indicates B"}, {"key": "chunk:3", "text": "B text"}]
-    good = json.dumps({"pairs": [{"question": "What does A indicate?", "answer": "B.",
-                                  "steps": ["A indicates B."], "cited": [1, 9]}]})  # fmt: skip
-    gen = ScriptedGenerator([good, '{"pairs": [{"question": "cut', "not json at all"])
-    qa = LlmQA(gen)  # type: ignore[arg-type]
-    found, metrics = qa.generate_pairs(context, 10, "factual")
-    [c] = found
-    assert isinstance(c, Candidate) and c.cited == ["fact:7"] and metrics["model"] == "scripted"
-    for _ in range(2):
-        [rejection], _ = qa.generate_pairs(context, 10, "factual")
-        assert isinstance(rejection, str) and rejection.startswith("generate: invalid JSON")
-        assert rejection.split("\n", 1)[1]  # the raw text is kept
-    refined, _ = LlmQA(ScriptedGenerator(["{}"])).refine(c, context)  # type: ignore[arg-type]
-    assert isinstance(refined, str) and refined.startswith("refine: unusable output")
 
 
 # --- the real embedded defaults ---------------------------------------------------------------

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from telesynth_tui.inference.generator import new_llama
+
 from .conftest import BUNDLED_KG, MODELS
 
 torch = pytest.importorskip("torch")
@@ -33,12 +35,11 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, object, 
 
 
 def test_llama_cpp_logits_match_torch(exported: tuple[object, object, Path]) -> None:
-    import llama_cpp
 
     model, tokenizer, path = exported
     text = "The gNodeB raised a VSWR alarm; check pmVswrValue and the feeder on sector 2."
     ids = tokenizer.encode(text).ids  # type: ignore[attr-defined]
-    llm = llama_cpp.Llama(str(path), n_ctx=256, logits_all=True, verbose=False, n_threads=1)
+    llm = new_llama(model_path=str(path), n_ctx=256, logits_all=True, verbose=False, n_threads=1)
     try:
         llm.eval(ids)
         ours = np.array(llm.scores[: len(ids)])

@@ -16,8 +16,9 @@ import numpy as np
 
 _CHAR_RULE_RE = re.compile(r'^char ::= \[\^"\\\\\]', re.MULTILINE)
 _STRICT_CHAR = r'char ::= [^"\\\x00-\x1F\x7F]'
-# "(char (char (char)?)?)?": the converter's spelling of char{0,3}; llama.cpp has {m,n}
-_NESTED_OPTIONAL_RE = re.compile(r"\((?:char \()*char(?:\)\?)+")
+# "(char (char (char)?)?)?": the converter's spelling of char{0,3} (for any rule name, as
+# patterns give their own); llama.cpp has {m,n}
+_NESTED_OPTIONAL_RE = re.compile(r"\((?:([\w-]+) \()*([\w-]+)(?:\)\?)+")
 
 
 class SchemaError(ValueError):
@@ -40,10 +41,11 @@ def schema_to_gbnf(schema: dict[str, Any]) -> str:
 
 def _repetition(match: re.Match[str]) -> str:
     text = match.group()
-    n = text.count("char")
-    if text.count("(") != n or text.count(")?") != n:
+    name = match.group(2)
+    n = len(re.findall(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text))
+    if text.count("(") != n or text.count(")?") != n or text.count(" (") != n - 1:
         return text
-    return f"char{{0,{n}}}"
+    return f"{name}{{0,{n}}}"
 
 
 def parse_json_output(text: str) -> Any:

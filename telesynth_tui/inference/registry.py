@@ -2,8 +2,10 @@
 
 Three manifests are read, in order: the shipped defaults (models/manifest.toml), the models
 built on this machine (models/build/manifest.toml, written by `models build`), and the project's
-own (PROJECT/models.toml, written by `models add`). Paths are relative to their manifest.
-A GGUF is checked by reading its header; an ONNX encoder by loading its graph.
+own (PROJECT/models.toml, written by `models add`). Paths are relative to their manifest, or,
+for an entry with `package = "name"`, to that installed Python package's folder (found without
+importing the package). A GGUF is checked by reading its header; an ONNX encoder by loading its
+graph.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class ModelEntry:
     tokenizer: Path | None = None
     origin: str = ""  # shipped | built | project
     notes: str = ""
+    package: str = ""  # the installed Python package that carries the file, if any
     size: int = field(default=0, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,11 +79,15 @@ def write_manifest(path: Path, entries: list[ModelEntry]) -> None:
     lines = ["# telesynth model manifest (paths are relative to this file)", ""]
     for entry in entries:
         record = entry.to_dict()
-        record["path"] = _relative(entry.path, path.parent)
+        base = path.parent
+        if entry.package:  # relative to the package that carries the file
+            base = package_dir(entry.package) or entry.path.parent
+        record["path"] = _relative(entry.path, base)
         record["tokenizer"] = _relative(entry.tokenizer, path.parent) if entry.tokenizer else None
         lines.append("[[model]]")
         for key in ("name", "roles", "path", "format", "quantization", "parameters",
-                    "context_length", "chat_template", "sha256", "tokenizer", "notes"):  # fmt: skip
+                    "context_length", "chat_template", "sha256", "tokenizer", "notes",
+                    "package"):  # fmt: skip
             if record.get(key) not in (None, ""):
                 lines.append(f"{key} = {_toml_value(record[key])}")
         lines.append("")
@@ -93,6 +100,30 @@ def _relative(path: Path, base: Path) -> str:
         return str(path.resolve().relative_to(base.resolve()))
     except ValueError:
         return str(path.resolve())
+
+
+def package_dir(name: str) -> Path | None:
+    """An installed package's folder, without importing it (find_spec on a top-level name only
+    locates it)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _model_path(manifest: Path, raw: dict[str, Any]) -> Path:
+    package = str(raw.get("package", ""))
+    if not package:
+        return (manifest.parent / str(raw["path"])).resolve()
+    import sysconfig
+
+    base = package_dir(package) or Path(sysconfig.get_paths()["purelib"]) / package
+    return base / str(raw["path"])
 
 
 def read_manifest(path: Path, origin: str) -> list[ModelEntry]:
@@ -110,7 +141,7 @@ def read_manifest(path: Path, origin: str) -> list[ModelEntry]:
                 ModelEntry(
                     name=str(raw["name"]),
                     roles=[str(r) for r in raw["roles"]],
-                    path=(path.parent / str(raw["path"])).resolve(),
+                    path=_model_path(path, raw),
                     format=str(raw["format"]),
                     quantization=str(raw.get("quantization", "")),
                     parameters=int(raw.get("parameters", 0)),
@@ -120,6 +151,7 @@ def read_manifest(path: Path, origin: str) -> list[ModelEntry]:
                     tokenizer=(path.parent / str(tokenizer)).resolve() if tokenizer else None,
                     origin=origin,
                     notes=str(raw.get("notes", "")),
+                    package=str(raw.get("package", "")),
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -255,6 +287,11 @@ class Registry:
 
     @staticmethod
     def check(entry: ModelEntry) -> str | None:
+        if entry.package and not entry.path.is_file():
+            return (
+                f"{entry.name}: the Python package {entry.package} that carries it is not "
+                f"installed here (expected {entry.path})"
+            )
         if not entry.path.is_file():
             return f"{entry.path}: no such file"
         if entry.sha256 and sha256_file(entry.path) != entry.sha256:

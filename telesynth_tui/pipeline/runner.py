@@ -24,15 +24,17 @@ from telesynth_tui.graph import db
 from telesynth_tui.graph.retrieval import Retriever
 from telesynth_tui.graph.store import now
 from telesynth_tui.pipeline import lease
+from telesynth_tui.pipeline.documents import document_plans, section_context
 from telesynth_tui.pipeline.filters import Filters, FilterSettings
 from telesynth_tui.pipeline.gate import DEFAULT_MIN_QUALITY, Gate, GateItem
-from telesynth_tui.pipeline.generate_llm import LlmQA
+from telesynth_tui.pipeline.generate_llm import DOCUMENT, LlmQA
 from telesynth_tui.pipeline.plans import DEFAULT_MIX, Plan, Planner, allocate
 from telesynth_tui.pipeline.realize import Candidate, TemplateRealizer
 from telesynth_tui.pipeline.scoring import FastScorer, quality
 from telesynth_tui.text import has_control_tokens, strip_control_tokens
 
 TEMPLATE = "kg-template"
+LLM_CONTEXT_TOKENS = 300  # a small model writes better from the plan and a little context
 
 
 @dataclass
@@ -47,6 +49,7 @@ class RunConfig:
     budget_tokens: int = 900
     min_quality: float = DEFAULT_MIN_QUALITY
     max_tokens: int = 1536  # output budget of a GGUF generator (capped at half its context)
+    documents: list[int] = field(default_factory=list)  # document-driven: plans per section
     filters: dict[str, float] = field(default_factory=lambda: asdict(FilterSettings()))
 
     @classmethod
@@ -73,6 +76,16 @@ def create_run(conn: sqlite3.Connection, config: RunConfig) -> int:
     """Store the run and all of its plans (reproducible by seed) in one transaction."""
     if config.n < 1:
         raise TelesynthError("--n must be at least 1")
+    if config.documents:
+        if config.generator == TEMPLATE:
+            raise TelesynthError(
+                "--from-docs needs a GGUF generator (--generator NAME, e.g. smollm2-135m-instruct)"
+            )
+        plans = document_plans(conn, config.documents, config.pairs_per_context, config.n)
+        if not plans:
+            raise TelesynthError("--from-docs: the documents have no section with text to ask")
+        config.n = len(plans)
+        return insert_run(conn, config, plans)
     planner = Planner(conn, config.seed)
     return insert_run(conn, config, planner.plans(allocate(config.n, config.mix)))
 
@@ -232,8 +245,10 @@ def without_control_tokens(candidate: Candidate) -> Candidate:
 def plan_context(
     conn: sqlite3.Connection, plan_type: str, payload: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """The plan's own facts (or formula) as context items, so the context holds what the
-    answer is grounded in."""
+    """The plan's own facts (or formula, or document section) as context items, so the context
+    holds what the answer is grounded in."""
+    if plan_type == DOCUMENT:
+        return section_context(conn, payload)
     items: list[dict[str, Any]] = []
     rel_ids = payload.get("relation_ids", [])
     if rel_ids:
@@ -338,11 +353,20 @@ class Runner:
             candidate.cited = [i["key"] for i in base] or candidate.cited
             context = self._context(candidate.question, base, config.budget_tokens)
             return [candidate], context
-        topic = " ".join(i["text"] for i in base) or json.dumps(payload)[:300]
-        context = self._context(topic, base, min(config.budget_tokens, self.llm.context_budget))
+        if plan_type == DOCUMENT:  # the section is the grounding
+            context = base
+            if not context:
+                return ["generate: the section's text is gone (its document was re-imported)\n"], []
+        else:
+            topic = " ".join(i["text"] for i in base) or json.dumps(payload)[:300]
+            budget = min(config.budget_tokens, self.llm.context_budget, LLM_CONTEXT_TOKENS)
+            context = self._context(topic, base, budget)
         with self._timed("generate"):
-            found, metrics = self.llm.generate_pairs(context, config.pairs_per_context, plan_type)
+            found, metrics = self.llm.write(plan_type, payload, context, config.pairs_per_context)
         calls.append(("generate", self.llm.name, metrics))
+        for item in found:
+            if isinstance(item, Candidate) and not item.cited:
+                item.cited = [i["key"] for i in base]
         return found, context
 
     @contextmanager
@@ -357,11 +381,13 @@ class Runner:
         self,
         candidate: Candidate,
         context: list[dict[str, Any]],
+        plan_type: str,
+        payload: dict[str, Any],
         calls: list[tuple[str, str, dict[str, Any]]],
     ) -> Candidate | str:
         assert self.refiner is not None
         with self._timed("refine"):
-            refined, metrics = self.refiner.refine(candidate, context)
+            refined, metrics = self.refiner.refine(candidate, context, plan_type, payload)
         calls.append(("refine", self.refiner.name, metrics))
         return refined
 
@@ -386,11 +412,18 @@ class Runner:
         samples: list[dict[str, Any]] = []
         encoder = self.filters.encoder
         encoder.call_log = []
+        # (item, the draft it refines): a failed refinement is kept and its draft judged too
+        judged: list[tuple[Candidate | str, str | None]] = []
         for item in found:
-            draft = None
             if isinstance(item, Candidate) and self.refiner is not None:
-                draft = item.answer
-                item = self._refine(item, context, calls)
+                refined = self._refine(item, context, plan["type"], payload, calls)
+                if isinstance(refined, str):
+                    judged += [(refined, None), (item, None)]
+                else:
+                    judged.append((refined, item.answer))
+            else:
+                judged.append((item, None))
+        for item, draft in judged:
             sample = self._judge(item, plan["type"], payload, context, texts, draft)
             sample.update(
                 {
