@@ -21,7 +21,8 @@ from telesynth_tui.errors import TelesynthError
 from telesynth_tui.graph.chunking import Chunk
 from telesynth_tui.graph.extraction import EXTRACTOR, Known, XEntity, XTriple, extract
 from telesynth_tui.graph.resolution import EntityIndex, split_abbreviation
-from telesynth_tui.graph.store import ENTITY_TYPES, PREDICATES, now
+from telesynth_tui.graph.store import ENTITY_TYPES, PREDICATES
+from telesynth_tui.infra import now
 from telesynth_tui.text import normalize_name
 
 REVIEW_STATUSES = ("candidate", "accepted", "rejected")
@@ -346,9 +347,10 @@ def review_relation(conn: sqlite3.Connection, relation_id: int, decision: str) -
 def review(conn: sqlite3.Connection, decisions: Sequence[tuple[int, str]]) -> list[dict[str, Any]]:
     """Apply a person's decisions (relation id, 'accepted' | 'rejected') in one transaction and
     mark the graph as changed; an unknown or declared relation stops it with nothing written."""
-    from telesynth_tui.graph import db
+    from telesynth_tui import database as db
+    from telesynth_tui.infra import transaction
 
-    with db.transaction(conn):
+    with transaction(conn):
         done = [review_relation(conn, relation_id, decision) for relation_id, decision in decisions]
         db.bump_revision(conn)
     return done
@@ -358,12 +360,13 @@ def remove_documents(conn: sqlite3.Connection, paths: Sequence[str]) -> list[str
     """Forget imported files (by path) and what only they supported; returns those removed."""
     from pathlib import Path
 
-    from telesynth_tui.graph import db
+    from telesynth_tui import database as db
     from telesynth_tui.graph.store import KnowledgeGraph
+    from telesynth_tui.infra import transaction
 
     kg = KnowledgeGraph(conn)
     removed = []
-    with db.transaction(conn):
+    with transaction(conn):
         for path in paths:
             key = str(Path(path).expanduser().resolve())
             if kg.remove_source(key):

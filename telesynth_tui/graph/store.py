@@ -6,11 +6,11 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from telesynth_tui.graph.chunking import Chunk
 from telesynth_tui.graph.formulas import FormulaSpec
 from telesynth_tui.graph.linking import Gazetteer, find_candidates
+from telesynth_tui.infra import now
 from telesynth_tui.text import normalize_name
 
 ENTITY_TYPES = (
@@ -49,10 +49,6 @@ PREDICATES: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
     "is_a": (None, frozenset({"Concept"})),
     "related_to": (None, None),
 }
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass

@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.graph import db
 from telesynth_tui.graph.retrieval import Retriever
-from telesynth_tui.graph.store import now
+from telesynth_tui.infra import now, transaction
 from telesynth_tui.pipeline import lease
 from telesynth_tui.pipeline.filters import Filters, FilterSettings
 from telesynth_tui.pipeline.gate import DEFAULT_MIN_QUALITY, Gate, GateItem
@@ -86,7 +85,7 @@ def insert_run(
     """The run row, its plans and whatever `extra` adds for the new run id, all or nothing."""
     if not plans:
         raise TelesynthError("the knowledge graph has nothing to plan from (run telesynth init)")
-    with db.transaction(conn):
+    with transaction(conn):
         cur = conn.execute(
             "INSERT INTO runs(created_at, status, config) VALUES (?, 'running', ?)",
             (now(), json.dumps(asdict(config))),
@@ -121,7 +120,7 @@ def store_plan(conn: sqlite3.Connection, run_id: int, plan_id: int, samples: lis
     all or nothing, and only once: False (nothing written) when the plan is already stored.
     Refused when another process holds the run's lease."""
     marks = ", ".join("?" * (len(SAMPLE_COLUMNS) + 1))
-    with db.transaction(conn):
+    with transaction(conn):
         lease.check_writer(conn, run_id)
         row = conn.execute("SELECT status FROM plans WHERE id = ?", (plan_id,)).fetchone()
         if row is not None and row[0] == "done":
@@ -182,7 +181,7 @@ def _run_plans(
 
 def finish_run(conn: sqlite3.Connection, run_id: int, finished: bool,
                summary: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    with db.transaction(conn):
+    with transaction(conn):
         conn.execute(
             "UPDATE runs SET status = ?, summary = ? WHERE id = ?",
             ("finished" if finished else "interrupted", json.dumps(summary), run_id),
