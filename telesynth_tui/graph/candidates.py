@@ -374,37 +374,3 @@ def remove_documents(conn: sqlite3.Connection, paths: Sequence[str]) -> list[str
         if removed:
             db.bump_revision(conn)
     return removed
-
-
-def remove_source_extractions(conn: sqlite3.Connection, source_id: int) -> None:
-    """Before a source's derived data goes: drop its extractions; relations that only it
-    supported go too, the others move to a source that still states them."""
-    conn.execute("DELETE FROM relation_extractions WHERE source_file_id = ?", (source_id,))
-    conn.execute("DELETE FROM entity_extractions WHERE source_file_id = ?", (source_id,))
-    touched = [
-        r[0]
-        for r in conn.execute(
-            "SELECT id FROM relations WHERE source_file_id = ?"
-            " AND (origin = 'extracted' OR EXISTS (SELECT 1 FROM relation_extractions x"
-            " WHERE x.relation_id = relations.id))",
-            (source_id,),
-        )
-    ]
-    for relation_id in touched:
-        other = conn.execute(
-            "SELECT x.source_file_id, sf.path FROM relation_extractions x JOIN source_files sf"
-            " ON sf.id = x.source_file_id WHERE x.relation_id = ? ORDER BY x.id LIMIT 1",
-            (relation_id,),
-        ).fetchone()
-        if other is None:
-            conn.execute("DELETE FROM relation_evidence WHERE relation_id = ?", (relation_id,))
-            conn.execute("DELETE FROM relations WHERE id = ?", (relation_id,))
-            continue
-        # still stated elsewhere: a declared relation whose file goes becomes an extracted one
-        conn.execute(
-            "UPDATE relations SET source_file_id = ?, evidence_path = ?, line = NULL,"
-            " origin = 'extracted', status = CASE WHEN origin = 'declared' THEN 'candidate'"
-            " ELSE status END, confidence = (SELECT MAX(confidence) FROM relation_extractions"
-            " WHERE relation_id = ?) WHERE id = ?",
-            (other[0], other[1], relation_id, relation_id),
-        )
