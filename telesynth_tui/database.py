@@ -123,10 +123,10 @@ def _m001_knowledge_graph(db: sqlite_utils.Database) -> None:
 
 
 def _m002_chunk_search(db: sqlite_utils.Database) -> None:
-    db["chunks"].enable_fts(
+    db.table("chunks").enable_fts(
         ["heading", "text"], fts_version="FTS5", create_triggers=True, tokenize="porter"
     )
-    db["meta"].create({"key": str, "value": str}, pk="key")
+    db.table("meta").create({"key": str, "value": str}, pk="key")
     db.execute("INSERT INTO meta(key, value) VALUES ('kg_revision', '0')")
 
 

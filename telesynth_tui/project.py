@@ -146,8 +146,10 @@ class Project:
         if config.judge:
             from telesynth_tui.pipeline.judge import JudgeScorer
 
-            same = llm is not None and config.judge == config.generator
-            judge = llm.generator if same else self.generator(config.judge)
+            if llm is not None and config.judge == config.generator:
+                judge = llm.generator
+            else:
+                judge = self.generator(config.judge)
             scorer = JudgeScorer(scorer, judge, encoder)
         return Runner(conn, retriever, filters, scorer, llm, refiner)
 

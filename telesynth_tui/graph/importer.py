@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from telesynth_tui import database as db
 from telesynth_tui.config import IngestSettings
@@ -112,7 +113,7 @@ def _sniff_kind(raw: RawFile) -> str:
     )
 
 
-def _rows(raw: RawFile) -> Iterator[tuple[int, dict[str, str] | str]]:
+def _rows(raw: RawFile) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(line number, row) of a CSV or JSONL file; a row that cannot be parsed is an error text."""
     text = decode_utf8(raw)
     if raw.kind == "triples":  # CSV

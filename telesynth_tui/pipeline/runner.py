@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -157,8 +157,8 @@ def _run_plans(
     progress: Callable[[Progress], None],
     cancel: Callable[[], bool],
 ) -> bool:
-    plans = conn.execute("SELECT * FROM plans WHERE run_id = ? ORDER BY ordinal", (run_id,))
-    plans = plans.fetchall()
+    query = "SELECT * FROM plans WHERE run_id = ? ORDER BY ordinal"
+    plans = conn.execute(query, (run_id,)).fetchall()
     counts = Counter(
         r[0] for r in conn.execute("SELECT status FROM samples WHERE run_id = ?", (run_id,))
     )
@@ -296,7 +296,8 @@ class Runner:
         self.llm = llm
         self.refiner = refiner
         self.min_quality = 0.0
-        self.stage_seconds: Counter[str] = Counter()  # wall time per stage in this process
+        # wall time per stage in this process
+        self.stage_seconds: dict[str, float] = defaultdict(float)
         self._calls: list[tuple[str, str, dict[str, Any]]] = []  # judge calls of this plan
 
     # --- context --------------------------------------------------------------------------
@@ -451,6 +452,7 @@ class Runner:
         texts: list[str],
         draft: str | None = None,
     ) -> dict[str, Any]:
+        reason: str | None
         if isinstance(item, str):  # the model's output could not be used: keep it and say why
             reason, _, raw = item.partition("\n")
             return {

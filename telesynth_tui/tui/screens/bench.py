@@ -159,8 +159,11 @@ class BenchScreen(BaseScreen):
         from telesynth_tui.infra import now
         from telesynth_tui.modelkit.bench import save_results
 
+        def progress(text: str) -> None:
+            self.post_message(self.Progress(text))
+
         created_at = now()
-        results = self.backends.bench(names, lambda text: self.post_message(self.Progress(text)))
+        results = self.backends.bench(names, progress)
         self.post_message(self.Finished({"created_at": created_at, **results}))
         path = save_results(self.backends.project.path, results, created_at)
         self.post_message(self.Saved(path.name))
