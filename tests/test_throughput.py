@@ -12,6 +12,8 @@ from telesynth_tui.inference.generator import LlamaGenerator, SamplingParams, au
 from telesynth_tui.modelkit.bench import threads_label
 from tests.conftest import SHIPPED_GGUF
 
+pytestmark = pytest.mark.real_models  # every test loads the shipped GGUF
+
 SCHEMA = {
     "type": "object",
     "properties": {
