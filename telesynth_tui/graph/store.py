@@ -76,7 +76,7 @@ class EntityUpsert:
 
 @dataclass
 class KnowledgeGraph:
-    """Operations on one connection; writes must run inside `db.transaction`."""
+    """Operations on one connection; writes must run inside `infra.transaction`."""
 
     conn: sqlite3.Connection
     _gazetteer: Gazetteer | None = field(default=None, repr=False)
