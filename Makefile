@@ -2,7 +2,7 @@
 PROJECT ?= telesynth-project
 TS := .venv/bin/telesynth --project $(PROJECT)
 
-.PHONY: setup setup-dev models demo test
+.PHONY: setup setup-dev models demo lint test test-fast
 
 setup:
 	scripts/setup.sh build
@@ -29,8 +29,17 @@ demo: setup models
 	$(TS) export 2 --format sft
 	$(TS) export 2 --format csv
 
-## Set up with the test tools, build the models, check format and lint, run the tests.
-test: setup-dev models
+## Format check, lint, layer contracts (import-linter) and the type checker over the core.
+lint: setup-dev
 	.venv/bin/ruff format --check telesynth_tui tests bench models
 	.venv/bin/ruff check telesynth_tui tests bench models
+	.venv/bin/lint-imports
+	.venv/bin/mypy
+
+## Set up with the test tools, build the models, run the checks and the whole test suite.
+test: lint models
 	.venv/bin/python -m pytest
+
+## The quick loop: checks and the tests not marked slow or real_models.
+test-fast: lint models
+	.venv/bin/python -m pytest -m "not slow and not real_models"

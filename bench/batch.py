@@ -17,13 +17,13 @@ from pathlib import Path
 from smollm2_models import smollm2_entry
 
 from telesynth_tui.inference.batch import BatchDecoder
-from telesynth_tui.inference.bench import (
+from telesynth_tui.inference.generator import LlamaGenerator, SamplingParams
+from telesynth_tui.modelkit.bench import (
     PIPELINE_SCHEMA,
     pipeline_contexts,
     pipeline_messages,
     threads_label,
 )
-from telesynth_tui.inference.generator import LlamaGenerator, SamplingParams
 
 RESULTS = Path(__file__).parent / "results"
 KG = Path(__file__).resolve().parent.parent / "kg"

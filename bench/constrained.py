@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from telesynth_tui.inference.bench import PIPELINE_SCHEMA
 from telesynth_tui.inference.generator import _quiet_stderr, new_llama
 from telesynth_tui.inference.json_grammar import schema_to_gbnf
+from telesynth_tui.modelkit.bench import PIPELINE_SCHEMA
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -15,7 +15,7 @@ from tempfile import TemporaryDirectory
 import numpy as np
 
 from telesynth_tui.graph.importer import import_paths
-from telesynth_tui.inference.build import UNFINISHED_HEAD, UNRELATED_HEAD
+from telesynth_tui.modelkit.build import UNFINISHED_HEAD, UNRELATED_HEAD
 from telesynth_tui.pipeline.filters import ClassifierHead, Filters, FilterSettings
 from telesynth_tui.pipeline.labelled import (
     refusal_examples,

@@ -13,7 +13,7 @@ import statistics
 import time
 from pathlib import Path
 
-from telesynth_tui.inference.bench import (
+from telesynth_tui.modelkit.bench import (
     bench_encoder,
     corpus_sentences,
     cosine_stats,

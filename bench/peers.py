@@ -28,17 +28,17 @@ from typing import Any
 from smollm2_models import smollm2_entry
 
 from telesynth_tui.inference.batch import BatchDecoder
-from telesynth_tui.inference.bench import (
-    PIPELINE_SCHEMA,
-    pipeline_contexts,
-    pipeline_messages,
-)
 from telesynth_tui.inference.generator import (
     LlamaGenerator,
     SamplingParams,
     _quiet_stderr,
     auto_threads,
     new_llama,
+)
+from telesynth_tui.modelkit.bench import (
+    PIPELINE_SCHEMA,
+    pipeline_contexts,
+    pipeline_messages,
 )
 
 RESULTS = Path(__file__).parent / "results"

@@ -12,9 +12,9 @@ import argparse
 import json
 from pathlib import Path
 
-from telesynth_tui.inference.bench import bench_generator, render_markdown, threads_label
 from telesynth_tui.inference.energy import EnergyMeter
 from telesynth_tui.inference.registry import ModelEntry
+from telesynth_tui.modelkit.bench import bench_generator, render_markdown, threads_label
 
 RESULTS = Path(__file__).parent / "results"
 

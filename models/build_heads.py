@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from telesynth_tui.graph.importer import import_paths
-from telesynth_tui.inference.build import heads_fingerprint
 from telesynth_tui.inference.encoder import OnnxEncoder
 from telesynth_tui.inference.registry import sha256_file
+from telesynth_tui.modelkit.build import heads_fingerprint
 from telesynth_tui.pipeline.labelled import unfinished_examples, unrelated_examples
 from telesynth_tui.project import Project
 

@@ -1059,7 +1059,7 @@ def models_build(
     ] = False,
 ) -> None:
     """Build the embedded ONNX encoder (fp32 + int8); --generator also retrains the GGUF."""
-    from telesynth_tui.inference.build import build_models
+    from telesynth_tui.modelkit.build import build_models
 
     for line in build_models(_optional_project(), generator=generator):
         typer.echo(line)
@@ -1074,8 +1074,8 @@ def models_bench(
     as_json: JsonOpt = False,
 ) -> None:
     """TTFT, prefill/decode tok/s, R_decode, grammar penalty, J/token, peak RSS; encoder R_enc."""
-    from telesynth_tui.inference.bench import render_markdown, run_model_bench
-    from telesynth_tui.project import write_atomic
+    from telesynth_tui.infra import write_atomic
+    from telesynth_tui.modelkit.bench import render_markdown, run_model_bench
 
     project = _optional_project()
     results = run_model_bench(project, names or [], runs, tokens,

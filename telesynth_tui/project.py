@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from telesynth_tui import database as db
 from telesynth_tui.config import (
     DATABASE_FILE,
     DEFAULT_SETTINGS_TOML,
@@ -19,7 +19,7 @@ from telesynth_tui.config import (
     load_settings,
 )
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.graph import db
+from telesynth_tui.infra import _kind_of_special, write_atomic
 
 if TYPE_CHECKING:
     from telesynth_tui.dta.runner import DtaConfig, DtaModels
@@ -119,7 +119,7 @@ class Project:
     def runner(self, conn: sqlite3.Connection, config: RunConfig) -> Runner:
         """The pipeline for one run, wired to this project's models and settings."""
         from telesynth_tui.graph.retrieval import Retriever, embed_chunks
-        from telesynth_tui.inference.build import UNFINISHED_HEAD, UNRELATED_HEAD
+        from telesynth_tui.modelkit.build import UNFINISHED_HEAD, UNRELATED_HEAD
         from telesynth_tui.pipeline.filters import ClassifierHead, Filters, FilterSettings
         from telesynth_tui.pipeline.generate_llm import LlmQA
         from telesynth_tui.pipeline.runner import TEMPLATE, Runner
@@ -146,8 +146,10 @@ class Project:
         if config.judge:
             from telesynth_tui.pipeline.judge import JudgeScorer
 
-            same = llm is not None and config.judge == config.generator
-            judge = llm.generator if same else self.generator(config.judge)
+            if llm is not None and config.judge == config.generator:
+                judge = llm.generator
+            else:
+                judge = self.generator(config.judge)
             scorer = JudgeScorer(scorer, judge, encoder)
         return Runner(conn, retriever, filters, scorer, llm, refiner)
 
@@ -227,43 +229,6 @@ def check_database_file(database: Path) -> None:
 
 PROJECT_FILES = (DATABASE_FILE, f"{DATABASE_FILE}-wal", f"{DATABASE_FILE}-shm", SETTINGS_FILE,
                  "models.toml")  # fmt: skip
-
-
-def _kind_of_special(mode: int) -> str | None:
-    """What a non-regular file is, or None for a regular file."""
-    if stat.S_ISREG(mode):
-        return None
-    for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"),
-                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
-                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")):  # fmt: skip
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write through a temporary file in the same folder and rename, so a crash never leaves half
-    a file. The file is created 0644; symlinks, devices, FIFOs and folders are never replaced."""
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        mode = None
-    except OSError as exc:
-        raise TelesynthError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    if mode is not None and (special := _kind_of_special(mode)):
-        raise TelesynthError(f"{path}: is {special}; refusing to write over it")
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def check_output_path(project_dir: Path, path: Path, force: bool = False) -> None:

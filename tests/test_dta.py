@@ -9,6 +9,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from telesynth_tui.dta.runner import DtaConfig, DtaModels, DtaRunner, create_dta_run
 from telesynth_tui.dta.select import (
     Exemplar,
@@ -199,6 +201,7 @@ def test_dta_resumes_without_redoing_problems(bundled: Project) -> None:
 # --- the real tiny GGUF ----------------------------------------------------------------------
 
 
+@pytest.mark.real_models
 def test_dta_cli_with_the_tiny_gguf(tmp_path: Path) -> None:
     proj = tmp_path / "p"
     run_cli("init", project=proj, check=True)

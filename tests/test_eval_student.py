@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from .conftest import run_cli
 from .test_eval_readers import DATA, pytestmark  # noqa: F401 - skip without shared/data
 
 
+@pytest.mark.real_models
 def test_eval_mcq_free_and_compare(tmp_path: Path) -> None:
     proj = tmp_path / "p"
     run_cli("init", "--empty", project=proj, check=True)
@@ -28,6 +31,7 @@ def test_eval_mcq_free_and_compare(tmp_path: Path) -> None:
     assert "accuracy" in table and "teleqna" in table and "mm-telcobench-long" in table
 
 
+@pytest.mark.real_models
 def test_eval_on_our_own_rft_export_grades_numbers(tmp_path: Path) -> None:
     proj = tmp_path / "p"
     run_cli("init", "--empty", project=proj, check=True)

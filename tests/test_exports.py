@@ -453,6 +453,7 @@ def test_records_over_trl_default_length_are_flagged(runs: tuple[Path, int, int]
     assert "TRL's default max_length" in result["warnings"][0]
 
 
+@pytest.mark.real_models
 def test_cli_token_figures_with_the_tiny_gguf(runs: tuple[Path, int, int], tmp_path: Path) -> None:
     path, gen, _ = runs
     out = tmp_path / "sft.jsonl"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from telesynth_tui.graph import db
 from telesynth_tui.graph.candidates import (
     apply_acceptance,
     list_candidates,
@@ -17,6 +16,7 @@ from telesynth_tui.graph.extraction import Known, XEntity, extract, section_role
 from telesynth_tui.graph.importer import import_paths
 from telesynth_tui.graph.resolution import merge_entities, resolve_duplicates, variant_key
 from telesynth_tui.graph.store import KnowledgeGraph
+from telesynth_tui.infra import transaction
 from telesynth_tui.pipeline.plans import Planner
 from telesynth_tui.project import Project
 
@@ -210,14 +210,14 @@ def test_threshold_and_person_review(project: Project, tmp_path: Path) -> None:
     doc.write_text(RUNBOOK)
     _import(project, doc)
     conn = project.connect()
-    with db.transaction(conn):
+    with transaction(conn):
         counts = apply_acceptance(conn, 0.0)
     assert counts["candidate"] == 0
-    with db.transaction(conn):
+    with transaction(conn):
         counts = apply_acceptance(conn, 1.01)
     assert counts["accepted"] == 0
     first = list_candidates(conn)[0]
-    with db.transaction(conn):
+    with transaction(conn):
         review_relation(conn, first["id"], "accepted")
         apply_acceptance(conn, 1.01)  # a rule never overrides a person
     status = conn.execute("SELECT status FROM relations WHERE id = ?", (first["id"],))
@@ -267,7 +267,7 @@ def test_reimport_replaces_and_removal_keeps_shared(project: Project, tmp_path: 
     assert shared in after
     assert KnowledgeGraph(conn).resolve("Split the tracking area") is None
     # removing a document removes what only it supported; shared triples keep b as source
-    with db.transaction(conn):
+    with transaction(conn):
         assert KnowledgeGraph(conn).remove_source(str(a.resolve()))
     after = triple_ids()
     assert shared in after
@@ -379,7 +379,7 @@ def test_merge_entities_moves_relations_mentions_and_sources(
     kg = KnowledgeGraph(conn)
     keep, drop = kg.resolve("Uplink RSSI"), kg.resolve("UL RSSI level")
     assert keep and drop
-    with db.transaction(conn):
+    with transaction(conn):
         merge_entities(conn, keep, drop)
     kg = KnowledgeGraph(conn)
     assert kg.resolve("UL RSSI level") == keep

@@ -15,15 +15,17 @@ from pathlib import Path
 
 import pytest
 
+from telesynth_tui import database as db
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.graph import db, importer
+from telesynth_tui.graph import importer
 from telesynth_tui.graph.importer import import_paths
 from telesynth_tui.graph.stats import kg_stats
+from telesynth_tui.infra import transaction, write_atomic
 from telesynth_tui.pipeline import lease
 from telesynth_tui.pipeline.plans import allocate, parse_mix
 from telesynth_tui.pipeline.realize import Candidate
 from telesynth_tui.pipeline.runner import RunConfig, create_run, store_plan, without_control_tokens
-from telesynth_tui.project import Project, check_output_path, write_atomic
+from telesynth_tui.project import Project, check_output_path
 
 from .conftest import BUNDLED_KG, run_cli
 
@@ -135,7 +137,7 @@ def _hold_lease_in_child(database: Path, run_id: int) -> subprocess.Popen[str]:
     code = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from telesynth_tui.graph import db\n"
+        "from telesynth_tui import database as db\n"
         "from telesynth_tui.pipeline import lease\n"
         "conn = db.connect(Path(sys.argv[1]))\n"
         "lease.acquire(conn, int(sys.argv[2]))\n"
@@ -174,7 +176,7 @@ def test_a_writer_that_lost_its_lease_stores_nothing(bundled: Project) -> None:
     conn = bundled.connect()
     run_id = create_run(conn, RunConfig(n=2))
     plan_id = conn.execute("SELECT id FROM plans WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()[0]
-    with db.transaction(conn):
+    with transaction(conn):
         conn.execute(
             "INSERT INTO run_leases(run_id, owner, host, pid, acquired_at, heartbeat)"
             " VALUES (?, 'elsewhere:1:1', 'elsewhere', 1, 'now', ?)",
@@ -244,7 +246,7 @@ def test_a_bad_file_in_the_folder_does_not_cost_evidence(project: Project, tmp_p
 def test_kg_repair_restores_lost_evidence(bundled: Project) -> None:
     conn = bundled.connect()
     total = kg_stats(conn)["relations"]
-    with db.transaction(conn):  # what an interrupted import used to leave behind
+    with transaction(conn):  # what an interrupted import used to leave behind
         conn.execute("DELETE FROM relation_evidence WHERE relation_id % 7 = 0")
     damaged = kg_stats(conn)
     assert damaged["relations_missing_evidence"] > 0

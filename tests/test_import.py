@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from telesynth_tui.graph import db, importer
+from telesynth_tui import database as db
+from telesynth_tui.graph import importer
 from telesynth_tui.graph.importer import import_paths
 from telesynth_tui.graph.stats import kg_stats
 from telesynth_tui.project import Project

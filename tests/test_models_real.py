@@ -45,12 +45,14 @@ def generator() -> LlamaGenerator:
     gen.close()
 
 
+@pytest.mark.real_models
 def test_chat_template_comes_from_the_gguf(generator: LlamaGenerator) -> None:
     prompt = generator.render(MESSAGES)
     assert prompt.startswith("<|im_start|>system\nYou are a RAN")
     assert prompt.endswith("<|im_start|>assistant\n")
 
 
+@pytest.mark.real_models
 def test_streaming_generation_reports_metrics(generator: LlamaGenerator) -> None:
     pieces = list(generator.stream(MESSAGES, SamplingParams(max_tokens=24)))
     m = generator.last_metrics
@@ -66,6 +68,7 @@ def test_streaming_generation_reports_metrics(generator: LlamaGenerator) -> None
     assert m.extra["llama_prefill_tokens"] == m.prompt_tokens
 
 
+@pytest.mark.real_models
 def test_json_schema_output_is_strictly_valid(generator: LlamaGenerator) -> None:
     for temperature in (0.0, 1.0):
         result = generator.generate(
@@ -83,6 +86,7 @@ def test_strict_string_rule_excludes_control_characters() -> None:
     assert "char{0,120}" in gbnf
 
 
+@pytest.mark.real_models
 def test_cancel_between_tokens(generator: LlamaGenerator) -> None:
     seen = []
 
@@ -95,6 +99,7 @@ def test_cancel_between_tokens(generator: LlamaGenerator) -> None:
     assert result.metrics.stop_reason == "cancelled"
 
 
+@pytest.mark.real_models
 def test_prompt_longer_than_context_is_refused(generator: LlamaGenerator) -> None:
     from telesynth_tui.inference.generator import GeneratorError
 
@@ -103,6 +108,7 @@ def test_prompt_longer_than_context_is_refused(generator: LlamaGenerator) -> Non
         generator.generate(long, SamplingParams(max_tokens=5))
 
 
+@pytest.mark.real_models
 def test_tokenizer_parity_with_the_gguf_vocabulary(generator: LlamaGenerator) -> None:
     """A byte-level BPE rebuilt from the GGUF's own tokens and merges gives llama.cpp's ids."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers

@@ -76,6 +76,7 @@ def _llama_works() -> bool:
     return subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
 
 
+@pytest.mark.real_models
 def test_eval_never_touches_the_network(tmp_path: Path) -> None:
     prefix = _isolation()
     if not _llama_works():

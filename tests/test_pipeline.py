@@ -211,6 +211,7 @@ def test_resume_after_kill_loses_nothing(tmp_path: Path) -> None:
     assert conn.execute("SELECT status FROM runs WHERE id = 1").fetchone()[0] == "finished"
 
 
+@pytest.mark.real_models
 def test_tiny_gguf_run_completes_and_rejections_keep_raw_text(generated: Path) -> None:
     result = run_cli("generate", "--n", "6", "--generator", "tiny-telesynth", "--seed", "5",
                      "--json", project=generated, check=True)  # fmt: skip

@@ -6,6 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from .conftest import SHIPPED_GGUF, run_cli
 
 
@@ -79,6 +81,7 @@ def test_a_model_larger_than_free_memory_is_refused(monkeypatch: object) -> None
         LlamaGenerator(SHIPPED_GGUF, threads=1, n_ctx=256)
 
 
+@pytest.mark.real_models
 def test_models_bench_reports_ratios_with_energy_source(tmp_path: Path) -> None:
     out = tmp_path / "bench"
     result = run_cli("models", "bench", "tiny-telesynth", "minilm-l6-int8", "--runs", "1",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from telesynth_tui.evaluate.history import list_eval_runs
-from telesynth_tui.inference.bench import load_results, save_results
+from telesynth_tui.modelkit.bench import load_results, save_results
 from telesynth_tui.project import Project
 
 

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from telesynth_tui import database as db
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.graph import db
+from telesynth_tui.infra import transaction
 
 
 def test_migrations_create_versioned_schema_in_wal_mode(tmp_path: Path) -> None:
@@ -70,7 +71,7 @@ def test_failed_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_transaction_is_all_or_nothing(tmp_path: Path) -> None:
     conn = db.connect(tmp_path / "t.db")
     db.migrate(conn)
-    with pytest.raises(RuntimeError), db.transaction(conn):
+    with pytest.raises(RuntimeError), transaction(conn):
         conn.execute("INSERT INTO meta(key, value) VALUES ('x', '1')")
         raise RuntimeError("crash mid-write")
     assert conn.execute("SELECT COUNT(*) FROM meta WHERE key='x'").fetchone()[0] == 0

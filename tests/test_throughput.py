@@ -8,9 +8,11 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from telesynth_tui.inference.bench import threads_label
 from telesynth_tui.inference.generator import LlamaGenerator, SamplingParams, auto_threads
+from telesynth_tui.modelkit.bench import threads_label
 from tests.conftest import SHIPPED_GGUF
+
+pytestmark = pytest.mark.real_models  # every test loads the shipped GGUF
 
 SCHEMA = {
     "type": "object",
@@ -143,9 +145,9 @@ def test_batched_decoding_cancels_within_a_token(generator: LlamaGenerator) -> N
 def test_models_bench_measures_pipeline_prompts() -> None:
     from pathlib import Path
 
-    from telesynth_tui.inference.bench import bench_generator
     from telesynth_tui.inference.energy import EnergyMeter
     from telesynth_tui.inference.registry import ModelEntry
+    from telesynth_tui.modelkit.bench import bench_generator
 
     entry = ModelEntry("tiny", ["generator"], SHIPPED_GGUF, "gguf", "Q8_0", 2_000_000)
     kg = Path(__file__).resolve().parent.parent / "kg"

@@ -30,8 +30,8 @@ from telesynth_tui.dta.select import (
 from telesynth_tui.dta.solutions import DTA_TYPES, SOLVER, Problem, Teacher, make_problem
 from telesynth_tui.dta.style import Rewriter, StyleProfile, lay_out, measure, segments, similarity
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.graph import db
 from telesynth_tui.inference.generator import SamplingParams
+from telesynth_tui.infra import transaction
 from telesynth_tui.pipeline.plans import Planner, allocate
 from telesynth_tui.pipeline.runner import (
     Progress,
@@ -139,7 +139,7 @@ class DtaRunner:
             probes.append({"type": plan.type, "question": problem.question, "answer": answer,
                            "metrics": metrics})  # fmt: skip
         profile = measure([p["answer"] for p in probes])
-        with db.transaction(self.conn):
+        with transaction(self.conn):
             self.conn.execute(
                 "UPDATE dta_runs SET profile = ?, probes = ? WHERE run_id = ?",
                 (json.dumps(profile.to_dict()), json.dumps(probes), run_id),

@@ -15,9 +15,8 @@ from telesynth_tui.errors import TelesynthError
 from telesynth_tui.evaluate.answers import LETTERS, parse_choice
 from telesynth_tui.evaluate.metrics import bleu, embedding_f1, mean, rouge_l
 from telesynth_tui.evaluate.readers import EvalItem, EvalSet, read_eval_set, read_text_file
-from telesynth_tui.graph import db
-from telesynth_tui.graph.store import now
 from telesynth_tui.inference.generator import Generator, SamplingParams
+from telesynth_tui.infra import now, transaction
 from telesynth_tui.units import check_numeric
 
 MCQ_SYSTEM = "Answer the multiple-choice question about telecommunications."
@@ -176,7 +175,7 @@ def run_evaluation(
     summary.update({"student": student.name, "set": str(path), "format": data.format,
                     "mode": mode, "skipped": len(data.skipped),
                     "skipped_reasons": data.skipped[:20]})  # fmt: skip
-    with db.transaction(conn):
+    with transaction(conn):
         cur = conn.execute(
             "INSERT INTO eval_runs(created_at, student, set_path, format, mode, summary)"
             " VALUES (?, ?, ?, ?, ?, ?)",

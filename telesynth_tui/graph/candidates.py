@@ -21,7 +21,8 @@ from telesynth_tui.errors import TelesynthError
 from telesynth_tui.graph.chunking import Chunk
 from telesynth_tui.graph.extraction import EXTRACTOR, Known, XEntity, XTriple, extract
 from telesynth_tui.graph.resolution import EntityIndex, split_abbreviation
-from telesynth_tui.graph.store import ENTITY_TYPES, PREDICATES, now
+from telesynth_tui.graph.store import ENTITY_TYPES, PREDICATES
+from telesynth_tui.infra import now
 from telesynth_tui.text import normalize_name
 
 REVIEW_STATUSES = ("candidate", "accepted", "rejected")
@@ -346,9 +347,10 @@ def review_relation(conn: sqlite3.Connection, relation_id: int, decision: str) -
 def review(conn: sqlite3.Connection, decisions: Sequence[tuple[int, str]]) -> list[dict[str, Any]]:
     """Apply a person's decisions (relation id, 'accepted' | 'rejected') in one transaction and
     mark the graph as changed; an unknown or declared relation stops it with nothing written."""
-    from telesynth_tui.graph import db
+    from telesynth_tui import database as db
+    from telesynth_tui.infra import transaction
 
-    with db.transaction(conn):
+    with transaction(conn):
         done = [review_relation(conn, relation_id, decision) for relation_id, decision in decisions]
         db.bump_revision(conn)
     return done
@@ -358,12 +360,13 @@ def remove_documents(conn: sqlite3.Connection, paths: Sequence[str]) -> list[str
     """Forget imported files (by path) and what only they supported; returns those removed."""
     from pathlib import Path
 
-    from telesynth_tui.graph import db
+    from telesynth_tui import database as db
     from telesynth_tui.graph.store import KnowledgeGraph
+    from telesynth_tui.infra import transaction
 
     kg = KnowledgeGraph(conn)
     removed = []
-    with db.transaction(conn):
+    with transaction(conn):
         for path in paths:
             key = str(Path(path).expanduser().resolve())
             if kg.remove_source(key):
@@ -371,37 +374,3 @@ def remove_documents(conn: sqlite3.Connection, paths: Sequence[str]) -> list[str
         if removed:
             db.bump_revision(conn)
     return removed
-
-
-def remove_source_extractions(conn: sqlite3.Connection, source_id: int) -> None:
-    """Before a source's derived data goes: drop its extractions; relations that only it
-    supported go too, the others move to a source that still states them."""
-    conn.execute("DELETE FROM relation_extractions WHERE source_file_id = ?", (source_id,))
-    conn.execute("DELETE FROM entity_extractions WHERE source_file_id = ?", (source_id,))
-    touched = [
-        r[0]
-        for r in conn.execute(
-            "SELECT id FROM relations WHERE source_file_id = ?"
-            " AND (origin = 'extracted' OR EXISTS (SELECT 1 FROM relation_extractions x"
-            " WHERE x.relation_id = relations.id))",
-            (source_id,),
-        )
-    ]
-    for relation_id in touched:
-        other = conn.execute(
-            "SELECT x.source_file_id, sf.path FROM relation_extractions x JOIN source_files sf"
-            " ON sf.id = x.source_file_id WHERE x.relation_id = ? ORDER BY x.id LIMIT 1",
-            (relation_id,),
-        ).fetchone()
-        if other is None:
-            conn.execute("DELETE FROM relation_evidence WHERE relation_id = ?", (relation_id,))
-            conn.execute("DELETE FROM relations WHERE id = ?", (relation_id,))
-            continue
-        # still stated elsewhere: a declared relation whose file goes becomes an extracted one
-        conn.execute(
-            "UPDATE relations SET source_file_id = ?, evidence_path = ?, line = NULL,"
-            " origin = 'extracted', status = CASE WHEN origin = 'declared' THEN 'candidate'"
-            " ELSE status END, confidence = (SELECT MAX(confidence) FROM relation_extractions"
-            " WHERE relation_id = ?) WHERE id = ?",
-            (other[0], other[1], relation_id, relation_id),
-        )

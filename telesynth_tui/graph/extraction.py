@@ -418,8 +418,8 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
                 main_kpi = main_kpi or kpi
             for counter in counters:
                 emit(kpi, "measured_by", XEntity(counter, "Counter"), item, "kpi_formula")
-        for kpi, counter in _kpi_counter_parens(_strip_md(item.text), known):
-            emit(kpi, "measured_by", counter, item, "kpi_counter_paren")
+        for kpi, counter_entity in _kpi_counter_parens(_strip_md(item.text), known):
+            emit(kpi, "measured_by", counter_entity, item, "kpi_counter_paren")
     if main_kpi is None:
         kpis = [e for e in spot(title, known) if e.type == "KPI"]
         main_kpi = kpis[0] if kpis else None
@@ -489,8 +489,8 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
                 for m in measures:
                     emit(actions[a], "verified_by", m, item, "verification_echoes_action")
             if main_kpi is not None and not echoed and main_kpi in measures:
-                for a in actions.values():  # "watch <main KPI> ...": every action
-                    emit(a, "verified_by", main_kpi, item, "verification_main_kpi")
+                for each in actions.values():  # "watch <main KPI> ...": every action
+                    emit(each, "verified_by", main_kpi, item, "verification_main_kpi")
         if item.role == "references" and item.kind == "item":
             _reference_item(item, emit, known, items)
         elif item.role != "references":
@@ -710,7 +710,8 @@ def _definitions(items: list[_Item], out: Extraction, known: Known) -> None:
             m = _DEF_ITEM_RE.match(item.text) or _DEF_PLAIN_RE.match(_strip_md(item.text))
             if m:
                 term, desc = _strip_md(m.group("term")), _strip_md(m.group("desc"))
-                long_form, aliases = term, ()
+                long_form = term
+                aliases: tuple[str, ...] = ()
                 expansion = re.match(r"^([A-Z][\w -]{3,80}?)[.;,]", desc)
                 if term.isupper() and expansion and _initials(expansion.group(1), term):
                     long_form, aliases = expansion.group(1), (term,)

@@ -254,7 +254,7 @@ def _check_node(node: ast.AST) -> None:
 
 def _eval(node: ast.expr, values: Mapping[str, float]) -> float:
     match node:
-        case ast.Constant(value=value):
+        case ast.Constant(value=int() | float() as value):  # checked: numbers only
             return float(value)
         case ast.Name(id=name):
             return CONSTANTS[name] if name in CONSTANTS else float(values[name])
@@ -266,9 +266,9 @@ def _eval(node: ast.expr, values: Mapping[str, float]) -> float:
             return _BINARY[type(op)](_eval(left, values), _eval(right, values))
         case ast.Compare(left=left, ops=ops, comparators=comparators):
             current = _eval(left, values)
-            for op, comp in zip(ops, comparators, strict=True):
+            for cmp, comp in zip(ops, comparators, strict=True):
                 nxt = _eval(comp, values)
-                if not _COMPARE[type(op)](current, nxt):
+                if not _COMPARE[type(cmp)](current, nxt):
                     return 0.0
                 current = nxt
             return 1.0

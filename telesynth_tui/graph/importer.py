@@ -14,9 +14,10 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from telesynth_tui import database as db
 from telesynth_tui.config import IngestSettings
-from telesynth_tui.graph import db
 from telesynth_tui.graph.candidates import apply_acceptance, extract_document
 from telesynth_tui.graph.chunking import chunk_markdown, markdown_title
 from telesynth_tui.graph.formulas import load_formula_file
@@ -36,6 +37,7 @@ from telesynth_tui.graph.readers import (
 from telesynth_tui.graph.resolution import resolve_duplicates
 from telesynth_tui.graph.store import ENTITY_TYPES, PREDICATES, Counts, KnowledgeGraph
 from telesynth_tui.graph.technology import normalize_technology
+from telesynth_tui.infra import transaction
 from telesynth_tui.text import has_control_tokens, strip_control_tokens
 
 SKIPPED_NAMES = ("readme", "license", "licence", "changelog")
@@ -111,7 +113,7 @@ def _sniff_kind(raw: RawFile) -> str:
     )
 
 
-def _rows(raw: RawFile) -> Iterator[tuple[int, dict[str, str] | str]]:
+def _rows(raw: RawFile) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(line number, row) of a CSV or JSONL file; a row that cannot be parsed is an error text."""
     text = decode_utf8(raw)
     if raw.kind == "triples":  # CSV
@@ -197,7 +199,7 @@ class Importer:
             kind = next(k for k, v in _ORDER.items() if v == order)
             report.files.append(self._import_one(raw, kind, root, handlers[order]))
         if report.by_status("imported"):
-            with db.transaction(self.conn):  # one entity per thing, then acceptance by rule
+            with transaction(self.conn):  # one entity per thing, then acceptance by rule
                 resolve_duplicates(self.conn)
                 apply_acceptance(self.conn, self.settings.accept_confidence)
                 db.bump_revision(self.conn)
@@ -223,7 +225,7 @@ class Importer:
             # Everything derived from the file, the evidence of the relations that cite it, the
             # graph revision and (last) its content hash commit together: an interrupted import
             # leaves the old hash, so the next import does the file again.
-            with db.transaction(self.conn):
+            with transaction(self.conn):
                 source_id = self.kg.replace_source(key, kind, raw.content_hash, len(raw.data))
                 handler(result, raw, root, source_id)
                 if not any(vars(result.counts).values()):

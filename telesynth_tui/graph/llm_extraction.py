@@ -209,7 +209,8 @@ def extract_documents(
     `paths`), one transaction per document, then apply the acceptance rule."""
     import time
 
-    from telesynth_tui.graph import db
+    from telesynth_tui import database as db
+    from telesynth_tui.infra import transaction
 
     t0 = time.perf_counter()
     report = LlmReport()
@@ -237,7 +238,7 @@ def extract_documents(
             if progress:
                 progress(f"{path.rsplit('/', 1)[-1]} chunk {index + 1}/{len(chunks)}: "
                          f"{len(result.triples)} kept, {len(result.dropped)} dropped")  # fmt: skip
-        with db.transaction(conn):
+        with transaction(conn):
             conn.execute(  # a second run replaces this model's earlier extractions
                 "DELETE FROM relation_extractions WHERE source_file_id = ? AND extractor = ?",
                 (source_id, family),
@@ -252,7 +253,7 @@ def extract_documents(
         report.dropped.update(_reason_kind(r) for r in stored.dropped)
         if limit_chunks is not None and report.chunks >= limit_chunks:
             break
-    with db.transaction(conn):
+    with transaction(conn):
         apply_acceptance(conn, threshold)
         db.bump_revision(conn)
     report.seconds = round(time.perf_counter() - t0, 1)

@@ -17,7 +17,7 @@ from telesynth_tui.graph.views import Edge, load_graph, shortest_path
 from telesynth_tui.text import normalize_name
 
 
-def entity_details(conn: sqlite3.Connection, entity_id: int) -> dict[str, object]:
+def entity_details(conn: sqlite3.Connection, entity_id: int) -> dict[str, Any]:
     row = conn.execute(
         "SELECT id, name, type, aliases, description, status, technology FROM entities"
         " WHERE id = ?",
@@ -80,7 +80,7 @@ def entity_details(conn: sqlite3.Connection, entity_id: int) -> dict[str, object
     }
 
 
-def describe_edges(graph: nx.MultiDiGraph, edges: list[Edge]) -> list[dict[str, object]]:
+def describe_edges(graph: nx.MultiDiGraph, edges: list[Edge]) -> list[dict[str, Any]]:
     return [
         {
             "relation_id": e.relation_id,

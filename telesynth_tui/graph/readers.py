@@ -218,7 +218,7 @@ def pdf_to_text(raw: RawFile) -> tuple[str, str]:
             if reader.is_encrypted:
                 raise ReadError("encrypted PDF")
             pages = [page.extract_text() or "" for page in reader.pages]
-            title = str((reader.metadata or {}).get("/Title") or "").strip()
+            title = str(reader.metadata.get("/Title") or "").strip() if reader.metadata else ""
     except ReadError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError,

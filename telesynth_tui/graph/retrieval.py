@@ -16,11 +16,12 @@ from typing import Protocol
 import networkx as nx
 import numpy as np
 
+from telesynth_tui import database as db
 from telesynth_tui.config import RetrievalSettings
-from telesynth_tui.graph import db
 from telesynth_tui.graph.linking import Gazetteer
 from telesynth_tui.graph.store import KnowledgeGraph
 from telesynth_tui.graph.views import Edge, edges_around, load_graph, neighbourhood
+from telesynth_tui.infra import transaction
 from telesynth_tui.text import count_tokens, words
 
 
@@ -121,7 +122,7 @@ def embed_chunks(conn: sqlite3.Connection, encoder: Encoder, batch: int = 64) ->
     for start in range(0, len(rows), batch):
         part = rows[start : start + batch]
         vectors = encoder.embed([f"{r[1]}\n{r[2]}" for r in part]).astype(np.float32)
-        with db.transaction(conn):
+        with transaction(conn):
             conn.executemany(
                 "INSERT OR REPLACE INTO embeddings(owner_kind, owner_id, model_id, dim, vector)"
                 " VALUES ('chunk', ?, ?, ?, ?)",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 
-from telesynth_tui.graph import db
-from telesynth_tui.graph.db import schema_version
+from telesynth_tui import database as db
+from telesynth_tui.database import schema_version
 from telesynth_tui.graph.store import KnowledgeGraph
 from telesynth_tui.graph.technology import cross_technology_relations
+from telesynth_tui.infra import transaction
 
 
 def kg_stats(conn: sqlite3.Connection) -> dict[str, object]:
@@ -70,7 +71,7 @@ def repair_graph(conn: sqlite3.Connection) -> dict[str, int]:
 
     kg = KnowledgeGraph(conn)
     before, missing = with_evidence(), kg.missing_evidence()
-    with db.transaction(conn):
+    with transaction(conn):
         kg.link_evidence()
         db.bump_revision(conn)
     return {

@@ -6,11 +6,11 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from telesynth_tui.graph.chunking import Chunk
 from telesynth_tui.graph.formulas import FormulaSpec
 from telesynth_tui.graph.linking import Gazetteer, find_candidates
+from telesynth_tui.infra import now
 from telesynth_tui.text import normalize_name
 
 ENTITY_TYPES = (
@@ -51,10 +51,6 @@ PREDICATES: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
 }
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 @dataclass
 class Counts:
     documents: int = 0
@@ -80,7 +76,7 @@ class EntityUpsert:
 
 @dataclass
 class KnowledgeGraph:
-    """Operations on one connection; writes must run inside `db.transaction`."""
+    """Operations on one connection; writes must run inside `infra.transaction`."""
 
     conn: sqlite3.Connection
     _gazetteer: Gazetteer | None = field(default=None, repr=False)
@@ -111,8 +107,6 @@ class KnowledgeGraph:
         return int(cur.lastrowid or 0)
 
     def delete_derived(self, source_id: int) -> None:
-        from telesynth_tui.graph.candidates import remove_source_extractions
-
         c = self.conn
         remove_source_extractions(c, source_id)
         rel = "SELECT id FROM relations WHERE source_file_id = ?"
@@ -450,3 +444,37 @@ class KnowledgeGraph:
              json.dumps(record["conditions"])),
         )  # fmt: skip
         return cur.rowcount == 1
+
+
+def remove_source_extractions(conn: sqlite3.Connection, source_id: int) -> None:
+    """Before a source's derived data goes: drop its extractions; relations that only it
+    supported go too, the others move to a source that still states them."""
+    conn.execute("DELETE FROM relation_extractions WHERE source_file_id = ?", (source_id,))
+    conn.execute("DELETE FROM entity_extractions WHERE source_file_id = ?", (source_id,))
+    touched = [
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM relations WHERE source_file_id = ?"
+            " AND (origin = 'extracted' OR EXISTS (SELECT 1 FROM relation_extractions x"
+            " WHERE x.relation_id = relations.id))",
+            (source_id,),
+        )
+    ]
+    for relation_id in touched:
+        other = conn.execute(
+            "SELECT x.source_file_id, sf.path FROM relation_extractions x JOIN source_files sf"
+            " ON sf.id = x.source_file_id WHERE x.relation_id = ? ORDER BY x.id LIMIT 1",
+            (relation_id,),
+        ).fetchone()
+        if other is None:
+            conn.execute("DELETE FROM relation_evidence WHERE relation_id = ?", (relation_id,))
+            conn.execute("DELETE FROM relations WHERE id = ?", (relation_id,))
+            continue
+        # still stated elsewhere: a declared relation whose file goes becomes an extracted one
+        conn.execute(
+            "UPDATE relations SET source_file_id = ?, evidence_path = ?, line = NULL,"
+            " origin = 'extracted', status = CASE WHEN origin = 'declared' THEN 'candidate'"
+            " ELSE status END, confidence = (SELECT MAX(confidence) FROM relation_extractions"
+            " WHERE relation_id = ?) WHERE id = ?",
+            (other[0], other[1], relation_id, relation_id),
+        )

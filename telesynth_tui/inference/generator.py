@@ -408,7 +408,7 @@ class LlamaGenerator:
         llm = getattr(self, "llm", None)
         if llm is not None:
             llm.close()
-            self.llm = None  # type: ignore[assignment]
+            self.llm = None
 
     def __enter__(self) -> LlamaGenerator:
         return self

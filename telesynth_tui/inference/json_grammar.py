@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # llguidance is imported when a grammar is built
+    from llguidance._lib import JsonCompileOptions
 
 _CHAR_RULE_RE = re.compile(r'^char ::= \[\^"\\\\\]', re.MULTILINE)
 _STRICT_CHAR = r'char ::= [^"\\\x00-\x1F\x7F]'
@@ -58,7 +61,11 @@ def parse_json_output(text: str) -> Any:
 # sampled token in ~4 µs and masks the whole vocabulary in ~40 µs, where llama.cpp's grammar
 # takes ~110 µs and ~67 ms. Strings never hold raw control characters (JSON forbids them).
 
-JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+JSON_OPTIONS: JsonCompileOptions = {
+    "whitespace_flexible": False,
+    "item_separator": ", ",
+    "key_separator": ": ",
+}
 
 
 def schema_to_llguidance(schema: dict[str, Any]) -> str:

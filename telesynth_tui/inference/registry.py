@@ -74,7 +74,7 @@ def _toml_value(value: Any) -> str:
 
 
 def write_manifest(path: Path, entries: list[ModelEntry]) -> None:
-    from telesynth_tui.project import write_atomic
+    from telesynth_tui.infra import write_atomic
 
     lines = ["# telesynth model manifest (paths are relative to this file)", ""]
     for entry in entries:

@@ -7,11 +7,14 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from telesynth_tui.units import check_numeric
+
+if TYPE_CHECKING:
+    from telesynth_tui.inference.metrics import CallMetrics
 
 # Phrases of an answer that declines; the exemplars catch paraphrases by embedding similarity.
 _DECLINE_RE = re.compile(
@@ -37,6 +40,7 @@ TAIL_WORDS = 120
 
 class Encoder(Protocol):
     model_id: str
+    call_log: list[CallMetrics] | None  # set to a list to collect every call
 
     def embed(self, texts: list[str]) -> np.ndarray: ...
 

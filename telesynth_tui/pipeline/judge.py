@@ -37,7 +37,7 @@ class JudgeError(ValueError):
     """The judge's output did not fit the model ragas asked for."""
 
 
-def _bounded(schema: dict[str, Any], max_chars: int = 400, max_items: int = 8) -> dict[str, Any]:
+def _bounded(schema: Any, max_chars: int = 400, max_items: int = 8) -> Any:
     """The pydantic schema with every string and array bounded, so decoding always ends."""
     if isinstance(schema, dict):
         out = {k: _bounded(v, max_chars, max_items) for k, v in schema.items()}

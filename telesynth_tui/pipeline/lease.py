@@ -18,8 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.graph import db
-from telesynth_tui.graph.store import now
+from telesynth_tui.infra import now, transaction
 
 STALE_AFTER_S = 900.0  # a lease from another host with no heartbeat for this long is stale
 _held: Counter[tuple[str, int]] = Counter()  # (database file, run id) -> nesting depth
@@ -69,7 +68,7 @@ def acquire(conn: sqlite3.Connection, run_id: int) -> None:
     """Take the run's lease (again, for the process holding it); RunBusyError while another
     live process holds it. A stale lease is taken over in the same transaction."""
     me = owner_token()
-    with db.transaction(conn):
+    with transaction(conn):
         row = conn.execute("SELECT * FROM run_leases WHERE run_id = ?", (run_id,)).fetchone()
         if row is not None and row["owner"] != me and not _is_stale(row):
             raise RunBusyError(
@@ -84,7 +83,7 @@ def acquire(conn: sqlite3.Connection, run_id: int) -> None:
 
 
 def release(conn: sqlite3.Connection, run_id: int) -> None:
-    with db.transaction(conn):
+    with transaction(conn):
         conn.execute(
             "DELETE FROM run_leases WHERE run_id = ? AND owner = ?", (run_id, owner_token())
         )
@@ -125,7 +124,7 @@ def live_writer(conn: sqlite3.Connection, run_id: int) -> bool:
 
 def fail_run(conn: sqlite3.Connection, run_id: int, reason: str) -> None:
     """Mark a run failed with its reason (a start or a stage that raised)."""
-    with db.transaction(conn):
+    with transaction(conn):
         row = conn.execute("SELECT summary FROM runs WHERE id = ?", (run_id,)).fetchone()
         summary = json.loads(row[0]) if row and row[0] else {}
         summary["error"] = reason

@@ -130,7 +130,7 @@ class Planner:
         self.edges = [tuple(r) for r in relations]
         self.out_edges: dict[int, list[tuple[int, int, str, int]]] = {}
         for edge in self.edges:
-            self.out_edges.setdefault(edge[1], []).append(edge)  # type: ignore[arg-type]
+            self.out_edges.setdefault(edge[1], []).append(edge)
 
     # --- helpers --------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.graph import db
 from telesynth_tui.graph.retrieval import Retriever
-from telesynth_tui.graph.store import now
+from telesynth_tui.infra import now, transaction
 from telesynth_tui.pipeline import lease
 from telesynth_tui.pipeline.documents import document_plans, section_context
 from telesynth_tui.pipeline.filters import Filters, FilterSettings
@@ -99,7 +98,7 @@ def insert_run(
     """The run row, its plans and whatever `extra` adds for the new run id, all or nothing."""
     if not plans:
         raise TelesynthError("the knowledge graph has nothing to plan from (run telesynth init)")
-    with db.transaction(conn):
+    with transaction(conn):
         cur = conn.execute(
             "INSERT INTO runs(created_at, status, config) VALUES (?, 'running', ?)",
             (now(), json.dumps(asdict(config))),
@@ -134,7 +133,7 @@ def store_plan(conn: sqlite3.Connection, run_id: int, plan_id: int, samples: lis
     all or nothing, and only once: False (nothing written) when the plan is already stored.
     Refused when another process holds the run's lease."""
     marks = ", ".join("?" * (len(SAMPLE_COLUMNS) + 1))
-    with db.transaction(conn):
+    with transaction(conn):
         lease.check_writer(conn, run_id)
         row = conn.execute("SELECT status FROM plans WHERE id = ?", (plan_id,)).fetchone()
         if row is not None and row[0] == "done":
@@ -171,8 +170,8 @@ def _run_plans(
     progress: Callable[[Progress], None],
     cancel: Callable[[], bool],
 ) -> bool:
-    plans = conn.execute("SELECT * FROM plans WHERE run_id = ? ORDER BY ordinal", (run_id,))
-    plans = plans.fetchall()
+    query = "SELECT * FROM plans WHERE run_id = ? ORDER BY ordinal"
+    plans = conn.execute(query, (run_id,)).fetchall()
     counts = Counter(
         r[0] for r in conn.execute("SELECT status FROM samples WHERE run_id = ?", (run_id,))
     )
@@ -195,7 +194,7 @@ def _run_plans(
 
 def finish_run(conn: sqlite3.Connection, run_id: int, finished: bool,
                summary: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    with db.transaction(conn):
+    with transaction(conn):
         conn.execute(
             "UPDATE runs SET status = ?, summary = ? WHERE id = ?",
             ("finished" if finished else "interrupted", json.dumps(summary), run_id),
@@ -312,7 +311,8 @@ class Runner:
         self.llm = llm
         self.refiner = refiner
         self.min_quality = 0.0
-        self.stage_seconds: Counter[str] = Counter()  # wall time per stage in this process
+        # wall time per stage in this process
+        self.stage_seconds: dict[str, float] = defaultdict(float)
         self._calls: list[tuple[str, str, dict[str, Any]]] = []  # judge calls of this plan
 
     # --- context --------------------------------------------------------------------------
@@ -485,6 +485,7 @@ class Runner:
         texts: list[str],
         draft: str | None = None,
     ) -> dict[str, Any]:
+        reason: str | None
         if isinstance(item, str):  # the model's output could not be used: keep it and say why
             reason, _, raw = item.partition("\n")
             return {

@@ -57,7 +57,8 @@ class TelesynthApp(App[None]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.screen, list(self.BINDINGS)))
+            bindings = [b for b in self.BINDINGS if isinstance(b, Binding)]  # all of them
+            self.push_screen(HelpScreen(self.screen, bindings))
 
     def review_run(self, run_id: int) -> None:
         """Open the review screen on a run."""

@@ -29,7 +29,7 @@ class Backends:
     @classmethod
     def for_project(cls, project: Project) -> Backends:
         def bench(names: list[str], progress: Callable[[str], None]) -> dict[str, Any]:
-            from telesynth_tui.inference.bench import run_model_bench
+            from telesynth_tui.modelkit.bench import run_model_bench
 
             return run_model_bench(project, names, runs=3, max_tokens=128, progress=progress)
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from telesynth_tui.errors import TelesynthError
+from telesynth_tui.infra import write_atomic
 from telesynth_tui.pipeline.export import card, files
 from telesynth_tui.pipeline.export.records import Shape, items, record, run_kind, side_record
 from telesynth_tui.pipeline.export.tokens import Counter, measure
-from telesynth_tui.project import write_atomic
 
 
 @dataclass

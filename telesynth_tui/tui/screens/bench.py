@@ -144,7 +144,7 @@ class BenchScreen(BaseScreen):
 
     @work(thread=True, exclusive=True, group="bench-load", exit_on_error=False)
     def load(self) -> None:
-        from telesynth_tui.inference.bench import load_results
+        from telesynth_tui.modelkit.bench import load_results
 
         project = self.backends.project
         entries = [e for e in project.registry().entries()
@@ -156,11 +156,14 @@ class BenchScreen(BaseScreen):
 
     @work(thread=True, exclusive=True, group="bench-run", exit_on_error=False)
     def run_bench(self, names: list[str]) -> None:
-        from telesynth_tui.graph.store import now
-        from telesynth_tui.inference.bench import save_results
+        from telesynth_tui.infra import now
+        from telesynth_tui.modelkit.bench import save_results
+
+        def progress(text: str) -> None:
+            self.post_message(self.Progress(text))
 
         created_at = now()
-        results = self.backends.bench(names, lambda text: self.post_message(self.Progress(text)))
+        results = self.backends.bench(names, progress)
         self.post_message(self.Finished({"created_at": created_at, **results}))
         path = save_results(self.backends.project.path, results, created_at)
         self.post_message(self.Saved(path.name))

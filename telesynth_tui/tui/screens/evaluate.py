@@ -238,12 +238,15 @@ class EvaluateScreen(BaseScreen):
     def evaluate(self, student_name: str, path: Path, mode: str, limit: int | None) -> None:
         from telesynth_tui.evaluate.student import run_evaluation
 
+        def progress(done: int, total: int) -> None:
+            self.post_message(self.Progress(done, total))
+
         student = self.backends.generator(student_name)
         conn = self.backends.connect()
         try:
             summary = run_evaluation(
                 conn, student, _LazyEncoder(self.backends.encoder), path, mode=mode, limit=limit,
-                progress=lambda done, total: self.post_message(self.Progress(done, total)),
+                progress=progress,
             )  # fmt: skip
         finally:
             conn.close()

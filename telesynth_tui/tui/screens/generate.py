@@ -268,7 +268,11 @@ class GenerateScreen(BaseScreen):
             with lease.writing(conn, run_id):  # a start that fails marks the run failed
                 runner = self.backends.runner(conn, config)  # loads models; embeds new chunks
             self.post_message(self.Tokens(f"run {run_id}: models ready\n"))
-            tokens = TokenBuffer(lambda text: self.post_message(self.Tokens(text)))
+
+            def emit(text: str) -> None:
+                self.post_message(self.Tokens(text))
+
+            tokens = TokenBuffer(emit)
             for llm in filter(None, (runner.llm, runner.refiner)):
                 llm.on_token = tokens.add
             seen = 0

@@ -113,7 +113,7 @@ class ReviewScreen(BaseScreen):
         self.show = "all"
         self.order = "id"
         self.history: list[Any] = []  # states before each change, for undo
-        self.lock = threading.Lock()  # changes are applied one at a time, in order
+        self.change_lock = threading.Lock()  # changes are applied one at a time, in order
         self.sample: dict[str, Any] | None = None
 
     def compose(self) -> ComposeResult:
@@ -131,7 +131,7 @@ class ReviewScreen(BaseScreen):
     def _with_conn(self, job: Callable[[Any], None]) -> None:
         conn = self.backends.connect()
         try:
-            with self.lock:
+            with self.change_lock:
                 job(conn)
         finally:
             conn.close()
@@ -152,7 +152,10 @@ class ReviewScreen(BaseScreen):
     def load(self, sample_id: int) -> None:
         from telesynth_tui.pipeline.review import load_sample
 
-        self._with_conn(lambda conn: self.post_message(self.Loaded(load_sample(conn, sample_id))))
+        def job(conn: Any) -> None:
+            self.post_message(self.Loaded(load_sample(conn, sample_id)))
+
+        self._with_conn(job)
 
     @work(thread=True, group="review-change", exit_on_error=False)
     def change(self, kind: str, sample_id: int, value: Any) -> None:

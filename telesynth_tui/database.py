@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -124,10 +123,10 @@ def _m001_knowledge_graph(db: sqlite_utils.Database) -> None:
 
 
 def _m002_chunk_search(db: sqlite_utils.Database) -> None:
-    db["chunks"].enable_fts(
+    db.table("chunks").enable_fts(
         ["heading", "text"], fts_version="FTS5", create_triggers=True, tokenize="porter"
     )
-    db["meta"].create({"key": str, "value": str}, pk="key")
+    db.table("meta").create({"key": str, "value": str}, pk="key")
     db.execute("INSERT INTO meta(key, value) VALUES ('kg_revision', '0')")
 
 
@@ -353,18 +352,6 @@ def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
             raise
         conn.execute("COMMIT")
     return schema_version(conn)
-
-
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """All or nothing: BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def bump_revision(conn: sqlite3.Connection) -> None:

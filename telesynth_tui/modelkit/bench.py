@@ -438,8 +438,7 @@ BENCH_DIR = "bench"
 def save_results(project_dir: Path, results: dict[str, Any], created_at: str = "") -> Path:
     """Write one benchmark's results as PROJECT/bench/bench-<YYYYMMDDTHHMMSS>.json (atomically;
     a second result in the same second gets a numbered name)."""
-    from telesynth_tui.graph.store import now
-    from telesynth_tui.project import write_atomic
+    from telesynth_tui.infra import now, write_atomic
 
     created_at = created_at or now()
     folder = project_dir / BENCH_DIR

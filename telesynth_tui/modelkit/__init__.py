@@ -1,0 +1,1 @@
+"""Building the embedded models and benchmarking the model back ends."""
