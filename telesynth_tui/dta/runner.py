@@ -44,6 +44,7 @@ from telesynth_tui.pipeline.runner import (
     run_summary,
     store_plan,
 )
+from telesynth_tui.text import strip_control_tokens
 
 PROBE_SYSTEM = "Answer the telecom engineering question. Show your working briefly."
 
@@ -247,8 +248,9 @@ class DtaRunner:
             }  # fmt: skip
             rows.append({
                 "run_id": run_id, "plan_id": plan["id"], "type": plan["type"],
-                "question": problem.question, "answer": c.text or None,
-                "steps": json.dumps(steps), "context": json.dumps(problem.context),
+                "question": problem.question, "answer": strip_control_tokens(c.text) or None,
+                "steps": json.dumps([strip_control_tokens(x) for x in steps]),
+                "context": json.dumps(problem.context),
                 "cited": json.dumps(cited), "provenance": json.dumps(provenance),
                 "generator": s.teacher, "raw_text": s.raw_text or s.text, "status": c.status,
                 "reason": c.reason or None, "scores": json.dumps(scores), "quality": c.score,
