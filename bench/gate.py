@@ -29,11 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 LABELLED = Path("shared") / "data" / "labelled" / "qa_labelled_dev.jsonl"
-# beside the repository (../shared), or beside the folder of worktrees
-DEFAULT_SET = next(
-    (p / LABELLED for p in (ROOT.parent, ROOT.parent.parent) if (p / LABELLED).is_file()),
-    ROOT.parent / LABELLED,
-)
+DEFAULT_SET = ROOT.parent / LABELLED  # shared/ lies beside the repository
 
 
 def run_check(path: Path, project: Path | None) -> tuple[list[dict[str, Any]], float, str]:

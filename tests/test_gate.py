@@ -28,11 +28,7 @@ from telesynth_tui.project import Project
 from .conftest import REPO_ROOT, run_cli
 from .test_retrieval import HashEncoder as BagOfWordsEncoder
 
-_SET = Path("shared") / "data" / "labelled" / "qa_labelled_dev.jsonl"
-LABELLED = next(
-    (p / _SET for p in (REPO_ROOT.parent, REPO_ROOT.parent.parent) if (p / _SET).is_file()),
-    REPO_ROOT.parent / _SET,
-)
+LABELLED = REPO_ROOT.parent / "shared" / "data" / "labelled" / "qa_labelled_dev.jsonl"
 
 TS_PLAN: dict[str, Any] = {
     "symptom": "VSWR Over Threshold",
