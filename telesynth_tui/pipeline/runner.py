@@ -160,36 +160,26 @@ def run_pending_plans(
     run's lease (one writer per run)."""
     with lease.hold(conn, run_id):
         conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (run_id,))
-        return _run_plans(conn, run_id, process, progress, cancel)
-
-
-def _run_plans(
-    conn: sqlite3.Connection,
-    run_id: int,
-    process: Callable[[sqlite3.Row], list[tuple[str, str]] | None],
-    progress: Callable[[Progress], None],
-    cancel: Callable[[], bool],
-) -> bool:
-    query = "SELECT * FROM plans WHERE run_id = ? ORDER BY ordinal"
-    plans = conn.execute(query, (run_id,)).fetchall()
-    counts = Counter(
-        r[0] for r in conn.execute("SELECT status FROM samples WHERE run_id = ?", (run_id,))
-    )
-    done = sum(1 for p in plans if p["status"] == "done")
-    for plan in plans:
-        if plan["status"] == "done":
-            continue
-        if cancel():
-            break
-        outcome = process(plan)
-        if outcome is None:
-            break
-        counts.update(status for status, _ in outcome)
-        done += 1
-        status, reason = outcome[-1] if outcome else ("", "")
-        progress(Progress(run_id, done, len(plans), counts["accepted"], counts["rejected"],
-                          plan["type"], status, reason, *last_rates(conn, run_id)))  # fmt: skip
-    return done == len(plans)
+        query = "SELECT * FROM plans WHERE run_id = ? ORDER BY ordinal"
+        plans = conn.execute(query, (run_id,)).fetchall()
+        counts = Counter(
+            r[0] for r in conn.execute("SELECT status FROM samples WHERE run_id = ?", (run_id,))
+        )
+        done = sum(1 for p in plans if p["status"] == "done")
+        for plan in plans:
+            if plan["status"] == "done":
+                continue
+            if cancel():
+                break
+            outcome = process(plan)
+            if outcome is None:
+                break
+            counts.update(status for status, _ in outcome)
+            done += 1
+            status, reason = outcome[-1] if outcome else ("", "")
+            progress(Progress(run_id, done, len(plans), counts["accepted"], counts["rejected"],
+                              plan["type"], status, reason, *last_rates(conn, run_id)))  # fmt: skip
+        return done == len(plans)
 
 
 def finish_run(conn: sqlite3.Connection, run_id: int, finished: bool,
