@@ -8,7 +8,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -16,12 +16,11 @@ import numpy as np
 import psutil
 
 from telesynth_tui.errors import TelesynthError
+from telesynth_tui.inference.base import Message, SamplingParams
 from telesynth_tui.inference.energy import EnergyMeter
 from telesynth_tui.inference.gguf_header import GGUFHeader, read_gguf_header
 from telesynth_tui.inference.json_grammar import TokenMask, llama_tokenizer, schema_to_gbnf
 from telesynth_tui.inference.metrics import CallMeter, CallMetrics, decode_rate
-
-Message = dict[str, str]
 
 # llama.cpp's CPU threads wait for each other at every operation. Spinning there (OpenMP's
 # default) makes decoding collapse when any other process wants a core (measured on 2 busy
@@ -39,19 +38,6 @@ class Generation:
     text: str
     metrics: CallMetrics
     cancelled: bool = False
-
-
-@dataclass
-class SamplingParams:
-    max_tokens: int = 256
-    temperature: float = 0.0  # 0 = greedy
-    top_k: int = 40
-    top_p: float = 0.95
-    repeat_penalty: float = 1.0
-    json_schema: dict[str, Any] | None = None
-    stop_at_eos: bool = True  # False only for benchmarks that need a fixed token count
-    reuse_prompt_cache: bool = True  # False: prefill the whole prompt (cold TTFT)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Generator(Protocol):
