@@ -1,5 +1,6 @@
 """Batched decoding on the embedded SmolLM2-135M-Instruct Q4_1 GGUF: aggregate decode tokens/s of
-N sequences decoded together in one llama.cpp context against one sequence, same threads, with
+N calls made at the same time from N threads and decoded together by the batch scheduler (one
+llama.cpp context), against one call, same threads, with
 the pipeline's JSON constraint (llguidance) on every sequence. Sizes are interleaved and
 repeated; medians are reported. Contexts are short (about 120 words) so that the prefill of 8
 prompts stays cheap on a busy machine; the decode steps are what is measured.
@@ -16,8 +17,9 @@ from pathlib import Path
 
 from smollm2_models import smollm2_entry
 
-from telesynth_tui.inference.batch import BatchDecoder
 from telesynth_tui.inference.generator import LlamaGenerator, SamplingParams
+from telesynth_tui.inference.metrics import CallMetrics
+from telesynth_tui.inference.scheduler import BatchScheduler, complete_together
 from telesynth_tui.modelkit.bench import (
     PIPELINE_SCHEMA,
     pipeline_contexts,
@@ -27,6 +29,14 @@ from telesynth_tui.modelkit.bench import (
 
 RESULTS = Path(__file__).parent / "results"
 KG = Path(__file__).resolve().parent.parent / "kg"
+
+
+def aggregate_decode(metrics: list[CallMetrics]) -> float:
+    """Tokens after each call's first over the joint decode time: from the last first token
+    (every prefill done) to the last token (calls submitted at the same time)."""
+    span = max(m.wall_s for m in metrics) - max(m.ttft_s or 0.0 for m in metrics)
+    tokens = sum(max(0, m.output_tokens - 1) for m in metrics)
+    return round(tokens / span, 2) if span > 0 else 0.0
 
 
 def main() -> None:
@@ -41,22 +51,22 @@ def main() -> None:
     entry = smollm2_entry()
     generator = LlamaGenerator(entry.path, entry.name, threads=args.threads, n_ctx=2048)
     contexts = pipeline_contexts(KG, max(sizes), words=120)
-    prompts = [generator.tokenize(generator.render(pipeline_messages(c))) for c in contexts]
+    conversations = [pipeline_messages(c) for c in contexts]
     params = SamplingParams(max_tokens=args.tokens, json_schema=PIPELINE_SCHEMA, stop_at_eos=False)
     rates: dict[int, list[float]] = {n: [] for n in sizes}
     valid: dict[int, list[bool]] = {n: [] for n in sizes}
-    decoders = {n: BatchDecoder(generator, n, n_ctx_seq=1024) for n in sizes}
+    schedulers = {n: BatchScheduler(generator, n, n_ctx_seq=1024) for n in sizes}
     try:
         for r in range(args.repeats):
             for n in sizes:
-                results = decoders[n].run(prompts[:n], [params] * n)
-                rate = results[0].metrics.extra["batch_decode_tok_s"]
+                done = complete_together(schedulers[n].model(), conversations[:n], params)
+                rate = aggregate_decode([c.metrics for c in done])
                 rates[n].append(rate)
-                valid[n] += [r.metrics.stop_reason == "eos" for r in results]
+                valid[n] += [c.stop_reason == "eos" for c in done]
                 print(f"repeat {r + 1}: {n} sequences: {rate} tok/s aggregate", flush=True)
     finally:
-        for d in decoders.values():
-            d.close()
+        for s in schedulers.values():
+            s.close()
         generator.close()
     single = statistics.median(rates[sizes[0]])
     rows = [{"sequences": n, "aggregate_decode_tok_s": round(statistics.median(rates[n]), 1),
@@ -65,7 +75,7 @@ def main() -> None:
     command = (f"PYTHONPATH=. .venv/bin/python bench/batch.py --sizes {args.sizes} "
                f"--repeats {args.repeats} --tokens {args.tokens}")  # fmt: skip
     results = {"model": entry.name, "threads": threads_label(args.threads),
-               "prompt_tokens": [len(p) for p in prompts], "max_tokens": args.tokens,
+               "prompt_tokens": [c.metrics.prompt_tokens for c in done], "max_tokens": args.tokens,
                "rows": rows, "command": command}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "batch.json").write_text(json.dumps(results, indent=2) + "\n")

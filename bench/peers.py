@@ -1,7 +1,7 @@
 """The same plans' prompts, JSON schema and output budget three ways on the embedded
 SmolLM2-135M-Instruct Q4_1 GGUF, with the same threads on the same machine:
 - telesynth: LlamaGenerator (llguidance constraint, shared-prefix KV reuse), one prompt after
-  another, and BatchDecoder with every prompt decoded together (`--parallel`);
+  another, and the batch scheduler with every prompt decoded together (`--parallel`);
 - bare: a sequential llama-cpp-python loop, `create_chat_completion` with the schema as
   `response_format` (llama-cpp-python's own grammar);
 - distilabel: its in-process llama.cpp generation (`LlamaCppLLM`, the `TextGeneration` task; the
@@ -27,7 +27,6 @@ from typing import Any
 
 from smollm2_models import smollm2_entry
 
-from telesynth_tui.inference.batch import BatchDecoder
 from telesynth_tui.inference.generator import (
     LlamaGenerator,
     SamplingParams,
@@ -35,6 +34,7 @@ from telesynth_tui.inference.generator import (
     auto_threads,
     new_llama,
 )
+from telesynth_tui.inference.scheduler import BatchScheduler, complete_together
 from telesynth_tui.modelkit.bench import (
     PIPELINE_SCHEMA,
     pipeline_contexts,
@@ -106,12 +106,11 @@ def main() -> None:
         texts = [generator.generate(m, params).text for m in messages]
         rows.append(figures("telesynth sequential", texts, time.perf_counter() - t0))
         print(rows[-1], flush=True)
-        prompts = [generator.tokenize(generator.render(m)) for m in messages]
         t0 = time.perf_counter()
-        with BatchDecoder(generator, len(prompts), n_ctx_seq=n_ctx) as batch:
-            texts = [g.text for g in batch.run(prompts, [params] * len(prompts))]
-        rows.append(figures(f"telesynth --parallel {len(prompts)}", texts,
-                            time.perf_counter() - t0))  # fmt: skip
+        with BatchScheduler(generator, len(messages), n_ctx_seq=n_ctx) as scheduler:
+            texts = [c.text for c in complete_together(scheduler.model(), messages, params)]
+        wall = time.perf_counter() - t0
+        rows.append(figures(f"telesynth --parallel {len(messages)}", texts, wall))
         print(rows[-1], flush=True)
     finally:
         generator.close()

@@ -122,6 +122,8 @@ def test_each_call_cancels_within_a_token(generator: LlamaGenerator) -> None:
 
 
 def test_a_prompt_too_long_is_refused(generator: LlamaGenerator) -> None:
-    with BatchScheduler(generator, n_seq=1, n_ctx_seq=32) as scheduler:
-        with pytest.raises(GeneratorError, match="does not fit the 32-token context"):
-            scheduler.model().complete(messages(TASKS[0]), SamplingParams(max_tokens=4))
+    with (
+        BatchScheduler(generator, n_seq=1, n_ctx_seq=32) as scheduler,
+        pytest.raises(GeneratorError, match="does not fit the 32-token context"),
+    ):
+        scheduler.model().complete(messages(TASKS[0]), SamplingParams(max_tokens=4))

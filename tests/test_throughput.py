@@ -103,45 +103,6 @@ TASKS = [
 ]
 
 
-@pytest.mark.parametrize("schema", [None, SCHEMA])
-def test_batched_output_equals_sequential_at_temperature_zero(
-    generator: LlamaGenerator, schema: dict | None
-) -> None:
-    from telesynth_tui.inference.batch import BatchDecoder
-
-    tokens = 48 if schema is None else 160  # room for complete JSON
-    params = SamplingParams(max_tokens=tokens, json_schema=schema, reuse_prompt_cache=False)
-    prompts = [generator.tokenize(generator.render(messages(t))) for t in TASKS]
-    sequential = [generator.generate(messages(t), params).text for t in TASKS]
-    seen: dict[int, list[str]] = {}
-    with BatchDecoder(generator, n_seq=len(TASKS), n_ctx_seq=256) as batch:
-        results = batch.run(
-            prompts, [params] * len(TASKS), lambda i, p: seen.setdefault(i, []).append(p)
-        )
-    assert [r.text for r in results] == sequential
-    assert ["".join(seen.get(i, [])) for i in range(len(TASKS))] == sequential
-    for r, prompt in zip(results, prompts, strict=True):
-        m = r.metrics
-        assert m.prompt_tokens == len(prompt) and m.output_tokens > 0
-        assert m.extra["batch_size"] == len(TASKS) and m.ttft_s is not None
-        if schema is not None:
-            json.loads(r.text)
-
-
-def test_batched_decoding_cancels_within_a_token(generator: LlamaGenerator) -> None:
-    from telesynth_tui.inference.batch import BatchDecoder
-
-    prompts = [generator.tokenize(generator.render(messages(t))) for t in TASKS[:2]]
-    params = SamplingParams(max_tokens=64, stop_at_eos=False)
-    steps = []
-    with BatchDecoder(generator, n_seq=2, n_ctx_seq=256) as batch:
-        results = batch.run(
-            prompts, [params] * 2, cancel=lambda: steps.append(1) or len(steps) >= 3
-        )
-    assert all(r.cancelled for r in results)
-    assert all(r.metrics.output_tokens == 4 for r in results)
-
-
 def test_models_bench_measures_pipeline_prompts() -> None:
     from pathlib import Path
 

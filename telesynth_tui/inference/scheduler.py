@@ -34,7 +34,13 @@ from typing import Any
 import numpy as np
 import psutil
 
-from telesynth_tui.inference.base import CallContext, Message, SamplingParams, TextModel
+from telesynth_tui.inference.base import (
+    CallContext,
+    Completion,
+    Message,
+    SamplingParams,
+    TextModel,
+)
 from telesynth_tui.inference.generator import GeneratorError, LlamaGenerator, _quiet_stderr
 from telesynth_tui.inference.json_grammar import TokenMask
 from telesynth_tui.inference.metrics import CallMetrics, decode_rate
@@ -413,3 +419,30 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
         return 0
     diff = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
     return int(diff[0]) if diff.size else n
+
+
+def complete_together(
+    model: TextModel, conversations: Sequence[Sequence[Message]], params: SamplingParams
+) -> list[Completion]:
+    """Every conversation completed from a thread of its own, at the same time (on a
+    `BatchedModel`, decoded together); results in the order given."""
+    results: list[Completion | BaseException | None] = [None] * len(conversations)
+
+    def work(i: int) -> None:
+        try:
+            results[i] = model.complete(conversations[i], params)
+        except BaseException as exc:  # re-raised in the caller's thread below
+            results[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(conversations))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done: list[Completion] = []
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+        assert result is not None
+        done.append(result)
+    return done
