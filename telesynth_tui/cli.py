@@ -755,13 +755,13 @@ def check(
     as_json: JsonOpt = False,
 ) -> None:
     """Run the accept gate on QA items you bring (no generation): each item's verdict and
-    reasons, then the counts. Uses the project's graph when there is a project."""
+    reasons, then the counts. Uses the project's graph, or the bundled knowledge without one."""
     from telesynth_tui.pipeline.gate_check import check_file, counts, gate_for
     from telesynth_tui.project import Project
 
     project = Project.optional(State.project_dir)
     conn = project.connect() if project.exists else None
-    verdicts = check_file(file, gate_for(conn))
+    verdicts = check_file(file, gate_for(conn, project.settings))
     totals = counts(verdicts)
     if as_json:
         _echo_json([v.to_dict() for v in verdicts])

@@ -353,7 +353,9 @@ def test_check_command(tmp_path: Path) -> None:
     assert "Traceback" not in missing.stderr
 
 
-def test_check_uses_the_project_graph(bundled: Project, tmp_path: Path) -> None:
+def test_check_uses_the_project_graph_or_the_bundled_one(
+    bundled: Project, tmp_path: Path
+) -> None:
     path = tmp_path / "items.jsonl"
     q = "What is the cause of the VSWR Over Threshold?"
     # without a plan only the project's graph knows that this is an action
@@ -368,11 +370,14 @@ def test_check_uses_the_project_graph(bundled: Project, tmp_path: Path) -> None:
         )
         + "\n"
     )
-    alone = json.loads(run_cli("check", str(path), "--json", project=tmp_path / "x").stdout)
-    with_graph = json.loads(run_cli("check", str(path), "--json", project=bundled.path).stdout)
+    empty = tmp_path / "empty"
+    assert run_cli("init", "--empty", project=empty).returncode == 0
+    alone = json.loads(run_cli("check", str(path), "--json", project=empty).stdout)
     assert alone[0]["accepted"]
-    assert not with_graph[0]["accepted"]
-    assert any("given as a cause" in r for r in with_graph[0]["reasons"])
+    for project in (bundled.path, tmp_path / "none"):  # no project: the bundled knowledge
+        with_graph = json.loads(run_cli("check", str(path), "--json", project=project).stdout)
+        assert not with_graph[0]["accepted"]
+        assert any("given as a cause" in r for r in with_graph[0]["reasons"])
 
 
 @pytest.mark.skipif(not LABELLED.is_file(), reason="labelled set not present")

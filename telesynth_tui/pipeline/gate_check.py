@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from telesynth_tui import database
+from telesynth_tui.config import Settings
 from telesynth_tui.errors import TelesynthError
+from telesynth_tui.graph.importer import import_paths
 from telesynth_tui.pipeline.gate import Gate, GateItem, KnowledgeIndex, Reason
 from telesynth_tui.pipeline.plans import PLAN_TYPES
 
@@ -74,9 +77,21 @@ def parse_item(record: Any) -> GateItem:
     )
 
 
-def gate_for(conn: sqlite3.Connection | None) -> Gate:
-    """The gate over a project's graph and accepted samples, or over the items' plans alone."""
-    return Gate.for_project(conn) if conn is not None else Gate(KnowledgeIndex())
+def gate_for(conn: sqlite3.Connection | None, settings: Settings | None = None) -> Gate:
+    """The gate over a project's graph and accepted samples; without a project, over the
+    bundled knowledge of `settings` (read into an in-memory database), else over the items'
+    plans alone."""
+    if conn is not None:
+        return Gate.for_project(conn)
+    if settings is None or not settings.bundled_kg.is_dir():
+        return Gate(KnowledgeIndex())
+    memory = database.connect(Path(":memory:"))
+    try:
+        database.migrate(memory)
+        import_paths(memory, [settings.bundled_kg], settings.ingest)
+        return Gate.for_project(memory)
+    finally:
+        memory.close()
 
 
 def check_file(path: Path, gate: Gate) -> list[Verdict]:
