@@ -14,7 +14,8 @@ Metrics of a batched call are attributed per sequence: its own prompt, reused pr
 tokens; TTFT and wall time from its submission (time spent waiting for a slot included); decode
 tokens/s over its own first-to-last token times; CPU time and energy of each llama.cpp step
 shared out among the sequences in it (a prefill belongs to its sequence alone, a joint step in
-equal parts). `extra` holds the mean number of sequences its steps shared.
+equal parts), and so is the steps' wall time (`extra["busy_s"]`: summed over a run's calls, the
+time llama.cpp was busy). `extra` also holds the mean number of sequences its steps shared.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class _Call:
     t_last: float | None = None
     stop: str = ""
     cpu_s: float = 0.0
+    busy_s: float = 0.0  # its share of the llama.cpp steps' wall time
     energy_j: float = 0.0
     energy_detail: str = ""
     prefill_s: float = 0.0
@@ -234,9 +236,11 @@ class BatchScheduler:
                 work()
             finally:
                 cpu = time.process_time() - cpu0
-                reading = energy.stop(time.perf_counter() - t0, cpu)
+                wall = time.perf_counter() - t0
+                reading = energy.stop(wall, cpu)
                 for call in calls:
                     call.cpu_s += cpu / len(calls)
+                    call.busy_s += wall / len(calls)
                     call.energy_j += reading.joules / len(calls)
                     call.energy_detail = reading.detail
                     call.steps += 1
@@ -358,6 +362,7 @@ class BatchScheduler:
             "batch_slots": self.n_seq,
             "mean_batch_size": round(call.step_sizes / call.steps, 2) if call.steps else None,
             "prefix_reused_tokens": call.reused,
+            "busy_s": round(call.busy_s, 4),
             "threads": gen.threads,
             "json_schema": call.params.json_schema is not None,
             "json_engine": "llguidance" if call.mask is not None else None,
