@@ -16,8 +16,9 @@ from pathlib import Path
 
 from smollm2_models import smollm2_entry
 
+from telesynth_tui.inference.base import SamplingParams
 from telesynth_tui.inference.batch import BatchDecoder
-from telesynth_tui.inference.generator import LlamaGenerator, SamplingParams
+from telesynth_tui.inference.generator import LlamaGenerator
 from telesynth_tui.modelkit.bench import (
     PIPELINE_SCHEMA,
     pipeline_contexts,

@@ -27,10 +27,10 @@ from typing import Any
 
 from smollm2_models import smollm2_entry
 
+from telesynth_tui.inference.base import SamplingParams
 from telesynth_tui.inference.batch import BatchDecoder
 from telesynth_tui.inference.generator import (
     LlamaGenerator,
-    SamplingParams,
     _quiet_stderr,
     auto_threads,
     new_llama,
@@ -103,7 +103,7 @@ def main() -> None:
     generator = LlamaGenerator(entry.path, entry.name, threads=threads, n_ctx=n_ctx)
     try:
         t0 = time.perf_counter()
-        texts = [generator.generate(m, params).text for m in messages]
+        texts = [generator.complete(m, params).text for m in messages]
         rows.append(figures("telesynth sequential", texts, time.perf_counter() - t0))
         print(rows[-1], flush=True)
         prompts = [generator.tokenize(generator.render(m)) for m in messages]

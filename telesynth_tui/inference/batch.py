@@ -16,19 +16,14 @@ from __future__ import annotations
 import codecs
 import ctypes
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from telesynth_tui.inference.generator import (
-    Generation,
-    GeneratorError,
-    LlamaGenerator,
-    SamplingParams,
-    _quiet_stderr,
-)
+from telesynth_tui.inference.base import CallContext, Completion, SamplingParams
+from telesynth_tui.inference.generator import GeneratorError, LlamaGenerator, _quiet_stderr
 from telesynth_tui.inference.json_grammar import TokenMask
 from telesynth_tui.inference.metrics import CallMeter, CallMetrics, decode_rate
 
@@ -38,6 +33,7 @@ class _Seq:
     index: int
     prompt: list[int]
     params: SamplingParams
+    ctx: CallContext
     sampler: Any
     mask: TokenMask | None
     out: list[int] = field(default_factory=list)
@@ -123,29 +119,30 @@ class BatchDecoder:
         self,
         prompts: Sequence[list[int]],
         params: Sequence[SamplingParams],
-        on_token: Callable[[int, str], None] | None = None,
-        cancel: Callable[[], bool] | None = None,
-    ) -> list[Generation]:
-        """Decode every prompt (at most `n_seq` of them) to completion together; `on_token(i,
-        piece)` sees each piece of sequence i. A cancel stops every sequence within a token."""
+        contexts: Sequence[CallContext] | None = None,
+    ) -> list[Completion]:
+        """Decode every prompt (at most `n_seq` of them) to completion together. Sequence i has
+        its own call context `contexts[i]`: its `on_token` sees the sequence's pieces, its
+        `cancel` stops that sequence within a token, and its metrics go to its `metrics`."""
         import llama_cpp
 
         if len(prompts) > self.n_seq:
             raise GeneratorError(f"{len(prompts)} prompts for a batch of {self.n_seq}")
+        if contexts is None:
+            contexts = [CallContext() for _ in prompts]
         gen = self.generator
         vocab = gen.llm._model.vocab
         seqs = []
-        for i, (prompt, p) in enumerate(zip(prompts, params, strict=True)):
+        for i, (prompt, p, ctx) in enumerate(zip(prompts, params, contexts, strict=True)):
             if len(prompt) >= self.n_ctx_seq:
                 limit = self.n_ctx_seq
                 raise GeneratorError(
                     f"prompt of {len(prompt)} tokens does not fit the {limit}-token context"
                 )
             mask = gen._token_mask(p.json_schema) if p.json_schema is not None else None
-            seqs.append(_Seq(i, prompt, p, gen._sampler(p), mask))
+            seqs.append(_Seq(i, prompt, p, ctx, gen._sampler(p), mask))
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.ctx), True)
         meter = CallMeter(gen.energy)
-        cancelled = False
         try:
             with meter:
                 for seq in seqs:  # prefill, then the first token of each sequence
@@ -154,23 +151,24 @@ class BatchDecoder:
                         last = start + len(chunk) == len(seq.prompt)
                         self._decode([(t, start + k, seq.index, last and k == len(chunk) - 1)
                                       for k, t in enumerate(chunk)])  # fmt: skip
-                    self._accept(seq, self._sample(seq, len(chunk) - 1), vocab, on_token)
-                while not cancelled:
+                    self._accept(seq, self._sample(seq, len(chunk) - 1), vocab)
+                while True:
                     active = [s for s in seqs if not s.stop]
                     if not active:
                         break
                     self._decode([(s.out[-1], len(s.prompt) + len(s.out) - 1, s.index, True)
                                   for s in active])  # fmt: skip
                     for j, seq in enumerate(active):
-                        self._accept(seq, self._sample(seq, j), vocab, on_token)
-                    if cancel is not None and cancel():
-                        cancelled = True
+                        self._accept(seq, self._sample(seq, j), vocab)
+                    for seq in active:
+                        if not seq.stop and seq.ctx.cancelled():
+                            seq.stop = "cancelled"
         finally:
             for seq in seqs:
                 seq.sampler.close()
-        return self._results(seqs, meter, cancelled)
+        return self._results(seqs, meter)
 
-    def _accept(self, seq: _Seq, token: int, vocab: Any, on_token: Any) -> None:
+    def _accept(self, seq: _Seq, token: int, vocab: Any) -> None:
         import llama_cpp
 
         now = time.perf_counter()
@@ -182,15 +180,15 @@ class BatchDecoder:
         seq.out.append(token)
         piece = seq.decoder.decode(self.generator.llm.detokenize([token], special=False))
         seq.text.append(piece)
-        if piece and on_token is not None:
-            on_token(seq.index, piece)
+        if piece and seq.ctx.on_token is not None:
+            seq.ctx.on_token(piece)
         room = self.n_ctx_seq - len(seq.prompt)
         if len(seq.out) >= min(seq.params.max_tokens, room):
             seq.stop = "length"
         elif seq.mask is not None and seq.mask.done:
             seq.stop = "eos"
 
-    def _results(self, seqs: list[_Seq], meter: CallMeter, cancelled: bool) -> list[Generation]:
+    def _results(self, seqs: list[_Seq], meter: CallMeter) -> list[Completion]:
         total = sum(len(s.prompt) + len(s.out) for s in seqs) or 1
         batch = CallMetrics(self.generator.name, "generate")
         meter.fill(batch)
@@ -211,7 +209,7 @@ class BatchDecoder:
             m.energy_j = batch.energy_j * share
             m.energy_source, m.energy_detail = batch.energy_source, batch.energy_detail
             m.peak_rss_mb = batch.peak_rss_mb
-            m.stop_reason = "cancelled" if cancelled and not s.stop else (s.stop or "length")
+            m.stop_reason = s.stop or "length"
             m.extra = {
                 "batch_size": len(seqs),
                 "batch_wall_s": round(batch.wall_s, 3),
@@ -221,5 +219,6 @@ class BatchDecoder:
                 "json_engine": "llguidance" if s.mask is not None else None,
             }
             text = "".join(s.text) + s.decoder.decode(b"", final=True)
-            results.append(Generation(text, m, m.stop_reason == "cancelled"))
+            s.ctx.metrics.append(m)
+            results.append(Completion(text, m))
         return results
