@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
 
-from telesynth_tui.inference.generator import LlamaGenerator, SamplingParams, auto_threads
+from telesynth_tui.inference.base import CallContext, SamplingParams
+from telesynth_tui.inference.generator import LlamaGenerator, auto_threads
 from telesynth_tui.modelkit.bench import threads_label
 from tests.conftest import SHIPPED_GGUF
 
@@ -42,9 +43,9 @@ def messages(task: str) -> list[dict[str, str]]:
 def test_threads_default_to_every_core(generator: LlamaGenerator) -> None:
     assert generator.threads == auto_threads() >= 1
     assert generator.threads_auto
-    generator.generate(messages("Say hi."), SamplingParams(max_tokens=3))
-    assert generator.last_metrics is not None
-    assert generator.last_metrics.extra["threads"] == generator.threads
+    done = generator.complete(messages("Say hi."), SamplingParams(max_tokens=3))
+    assert done.metrics is not None
+    assert done.metrics.extra["threads"] == generator.threads
     assert threads_label(None).startswith(f"{auto_threads()} (auto")
     assert threads_label(3) == "3 (set)"
 
@@ -55,14 +56,14 @@ def test_shared_prefix_is_reused_and_output_unchanged(
 ) -> None:
     cold = SamplingParams(max_tokens=160, json_schema=schema, reuse_prompt_cache=False)
     warm = SamplingParams(max_tokens=160, json_schema=schema)
-    first = generator.generate(messages("Write a question as JSON."), cold)
+    first = generator.complete(messages("Write a question as JSON."), cold)
     assert first.metrics.extra["prefix_reused_tokens"] == 0
-    other = generator.generate(messages("Write a troubleshooting question."), warm)
+    other = generator.complete(messages("Write a troubleshooting question."), warm)
     shared = other.metrics.extra["prefix_reused_tokens"]
     prompt = generator.tokenize(generator.render(messages("Write a troubleshooting question.")))
     assert 20 < shared < len(prompt)
     assert other.metrics.extra["llama_prefill_tokens"] == len(prompt) - shared
-    again = generator.generate(messages("Write a question as JSON."), warm)
+    again = generator.complete(messages("Write a question as JSON."), warm)
     assert again.metrics.extra["prefix_reused_tokens"] == shared
     assert again.text == first.text
     if schema is not None:
@@ -87,7 +88,7 @@ def test_json_strings_refuse_control_characters(generator: LlamaGenerator) -> No
 
 def test_constrained_outputs_parse_and_fit_the_schema(generator: LlamaGenerator) -> None:
     for task in ("Write a question as JSON.", "Which counter shows RACH failures?", "Why?"):
-        out = generator.generate(messages(task), SamplingParams(max_tokens=200, json_schema=SCHEMA))
+        out = generator.complete(messages(task), SamplingParams(max_tokens=200, json_schema=SCHEMA))
         assert out.metrics.extra["json_engine"] == "llguidance"
         data = json.loads(out.text)
         assert set(data) == {"question", "cited"}
@@ -112,16 +113,16 @@ def test_batched_output_equals_sequential_at_temperature_zero(
     tokens = 48 if schema is None else 160  # room for complete JSON
     params = SamplingParams(max_tokens=tokens, json_schema=schema, reuse_prompt_cache=False)
     prompts = [generator.tokenize(generator.render(messages(t))) for t in TASKS]
-    sequential = [generator.generate(messages(t), params).text for t in TASKS]
+    sequential = [generator.complete(messages(t), params).text for t in TASKS]
     seen: dict[int, list[str]] = {}
+    contexts = [CallContext(on_token=seen.setdefault(i, []).append) for i in range(len(TASKS))]
     with BatchDecoder(generator, n_seq=len(TASKS), n_ctx_seq=256) as batch:
-        results = batch.run(
-            prompts, [params] * len(TASKS), lambda i, p: seen.setdefault(i, []).append(p)
-        )
+        results = batch.run(prompts, [params] * len(TASKS), contexts)
     assert [r.text for r in results] == sequential
     assert ["".join(seen.get(i, [])) for i in range(len(TASKS))] == sequential
-    for r, prompt in zip(results, prompts, strict=True):
+    for r, prompt, ctx in zip(results, prompts, contexts, strict=True):
         m = r.metrics
+        assert ctx.metrics == [m]  # each sequence's metrics go to its own call context
         assert m.prompt_tokens == len(prompt) and m.output_tokens > 0
         assert m.extra["batch_size"] == len(TASKS) and m.ttft_s is not None
         if schema is not None:
@@ -133,11 +134,14 @@ def test_batched_decoding_cancels_within_a_token(generator: LlamaGenerator) -> N
 
     prompts = [generator.tokenize(generator.render(messages(t))) for t in TASKS[:2]]
     params = SamplingParams(max_tokens=64, stop_at_eos=False)
-    steps = []
+
+    def third_step() -> Callable[[], bool]:  # a sequence's cancel, true from its third check
+        steps: list[int] = []
+        return lambda: steps.append(1) or len(steps) >= 3
+
     with BatchDecoder(generator, n_seq=2, n_ctx_seq=256) as batch:
-        results = batch.run(
-            prompts, [params] * 2, cancel=lambda: steps.append(1) or len(steps) >= 3
-        )
+        contexts = [CallContext(cancel=third_step()) for _ in prompts]
+        results = batch.run(prompts, [params] * 2, contexts)
     assert all(r.cancelled for r in results)
     assert all(r.metrics.output_tokens == 4 for r in results)
 
