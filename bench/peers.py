@@ -103,7 +103,7 @@ def main() -> None:
     generator = LlamaGenerator(entry.path, entry.name, threads=threads, n_ctx=n_ctx)
     try:
         t0 = time.perf_counter()
-        texts = [generator.generate(m, params).text for m in messages]
+        texts = [generator.complete(m, params).text for m in messages]
         rows.append(figures("telesynth sequential", texts, time.perf_counter() - t0))
         print(rows[-1], flush=True)
         t0 = time.perf_counter()

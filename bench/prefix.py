@@ -17,7 +17,8 @@ from pathlib import Path
 
 from smollm2_models import smollm2_entry
 
-from telesynth_tui.inference.generator import LlamaGenerator, SamplingParams
+from telesynth_tui.inference.base import SamplingParams
+from telesynth_tui.inference.generator import LlamaGenerator
 from telesynth_tui.modelkit.bench import (
     PIPELINE_SCHEMA,
     pipeline_contexts,
@@ -49,11 +50,11 @@ def main() -> None:
             first = pipeline_messages(context)
             second = pipeline_messages(context, REFINE)
             json_params = SamplingParams(max_tokens=4, json_schema=PIPELINE_SCHEMA)
-            generator.generate(first, json_params)  # the plan's generation call
-            warm_call = generator.generate(second, json_params)  # refine: shared prefix reused
+            generator.complete(first, json_params)  # the plan's generation call
+            warm_call = generator.complete(second, json_params)  # refine: shared prefix reused
             cold_params = SamplingParams(max_tokens=4, json_schema=PIPELINE_SCHEMA,
                                          reuse_prompt_cache=False)  # fmt: skip
-            cold_call = generator.generate(second, cold_params)
+            cold_call = generator.complete(second, cold_params)
             warm.append(warm_call.metrics.ttft_s or 0.0)
             cold.append(cold_call.metrics.ttft_s or 0.0)
             reused.append(warm_call.metrics.extra["prefix_reused_tokens"])

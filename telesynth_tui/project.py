@@ -8,7 +8,7 @@ import sqlite3
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from telesynth_tui import database as db
 from telesynth_tui.config import (
@@ -123,7 +123,7 @@ class Project:
         from telesynth_tui.pipeline.filters import ClassifierHead, Filters, FilterSettings
         from telesynth_tui.pipeline.generate_llm import LlmQA
         from telesynth_tui.pipeline.runner import TEMPLATE, Runner
-        from telesynth_tui.pipeline.scoring import FastScorer
+        from telesynth_tui.pipeline.scoring import FastScorer, Scorer
 
         encoder = self.encoder()
         embed_chunks(conn, encoder)
@@ -142,22 +142,22 @@ class Project:
         if config.refiner:
             same = llm is not None and config.refiner == config.generator
             refiner = llm if same else LlmQA(self.generator(config.refiner), config.max_tokens)
-        scorer: Any = FastScorer()
+        scorer: Scorer = FastScorer()
         if config.judge:
-            from telesynth_tui.pipeline.judge import JudgeScorer
+            from telesynth_tui.pipeline.llm_scoring import LlmScorer
 
             if llm is not None and config.judge == config.generator:
                 judge = llm.generator
             else:
                 judge = self.generator(config.judge)
-            scorer = JudgeScorer(scorer, judge, encoder)
+            scorer = LlmScorer(scorer, judge, encoder)
         return Runner(conn, retriever, filters, scorer, llm, refiner)
 
     def dta_models(self, config: DtaConfig) -> DtaModels:
         """The student, teachers, rewriter and judge of a DTA run; a model named in several
         roles is loaded once."""
         from telesynth_tui.dta.runner import DtaModels
-        from telesynth_tui.dta.select import ModelJudge
+        from telesynth_tui.dta.select import ModelStepChecker
         from telesynth_tui.dta.solutions import SOLVER, ModelTeacher, SolverTeacher, Teacher
         from telesynth_tui.dta.style import Rewriter
 
@@ -176,8 +176,8 @@ class Project:
         rewriter = None
         if config.rewriter:
             rewriter = Rewriter(student if config.rewriter == "student" else load(config.rewriter))
-        judge = ModelJudge(load(config.judge)) if config.judge else None
-        return DtaModels(student, teachers, self.encoder(), rewriter, judge)
+        checker = ModelStepChecker(load(config.judge)) if config.judge else None
+        return DtaModels(student, teachers, self.encoder(), rewriter, checker)
 
     def connect(self) -> sqlite3.Connection:
         """A new connection (one per thread), migrated to the current schema."""

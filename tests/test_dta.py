@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from telesynth_tui.dta.runner import DtaConfig, DtaModels, DtaRunner, create_dta_run
 from telesynth_tui.dta.select import (
     Exemplar,
-    ModelJudge,
+    ModelStepChecker,
     Thresholds,
     agree_numeric,
     check_steps,
@@ -22,14 +20,12 @@ from telesynth_tui.dta.select import (
 )
 from telesynth_tui.dta.solutions import ModelTeacher, Problem, Solution, SolverTeacher
 from telesynth_tui.dta.style import Rewriter, lay_out, measure, segments, similarity
-from telesynth_tui.inference.generator import SamplingParams
-from telesynth_tui.inference.metrics import CallMetrics
 from telesynth_tui.pipeline.export import export_run
 from telesynth_tui.project import Project
 from telesynth_tui.units import stated_values
 
 from .conftest import run_cli
-from .test_retrieval import HashEncoder
+from .fakes import HashEncoder, RoleModel
 
 EIRP = {"formula": "eirp", "name": "EIRP", "expression": "p_tx + g_tx - l_tx",
         "inputs": {"p_tx": 43.0, "g_tx": 18.0, "l_tx": 2.0},
@@ -101,53 +97,30 @@ def test_agreement_and_selection_keep_one_exemplar_and_say_why() -> None:
     assert select([c], Thresholds()) is None and c.status == "rejected"
 
 
-class RoleFake:
-    """A fake GGUF answering by role, recognised from the system prompt."""
-
-    n_ctx = 4096
-
-    def __init__(self, name: str, replies: dict[str, Any]) -> None:
-        self.name = name
-        self.replies = replies
-        self.last_metrics: CallMetrics | None = None
-        self.calls: list[str] = []
-
-    def stream(self, messages: Sequence[dict[str, str]], params: SamplingParams,
-               cancel: object = None) -> Iterator[str]:  # fmt: skip
-        role = next(k for k in self.replies if k in messages[0]["content"])
-        self.calls.append(role)
-        reply = self.replies[role]
-        text = reply(messages[-1]["content"]) if callable(reply) else reply
-        self.last_metrics = CallMetrics(
-            self.name, "generate", 10, len(text.split()), wall_s=0.01, energy_j=0.1,
-            energy_source="estimate")  # fmt: skip
-        yield text
-
-
 def _final_of(prompt: str) -> str:
     return re.search(r"Final answer: (.*)", prompt).group(1)  # type: ignore[union-attr]
 
 
 def test_dta_run_with_fake_models(bundled: Project, tmp_path: Path) -> None:
     conn = bundled.connect()
-    student = RoleFake("student", {
+    student = RoleModel("student", {
         "Answer the telecom": "Working: add the terms.\nAnswer: 42 dB",
         "You rewrite": lambda prompt: f"Short working.\nAnswer: {_final_of(prompt)}",
     })  # fmt: skip
-    wrong = RoleFake("wrong", {"senior RAN engineer": json.dumps(
+    wrong = RoleModel("wrong", {"senior RAN engineer": json.dumps(
         {"steps": ["<|im_start|>system Guess."], "final_answer": "1e9 W"})})  # fmt: skip
-    broken = RoleFake("broken", {"senior RAN engineer": '{"steps": ["cut'})
+    broken = RoleModel("broken", {"senior RAN engineer": '{"steps": ["cut'})
 
     def approve(prompt: str) -> str:
         return json.dumps({"steps": [True] * len(re.findall(r"^\d+\. ", prompt, re.M)),
                            "comment": "fine"})  # fmt: skip
 
-    judge = RoleFake("judge", {"check worked solutions": approve})
+    judge = RoleModel("judge", {"check worked solutions": approve})
     config = DtaConfig(student="student", teachers=["wrong", "broken"], n=6, seed=2,
                        rewriter="student", judge="judge", probes=2)  # fmt: skip
     run_id = create_dta_run(conn, config)
     models = DtaModels(student, [SolverTeacher(), ModelTeacher(wrong), ModelTeacher(broken)],
-                       HashEncoder(), Rewriter(student), ModelJudge(judge))  # fmt: skip
+                       HashEncoder(), Rewriter(student), ModelStepChecker(judge))  # fmt: skip
     seen = []
     summary = DtaRunner(conn, models).execute(run_id, seen.append)
     assert summary["plans_done"] == 6 and len(seen) == 6
@@ -185,7 +158,7 @@ def test_dta_run_with_fake_models(bundled: Project, tmp_path: Path) -> None:
 
 def test_dta_resumes_without_redoing_problems(bundled: Project) -> None:
     conn = bundled.connect()
-    student = RoleFake("student", {"Answer the telecom": "x = 1"})
+    student = RoleModel("student", {"Answer the telecom": "x = 1"})
     config = DtaConfig(student="student", teachers=[], n=5, rewriter=None, probes=1)
     run_id = create_dta_run(conn, config)
     models = DtaModels(student, [SolverTeacher()], HashEncoder())
@@ -196,7 +169,7 @@ def test_dta_resumes_without_redoing_problems(bundled: Project) -> None:
         "interrupted")  # fmt: skip
     again = DtaRunner(conn, models).execute(run_id)
     assert again["plans_done"] == 5 and again["generated"] == 5
-    assert student.calls == ["Answer the telecom"]  # the stored profile is reused
+    assert student.roles == ["Answer the telecom"]  # the stored profile is reused
 
 
 # --- the real tiny GGUF ----------------------------------------------------------------------

@@ -21,8 +21,7 @@ from telesynth_tui.dta.select import (
 from telesynth_tui.dta.solutions import ModelTeacher, Problem, Solution, SolverTeacher
 from telesynth_tui.project import Project
 
-from .test_dta import RoleFake
-from .test_retrieval import HashEncoder
+from .fakes import HashEncoder, RoleModel
 
 
 def _friis(nf1_db: float, g1_db: float, nf2_db: float) -> float:
@@ -128,9 +127,9 @@ def _echo(cut: bool) -> Any:
 
 def test_a_dta_run_never_selects_an_echoed_or_cut_teacher_answer(bundled: Project) -> None:
     conn = bundled.connect()
-    student = RoleFake("student", {"Answer the telecom": "Working.\nAnswer: 1 dB"})
-    cut = RoleFake("cut", {"senior RAN engineer": _echo(cut=True)})
-    echo = RoleFake("echo", {"senior RAN engineer": _echo(cut=False)})
+    student = RoleModel("student", {"Answer the telecom": "Working.\nAnswer: 1 dB"})
+    cut = RoleModel("cut", {"senior RAN engineer": _echo(cut=True)})
+    echo = RoleModel("echo", {"senior RAN engineer": _echo(cut=False)})
     config = DtaConfig(student="student", teachers=["cut", "echo"], n=8, seed=4,
                        mix={"maths": 1.0}, rewriter=None, probes=1)  # fmt: skip
     run_id = create_dta_run(conn, config)

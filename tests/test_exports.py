@@ -28,25 +28,15 @@ from telesynth_tui.project import Project
 from telesynth_tui.units import check_numeric, convert
 
 from .conftest import run_cli
-from .test_dta import RoleFake
-from .test_pipeline import EndsCleanlyHead, HashEncoder
-
-
-class FixedScorer:
-    """Fast-mode score keys without ragas."""
-
-    def score(self, q: Any, a: Any, answer: str, contexts: list[str], references: list[str],
-              question: str = "") -> dict[str, Any]:  # fmt: skip
-        return {"answer_relevancy": 0.9, "faithfulness": 0.8, "context_precision": 1.0,
-                "context_recall": 1.0}  # fmt: skip
+from .fakes import EndsCleanlyHead, FixedScorer, HashEncoder, RoleModel, filter_encoder
 
 
 def _generation_run(conn: sqlite3.Connection, project: Project) -> int:
     """A KG-template run without maths, through the real runner with fake models."""
-    encoder = HashEncoder()
+    encoder = filter_encoder()
     filters = Filters(encoder, EndsCleanlyHead(), FilterSettings(duplicate=0.999))  # type: ignore[arg-type]
     retriever = Retriever(conn, project.settings.retrieval, encoder=None)
-    runner = Runner(conn, retriever, filters, FixedScorer())  # type: ignore[arg-type]
+    runner = Runner(conn, retriever, filters, FixedScorer())
     config = RunConfig(n=10, seed=4, mix={"factual": 0.5, "definition": 0.3, "multi_hop": 0.2})
     run_id = create_run(conn, config)
     summary = runner.execute(run_id)
@@ -56,12 +46,12 @@ def _generation_run(conn: sqlite3.Connection, project: Project) -> int:
 
 def _dta_run(conn: sqlite3.Connection) -> int:
     """A DTA run (maths and troubleshooting): the solver and a wrong teacher, as in test_dta."""
-    student = RoleFake("student", {"Answer the telecom": "Working: add the terms.\nAnswer: 42 dB"})
-    wrong = RoleFake("wrong", {"senior RAN engineer": json.dumps(
+    student = RoleModel("student", {"Answer the telecom": "Working: add the terms.\nAnswer: 42 dB"})
+    wrong = RoleModel("wrong", {"senior RAN engineer": json.dumps(
         {"steps": ["Guess the value."], "final_answer": "1e9 W"})})  # fmt: skip
     config = DtaConfig(student="student", teachers=["wrong"], n=8, seed=3, rewriter=None, probes=1)
     run_id = create_dta_run(conn, config)
-    models = DtaModels(student, [SolverTeacher(), ModelTeacher(wrong)], HashEncoder())  # type: ignore[arg-type]
+    models = DtaModels(student, [SolverTeacher(), ModelTeacher(wrong)], HashEncoder())
     summary = DtaRunner(conn, models).execute(run_id)
     assert summary["accepted"] >= 4 and summary["rejected"] >= 4
     return run_id

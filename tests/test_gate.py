@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from telesynth_tui.graph.retrieval import Retriever
@@ -20,13 +18,12 @@ from telesynth_tui.pipeline.gate import (
     technology,
     valid_set,
 )
-from telesynth_tui.pipeline.realize import Candidate
 from telesynth_tui.pipeline.runner import RunConfig, Runner, create_run, run_summary
 from telesynth_tui.pipeline.scoring import FastScorer
 from telesynth_tui.project import Project
 
 from .conftest import REPO_ROOT, run_cli
-from .test_retrieval import HashEncoder as BagOfWordsEncoder
+from .fakes import CopyingSource, EndsCleanlyHead, filter_encoder
 
 LABELLED = REPO_ROOT.parent / "shared" / "data" / "labelled" / "qa_labelled_dev.jsonl"
 
@@ -353,9 +350,7 @@ def test_check_command(tmp_path: Path) -> None:
     assert "Traceback" not in missing.stderr
 
 
-def test_check_uses_the_project_graph_or_the_bundled_one(
-    bundled: Project, tmp_path: Path
-) -> None:
+def test_check_uses_the_project_graph_or_the_bundled_one(bundled: Project, tmp_path: Path) -> None:
     path = tmp_path / "items.jsonl"
     q = "What is the cause of the VSWR Over Threshold?"
     # without a plan only the project's graph knows that this is an action
@@ -392,47 +387,15 @@ def test_check_reads_the_labelled_set(tmp_path: Path) -> None:
 # --- the runner -------------------------------------------------------------------------------
 
 
-class HashEncoder(BagOfWordsEncoder):
-    model_id = "fake"
-
-    def features(self, texts: Sequence[str]) -> np.ndarray:
-        return np.array([[1.0 if t.rstrip().endswith((".", "?", "!")) else 0.0] for t in texts])
-
-
-class EndsCleanlyHead:
-    threshold = 0.5
-
-    def probability(self, features: np.ndarray) -> np.ndarray:
-        return 1.0 - features[:, 0]
-
-
-class CopyingGenerator:
-    """A fake LLM generator that writes the same definition three times for every plan."""
-
-    name = "copying"
-    context_budget = 900
-    cancel = None
-
-    def write(
-        self, plan_type: str, payload: dict[str, Any], context: list[dict[str, Any]], pairs: int
-    ) -> tuple[list[Candidate | str], dict[str, Any]]:
-        entity = next(c for c in context if c["kind"] == "entity")
-        name, description = entity["text"].split(": ", 1)
-        pair = Candidate(
-            f"What is {name}?", f"{name}: {description}", [], [entity["key"]], raw_text="{...}"
-        )
-        return [pair, Candidate(**vars(pair)), Candidate(**vars(pair))], {"model": self.name}
-
-
 def test_runner_rejects_duplicates_within_one_plan(bundled: Project) -> None:
     conn = bundled.connect()
     config = RunConfig(n=2, mix={"definition": 1.0}, seed=4, generator="copying", min_quality=0.0)
     run_id = create_run(conn, config)
-    encoder = HashEncoder()
+    encoder = filter_encoder()
     settings = FilterSettings(question_context=0.0, answer_context=0.0)  # the gate decides
     filters = Filters(encoder, EndsCleanlyHead(), settings)  # type: ignore[arg-type]
     retriever = Retriever(conn, bundled.settings.retrieval)
-    runner = Runner(conn, retriever, filters, FastScorer(), CopyingGenerator())  # type: ignore[arg-type]
+    runner = Runner(conn, retriever, filters, FastScorer(), CopyingSource())  # type: ignore[arg-type]
     runner.execute(run_id)
     rows = conn.execute(
         "SELECT plan_id, status, reason, raw_text FROM samples WHERE run_id = ? ORDER BY id",

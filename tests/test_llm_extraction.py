@@ -5,7 +5,7 @@ measured by bench/extraction.py --llm)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from telesynth_tui.graph.importer import import_paths
@@ -16,30 +16,22 @@ from telesynth_tui.graph.llm_extraction import (
     triples_schema,
 )
 from telesynth_tui.graph.store import ENTITY_TYPES
-from telesynth_tui.inference.generator import SamplingParams
-from telesynth_tui.inference.metrics import CallMetrics
+from telesynth_tui.inference.base import Message, SamplingParams
 from telesynth_tui.project import Project
 
+from .fakes import FakeModel
 from .test_extraction import RUNBOOK
 
 
-class FakeModel:
-    """Answers every chunk with the same JSON (or a function of the prompt)."""
+def answering(answer: Callable[[str], str]) -> FakeModel:
+    """A model answering every chunk with the same JSON (or a function of the prompt)."""
 
-    n_ctx = 4096
-
-    def __init__(self, answer: Callable[[str], str]) -> None:
-        self.name = "fake"
-        self.answer = answer
-        self.last_metrics: CallMetrics | None = None
-        self.schemas: list[dict] = []
-
-    def stream(self, messages: Sequence[dict[str, str]], params: SamplingParams,
-               cancel: Callable[[], bool] | None = None) -> Iterator[str]:  # fmt: skip
+    def reply(messages: Sequence[Message], params: SamplingParams) -> str:
         assert params.json_schema is not None
-        self.schemas.append(params.json_schema)
-        self.last_metrics = CallMetrics(self.name, "generate", prompt_tokens=10, output_tokens=5)
-        yield self.answer(messages[-1]["content"])
+        return answer(messages[-1]["content"])
+
+    return FakeModel(reply, stop="", figures=lambda _t, _n: {"prompt_tokens": 10,
+                                                              "output_tokens": 5})  # fmt: skip
 
 
 def _row(s: str, st: str, p: str, o: str, ot: str) -> dict[str, str]:
@@ -61,8 +53,8 @@ def test_grounding_and_drop_reasons() -> None:
         _row("pmPagDiscarded", "Counter", "reads", "pmPagDiscarded", "Counter"),
         _row("PAGING LOAD COUNTERS", "Concept", "frobs", "pmPagDiscarded", "Counter"),
     ]
-    model = FakeModel(lambda _: json.dumps({"triples": rows}))
-    result = LlmExtractor(model).extract_chunk(0, "Checks", text)  # type: ignore[arg-type]
+    model = answering(lambda _: json.dumps({"triples": rows}))
+    result = LlmExtractor(model).extract_chunk(0, "Checks", text)
     assert [(t.subject.name, t.predicate, t.object.name) for t in result.triples] == [
         ("Check paging load counters", "reads", "pmPagDiscarded")
     ]
@@ -76,7 +68,7 @@ def test_grounding_and_drop_reasons() -> None:
 
 
 def test_invalid_json_is_a_reason_not_a_crash() -> None:
-    result = LlmExtractor(FakeModel(lambda _: '{"triples": [')).extract_chunk(0, "h", "text")  # type: ignore[arg-type]
+    result = LlmExtractor(answering(lambda _: '{"triples": [')).extract_chunk(0, "h", "text")
     assert result.triples == [] and result.dropped[0].startswith("invalid JSON")
 
 
@@ -119,14 +111,14 @@ def test_agreement_accepts_and_llm_alone_stays_candidate(project: Project, tmp_p
 
     before = status("pmPagDiscarded", "indicates", "Paging channel overload")
     assert before[0] == "candidate"
-    report = extract_documents(conn, LlmExtractor(FakeModel(answer)), threshold=0.85)  # type: ignore[arg-type]
+    report = extract_documents(conn, LlmExtractor(answering(answer)), threshold=0.85)
     assert report.chunks > 0 and report.kept >= 3
     assert status("pmPagDiscarded", "indicates", "Paging channel overload") == (
         "accepted", "rule:agree", ["llm:fake", "structure"])  # fmt: skip
     assert status("Increase defaultPagingCycle", "uses", "defaultPagingCycle") == (
         "candidate", None, ["llm:fake"])  # fmt: skip
     # a second run replaces the model's earlier extractions, it does not add to them
-    again = extract_documents(conn, LlmExtractor(FakeModel(lambda _: '{"triples": []}')))  # type: ignore[arg-type]
+    again = extract_documents(conn, LlmExtractor(answering(lambda _: '{"triples": []}')))
     assert again.kept == 0
     gone = conn.execute(
         "SELECT COUNT(*) FROM relation_extractions WHERE extractor = 'llm:fake'"

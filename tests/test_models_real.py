@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from telesynth_tui.inference.base import CallContext, SamplingParams
 from telesynth_tui.inference.encoder import EncoderError, OnnxEncoder
-from telesynth_tui.inference.generator import LlamaGenerator, SamplingParams
+from telesynth_tui.inference.generator import LlamaGenerator
 from telesynth_tui.inference.json_grammar import schema_to_gbnf
 
 from .conftest import ENCODER_DIR, OFFLINE_DIR, SHIPPED_GGUF
@@ -54,8 +55,9 @@ def test_chat_template_comes_from_the_gguf(generator: LlamaGenerator) -> None:
 
 @pytest.mark.real_models
 def test_streaming_generation_reports_metrics(generator: LlamaGenerator) -> None:
-    pieces = list(generator.stream(MESSAGES, SamplingParams(max_tokens=24)))
-    m = generator.last_metrics
+    ctx = CallContext()
+    pieces = list(generator.stream(MESSAGES, SamplingParams(max_tokens=24), ctx))
+    [m] = ctx.metrics
     assert m is not None and m.kind == "generate" and m.model == "tiny-telesynth"
     assert 1 <= m.output_tokens <= 24 and m.prompt_tokens > 20
     assert "".join(pieces)
@@ -71,7 +73,7 @@ def test_streaming_generation_reports_metrics(generator: LlamaGenerator) -> None
 @pytest.mark.real_models
 def test_json_schema_output_is_strictly_valid(generator: LlamaGenerator) -> None:
     for temperature in (0.0, 1.0):
-        result = generator.generate(
+        result = generator.complete(
             MESSAGES, SamplingParams(max_tokens=400, temperature=temperature, json_schema=QA_SCHEMA)
         )
         data = json.loads(result.text)  # strict: no raw control characters
@@ -94,7 +96,8 @@ def test_cancel_between_tokens(generator: LlamaGenerator) -> None:
         seen.append(1)
         return len(seen) >= 3
 
-    result = generator.generate(MESSAGES, SamplingParams(max_tokens=100, temperature=1.0), cancel)
+    params = SamplingParams(max_tokens=100, temperature=1.0)
+    result = generator.complete(MESSAGES, params, CallContext(cancel=cancel))
     assert result.cancelled and result.metrics.output_tokens == 3
     assert result.metrics.stop_reason == "cancelled"
 
@@ -105,7 +108,7 @@ def test_prompt_longer_than_context_is_refused(generator: LlamaGenerator) -> Non
 
     long = [{"role": "user", "content": "interference " * 2000}]
     with pytest.raises(GeneratorError, match="does not fit"):
-        generator.generate(long, SamplingParams(max_tokens=5))
+        generator.complete(long, SamplingParams(max_tokens=5))
 
 
 @pytest.mark.real_models
@@ -158,10 +161,11 @@ def test_encoder_batches_keep_the_input_order(encoders: dict[str, OnnxEncoder]) 
     assert np.abs(together - alone).max() < 1e-4
     # int8 quantizes activations per batch, so batch mates move a vector slightly, never far
     together = encoders["int8"].embed(TEXTS)
-    alone = np.vstack([encoders["int8"].embed([t]) for t in TEXTS])
+    ctx = CallContext()
+    alone = np.vstack([encoders["int8"].embed([t], ctx) for t in TEXTS])
     assert (together * alone).sum(axis=1).min() > 0.98
-    m = encoders["int8"].last_metrics
-    assert m is not None and m.items == 1 and m.energy_source
+    m = ctx.metrics[-1]
+    assert len(ctx.metrics) == len(TEXTS) and m.items == 1 and m.energy_source
 
 
 def test_onnx_graph_with_unexpected_inputs_is_refused(tmp_path: Path) -> None:
@@ -191,13 +195,13 @@ import sys
 from pathlib import Path
 from telesynth_tui.project import Project
 from telesynth_tui.graph.retrieval import Retriever
-from telesynth_tui.inference.generator import SamplingParams
+from telesynth_tui.inference.base import SamplingParams
 proj = Project.create(Path({str(tmp_path / "p")!r}))
 Retriever(proj.connect(), proj.settings.retrieval).retrieve("VSWR alarm")
 enc = proj.encoder()
 enc.embed(["VSWR alarm on sector 2"])
 gen = proj.generator()
-gen.generate([{{"role": "user", "content": "hi"}}], SamplingParams(max_tokens=4))
+gen.complete([{{"role": "user", "content": "hi"}}], SamplingParams(max_tokens=4))
 gen.close()
 import telesynth_tui.cli
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "textual")))

@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,21 +22,7 @@ from telesynth_tui.project import Project
 from telesynth_tui.units import check_numeric
 
 from .conftest import OFFLINE_DIR, run_cli
-from .test_retrieval import HashEncoder as BagOfWordsEncoder
-
-
-class HashEncoder(BagOfWordsEncoder):
-    model_id = "fake"
-
-    def features(self, texts: Sequence[str]) -> np.ndarray:
-        return np.array([[1.0 if t.rstrip().endswith((".", "?", "!")) else 0.0] for t in texts])
-
-
-class EndsCleanlyHead:
-    threshold = 0.5
-
-    def probability(self, features: np.ndarray) -> np.ndarray:
-        return 1.0 - features[:, 0]
+from .fakes import EndsCleanlyHead, filter_encoder
 
 
 def test_allocate_covers_every_type() -> None:
@@ -85,7 +70,7 @@ def test_maths_plans_sample_valid_inputs_and_the_realized_answer_verifies(bundle
 
 def test_filters_with_fake_models() -> None:
     head = EndsCleanlyHead()
-    filters = Filters(HashEncoder(), head, FilterSettings(duplicate=0.95))  # type: ignore[arg-type]
+    filters = Filters(filter_encoder(), head, FilterSettings(duplicate=0.95))  # type: ignore[arg-type]
     context = ["uplink interference raises the rssi of the cell"]
     verdicts, vectors = filters.run("why is rssi high on the cell", "The context does not say.",
                                     context, "factual", {})  # fmt: skip

@@ -1,15 +1,12 @@
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
 
 from telesynth_tui.graph.importer import import_paths
 from telesynth_tui.graph.retrieval import Retriever, embed_chunks, fts_query, rrf
 from telesynth_tui.project import Project
 
+from .fakes import HashEncoder
 from .test_import import write_small_kg
 
 
@@ -60,20 +57,6 @@ def test_graph_alone_finds_evidence_without_word_overlap(bundled: Project) -> No
     assert entity_ids
     chunks, facts = retriever.graph_expansion(entity_ids, 10)
     assert chunks and facts
-
-
-class HashEncoder:
-    """A deterministic bag-of-words encoder: enough to test the dense path end to end."""
-
-    model_id = "fake-hash-64"
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), 64), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in text.lower().split():
-                out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % 64] += 1
-        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
-        return out
 
 
 def test_dense_ranker_joins_the_fusion(project: Project, tmp_path: Path) -> None:

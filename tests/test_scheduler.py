@@ -71,7 +71,7 @@ def test_batched_output_equals_sequential_at_temperature_zero(
 ) -> None:
     tokens = 48 if schema is None else 160  # room for complete JSON
     params = SamplingParams(max_tokens=tokens, json_schema=schema, reuse_prompt_cache=False)
-    sequential = [generator.generate(messages(t), params).text for t in TASKS]
+    sequential = [generator.complete(messages(t), params).text for t in TASKS]
     seen: list[list[str]] = [[] for _ in TASKS]
     contexts = [CallContext(on_token=seen[i].append) for i in range(len(TASKS))]
     with BatchScheduler(generator, n_seq=len(TASKS), n_ctx_seq=256) as scheduler:
@@ -90,7 +90,7 @@ def test_batched_output_equals_sequential_at_temperature_zero(
 
 def test_more_calls_than_slots_wait_for_a_free_slot(generator: LlamaGenerator) -> None:
     params = SamplingParams(max_tokens=24)
-    sequential = [generator.generate(messages(t), params).text for t in TASKS]
+    sequential = [generator.complete(messages(t), params).text for t in TASKS]
     with BatchScheduler(generator, n_seq=2, n_ctx_seq=256) as scheduler:
         results = in_threads(scheduler, params, [CallContext() for _ in TASKS])
     assert [r.text for r in results] == sequential
@@ -105,7 +105,7 @@ def test_a_slot_reuses_the_prefix_it_holds(generator: LlamaGenerator) -> None:
     assert first.metrics.extra["prefix_reused_tokens"] == 0
     shared = len(generator.tokenize(generator.render(messages(""))[:-40]))
     assert again.metrics.extra["prefix_reused_tokens"] >= shared // 2
-    assert again.text == generator.generate(messages(TASKS[1]), params).text
+    assert again.text == generator.complete(messages(TASKS[1]), params).text
 
 
 def test_each_call_cancels_within_a_token(generator: LlamaGenerator) -> None:

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from telesynth_tui.inference.generator import LlamaGenerator, SamplingParams, auto_threads
+from telesynth_tui.inference.base import SamplingParams
+from telesynth_tui.inference.generator import LlamaGenerator, auto_threads
 from telesynth_tui.modelkit.bench import threads_label
 from tests.conftest import SHIPPED_GGUF
 
@@ -42,9 +43,9 @@ def messages(task: str) -> list[dict[str, str]]:
 def test_threads_default_to_every_core(generator: LlamaGenerator) -> None:
     assert generator.threads == auto_threads() >= 1
     assert generator.threads_auto
-    generator.generate(messages("Say hi."), SamplingParams(max_tokens=3))
-    assert generator.last_metrics is not None
-    assert generator.last_metrics.extra["threads"] == generator.threads
+    done = generator.complete(messages("Say hi."), SamplingParams(max_tokens=3))
+    assert done.metrics is not None
+    assert done.metrics.extra["threads"] == generator.threads
     assert threads_label(None).startswith(f"{auto_threads()} (auto")
     assert threads_label(3) == "3 (set)"
 
@@ -55,14 +56,14 @@ def test_shared_prefix_is_reused_and_output_unchanged(
 ) -> None:
     cold = SamplingParams(max_tokens=160, json_schema=schema, reuse_prompt_cache=False)
     warm = SamplingParams(max_tokens=160, json_schema=schema)
-    first = generator.generate(messages("Write a question as JSON."), cold)
+    first = generator.complete(messages("Write a question as JSON."), cold)
     assert first.metrics.extra["prefix_reused_tokens"] == 0
-    other = generator.generate(messages("Write a troubleshooting question."), warm)
+    other = generator.complete(messages("Write a troubleshooting question."), warm)
     shared = other.metrics.extra["prefix_reused_tokens"]
     prompt = generator.tokenize(generator.render(messages("Write a troubleshooting question.")))
     assert 20 < shared < len(prompt)
     assert other.metrics.extra["llama_prefill_tokens"] == len(prompt) - shared
-    again = generator.generate(messages("Write a question as JSON."), warm)
+    again = generator.complete(messages("Write a question as JSON."), warm)
     assert again.metrics.extra["prefix_reused_tokens"] == shared
     assert again.text == first.text
     if schema is not None:
@@ -87,7 +88,7 @@ def test_json_strings_refuse_control_characters(generator: LlamaGenerator) -> No
 
 def test_constrained_outputs_parse_and_fit_the_schema(generator: LlamaGenerator) -> None:
     for task in ("Write a question as JSON.", "Which counter shows RACH failures?", "Why?"):
-        out = generator.generate(messages(task), SamplingParams(max_tokens=200, json_schema=SCHEMA))
+        out = generator.complete(messages(task), SamplingParams(max_tokens=200, json_schema=SCHEMA))
         assert out.metrics.extra["json_engine"] == "llguidance"
         data = json.loads(out.text)
         assert set(data) == {"question", "cited"}

@@ -7,7 +7,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,6 @@ import pytest
 from textual.widgets import Input
 
 from telesynth_tui.graph.retrieval import Retriever
-from telesynth_tui.inference.generator import SamplingParams
-from telesynth_tui.inference.metrics import CallMetrics
 from telesynth_tui.pipeline.export import export_run
 from telesynth_tui.pipeline.filters import Filters, FilterSettings
 from telesynth_tui.pipeline.generate_llm import LlmQA
@@ -29,49 +27,36 @@ from telesynth_tui.tui.screens.generate import GenerateScreen
 from telesynth_tui.tui.screens.help import HelpScreen
 from telesynth_tui.tui.screens.review import EditScreen, ReviewScreen
 
-from .test_pipeline import EndsCleanlyHead, HashEncoder
+from .fakes import EndsCleanlyHead, FakeModel, filter_encoder
 
 PAIRS = json.dumps({"pairs": [{"question": "Which KPI does uplink interference degrade?",
                                "answer": "Uplink interference degrades the RRC setup success.",
                                "steps": [], "cited": [1]}]})  # fmt: skip
 
 
-class SlowGenerator:
-    """Streams a fixed JSON answer a few characters at a time, checking cancel between tokens."""
+def slow_model(delay: float = 0.005) -> FakeModel:
+    """Streams a fixed JSON answer a few characters at a time, checking cancel between tokens;
+    `produced` counts the pieces of the call in progress."""
 
-    name = "slow-fake"
-    n_ctx = 4096
+    def figures(text: str, n: int) -> dict[str, Any]:
+        return {"prompt_tokens": 50, "output_tokens": n, "decode_tok_s": 100.0 + n,
+                "energy_j": 0.01 * n, "energy_source": "estimate"}  # fmt: skip
 
-    def __init__(self, delay: float = 0.005) -> None:
-        self.delay = delay
-        self.last_metrics: CallMetrics | None = None
-        self.after_cancel = 0  # tokens produced after cancel() first said yes
-
-    def stream(self, messages: Sequence[dict[str, str]], params: SamplingParams,
-               cancel: Callable[[], bool] | None = None) -> Iterator[str]:  # fmt: skip
-        pieces = [PAIRS[i : i + 4] for i in range(0, len(PAIRS), 4)]
-        for n, piece in enumerate(pieces, 1):
-            if cancel is not None and cancel():
-                break
-            time.sleep(self.delay)
-            self.last_metrics = CallMetrics(
-                self.name, "generate", 50, n, decode_tok_s=100.0 + n, energy_j=0.01 * n,
-                energy_source="estimate")  # fmt: skip
-            yield piece
+    return FakeModel(PAIRS, "slow-fake", stop="", piece_chars=4, delay=delay, figures=figures)
 
 
-def fake_backends(project: Project, generator: SlowGenerator) -> Backends:
+def fake_backends(project: Project, generator: FakeModel) -> Backends:
     def runner(conn: sqlite3.Connection, config: RunConfig) -> Runner:
-        encoder = HashEncoder()
+        encoder = filter_encoder()
         filters = Filters(encoder, EndsCleanlyHead(), FilterSettings(), EndsCleanlyHead())  # type: ignore[arg-type]
-        llm = None if config.generator == TEMPLATE else LlmQA(generator, 256)  # type: ignore[arg-type]
+        llm = None if config.generator == TEMPLATE else LlmQA(generator, 256)
         retriever = Retriever(conn, project.settings.retrieval)
         return Runner(conn, retriever, filters, FastScorer(), llm)
 
     def no_bench(names: list[str], progress: Callable[[str], None]) -> dict[str, Any]:
         return {"generators": [], "encoders": [], "settings": {}}
 
-    return Backends(project, runner, lambda name: generator, HashEncoder, no_bench)
+    return Backends(project, runner, lambda name: generator, filter_encoder, no_bench)
 
 
 async def wait_until(pilot: Any, condition: Callable[[], bool], seconds: float = 30.0) -> None:
@@ -93,7 +78,7 @@ def run_status(project: Project, run_id: int) -> tuple[str, int, int]:
 
 def test_dashboard_help_and_palette(bundled: Project) -> None:
     async def scenario() -> None:
-        app = create_app(bundled, fake_backends(bundled, SlowGenerator()))
+        app = create_app(bundled, fake_backends(bundled, slow_model()))
         async with app.run_test(size=(80, 24)) as pilot:
             await app.workers.wait_for_complete()
             await pilot.pause()
@@ -113,7 +98,7 @@ def test_dashboard_help_and_palette(bundled: Project) -> None:
 
 
 def test_generate_pause_cancel_within_a_token_and_resume(bundled: Project) -> None:
-    generator = SlowGenerator(delay=0.01)
+    generator = slow_model(delay=0.01)
 
     async def scenario() -> None:
         app = create_app(bundled, fake_backends(bundled, generator))
@@ -152,7 +137,7 @@ def test_generate_pause_cancel_within_a_token_and_resume(bundled: Project) -> No
 
 
 def test_cancel_stops_generation_within_one_token(bundled: Project) -> None:
-    generator = SlowGenerator(delay=0.05)
+    generator = slow_model(delay=0.05)
 
     async def scenario() -> None:
         app = create_app(bundled, fake_backends(bundled, generator))
@@ -163,11 +148,11 @@ def test_cancel_stops_generation_within_one_token(bundled: Project) -> None:
             screen.query_one("#n", Input).value = "3"
             screen.query_one("#generator").value = "tiny-telesynth"
             await pilot.press("s")
-            await wait_until(pilot, lambda: generator.last_metrics is not None)
-            produced = generator.last_metrics.output_tokens  # type: ignore[union-attr]
+            await wait_until(pilot, lambda: generator.produced > 0)
+            produced = generator.produced
             await pilot.press("escape")
             await wait_until(pilot, lambda: not screen.running)
-            assert generator.last_metrics.output_tokens <= produced + 2  # type: ignore[union-attr]
+            assert generator.produced <= produced + 2
             assert run_status(bundled, screen.last_run)[1] == 0  # the cut plan is not stored
 
     asyncio.run(scenario())
@@ -176,7 +161,7 @@ def test_cancel_stops_generation_within_one_token(bundled: Project) -> None:
 def _template_run(project: Project, n: int = 5) -> int:
     conn = project.connect()
     run_id = create_run(conn, RunConfig(n=n, seed=4))
-    fake_backends(project, SlowGenerator()).runner(conn, RunConfig(n=n)).execute(run_id)
+    fake_backends(project, slow_model()).runner(conn, RunConfig(n=n)).execute(run_id)
     return run_id
 
 
@@ -193,7 +178,7 @@ def test_review_accept_reject_edit_undo_feed_the_exports(bundled: Project, tmp_p
     original = review(ids[2])[1]
 
     async def scenario() -> None:
-        app = create_app(bundled, fake_backends(bundled, SlowGenerator()))
+        app = create_app(bundled, fake_backends(bundled, slow_model()))
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.press("4")
             screen = app.screen
@@ -272,7 +257,7 @@ def snap_project(bundled_template: Path, tmp_path: Path) -> Project:
 
 
 def test_snapshot_dashboard(snap_project: Project, snap_compare: Any) -> None:
-    app = create_app(snap_project, fake_backends(snap_project, SlowGenerator()))
+    app = create_app(snap_project, fake_backends(snap_project, slow_model()))
 
     async def settle(pilot: Any) -> None:
         await pilot.app.workers.wait_for_complete()
@@ -283,7 +268,7 @@ def test_snapshot_dashboard(snap_project: Project, snap_compare: Any) -> None:
 
 
 def test_snapshot_generate(snap_project: Project, snap_compare: Any) -> None:
-    app = create_app(snap_project, fake_backends(snap_project, SlowGenerator()))
+    app = create_app(snap_project, fake_backends(snap_project, slow_model()))
 
     async def settle(pilot: Any) -> None:
         await pilot.press("3")
@@ -296,7 +281,7 @@ def test_snapshot_generate(snap_project: Project, snap_compare: Any) -> None:
 
 def test_snapshot_review(snap_project: Project, snap_compare: Any) -> None:
     _template_run(snap_project, 3)
-    app = create_app(snap_project, fake_backends(snap_project, SlowGenerator()))
+    app = create_app(snap_project, fake_backends(snap_project, slow_model()))
 
     async def settle(pilot: Any) -> None:
         await pilot.press("4")

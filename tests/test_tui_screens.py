@@ -9,7 +9,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,6 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, SelectionList, Static, Tree
 
 from telesynth_tui.graph.queries import path_between
-from telesynth_tui.inference.generator import SamplingParams
-from telesynth_tui.inference.metrics import CallMetrics
 from telesynth_tui.project import Project
 from telesynth_tui.tui.app import TelesynthApp, create_app
 from telesynth_tui.tui.backends import Backends
@@ -26,7 +24,7 @@ from telesynth_tui.tui.screens.bench import BenchScreen
 from telesynth_tui.tui.screens.evaluate import EvaluateScreen
 from telesynth_tui.tui.screens.kg import KgScreen
 
-from .test_retrieval import HashEncoder
+from .fakes import FakeModel, HashEncoder
 
 # four TeleQnA questions; the fake student always answers "A" (option 1): items 1 and 2 right
 TELEQNA = {
@@ -37,21 +35,15 @@ TELEQNA = {
 }  # fmt: skip
 
 
-class FakeStudent:
-    """Answers every question with "A" and fixed metrics (so tables and snapshots are stable)."""
+def answers_a(name: str) -> FakeModel:
+    """A student answering every question with "A" and fixed metrics (so tables and snapshots
+    are stable)."""
 
-    n_ctx = 2048
+    def figures(text: str, n: int) -> dict[str, Any]:
+        return {"prompt_tokens": 30, "output_tokens": 2, "ttft_s": 0.01, "decode_tok_s": 50.0,
+                "wall_s": 0.05, "energy_j": 0.02, "energy_source": "estimate"}  # fmt: skip
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.last_metrics: CallMetrics | None = None
-
-    def stream(self, messages: Sequence[dict[str, str]], params: SamplingParams,
-               cancel: Callable[[], bool] | None = None) -> Iterator[str]:  # fmt: skip
-        self.last_metrics = CallMetrics(self.name, "generate", prompt_tokens=30, output_tokens=2,
-                                        ttft_s=0.01, decode_tok_s=50.0, wall_s=0.05,
-                                        energy_j=0.02, energy_source="estimate")  # fmt: skip
-        yield "A"
+    return FakeModel("A", name, n_ctx=2048, stop="", figures=figures)
 
 
 def fake_bench(names: list[str], progress: Callable[[str], None]) -> dict[str, Any]:
@@ -75,7 +67,7 @@ def backends(project: Project, bench: Callable[..., dict[str, Any]] = fake_bench
     def no_runner(conn: sqlite3.Connection, config: Any) -> Any:
         raise AssertionError("these screens never start a generation run")
 
-    return Backends(project, no_runner, FakeStudent, HashEncoder, bench)
+    return Backends(project, no_runner, answers_a, HashEncoder, bench)
 
 
 async def settle(pilot: Pilot[None]) -> None:

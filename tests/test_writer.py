@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.inference.generator import Generator, Message, SamplingParams
+from telesynth_tui.inference.base import CallContext, Message, SamplingParams
 from telesynth_tui.inference.json_grammar import schema_to_gbnf
-from telesynth_tui.inference.metrics import CallMetrics
 from telesynth_tui.inference.registry import Registry, read_manifest
 from telesynth_tui.pipeline.documents import document_plans, select_documents
 from telesynth_tui.pipeline.generate_llm import (
@@ -29,9 +28,11 @@ from telesynth_tui.pipeline.generate_llm import (
 from telesynth_tui.pipeline.plans import PLAN_TYPES, Planner
 from telesynth_tui.pipeline.realize import Candidate
 from telesynth_tui.pipeline.runner import TEMPLATE, RunConfig, create_run, plan_context
+from telesynth_tui.pipeline.sources import QARequest
 from telesynth_tui.project import Project
 
 from .conftest import run_cli
+from .fakes import FakeModel
 
 SMOLLM2 = "smollm2-135m-instruct"
 
@@ -62,42 +63,31 @@ def fill(schema: dict[str, Any]) -> Any:
     return 1.0
 
 
-class FakeGenerator:
-    """A Generator whose output is scripted: a function of the messages and the schema."""
+def writer_model(
+    reply: Callable[[Sequence[Message], dict[str, Any]], str], stop: str = "eos"
+) -> FakeModel:
+    """A writer model whose output is a function of the messages and the JSON schema; every
+    schema it is given converts to a grammar."""
 
-    name = "fake-writer"
-    n_ctx = 4096
-
-    def __init__(self, reply: Callable[[Sequence[Message], dict[str, Any]], str],
-                 stop: str = "eos") -> None:  # fmt: skip
-        self.reply = reply
-        self.stop = stop
-        self.last_metrics: CallMetrics | None = None
-        self.calls: list[tuple[list[Message], dict[str, Any]]] = []
-
-    def stream(
-        self,
-        messages: Sequence[Message],
-        params: SamplingParams,
-        cancel: Callable[[], bool] | None = None,
-    ) -> Iterator[str]:
+    def answer(messages: Sequence[Message], params: SamplingParams) -> str:
         assert params.json_schema is not None
         schema_to_gbnf(params.json_schema)  # every schema converts to a grammar
-        self.calls.append((list(messages), params.json_schema))
-        text = self.reply(messages, params.json_schema)
-        self.last_metrics = CallMetrics(
-            self.name, "generate", prompt_tokens=100, output_tokens=len(text) // 3,
-            stop_reason=self.stop,
-        )  # fmt: skip
-        yield text
+        return reply(messages, params.json_schema)
+
+    return FakeModel(answer, "fake-writer", stop=stop)
 
 
-def well_behaved() -> FakeGenerator:
-    return FakeGenerator(lambda _messages, schema: json.dumps(fill(schema)))
+def well_behaved() -> FakeModel:
+    return writer_model(lambda _messages, schema: json.dumps(fill(schema)))
 
 
-def _generator(fake: FakeGenerator) -> Generator:
-    return fake  # the fake implements the Generator protocol
+def write(model: FakeModel, plan_type: str, payload: dict[str, Any],
+          context: list[dict[str, Any]], max_tokens: int = 1024,
+          ) -> tuple[list[Candidate | str], dict[str, Any]]:  # fmt: skip
+    """The LLM writer's output for a plan, and the metrics of its model call ({} when none)."""
+    ctx = CallContext()
+    found = LlmQA(model, max_tokens).write(QARequest(plan_type, payload, context), ctx)
+    return found, ctx.metrics[-1].to_dict() if ctx.metrics else {}
 
 
 def plan_of(conn: sqlite3.Connection, plan_type: str, seed: int = 4) -> dict[str, Any]:
@@ -112,8 +102,10 @@ def test_each_type_gets_its_plan_schema_and_prompt(bundled: Project, plan_type: 
     payload = plan_of(conn, plan_type)
     context = plan_context(conn, plan_type, payload)
     fake = well_behaved()
-    found, metrics = LlmQA(_generator(fake), 1024).write(plan_type, payload, context)
-    [(messages, schema)] = fake.calls
+    found, metrics = write(fake, plan_type, payload, context)
+    [(messages, params)] = fake.calls
+    schema = params.json_schema
+    assert schema is not None
     assert messages[0] == {"role": "system", "content": SYSTEM}  # one shared system text
     user = messages[1]["content"]
     assert user.startswith("Facts:\n- ") and user.index("Facts:") < user.index("Reply as JSON.")
@@ -176,8 +168,8 @@ def test_cut_and_off_plan_outputs_are_recorded_rejections(bundled: Project) -> N
     context = plan_context(conn, "multi_hop", payload)
     full = json.dumps(fill(Writer("multi_hop", payload, 1).fitted_schema(1024) or {}))
     # stopped at the token limit mid-object
-    cut = FakeGenerator(lambda _m, _s: full[: len(full) // 2], stop="length")
-    [rejection], _ = LlmQA(_generator(cut), 1024).write("multi_hop", payload, context)
+    cut = writer_model(lambda _m, _s: full[: len(full) // 2], stop="length")
+    [rejection], _ = write(cut, "multi_hop", payload, context)
     assert isinstance(rejection, str) and rejection.startswith("cut: ")
     assert rejection.split("\n", 1)[1] == full[: len(full) // 2]  # the raw text is kept
 
@@ -188,9 +180,7 @@ def test_cut_and_off_plan_outputs_are_recorded_rejections(bundled: Project) -> N
         data["question"] = f"What is {q['x-must']}" + " x" * q["x-tail"] + "?"
         return json.dumps(data)
 
-    [rejection], _ = LlmQA(_generator(FakeGenerator(long_question)), 1024).write(
-        "multi_hop", payload, context
-    )
+    [rejection], _ = write(writer_model(long_question), "multi_hop", payload, context)
     assert rejection.startswith("cut: question reached its")
 
     # an answer slot that is not the chain's end is off plan
@@ -199,13 +189,9 @@ def test_cut_and_off_plan_outputs_are_recorded_rejections(bundled: Project) -> N
         data["answer"] = payload["path"][0]["object"]
         return json.dumps(data)
 
-    [rejection], _ = LlmQA(_generator(FakeGenerator(wrong_answer)), 1024).write(
-        "multi_hop", payload, context
-    )
+    [rejection], _ = write(writer_model(wrong_answer), "multi_hop", payload, context)
     assert rejection.startswith("generate: off plan: the answer slot names")
-    [rejection], _ = LlmQA(_generator(FakeGenerator(lambda _m, _s: "{}")), 1024).write(
-        "multi_hop", payload, context
-    )
+    [rejection], _ = write(writer_model(lambda _m, _s: "{}"), "multi_hop", payload, context)
     assert rejection.startswith("generate: output does not match the schema")
     schema = {"type": "object", "properties": {"q": {"type": "string", "maxLength": 5}}}
     assert cut_slot(schema, {"q": "abcde"}) and not cut_slot(schema, {"q": "abcd"})
@@ -220,8 +206,8 @@ def test_a_question_that_gives_the_answer_away_is_off_plan(bundled: Project) -> 
         return json.dumps({"question": f"How is {fact['subject']} linked to {fact['object']}?",
                            "answer": fact["object"]})  # fmt: skip
 
-    [rejection], _ = LlmQA(_generator(FakeGenerator(reply)), 1024).write(
-        "factual", payload, plan_context(conn, "factual", payload)
+    [rejection], _ = write(
+        writer_model(reply), "factual", payload, plan_context(conn, "factual", payload)
     )
     assert rejection.startswith("generate: off plan: the question gives the answer away")
 
@@ -230,7 +216,7 @@ def test_a_tiny_output_budget_is_a_recorded_rejection(bundled: Project) -> None:
     conn = bundled.connect()
     payload = plan_of(conn, "troubleshooting")
     fake = well_behaved()
-    [rejection], _ = LlmQA(_generator(fake), 40).write("troubleshooting", payload, [])
+    [rejection], _ = write(fake, "troubleshooting", payload, [], 40)
     assert rejection.startswith("generate: the 40-token output budget cannot hold")
     assert not fake.calls
 
@@ -248,9 +234,9 @@ def test_runner_stores_cuts_as_rejections_and_refiner_keeps_the_draft(bundled: P
             return json.dumps({"answer": "Check the cell and fix it.", "steps": ["Check it."]})
         return text[:30] if next(outputs) == "cut" else text
 
-    fake = FakeGenerator(reply)
-    runner.llm = LlmQA(_generator(fake), 1024)
-    runner.refiner = LlmQA(_generator(fake), 1024)
+    fake = writer_model(reply)
+    runner.llm = LlmQA(fake, 1024)
+    runner.refiner = LlmQA(fake, 1024)
     summary = runner.execute(run_id)
     rows = conn.execute(
         "SELECT status, reason, raw_text, question FROM samples WHERE run_id = ? ORDER BY id",
@@ -304,15 +290,17 @@ def test_document_plans_follow_sections_and_run_like_any_plan(
     config = RunConfig(generator="fake-writer", documents=ids, pairs_per_context=4)
     run_id = create_run(conn, config)
     runner = bundled.runner(conn, RunConfig())
-    fake = FakeGenerator(lambda _m, schema: json.dumps({"pairs": [
+    fake = writer_model(lambda _m, schema: json.dumps({"pairs": [
         {"question": "What A3 offset did the cluster North team set on the highway cells?",
          "answer": "They raised the A3 offset from 2 dB to 3 dB."},
         {"question": "How long does the battery string of site N14 hold the site?",
          "answer": "It holds the site for four hours."}]}))  # fmt: skip
-    runner.llm = LlmQA(_generator(fake), 1024)
+    runner.llm = LlmQA(fake, 1024)
     summary = runner.execute(run_id)
     assert summary["plans_done"] == len(plans) and summary["by_type"][DOCUMENT]
-    messages, schema = fake.calls[-1]
+    messages, params = fake.calls[-1]
+    schema = params.json_schema
+    assert schema is not None
     assert schema["properties"]["pairs"]["maxItems"] == 4
     assert "Site N14 runs on a 48 V battery" in messages[1]["content"]  # the section grounds it
     row = conn.execute(

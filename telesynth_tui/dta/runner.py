@@ -19,7 +19,7 @@ from typing import Any
 
 from telesynth_tui.dta.select import (
     Exemplar,
-    ModelJudge,
+    ModelStepChecker,
     Thresholds,
     agree_numeric,
     agree_text,
@@ -30,7 +30,7 @@ from telesynth_tui.dta.select import (
 from telesynth_tui.dta.solutions import DTA_TYPES, SOLVER, Problem, Teacher, make_problem
 from telesynth_tui.dta.style import Rewriter, StyleProfile, lay_out, measure, segments, similarity
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.inference.generator import SamplingParams
+from telesynth_tui.inference.base import CallContext, Encoder, SamplingParams, TextModel
 from telesynth_tui.infra import transaction
 from telesynth_tui.pipeline.plans import Planner, allocate
 from telesynth_tui.pipeline.runner import (
@@ -98,11 +98,11 @@ def load_dta_config(conn: sqlite3.Connection, run_id: int) -> DtaConfig | None:
 class DtaModels:
     """The models of a DTA run, by role (the tests pass fakes)."""
 
-    student: Any
+    student: TextModel
     teachers: list[Teacher]
-    encoder: Any
+    encoder: Encoder
     rewriter: Rewriter | None = None
-    judge: ModelJudge | None = None
+    step_checker: ModelStepChecker | None = None  # the reflection judge's model
 
 
 class DtaRunner:
@@ -125,18 +125,17 @@ class DtaRunner:
         counts = allocate(config.probes, config.mix) if config.probes else {}
         probes = []
         student = self.models.student
-        n_ctx = int(getattr(student, "n_ctx", 4096))
         for i, plan in enumerate(planner.plans(counts)):
             problem = make_problem(0, plan.type, json.loads(plan.to_json()), i, [])
             messages = [{"role": "system", "content": PROBE_SYSTEM},
                         {"role": "user", "content": problem.question}]  # fmt: skip
-            params = SamplingParams(max_tokens=min(200, n_ctx // 2))
+            params = SamplingParams(max_tokens=min(200, student.n_ctx // 2))
             try:
-                answer = "".join(student.stream(messages, params)).strip()
+                done = student.complete(messages, params)
             except TelesynthError as exc:
                 answer, metrics = "", {"error": str(exc)}
             else:
-                metrics = student.last_metrics.to_dict() if student.last_metrics else {}
+                answer, metrics = done.text.strip(), done.metrics.to_dict()
             probes.append({"type": plan.type, "question": problem.question, "answer": answer,
                            "metrics": metrics})  # fmt: skip
         profile = measure([p["answer"] for p in probes])
@@ -214,16 +213,16 @@ class DtaRunner:
             _, steps = segments(c.text)
             *body, final = steps or [""]
             c.judge = check_steps(problem, body, final, self.models.encoder, thresholds)
-            judge = self.models.judge
-            if judge is not None:
-                verdict = judge.judge(problem, body, final)
-                if verdict.get("metrics"):
-                    calls.append(("judge", judge.name, verdict.pop("metrics")))
+            checker = self.models.step_checker
+            if checker is not None:
+                ctx = CallContext()
+                verdict = checker.check(problem, body, final, ctx)
+                calls += [("judge", m.model, m.to_dict()) for m in ctx.metrics]
                 if "score" in verdict:
                     verdict["step_check"] = c.judge["score"]
                     c.judge = verdict
                 else:
-                    c.judge["model_judge_error"] = f"{judge.name}: {verdict['error']}"
+                    c.judge["model_judge_error"] = f"{checker.name}: {verdict['error']}"
         select(candidates, thresholds)
         self._store(run_id, plan, problem, candidates, calls)
         return candidates

@@ -26,7 +26,7 @@ from telesynth_tui.dta.solutions import (
     Solution,
 )
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.inference.generator import SamplingParams
+from telesynth_tui.inference.base import CallContext, SamplingParams, TextModel
 from telesynth_tui.units import (
     _NUMBER,
     _UNIT,
@@ -236,10 +236,12 @@ def check_steps(problem: Problem, steps: list[str], final: str, encoder: Any,
     return {"by": "step-check", "score": round(score, 4), "steps": verdicts}
 
 
-JUDGE_SYSTEM = "You check worked solutions step by step. Be strict: a step with an error is wrong."
+STEP_CHECK_SYSTEM = (
+    "You check worked solutions step by step. Be strict: a step with an error is wrong."
+)
 
 
-def judge_schema(n_steps: int) -> dict[str, Any]:
+def step_marks_schema(n_steps: int) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
@@ -251,15 +253,19 @@ def judge_schema(n_steps: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-class ModelJudge:
-    """A registered GGUF that marks each step of a solution correct or wrong."""
+class ModelStepChecker:
+    """The reflection judge's model: a registered GGUF that marks each step of a solution
+    correct or wrong (`check_steps` is the rule-based step checker beside it)."""
 
-    def __init__(self, generator: Any, max_tokens: int = 160) -> None:
+    def __init__(self, generator: TextModel, max_tokens: int = 160) -> None:
         self.generator = generator
         self.name = generator.name
         self.max_tokens = max_tokens
 
-    def judge(self, problem: Problem, steps: list[str], final: str) -> dict[str, Any]:
+    def check(self, problem: Problem, steps: list[str], final: str,
+              ctx: CallContext | None = None) -> dict[str, Any]:  # fmt: skip
+        """A verdict per step, score = share marked correct (or an error); the model call's
+        metrics go to `ctx`."""
         items = [*steps, f"Final answer: {final}"]
         verified = (
             f"\nThe verified result is {problem.truth:g} {problem.unit}.".rstrip()
@@ -270,27 +276,26 @@ class ModelJudge:
             + "\n".join(f"{i}. {s}" for i, s in enumerate(items, 1))
             + "\n\nFor each step, is it correct? Reply as JSON."
         )
-        messages = [{"role": "system", "content": JUDGE_SYSTEM},
+        messages = [{"role": "system", "content": STEP_CHECK_SYSTEM},
                     {"role": "user", "content": request}]  # fmt: skip
-        params = SamplingParams(max_tokens=self.max_tokens, json_schema=judge_schema(len(items)))
+        params = SamplingParams(max_tokens=self.max_tokens,
+                                json_schema=step_marks_schema(len(items)))  # fmt: skip
         try:
-            text = "".join(self.generator.stream(messages, params))
+            text = self.generator.complete(messages, params, ctx).text
         except TelesynthError as exc:
             return {"by": self.name, "error": str(exc)}
-        metrics = self.generator.last_metrics.to_dict() if self.generator.last_metrics else {}
         try:
             data = json.loads(text)
             marks = [bool(x) for x in data["steps"]]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             return {"by": self.name, "error": f"unusable output: {type(exc).__name__}",
-                    "raw": text, "metrics": metrics}  # fmt: skip
+                    "raw": text}  # fmt: skip
         if len(marks) != len(items):
             return {"by": self.name, "error": f"{len(marks)} verdicts for {len(items)} steps",
-                    "raw": text, "metrics": metrics}  # fmt: skip
+                    "raw": text}  # fmt: skip
         verdicts = [{"ok": m, "note": ""} for m in marks]
         verdicts[-1]["note"] = str(data.get("comment", ""))
-        return {"by": self.name, "score": round(sum(marks) / len(marks), 4), "steps": verdicts,
-                "metrics": metrics}  # fmt: skip
+        return {"by": self.name, "score": round(sum(marks) / len(marks), 4), "steps": verdicts}
 
 
 # --- selection -----------------------------------------------------------------------------------

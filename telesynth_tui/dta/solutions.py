@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from telesynth_tui.errors import TelesynthError
+from telesynth_tui.inference.base import TextModel
 from telesynth_tui.pipeline.generate_llm import LlmQA, numbered
 from telesynth_tui.pipeline.realize import NO_UNIT, TemplateRealizer, _fmt_number, fmt_input
 
@@ -120,7 +121,7 @@ TEACHER_SYSTEM = (
 class ModelTeacher:
     """A registered GGUF model writing a JSON solution (steps + final answer)."""
 
-    def __init__(self, generator: Any, max_tokens: int = 512) -> None:
+    def __init__(self, generator: TextModel, max_tokens: int = 512) -> None:
         self.llm = LlmQA(generator, max_tokens)
         self.name = generator.name
 
@@ -135,16 +136,16 @@ class ModelTeacher:
             ]
 
         try:
-            text, metrics = self.llm.call_json(self.llm.fit(build, problem.context),
-                                               SOLUTION_SCHEMA)  # fmt: skip
+            done = self.llm.call_json(self.llm.fit(build, problem.context), SOLUTION_SCHEMA)
         except TelesynthError as exc:
             return Solution(self.name, [], "", error=f"teacher failed: {exc}")
+        text, metrics = done.text, done.metrics.to_dict()
         try:
             data = json.loads(text)
             steps = [str(s).strip() for s in data["steps"] if str(s).strip()]
             final = str(data["final_answer"]).strip()
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            cut = " (cut at the token limit)" if metrics.get("stop_reason") == "length" else ""
+            cut = " (cut at the token limit)" if done.stop_reason == "length" else ""
             return Solution(self.name, [], "", text, metrics,
                             f"unusable output{cut}: {type(exc).__name__}")  # fmt: skip
         if not steps or not final:

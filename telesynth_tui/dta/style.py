@@ -18,7 +18,7 @@ from typing import Any
 
 from telesynth_tui.dta.solutions import Problem, Solution
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.inference.generator import SamplingParams
+from telesynth_tui.inference.base import SamplingParams, TextModel
 
 LAYOUTS = ("numbered", "bulleted", "lines", "prose")
 _NUMBERED = re.compile(r"^\s*(?:step\s*)?\d+[.):]\s+", re.IGNORECASE)
@@ -125,11 +125,10 @@ REWRITE_SYSTEM = "You rewrite worked solutions without changing their content or
 class Rewriter:
     """A model that rewrites a teacher's solution in the student's style (free text)."""
 
-    def __init__(self, generator: Any, max_tokens: int = 256) -> None:
+    def __init__(self, generator: TextModel, max_tokens: int = 256) -> None:
         self.generator = generator
         self.name = generator.name
-        n_ctx = int(getattr(generator, "n_ctx", 4096))
-        self.max_tokens = min(max_tokens, n_ctx // 2)
+        self.max_tokens = min(max_tokens, generator.n_ctx // 2)
 
     def rewrite(
         self, problem: Problem, solution: Solution, profile: StyleProfile, example: str
@@ -142,15 +141,9 @@ class Rewriter:
         )
         messages = [{"role": "system", "content": REWRITE_SYSTEM},
                     {"role": "user", "content": request}]  # fmt: skip
-        tokenize = getattr(self.generator, "tokenize", None)
-        render = getattr(self.generator, "render", None)
-        n_ctx = int(getattr(self.generator, "n_ctx", 0))
-        fits = (lambda: len(tokenize(render(messages))) + self.max_tokens <= n_ctx) if (
-            tokenize and render and n_ctx) else (lambda: True)  # fmt: skip
-        if not fits():  # drop the example first
+        if not self.generator.fits(messages, self.max_tokens):  # drop the example first
             messages[1]["content"] = request.split("\n\nExample of the style:")[0]
-            if not fits():
+            if not self.generator.fits(messages, self.max_tokens):
                 raise TelesynthError(f"{self.name}: the solution does not fit its context")
-        text = "".join(self.generator.stream(messages, SamplingParams(max_tokens=self.max_tokens)))
-        metrics = self.generator.last_metrics
-        return text.strip(), metrics.to_dict() if metrics else {}
+        done = self.generator.complete(messages, SamplingParams(max_tokens=self.max_tokens))
+        return done.text.strip(), done.metrics.to_dict()

@@ -15,7 +15,7 @@ from telesynth_tui.errors import TelesynthError
 from telesynth_tui.evaluate.answers import LETTERS, parse_choice
 from telesynth_tui.evaluate.metrics import bleu, embedding_f1, mean, rouge_l
 from telesynth_tui.evaluate.readers import EvalItem, EvalSet, read_eval_set, read_text_file
-from telesynth_tui.inference.generator import Generator, SamplingParams
+from telesynth_tui.inference.base import SamplingParams, TextModel
 from telesynth_tui.infra import now, transaction
 from telesynth_tui.units import check_numeric
 
@@ -89,7 +89,7 @@ def _mcq_prompt(item: EvalItem) -> str:
 
 
 def evaluate_item(
-    student: Generator, item: EvalItem, mode: str, encoder: Any, max_tokens: int
+    student: TextModel, item: EvalItem, mode: str, encoder: Any, max_tokens: int
 ) -> ItemResult:
     if item.kind == "mcq":
         prompt = _mcq_prompt(item)
@@ -100,11 +100,11 @@ def evaluate_item(
             f"Context:\n{context}\n\nQuestion: {item.question}")  # fmt: skip
         messages = [{"role": "system", "content": FREE_SYSTEM}, {"role": "user", "content": prompt}]
     try:
-        output = "".join(student.stream(messages, SamplingParams(max_tokens=max_tokens)))
+        done = student.complete(messages, SamplingParams(max_tokens=max_tokens))
     except TelesynthError as exc:  # e.g. a prompt longer than the student's context: wrong
         graded = None if item.kind == "free" and "numeric" not in item.meta else False
         return ItemResult(item, prompt, "", graded, {"error": str(exc)}, {})
-    metrics = student.last_metrics.to_dict() if student.last_metrics else {}
+    output, metrics = done.text, done.metrics.to_dict()
     scores: dict[str, Any] = {}
     if item.kind == "mcq":
         chosen = parse_choice(output, item.options, multiple=len(item.answers) > 1)
@@ -152,7 +152,7 @@ def summarize(results: list[ItemResult]) -> dict[str, Any]:
 
 def run_evaluation(
     conn: sqlite3.Connection,
-    student: Generator,
+    student: TextModel,
     encoder: Any,
     path: Path,
     fmt: str | None = None,

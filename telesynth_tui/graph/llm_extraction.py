@@ -24,7 +24,7 @@ from telesynth_tui.graph.candidates import StoreReport, apply_acceptance, store_
 from telesynth_tui.graph.extraction import XEntity, XTriple
 from telesynth_tui.graph.resolution import EntityIndex
 from telesynth_tui.graph.store import ENTITY_TYPES, PREDICATES
-from telesynth_tui.inference.generator import Generator, SamplingParams
+from telesynth_tui.inference.base import CallContext, SamplingParams, TextModel
 from telesynth_tui.text import normalize_name
 
 LLM_CONFIDENCE = 0.5
@@ -109,11 +109,10 @@ def evidence_span(text: str, subject: str, obj: str) -> str | None:
 class LlmExtractor:
     """One GGUF model extracting triples chunk by chunk."""
 
-    def __init__(self, generator: Generator, max_tokens: int = 384) -> None:
+    def __init__(self, generator: TextModel, max_tokens: int = 384) -> None:
         self.generator = generator
         self.name = generator.name
         self.max_tokens = max_tokens
-        self.cancel: Callable[[], bool] | None = None
 
     def messages(self, heading: str, text: str) -> list[dict[str, str]]:
         request = (
@@ -122,20 +121,19 @@ class LlmExtractor:
         )
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": request}]
 
-    def extract_chunk(self, index: int, heading: str, text: str) -> ChunkResult:
+    def extract_chunk(
+        self, index: int, heading: str, text: str, ctx: CallContext | None = None
+    ) -> ChunkResult:
         result = ChunkResult()
         params = SamplingParams(
             max_tokens=self.max_tokens, temperature=0.0, json_schema=triples_schema()
         )
         try:
-            result.raw = "".join(
-                self.generator.stream(self.messages(heading, text), params, self.cancel)
-            )
+            done = self.generator.complete(self.messages(heading, text), params, ctx)
         except TelesynthError as exc:
             result.dropped.append(f"model call failed: {exc}")
             return result
-        metrics = self.generator.last_metrics
-        result.metrics = metrics.to_dict() if metrics else {}
+        result.raw, result.metrics = done.text, done.metrics.to_dict()
         try:
             data = json.loads(result.raw)
         except json.JSONDecodeError as exc:
@@ -275,7 +273,7 @@ def _drop_unsupported(conn: sqlite3.Connection, source_id: int) -> None:
         conn.execute("DELETE FROM relations WHERE id = ?", (relation_id,))
 
 
-def open_generator(project: Any, model: str) -> Generator:
+def open_generator(project: Any, model: str) -> TextModel:
     """A registered model by name, or a .gguf file by path."""
     from pathlib import Path
 
@@ -305,6 +303,4 @@ def extract_with_llm(
                                  project.settings.ingest.accept_confidence, limit_chunks,
                                  progress)  # fmt: skip
     finally:
-        close = getattr(generator, "close", None)
-        if close is not None:
-            close()
+        generator.close()

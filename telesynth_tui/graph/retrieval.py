@@ -9,9 +9,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import networkx as nx
 import numpy as np
@@ -21,16 +19,9 @@ from telesynth_tui.config import RetrievalSettings
 from telesynth_tui.graph.linking import Gazetteer
 from telesynth_tui.graph.store import KnowledgeGraph
 from telesynth_tui.graph.views import Edge, edges_around, load_graph, neighbourhood
+from telesynth_tui.inference.base import Encoder
 from telesynth_tui.infra import transaction
 from telesynth_tui.text import count_tokens, words
-
-
-class Encoder(Protocol):
-    """Embeds a batch of texts into L2-normalised vectors (rows)."""
-
-    model_id: str
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 @dataclass

@@ -92,6 +92,10 @@ class TextModel(ABC):
     def render(self, messages: Sequence[Message]) -> str:
         """The prompt text of chat messages under the model's own chat template."""
 
+    def fits(self, messages: Sequence[Message], max_tokens: int) -> bool:
+        """Whether the rendered prompt leaves room for `max_tokens` of answer in the context."""
+        return len(self.tokenize(self.render(messages))) + max_tokens <= self.n_ctx
+
     @abstractmethod
     def execute(
         self, messages: Sequence[Message], params: SamplingParams, ctx: CallContext
@@ -107,16 +111,7 @@ class TextModel(ABC):
     ) -> Iterator[str]:
         """Yield the answer's pieces; the metrics go to `ctx.metrics` when the call ends."""
         ctx = ctx if ctx is not None else CallContext()
-        calls = self.execute(messages, params, ctx)
-        while True:
-            try:
-                piece = next(calls)
-            except StopIteration as end:
-                ctx.metrics.append(end.value)
-                return
-            if ctx.on_token is not None:
-                ctx.on_token(piece)
-            yield piece
+        return stream_calls(self.execute(messages, params, ctx), ctx)
 
     def complete(
         self,
@@ -138,6 +133,20 @@ class TextModel(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def stream_calls(call: Generator[str, None, CallMetrics], ctx: CallContext) -> Iterator[str]:
+    """Drive one `execute()`-style call: each piece to `ctx.on_token` and on to the caller, the
+    returned metrics appended to `ctx.metrics` when the call ends."""
+    while True:
+        try:
+            piece = next(call)
+        except StopIteration as end:
+            ctx.metrics.append(end.value)
+            return
+        if ctx.on_token is not None:
+            ctx.on_token(piece)
+        yield piece
 
 
 class Encoder(ABC):

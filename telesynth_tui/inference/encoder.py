@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from telesynth_tui.errors import TelesynthError
+from telesynth_tui.inference.base import CallContext, Encoder
 from telesynth_tui.inference.energy import EnergyMeter
 from telesynth_tui.inference.metrics import CallMeter, CallMetrics
 
@@ -21,7 +22,7 @@ class EncoderError(TelesynthError):
     """An encoder model or tokenizer that cannot be used."""
 
 
-class OnnxEncoder:
+class OnnxEncoder(Encoder):
     """Embeds texts into L2-normalised vectors with an ONNX graph that pools inside."""
 
     def __init__(
@@ -40,8 +41,6 @@ class OnnxEncoder:
         self.model_id = model_id
         self.batch_size = batch_size
         self.energy = energy or EnergyMeter()
-        self.last_metrics: CallMetrics | None = None
-        self.call_log: list[CallMetrics] | None = None  # set to a list to collect every call
         for path in (model_path, tokenizer_path):
             if not path.is_file():
                 raise EncoderError(f"{path}: no such file (run: telesynth models build)")
@@ -108,12 +107,12 @@ class OnnxEncoder:
         last = last / np.maximum(np.linalg.norm(last, axis=1, keepdims=True), 1e-9)
         return np.hstack([pooled, last])
 
-    def features(self, texts: Sequence[str]) -> np.ndarray:
+    def features(self, texts: Sequence[str], ctx: CallContext | None = None) -> np.ndarray:
         """Pooled embedding and the (normalised) last token's hidden state side by side: the
         input of the classifier heads (the last token tells whether a text ends cleanly)."""
         if not self.has_token_output:
             raise EncoderError(f"{self.model_id}: the graph has no '{TOKENS}' output")
-        return self._embed(texts, last_token=True)
+        return self._embed(texts, True, ctx)
 
     def token_vectors(self, text: str) -> np.ndarray:
         """L2-normalised hidden states of the text's real tokens (no special tokens)."""
@@ -126,11 +125,11 @@ class OnnxEncoder:
         vectors = tokens[keep]
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], ctx: CallContext | None = None) -> np.ndarray:
         """Vectors in the order of `texts`; batches hold texts of similar length."""
-        return self._embed(texts, last_token=False)
+        return self._embed(texts, False, ctx)
 
-    def _embed(self, texts: Sequence[str], last_token: bool) -> np.ndarray:
+    def _embed(self, texts: Sequence[str], last_token: bool, ctx: CallContext | None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension or 0), dtype=np.float32)
         metrics = CallMetrics(self.model_id, "embed", items=len(texts))
@@ -145,8 +144,7 @@ class OnnxEncoder:
                     out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
                 out[idx] = vectors
             metrics.prompt_tokens = sum(len(e.ids) for e in encodings)
-        self.last_metrics = meter.fill(metrics)
-        if self.call_log is not None:
-            self.call_log.append(self.last_metrics)
+        if ctx is not None:
+            ctx.metrics.append(meter.fill(metrics))
         assert out is not None
         return out

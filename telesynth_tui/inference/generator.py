@@ -1,4 +1,4 @@
-"""Text generator over llama-cpp-python: chat template from the GGUF, token streaming,
+"""Text model over llama-cpp-python: chat template from the GGUF, token streaming,
 JSON-schema-constrained output, cancellation between tokens, and metrics for every call."""
 
 from __future__ import annotations
@@ -7,16 +7,22 @@ import codecs
 import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import psutil
 
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.inference.base import Message, SamplingParams
+from telesynth_tui.inference.base import (
+    CallContext,
+    Completion,
+    Message,
+    SamplingParams,
+    TextModel,
+    stream_calls,
+)
 from telesynth_tui.inference.energy import EnergyMeter
 from telesynth_tui.inference.gguf_header import GGUFHeader, read_gguf_header
 from telesynth_tui.inference.json_grammar import TokenMask, llama_tokenizer, schema_to_gbnf
@@ -31,27 +37,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 class GeneratorError(TelesynthError):
     """A generator model that cannot be loaded or run."""
-
-
-@dataclass
-class Generation:
-    text: str
-    metrics: CallMetrics
-    cancelled: bool = False
-
-
-class Generator(Protocol):
-    """Streams the tokens of an answer to chat messages; `last_metrics` describes the call."""
-
-    name: str
-    last_metrics: CallMetrics | None
-
-    def stream(
-        self,
-        messages: Sequence[Message],
-        params: SamplingParams,
-        cancel: Callable[[], bool] | None = None,
-    ) -> Iterator[str]: ...
 
 
 def check_memory(header: GGUFHeader, n_ctx: int) -> int:
@@ -103,9 +88,11 @@ def auto_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-class LlamaGenerator:
+class LlamaGenerator(TextModel):
     """One GGUF model loaded in llama.cpp. `threads=None` uses every core (`auto_threads`).
     Consecutive calls reuse the KV cache of their longest common prompt prefix."""
+
+    llm: Any = None  # the llama_cpp.Llama (None once closed)
 
     def __init__(
         self,
@@ -121,7 +108,6 @@ class LlamaGenerator:
         self.path = path
         self.name = name or path.stem
         self.energy = energy or EnergyMeter()
-        self.last_metrics: CallMetrics | None = None
         # "llguidance" (token masks) or "llama-grammar" (llama.cpp's GBNF, kept as the reference
         # that bench/constrained.py and `models bench` measure it against)
         self.json_engine = "llguidance"
@@ -129,7 +115,7 @@ class LlamaGenerator:
         self.threads_auto = threads is None
         self.threads = auto_threads() if threads is None else threads
         trained = self.header.context_length or n_ctx
-        self.n_ctx = min(n_ctx, trained)
+        self._n_ctx = min(n_ctx, trained)
         check_memory(self.header, self.n_ctx)
         try:
             with _quiet_stderr():
@@ -145,6 +131,14 @@ class LlamaGenerator:
         except (ValueError, RuntimeError, OSError) as exc:
             raise GeneratorError(f"{path}: llama.cpp cannot load the model: {exc}") from None
         self._formatter = self._chat_formatter()
+
+    @property
+    def n_ctx(self) -> int:
+        return self._n_ctx
+
+    @property
+    def n_vocab(self) -> int:
+        return int(self.llm.n_vocab())
 
     def _chat_formatter(self) -> Any:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -169,21 +163,24 @@ class LlamaGenerator:
     def tokenize(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
-    def stream(
-        self,
-        messages: Sequence[Message],
-        params: SamplingParams,
-        cancel: Callable[[], bool] | None = None,
-    ) -> Iterator[str]:
+    def execute(
+        self, messages: Sequence[Message], params: SamplingParams, ctx: CallContext
+    ) -> Generator[str, None, CallMetrics]:
         prompt = self.tokenize(self.render(messages))
-        yield from self.stream_tokens(prompt, params, cancel)
+        return (yield from self.execute_tokens(prompt, params, ctx))
 
-    def stream_tokens(
-        self,
-        prompt: list[int],
-        params: SamplingParams,
-        cancel: Callable[[], bool] | None = None,
-    ) -> Iterator[str]:
+    def complete_tokens(
+        self, prompt: list[int], params: SamplingParams, ctx: CallContext | None = None
+    ) -> Completion:
+        """`complete()` for a prompt given as tokens (benchmarks that fix the prompt length)."""
+        ctx = ctx if ctx is not None else CallContext()
+        text = "".join(stream_calls(self.execute_tokens(prompt, params, ctx), ctx))
+        return Completion(text, ctx.metrics[-1])
+
+    def execute_tokens(
+        self, prompt: list[int], params: SamplingParams, ctx: CallContext
+    ) -> Generator[str, None, CallMetrics]:
+        """`execute()` for a prompt given as tokens."""
         import llama_cpp
 
         if len(prompt) >= self.n_ctx:
@@ -233,7 +230,7 @@ class LlamaGenerator:
                 piece = decoder.decode(self.llm.detokenize([token], special=False))
                 if piece:
                     yield piece
-                if cancel is not None and cancel():
+                if ctx.cancelled():
                     stop = "cancelled"
                     break
                 if n_out >= max_tokens:
@@ -262,7 +259,7 @@ class LlamaGenerator:
             "prefix_reused_tokens": reused,
             "threads": self.threads,
         }
-        self.last_metrics = meter.fill(metrics)
+        return meter.fill(metrics)
 
     def shared_prefix(self, prompt: Sequence[int]) -> int:
         """Tokens at the start of `prompt` whose KV cache the last call left in place (at most
@@ -380,27 +377,13 @@ class LlamaGenerator:
             llama_cpp.llama_sampler_free(grammar)
             chain.close()
 
-    def generate(
-        self,
-        messages: Sequence[Message],
-        params: SamplingParams,
-        cancel: Callable[[], bool] | None = None,
-    ) -> Generation:
-        text = "".join(self.stream(messages, params, cancel))
-        assert self.last_metrics is not None
-        return Generation(text, self.last_metrics, self.last_metrics.stop_reason == "cancelled")
-
     def close(self) -> None:
-        llm = getattr(self, "llm", None)
-        if llm is not None:
-            llm.close()
+        if self.llm is not None:
+            self.llm.close()
             self.llm = None
 
     def __enter__(self) -> LlamaGenerator:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 @contextlib.contextmanager

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from telesynth_tui.errors import TelesynthError
+from telesynth_tui.inference.base import CallContext, SamplingParams
 from telesynth_tui.inference.energy import EnergyMeter
 from telesynth_tui.inference.generator import (
     LlamaGenerator,
-    SamplingParams,
     _quiet_stderr,
     auto_threads,
     new_llama,
@@ -189,7 +189,7 @@ def bench_generator(
     prompt_lengths: list[int] = []
     try:
         warm = generator.tokenize(generator.render(BENCH_MESSAGES))
-        list(generator.stream_tokens(warm, SamplingParams(max_tokens=8)))  # warm-up
+        generator.complete_tokens(warm, SamplingParams(max_tokens=8))  # warm-up
         bare.run(warm, 8)
         for i in range(runs):
             progress(f"{entry.name}: run {i + 1}/{runs}")
@@ -199,22 +199,18 @@ def bench_generator(
             prompt_lengths.append(len(prompt))
             generator.json_engine = "llguidance"
             json_params = SamplingParams(max_tokens=budget, json_schema=PIPELINE_SCHEMA)
-            text = "".join(generator.stream_tokens(prompt, json_params))
-            assert generator.last_metrics is not None
-            constrained.append(generator.last_metrics)
-            valid += _is_json(text)
-            truncated += generator.last_metrics.stop_reason == "length"
-            n = max(2, generator.last_metrics.output_tokens)
+            done = generator.complete_tokens(prompt, json_params)
+            constrained.append(done.metrics)
+            valid += _is_json(done.text)
+            truncated += done.stop_reason == "length"
+            n = max(2, done.metrics.output_tokens)
             generator.json_engine = "llama-grammar"
-            text = "".join(generator.stream_tokens(prompt, json_params))
-            assert generator.last_metrics is not None
-            grammar.append(generator.last_metrics)
-            grammar_valid += _is_json(text)
+            done = generator.complete_tokens(prompt, json_params)
+            grammar.append(done.metrics)
+            grammar_valid += _is_json(done.text)
             generator.json_engine = "llguidance"
             free_params = SamplingParams(max_tokens=n, stop_at_eos=False, reuse_prompt_cache=False)
-            list(generator.stream_tokens(prompt, free_params))
-            assert generator.last_metrics is not None
-            free.append(generator.last_metrics)
+            free.append(generator.complete_tokens(prompt, free_params).metrics)
             reference.append(bare.run(prompt, n))
     finally:
         generator.close()
@@ -298,10 +294,11 @@ def bench_encoder(
     ]
     encoder.embed(texts[: encoder.batch_size])  # warm-up
     wrapper_s, bare_s = [], []
+    ctx = CallContext()
     for i in range(runs):
         progress(f"{encoder.model_id}: run {i + 1}/{runs}")
         t0 = time.perf_counter()
-        vectors = encoder.embed(texts)
+        vectors = encoder.embed(texts, ctx)
         wrapper_s.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         for batch in batches:
@@ -309,7 +306,7 @@ def bench_encoder(
         bare_s.append(time.perf_counter() - t0)
     wrapper = len(texts) / statistics.median(wrapper_s)
     bare = len(texts) / statistics.median(bare_s)
-    metrics = encoder.last_metrics
+    metrics = ctx.metrics[-1] if ctx.metrics else None
     return {
         "model": encoder.model_id,
         "sentences": len(texts),

@@ -7,14 +7,12 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 import numpy as np
 
+from telesynth_tui.inference.base import CallContext, Encoder
 from telesynth_tui.units import check_numeric
-
-if TYPE_CHECKING:
-    from telesynth_tui.inference.metrics import CallMetrics
 
 # Phrases of an answer that declines; the exemplars catch paraphrases by embedding similarity.
 _DECLINE_RE = re.compile(
@@ -36,15 +34,6 @@ DECLINE_EXEMPLARS = (
 
 
 TAIL_WORDS = 120
-
-
-class Encoder(Protocol):
-    model_id: str
-    call_log: list[CallMetrics] | None  # set to a list to collect every call
-
-    def embed(self, texts: list[str]) -> np.ndarray: ...
-
-    def features(self, texts: list[str]) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -134,12 +123,12 @@ class Filters:
                            f"reads like a refusal (cosine {similarity:.2f})")  # fmt: skip
         return Verdict("unanswered", True, similarity, "answers")
 
-    def unfinished(self, answer: str) -> Verdict:
+    def unfinished(self, answer: str, ctx: CallContext | None = None) -> Verdict:
         if not answer.strip():
             return Verdict("unfinished", False, 1.0, "empty answer")
         # the ending decides; the encoder reads at most 256 tokens, so give it the tail
         tail = " ".join(answer.split()[-TAIL_WORDS:])
-        p = float(self.head.probability(self.encoder.features([tail]))[0])
+        p = float(self.head.probability(self.encoder.features([tail], ctx))[0])
         if p >= self.head.threshold:
             return Verdict("unfinished", False, p, f"cut off (p={p:.2f})")
         return Verdict("unfinished", True, p, "complete")
@@ -187,24 +176,27 @@ class Filters:
         plan_type: str,
         payload: dict[str, Any],
         known: dict[int, np.ndarray] | None = None,
+        ctx: CallContext | None = None,
     ) -> tuple[list[Verdict], dict[str, np.ndarray]]:
         """All verdicts for one candidate (in order), and the vectors computed on the way.
-        `known` holds vectors already stored for some context items (by position)."""
+        `known` holds vectors already stored for some context items (by position); the
+        encoder's call metrics go to `ctx`."""
         known = known or {}
         missing = [t for i, t in enumerate(context_texts) if i not in known]
-        vectors = self.encoder.embed([question, answer or " ", *missing])
+        vectors = self.encoder.embed([question, answer or " ", *missing], ctx)
         q_vec, a_vec = vectors[0], vectors[1]
         fresh = iter(vectors[2:])
-        ctx = np.array([known[i] if i in known else next(fresh) for i in range(len(context_texts))])
+        rows = [known[i] if i in known else next(fresh) for i in range(len(context_texts))]
+        context_vecs = np.array(rows)
         verdicts = [
             self.unanswered(answer, a_vec),
-            self.unfinished(answer),
-            self.unrelated(q_vec, a_vec, ctx, question, answer, context_texts),
+            self.unfinished(answer, ctx),
+            self.unrelated(q_vec, a_vec, context_vecs, question, answer, context_texts),
             self.duplicate(q_vec),
         ]
         if plan_type == "maths":
             verdicts.append(self.maths(answer, payload))
-        return verdicts, {"question": q_vec, "answer": a_vec, "context": ctx}
+        return verdicts, {"question": q_vec, "answer": a_vec, "context": context_vecs}
 
     def accept(self, q_vec: np.ndarray) -> None:
         self.accepted.append(q_vec)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.inference.generator import Generator, SamplingParams
+from telesynth_tui.inference.base import CallContext, Completion, Message, SamplingParams, TextModel
 from telesynth_tui.pipeline.realize import (
     NO_UNIT,
     SYMPTOM_PHRASES,
@@ -31,6 +31,7 @@ from telesynth_tui.pipeline.realize import (
     _fmt_number,
     _join,
 )
+from telesynth_tui.pipeline.sources import QARequest, QASource
 
 DOCUMENT = "document"  # a plan over one section of a user's document (document-driven mode)
 SYSTEM = (
@@ -553,58 +554,48 @@ def dropped_facts(plan_type: str, payload: dict[str, Any], draft: Candidate,
     return lost
 
 
-class LlmQA:
-    """One generator model used to write or refine the QA of plans."""
+class LlmQA(QASource):
+    """One text model used to write or refine the QA of plans (the LLM writer)."""
 
-    def __init__(self, generator: Generator, max_tokens: int = 512, seed: int = 0) -> None:
+    def __init__(self, generator: TextModel, max_tokens: int = 512, seed: int = 0) -> None:
         self.generator = generator
         self.name = generator.name
-        n_ctx = int(getattr(generator, "n_ctx", 4096))
+        n_ctx = generator.n_ctx
         self.max_tokens = min(max_tokens, n_ctx // 2)
         # context budget in our token estimate, with room for instructions and a safety margin
         self.context_budget = max(64, int((n_ctx - self.max_tokens - 300) * 0.7))
         self.seed = seed
         self.repeat_penalty = REPEAT_PENALTY
-        self.on_token: Callable[[str], None] | None = None  # sees each piece as it is decoded
-        self.cancel: Callable[[], bool] | None = None  # checked between tokens
 
-    def call_json(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> tuple[str, dict]:
+    def call_json(
+        self, messages: list[Message], schema: dict[str, Any], ctx: CallContext | None = None
+    ) -> Completion:
         params = SamplingParams(max_tokens=self.max_tokens, temperature=0.0, json_schema=schema,
                                 repeat_penalty=self.repeat_penalty)  # fmt: skip
-        pieces = []
-        for piece in self.generator.stream(messages, params, self.cancel):
-            pieces.append(piece)
-            if self.on_token is not None:
-                self.on_token(piece)
-        text = "".join(pieces)
-        metrics = self.generator.last_metrics
-        return text, metrics.to_dict() if metrics else {}
+        return self.generator.complete(messages, params, ctx)
 
-    def fit(self, build: Any, context: list[dict[str, Any]]) -> list[dict[str, str]]:
+    def fit(self, build: Callable[[list[dict[str, Any]]], list[Message]],
+            context: list[dict[str, Any]]) -> list[Message]:  # fmt: skip
         """Messages whose prompt leaves room for the answer: drop trailing context items."""
         items = list(context)
         messages = build(items)
-        tokenize = getattr(self.generator, "tokenize", None)
-        render = getattr(self.generator, "render", None)
-        n_ctx = int(getattr(self.generator, "n_ctx", 0))
-        if tokenize is None or render is None or not n_ctx:
-            return messages
-        while len(items) > 1 and len(tokenize(render(messages))) + self.max_tokens > n_ctx:
+        while len(items) > 1 and not self.generator.fits(messages, self.max_tokens):
             items.pop()
             messages = build(items)
         return messages
 
     @staticmethod
-    def messages(context: list[dict[str, Any]], task: str) -> list[dict[str, str]]:
+    def messages(context: list[dict[str, Any]], task: str) -> list[Message]:
         """System text, then the plan's context, then the task: one shared prefix per plan."""
         return [{"role": "system", "content": SYSTEM},
                 {"role": "user", "content": f"{facts_block(context)}\n\n{task}"}]  # fmt: skip
 
-    def _parse(self, stage: str, text: str, metrics: dict[str, Any]) -> dict[str, Any] | str:
+    def _parse(self, stage: str, done: Completion) -> dict[str, Any] | str:
+        text = done.text
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            if metrics.get("stop_reason") == "length":
+            if done.stop_reason == "length":
                 return f"cut: the output stopped at the {self.max_tokens}-token limit\n{text}"
             # valid so far, it just stops (an unterminated string runs to the end)
             if exc.pos >= len(text.rstrip()) - 1 or exc.msg.startswith("Unterminated string"):
@@ -614,31 +605,31 @@ class LlmQA:
             return f"{stage}: the output is not a JSON object\n{text}"
         return data
 
-    def write(
-        self, plan_type: str, payload: dict[str, Any], context: list[dict[str, Any]], pairs: int = 1
-    ) -> tuple[list[Candidate | str], dict[str, Any]]:
+    def write(self, request: QARequest, ctx: CallContext) -> list[Candidate | str]:
         """The plan's QA written by the model (candidates), or recorded rejections."""
-        writer = Writer(plan_type, payload, pairs)
+        plan_type = request.plan_type
+        writer = Writer(plan_type, request.payload, request.pairs)
         schema = writer.fitted_schema(self.max_tokens)
         if schema is None:
             return [f"generate: the {self.max_tokens}-token output budget cannot hold a complete "
-                    f"answer to this {plan_type} plan\n"], {}  # fmt: skip
+                    f"answer to this {plan_type} plan\n"]  # fmt: skip
         task = writer.task()
-        messages = self.fit(lambda items: self.messages(items, task), context)
+        messages = self.fit(lambda items: self.messages(items, task), request.context)
         try:
-            text, metrics = self.call_json(messages, schema)
+            done = self.call_json(messages, schema, ctx)
         except TelesynthError as exc:
-            return [f"generate: {exc}\n"], {}
-        data = self._parse("generate", text, metrics)
+            return [f"generate: {exc}\n"]
+        text = done.text
+        data = self._parse("generate", done)
         if isinstance(data, str):
-            return [data], metrics
+            return [data]
         cut = cut_slot(schema, data)
         if cut:
-            return [f"cut: {cut}\n{text}"], metrics
+            return [f"cut: {cut}\n{text}"]
         try:
             found = writer.assemble(data)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            return [f"generate: output does not match the schema ({exc!r})\n{text}"], metrics
+            return [f"generate: output does not match the schema ({exc!r})\n{text}"]
         for i, item in enumerate(found):
             if isinstance(item, Candidate):
                 item.raw_text = text
@@ -646,7 +637,7 @@ class LlmQA:
                 found[i] = f"{item}\n{text}"
         if not found:
             found.append(f"generate: no QA pairs in the output\n{text}")
-        return found, metrics
+        return found
 
     def refine(
         self,
@@ -654,9 +645,10 @@ class LlmQA:
         context: list[dict[str, Any]],
         plan_type: str = "",
         payload: dict[str, Any] | None = None,
-    ) -> tuple[Candidate | str, dict[str, Any]]:
+        ctx: CallContext | None = None,
+    ) -> Candidate | str:
         """The answer rewritten as clearer steps, keeping every fact of the draft; a rewrite that
-        drops one is rejected (the caller keeps the draft)."""
+        drops one is rejected (the caller keeps the draft). The call's metrics go to `ctx`."""
         payload = payload or {}
         draft = "\n".join([candidate.answer, *(f"- {s}" for s in candidate.steps)])
         task = (
@@ -674,25 +666,26 @@ class LlmQA:
         })  # fmt: skip
         messages = self.fit(lambda items: self.messages(items, task), context)
         try:
-            text, metrics = self.call_json(messages, schema)
+            done = self.call_json(messages, schema, ctx)
         except TelesynthError as exc:
-            return f"refine: {exc}\n", {}
-        data = self._parse("refine", text, metrics)
+            return f"refine: {exc}\n"
+        text = done.text
+        data = self._parse("refine", done)
         if isinstance(data, str):
-            return data, metrics
+            return data
         cut = cut_slot(schema, data)
         if cut:
-            return f"cut: refinement {cut}\n{text}", metrics
+            return f"cut: refinement {cut}\n{text}"
         try:
             answer = str(data["answer"]).strip()
             steps = [str(s).strip() for s in data["steps"] if str(s).strip()]
         except (KeyError, TypeError) as exc:
-            return f"refine: unusable output ({type(exc).__name__})\n{text}", metrics
+            return f"refine: unusable output ({type(exc).__name__})\n{text}"
         if not answer:
-            return f"refine: empty answer\n{text}", metrics
+            return f"refine: empty answer\n{text}"
         refined = Candidate(candidate.question, answer, steps or candidate.steps,
                             candidate.cited, raw_text=text)  # fmt: skip
         lost = dropped_facts(plan_type, payload, candidate, refined)
         if lost:
-            return f"refine: dropped facts of the draft: {_join(lost[:6])}\n{text}", metrics
-        return refined, metrics
+            return f"refine: dropped facts of the draft: {_join(lost[:6])}\n{text}"
+        return refined

@@ -6,7 +6,10 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+from telesynth_tui.inference.base import CallContext
+from telesynth_tui.pipeline.sources import QARequest, QASource
 
 # predicate -> (question phrasings about the subject, answer sentence)
 FACT_TEMPLATES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -158,16 +161,22 @@ def _join(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-class TemplateRealizer:
-    """Turns a plan into one grounded QA candidate."""
+class TemplateRealizer(QASource):
+    """Turns a plan into one grounded QA candidate. As a QA source it writes from the plan
+    alone (the context is retrieved for its question afterwards), seeded by the request."""
 
     name = "kg-template"
+    reads_context: ClassVar[bool] = False
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int = 0) -> None:
         self.rng = random.Random(seed)
 
     def realize(self, plan_type: str, payload: dict[str, Any]) -> Candidate:
         return getattr(self, f"_{plan_type}")(payload)
+
+    def write(self, request: QARequest, ctx: CallContext) -> list[Candidate | str]:
+        self.rng.seed(request.seed)
+        return [self.realize(request.plan_type, request.payload)]
 
     def _factual(self, p: dict[str, Any]) -> Candidate:
         f = p["fact"]

@@ -21,6 +21,7 @@ import numpy as np
 
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.graph.retrieval import Retriever
+from telesynth_tui.inference.base import CallContext
 from telesynth_tui.infra import now, transaction
 from telesynth_tui.pipeline import lease
 from telesynth_tui.pipeline.documents import document_plans, section_context
@@ -29,7 +30,8 @@ from telesynth_tui.pipeline.gate import DEFAULT_MIN_QUALITY, Gate, GateItem
 from telesynth_tui.pipeline.generate_llm import DOCUMENT, LlmQA
 from telesynth_tui.pipeline.plans import DEFAULT_MIX, Plan, Planner, allocate
 from telesynth_tui.pipeline.realize import Candidate, TemplateRealizer
-from telesynth_tui.pipeline.scoring import FastScorer, quality
+from telesynth_tui.pipeline.scoring import Scorer, quality
+from telesynth_tui.pipeline.sources import QARequest
 from telesynth_tui.text import has_control_tokens, strip_control_tokens
 
 TEMPLATE = "kg-template"
@@ -287,7 +289,7 @@ class Runner:
         conn: sqlite3.Connection,
         retriever: Retriever,
         filters: Filters,
-        scorer: FastScorer,
+        scorer: Scorer,
         llm: LlmQA | None = None,
         refiner: LlmQA | None = None,
         gate: Gate | None = None,
@@ -303,7 +305,7 @@ class Runner:
         self.min_quality = 0.0
         # wall time per stage in this process
         self.stage_seconds: dict[str, float] = defaultdict(float)
-        self._calls: list[tuple[str, str, dict[str, Any]]] = []  # judge calls of this plan
+        self.templates = TemplateRealizer()  # the QA source when there is no LLM writer
 
     # --- context --------------------------------------------------------------------------
 
@@ -334,12 +336,15 @@ class Runner:
         plan_type: str,
         payload: dict[str, Any],
         seed: int,
-        calls: list[tuple[str, str, dict[str, Any]]],
+        ctx: CallContext,
     ) -> tuple[list[Candidate | str], list[dict[str, Any]]]:
+        """The plan's candidates from its QA source and the context they are grounded in."""
         base = plan_context(self.conn, plan_type, payload)
-        if self.llm is None:
+        request = QARequest(plan_type, payload, [], seed, config.pairs_per_context)
+        if self.llm is None:  # the templates write from the plan; retrieve for the question
             with self._timed("generate"):
-                candidate = TemplateRealizer(seed).realize(plan_type, payload)
+                (candidate,) = self.templates.write(request, ctx)
+            assert isinstance(candidate, Candidate)
             candidate.cited = [i["key"] for i in base] or candidate.cited
             context = self._context(candidate.question, base, config.budget_tokens)
             return [candidate], context
@@ -351,9 +356,9 @@ class Runner:
             topic = " ".join(i["text"] for i in base) or json.dumps(payload)[:300]
             budget = min(config.budget_tokens, self.llm.context_budget, LLM_CONTEXT_TOKENS)
             context = self._context(topic, base, budget)
+        request.context = context
         with self._timed("generate"):
-            found, metrics = self.llm.write(plan_type, payload, context, config.pairs_per_context)
-        calls.append(("generate", self.llm.name, metrics))
+            found = self.llm.write(request, ctx)
         for item in found:
             if isinstance(item, Candidate) and not item.cited:
                 item.cited = [i["key"] for i in base]
@@ -373,13 +378,11 @@ class Runner:
         context: list[dict[str, Any]],
         plan_type: str,
         payload: dict[str, Any],
-        calls: list[tuple[str, str, dict[str, Any]]],
+        ctx: CallContext,
     ) -> Candidate | str:
         assert self.refiner is not None
         with self._timed("refine"):
-            refined, metrics = self.refiner.refine(candidate, context, plan_type, payload)
-        calls.append(("refine", self.refiner.name, metrics))
-        return refined
+            return self.refiner.refine(candidate, context, plan_type, payload, ctx)
 
     def process_plan(
         self,
@@ -387,26 +390,29 @@ class Runner:
         config: RunConfig,
         plan: sqlite3.Row,
         cancel: Callable[[], bool] = lambda: False,
+        on_token: Callable[[str], None] | None = None,
     ) -> list[dict[str, Any]] | None:
         """The plan's samples, stored in one transaction; None when cancelled mid-plan (nothing
-        of the plan is stored, so it runs again on resume)."""
+        of the plan is stored, so it runs again on resume). `on_token` sees the writer's and the
+        refiner's output as it is decoded."""
         payload = json.loads(plan["payload"])
-        calls: list[tuple[str, str, dict[str, Any]]] = []
+        # where each stage's model calls go: (stage, its call context)
+        stages = {stage: CallContext(cancel, on_token) for stage in ("generate", "refine")}
+        stages.update({stage: CallContext(cancel) for stage in ("filter", "score")})
         found, context = self._candidates(
-            config, plan["type"], payload, config.seed * 100_003 + plan["ordinal"], calls
-        )
+            config, plan["type"], payload, config.seed * 100_003 + plan["ordinal"],
+            stages["generate"],
+        )  # fmt: skip
         if cancel():
             return None
         generator = self.llm.name if self.llm else TEMPLATE
         texts = [c["text"] for c in context]
         samples: list[dict[str, Any]] = []
-        encoder = self.filters.encoder
-        encoder.call_log = []
         # (item, the draft it refines): a failed refinement is kept and its draft judged too
         judged: list[tuple[Candidate | str, str | None]] = []
         for item in found:
             if isinstance(item, Candidate) and self.refiner is not None:
-                refined = self._refine(item, context, plan["type"], payload, calls)
+                refined = self._refine(item, context, plan["type"], payload, stages["refine"])
                 if isinstance(refined, str):
                     judged += [(refined, None), (item, None)]
                 else:
@@ -414,7 +420,8 @@ class Runner:
             else:
                 judged.append((item, None))
         for item, draft in judged:
-            sample = self._judge(item, plan["type"], payload, context, texts, draft)
+            sample = self._judge(item, plan["type"], payload, context, texts, draft,
+                                 stages["filter"], stages["score"])  # fmt: skip
             sample.update(
                 {
                     "run_id": run_id,
@@ -424,11 +431,9 @@ class Runner:
                 }
             )
             samples.append(sample)
-        for metrics in encoder.call_log:
-            calls.append(("filter", metrics.model, metrics.to_dict()))
-        calls.extend(self._calls)
-        self._calls = []
-        encoder.call_log = None
+        calls = [
+            (stage, m.model, m.to_dict()) for stage, ctx in stages.items() for m in ctx.metrics
+        ]
         if cancel():
             return None
         t_store = time.perf_counter()
@@ -474,6 +479,8 @@ class Runner:
         context: list[dict[str, Any]],
         texts: list[str],
         draft: str | None = None,
+        filter_ctx: CallContext | None = None,
+        score_ctx: CallContext | None = None,
     ) -> dict[str, Any]:
         reason: str | None
         if isinstance(item, str):  # the model's output could not be used: keep it and say why
@@ -499,7 +506,7 @@ class Runner:
                     known[position] = vector
         with self._timed("filter"):
             verdicts, vectors = self.filters.run(
-                item.question, item.answer, texts, plan_type, payload, known
+                item.question, item.answer, texts, plan_type, payload, known, filter_ctx
             )
         by_key = {c["key"]: c["text"] for c in context}
         references = [by_key[k] for k in item.cited if k in by_key]
@@ -511,9 +518,8 @@ class Runner:
                 texts,
                 references,
                 question=item.question,
+                ctx=score_ctx,
             )
-        for call in scores.pop("judge_calls", []):
-            self._calls.append(("score", call.get("model", "judge"), call))
         q = quality(scores)
         scores["filters"] = {v.filter: v.to_dict() for v in verdicts}
         gated = GateItem(plan_type, item.question, item.answer, list(item.steps), texts, payload,
@@ -562,15 +568,14 @@ class Runner:
         run_id: int,
         progress: Callable[[Progress], None] = lambda _: None,
         cancel: Callable[[], bool] = lambda: False,
+        on_token: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
         config, _ = load_run(self.conn, run_id)
         self.min_quality = config.min_quality
-        for llm in filter(None, (self.llm, self.refiner)):
-            llm.cancel = cancel
         self._restore_duplicates(run_id)
 
         def process(plan: sqlite3.Row) -> list[tuple[str, str]] | None:
-            samples = self.process_plan(run_id, config, plan, cancel)
+            samples = self.process_plan(run_id, config, plan, cancel, on_token)
             if samples is None:
                 return None
             return [(s["status"], s.get("reason") or "") for s in samples]

@@ -1,4 +1,11 @@
-"""Stage 6, score (fast mode): ragas's non-LLM metrics and embedding similarity, offline.
+"""Stage 6, score: the scorer interface and the fast scorer.
+
+A scorer turns one candidate (its question and answer vectors, answer text, context and the
+references it cites) into named scores; the metrics of any model call it makes go to the call
+context it is given. Two scorers implement it: `FastScorer` here and the LLM scorer
+(`pipeline/llm_scoring.py`, ragas's LLM metrics through a local model).
+
+The fast scorer: ragas's non-LLM metrics and embedding similarity, offline.
 
 - context_precision / context_recall: ragas NonLLMContextPrecisionWithReference and
   NonLLMContextRecall (string similarity of retrieved against reference contexts, the items the
@@ -15,9 +22,12 @@ import asyncio
 import os
 import re
 import warnings
+from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
+
+from telesynth_tui.inference.base import CallContext
 
 _WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9\-]{3,}|\d+(?:\.\d+)?")
 _STOP = frozenset({
@@ -32,7 +42,32 @@ def content_words(text: str) -> set[str]:
     return {w.lower() for w in _WORD_RE.findall(text)} - _STOP
 
 
-class FastScorer:
+class Scorer(ABC):
+    """Scores a candidate QA against its context."""
+
+    name: str
+
+    @abstractmethod
+    def score(
+        self,
+        question_vec: np.ndarray,
+        answer_vec: np.ndarray,
+        answer: str,
+        contexts: list[str],
+        references: list[str],
+        question: str = "",
+        ctx: CallContext | None = None,
+    ) -> dict[str, Any]:
+        """Scores by metric name (0-1); model-call metrics go to `ctx.metrics`."""
+
+    def close(self) -> None:
+        """Release what the scorer holds. Safe to call twice."""
+        return None
+
+
+class FastScorer(Scorer):
+    """ragas's non-LLM metrics and embedding similarity: no model call."""
+
     name = "fast"
 
     def __init__(self) -> None:
@@ -58,6 +93,7 @@ class FastScorer:
         contexts: list[str],
         references: list[str],
         question: str = "",
+        ctx: CallContext | None = None,
     ) -> dict[str, Any]:
         scores: dict[str, float] = {
             "answer_relevancy": round(float(question_vec @ answer_vec), 4),

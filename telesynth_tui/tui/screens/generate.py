@@ -273,8 +273,6 @@ class GenerateScreen(BaseScreen):
                 self.post_message(self.Tokens(text))
 
             tokens = TokenBuffer(emit)
-            for llm in filter(None, (runner.llm, runner.refiner)):
-                llm.on_token = tokens.add
             seen = 0
 
             def progress(p: Any) -> None:
@@ -295,7 +293,7 @@ class GenerateScreen(BaseScreen):
                     time.sleep(0.05)
                 return worker.is_cancelled
 
-            summary = runner.execute(run_id, progress, cancel)
+            summary = runner.execute(run_id, progress, cancel, tokens.add)
             tokens.flush()
             self.post_message(self.Finished(summary, worker.is_cancelled))
         except Exception as exc:  # shown in the screen; a cancelled worker reports nothing else

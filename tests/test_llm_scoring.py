@@ -1,18 +1,18 @@
-"""ragas's LLM metrics through the local judge interface, with a scripted judge model."""
+"""ragas's LLM metrics through the LLM scorer, with a scripted judge model."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from telesynth_tui.inference.generator import SamplingParams
-from telesynth_tui.inference.metrics import CallMetrics
-from telesynth_tui.pipeline.judge import JudgeScorer, LocalJudgeLLM, _bounded
+from telesynth_tui.inference.base import CallContext, Message, SamplingParams
+from telesynth_tui.pipeline.llm_scoring import LlmScorer, RagasLLM, _bounded
 from telesynth_tui.pipeline.scoring import FastScorer, quality
 
-from .test_retrieval import HashEncoder
+from .fakes import FakeModel, HashEncoder
 
 
 def instance(schema: dict[str, Any], defs: dict[str, Any], name: str = "") -> Any:
@@ -38,54 +38,45 @@ def instance(schema: dict[str, Any], defs: dict[str, Any], name: str = "") -> An
     return "VSWR Over Threshold indicates antenna feeder damage."
 
 
-class AgreeingJudge:
-    name = "agreeing-judge"
-    n_ctx = 8192
+def agreeing(messages: Sequence[Message], params: SamplingParams) -> str:
+    """What a capable judge agreeing with everything writes under the schema it is given."""
+    schema = params.json_schema or {}
+    return json.dumps(instance(schema, schema.get("$defs", {})))
 
-    def __init__(self) -> None:
-        self.last_metrics: CallMetrics | None = None
-        self.schemas: list[dict[str, Any]] = []
 
-    def stream(self, messages: Any, params: SamplingParams, cancel: Any = None) -> Iterator[str]:
-        import json
-
-        schema = params.json_schema or {}
-        self.schemas.append(schema)
-        self.last_metrics = CallMetrics(self.name, "generate", output_tokens=12, stop_reason="eos")
-        yield json.dumps(instance(schema, schema.get("$defs", {})))
+def agreeing_judge() -> FakeModel:
+    return FakeModel(agreeing, "agreeing-judge", n_ctx=8192,
+                     figures=lambda _t, _n: {"output_tokens": 12})  # fmt: skip
 
 
 def test_ragas_llm_metrics_run_through_the_local_judge() -> None:
-    judge = AgreeingJudge()
+    judge = agreeing_judge()
     encoder = HashEncoder()
-    scorer = JudgeScorer(FastScorer(), judge, encoder)  # type: ignore[arg-type]
+    scorer = LlmScorer(FastScorer(), judge, encoder)
     question = "What can VSWR Over Threshold indicate?"
     answer = "VSWR Over Threshold indicates antenna feeder damage."
     contexts = ["VSWR Over Threshold indicates antenna feeder damage.", "The radio unit raises it."]
     v = encoder.embed([question, answer])
-    scores = scorer.score(v[0], v[1], answer, contexts, contexts[:1], question=question)
+    ctx = CallContext()
+    scores = scorer.score(v[0], v[1], answer, contexts, contexts[:1], question=question, ctx=ctx)
     for key in ("llm_faithfulness", "llm_answer_relevancy", "llm_context_precision",
                 "llm_context_recall"):  # fmt: skip
         assert key in scores, scores.get("judge_errors")
         assert 0.0 <= scores[key] <= 1.0
     assert scores["llm_faithfulness"] == 1.0 and scores["llm_context_recall"] == 1.0
-    assert quality(scores) > 0.5 and len(scores["judge_calls"]) >= 4
+    assert quality(scores) > 0.5 and len([m for m in ctx.metrics if m.kind == "generate"]) >= 4
+    assert "judge_calls" not in scores  # the call metrics go to the call context
     # every schema the judge decoded under was bounded, so decoding always terminates
     for schema in judge.schemas:
+        assert schema is not None
         text = str(schema)
         assert "'type': 'string'" not in text or "maxLength" in text
     scorer.close()
 
 
 def test_judge_output_that_does_not_fit_is_an_error_not_a_crash() -> None:
-    class Garbage(AgreeingJudge):
-        def stream(
-            self, messages: Any, params: SamplingParams, cancel: Any = None
-        ) -> Iterator[str]:
-            self.last_metrics = CallMetrics(self.name, "generate")
-            yield '{"unexpected": true}'
-
-    scorer = JudgeScorer(FastScorer(), Garbage(), HashEncoder())  # type: ignore[arg-type]
+    garbage = FakeModel('{"unexpected": true}', "agreeing-judge", n_ctx=8192)
+    scorer = LlmScorer(FastScorer(), garbage, HashEncoder())
     v = np.ones((2, 64), dtype=np.float32) / 8
     scores = scorer.score(v[0], v[1], "An answer.", ["A context."], [], question="A question?")
     metrics = {"llm_faithfulness", "llm_answer_relevancy", "llm_context_precision",
@@ -93,4 +84,4 @@ def test_judge_output_that_does_not_fit_is_an_error_not_a_crash() -> None:
     assert set(scores["judge_errors"]) == metrics
     assert "answer_relevancy" in scores  # the fast scores are still there
     assert _bounded({"type": "array", "items": {"type": "string"}})["items"]["maxLength"] == 400
-    assert isinstance(LocalJudgeLLM(Garbage()).max_tokens, int)  # type: ignore[arg-type]
+    assert isinstance(RagasLLM(garbage).max_tokens, int)

@@ -1,7 +1,7 @@
-"""Customized RAGAS scoring with a local judge: ragas's LLM metrics (faithfulness, answer
-relevancy, context precision, context recall) run through a registered GGUF model and the ONNX
-encoder, fully offline (telemetry off). ragas hands the judge the pydantic model of the answer
-it expects; the judge's decoding is constrained to that model's JSON schema."""
+"""The LLM scorer: ragas's LLM metrics (faithfulness, answer relevancy, context precision,
+context recall) run through a local text model (the run's judge model) and the encoder, fully
+offline (telemetry off). ragas hands the model the pydantic model of the answer it expects; its
+decoding is constrained to that model's JSON schema."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.inference.generator import Generator, SamplingParams
-from telesynth_tui.inference.metrics import CallMetrics
+from telesynth_tui.inference.base import CallContext, Encoder, SamplingParams, TextModel
+from telesynth_tui.pipeline.scoring import Scorer
 
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 with warnings.catch_warnings():
@@ -33,8 +33,8 @@ with warnings.catch_warnings():
 Model = TypeVar("Model", bound=BaseModel)
 
 
-class JudgeError(ValueError):
-    """The judge's output did not fit the model ragas asked for."""
+class RagasOutputError(ValueError):
+    """The model's output did not fit the pydantic model ragas asked for."""
 
 
 def _bounded(schema: Any, max_chars: int = 400, max_items: int = 8) -> Any:
@@ -51,57 +51,57 @@ def _bounded(schema: Any, max_chars: int = 400, max_items: int = 8) -> Any:
     return schema
 
 
-class LocalJudgeLLM(InstructorBaseRagasLLM):
-    """A registered GGUF model as ragas's LLM, with schema-constrained JSON output."""
+class RagasLLM(InstructorBaseRagasLLM):
+    """A local text model as ragas's LLM, with schema-constrained JSON output. Each call's
+    metrics go to the call context of the score in progress (`ctx`)."""
 
-    def __init__(self, generator: Generator, max_tokens: int = 384) -> None:
-        self.generator = generator
+    def __init__(self, model: TextModel, max_tokens: int = 384) -> None:
+        self.model = model
         self.max_tokens = max_tokens
-        self.calls: list[CallMetrics] = []
+        self.ctx = CallContext()
 
     def generate(self, prompt: str, response_model: type[Model]) -> Model:
         schema = _bounded(response_model.model_json_schema())
         params = SamplingParams(max_tokens=self.max_tokens, json_schema=schema)
-        text = "".join(self.generator.stream([{"role": "user", "content": prompt}], params))
-        if self.generator.last_metrics is not None:
-            self.calls.append(self.generator.last_metrics)
+        text = self.model.complete([{"role": "user", "content": prompt}], params, self.ctx).text
         try:
             return response_model.model_validate_json(text)
         except ValidationError as exc:
-            raise JudgeError(f"{response_model.__name__}: {exc.errors()[0]['msg']}") from None
+            raise RagasOutputError(f"{response_model.__name__}: {exc.errors()[0]['msg']}") from None
 
     async def agenerate(self, prompt: str, response_model: type[Model]) -> Model:
         return self.generate(prompt, response_model)
 
 
-class OnnxRagasEmbeddings(BaseRagasEmbedding):
-    """The ONNX encoder as ragas's embeddings."""
+class RagasEmbeddings(BaseRagasEmbedding):
+    """The encoder as ragas's embeddings; call metrics go to `ctx` like `RagasLLM`'s."""
 
-    def __init__(self, encoder: Any) -> None:
+    def __init__(self, encoder: Encoder) -> None:
         super().__init__()
         self.encoder = encoder
+        self.ctx = CallContext()
 
     def embed_text(self, text: str, **kwargs: Any) -> list[float]:
-        return self.encoder.embed([text])[0].tolist()
+        return list(self.encoder.embed([text], self.ctx)[0].tolist())
 
     async def aembed_text(self, text: str, **kwargs: Any) -> list[float]:
         return self.embed_text(text)
 
     def embed_texts(self, texts: list[str], **kwargs: Any) -> list[list[float]]:
-        return self.encoder.embed(list(texts)).tolist()
+        return list(self.encoder.embed(list(texts), self.ctx).tolist())
 
     async def aembed_texts(self, texts: list[str], **kwargs: Any) -> list[list[float]]:
         return self.embed_texts(texts)
 
 
-class JudgeScorer:
-    """ragas LLM metrics with the local judge, on top of the fast scores."""
+class LlmScorer(Scorer):
+    """ragas's LLM metrics through a local model, on top of the fast scores."""
 
-    def __init__(self, fast: Any, generator: Generator, encoder: Any) -> None:
+    def __init__(self, fast: Scorer, model: TextModel, encoder: Encoder) -> None:
         self.fast = fast
-        self.name = f"ragas-llm:{generator.name}"
-        self.llm = LocalJudgeLLM(generator)
-        embeddings = OnnxRagasEmbeddings(encoder)
+        self.name = f"ragas-llm:{model.name}"
+        self.llm = RagasLLM(model)
+        self.embeddings = embeddings = RagasEmbeddings(encoder)
         self.metrics = {
             "llm_faithfulness": Faithfulness(llm=self.llm),
             "llm_answer_relevancy": AnswerRelevancy(
@@ -136,17 +136,19 @@ class JudgeScorer:
         contexts: list[str],
         references: list[str],
         question: str = "",
+        ctx: CallContext | None = None,
     ) -> dict[str, Any]:
+        ctx = ctx if ctx is not None else CallContext()
         scores: dict[str, Any] = self.fast.score(
-            question_vec, answer_vec, answer, contexts, references
+            question_vec, answer_vec, answer, contexts, references, ctx=ctx
         )
         errors: dict[str, str] = {}
-        self.llm.calls = []
+        self.llm.ctx = self.embeddings.ctx = ctx  # ragas calls back into them
         for name, metric in self.metrics.items():
             args = self._arguments(name, question, answer, contexts, references)
             try:
                 value = float(self._loop.run_until_complete(metric.ascore(**args)).value)
-            except (TelesynthError, JudgeError, ValueError, TypeError, KeyError) as exc:
+            except (TelesynthError, RagasOutputError, ValueError, TypeError, KeyError) as exc:
                 errors[name] = f"{type(exc).__name__}: {exc}"[:200]
                 continue
             if not math.isnan(value):
@@ -155,5 +157,4 @@ class JudgeScorer:
                 errors[name] = "no statements to judge"
         if errors:
             scores["judge_errors"] = errors
-        scores["judge_calls"] = [m.to_dict() for m in self.llm.calls]
         return scores
