@@ -24,6 +24,7 @@ from typing import Any
 
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.inference.base import CallContext, Completion, Message, SamplingParams, TextModel
+from telesynth_tui.inference.metrics import CallMetrics
 from telesynth_tui.pipeline.realize import (
     NO_UNIT,
     SYMPTOM_PHRASES,
@@ -590,6 +591,13 @@ class LlmQA(QASource):
         return [{"role": "system", "content": SYSTEM},
                 {"role": "user", "content": f"{facts_block(context)}\n\n{task}"}]  # fmt: skip
 
+    def _not_run(self, reason: str, ctx: CallContext | None) -> str:
+        """The rejection of a call the model could not make; the call is still recorded (no
+        figures, the reason in `extra`), so every plan's writing shows in the run's calls."""
+        if ctx is not None:
+            ctx.metrics.append(CallMetrics(self.name, "generate", extra={"not_run": reason}))
+        return f"{reason}\n"
+
     def _parse(self, stage: str, done: Completion) -> dict[str, Any] | str:
         text = done.text
         try:
@@ -611,14 +619,15 @@ class LlmQA(QASource):
         writer = Writer(plan_type, request.payload, request.pairs)
         schema = writer.fitted_schema(self.max_tokens)
         if schema is None:
-            return [f"generate: the {self.max_tokens}-token output budget cannot hold a complete "
-                    f"answer to this {plan_type} plan\n"]  # fmt: skip
+            reason = (f"generate: the {self.max_tokens}-token output budget cannot hold a "
+                      f"complete answer to this {plan_type} plan")  # fmt: skip
+            return [self._not_run(reason, ctx)]
         task = writer.task()
         messages = self.fit(lambda items: self.messages(items, task), request.context)
         try:
             done = self.call_json(messages, schema, ctx)
         except TelesynthError as exc:
-            return [f"generate: {exc}\n"]
+            return [self._not_run(f"generate: {exc}", ctx)]
         text = done.text
         data = self._parse("generate", done)
         if isinstance(data, str):
@@ -668,7 +677,7 @@ class LlmQA(QASource):
         try:
             done = self.call_json(messages, schema, ctx)
         except TelesynthError as exc:
-            return f"refine: {exc}\n"
+            return self._not_run(f"refine: {exc}", ctx)
         text = done.text
         data = self._parse("refine", done)
         if isinstance(data, str):
