@@ -26,7 +26,7 @@ from telesynth_tui.dta.solutions import (
     Solution,
 )
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.inference.base import CallContext, SamplingParams, TextModel
+from telesynth_tui.inference.base import CallContext, Encoder, SamplingParams, TextModel
 from telesynth_tui.units import (
     _NUMBER,
     _UNIT,
@@ -178,7 +178,7 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def agree_text(
-    problem: Problem, candidates: list[Exemplar], encoder: Any, thresholds: Thresholds
+    problem: Problem, candidates: list[Exemplar], encoder: Encoder, thresholds: Thresholds
 ) -> None:
     texts = [problem.reference] + [c.solution.text for c in candidates]
     vectors = np.asarray(encoder.embed(texts))
@@ -199,7 +199,7 @@ def agree_text(
 # --- reflection judge --------------------------------------------------------------------------
 
 
-def check_steps(problem: Problem, steps: list[str], final: str, encoder: Any,
+def check_steps(problem: Problem, steps: list[str], final: str, encoder: Encoder,
                 thresholds: Thresholds) -> dict[str, Any]:  # fmt: skip
     """The step checker: a verdict per step (and the final answer), score = share correct."""
     verdicts: list[dict[str, Any]] = []

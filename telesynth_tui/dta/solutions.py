@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.inference.base import TextModel
@@ -55,9 +56,13 @@ class Solution:
         return f"{body}\nFinal answer: {self.final}".strip()
 
 
-class Teacher(Protocol):
+class Teacher(ABC):
+    """Solves a problem (its question is already posed, unlike a QA source's plan): the worked
+    steps and the final answer, with the metrics of its model call in `Solution.metrics`."""
+
     name: str
 
+    @abstractmethod
     def solve(self, problem: Problem) -> Solution: ...
 
 
@@ -76,7 +81,7 @@ def _substitute(expression: str, inputs: dict[str, float]) -> str:
     return pattern.sub(lambda m: fmt_input(inputs[m.group(1)]), expression)
 
 
-class SolverTeacher:
+class SolverTeacher(Teacher):
     """The deterministic teacher: formula, substitution and result for maths; the documented
     causes, checks, actions and verification for troubleshooting."""
 
@@ -118,7 +123,7 @@ TEACHER_SYSTEM = (
 )
 
 
-class ModelTeacher:
+class ModelTeacher(Teacher):
     """A registered GGUF model writing a JSON solution (steps + final answer)."""
 
     def __init__(self, generator: TextModel, max_tokens: int = 512) -> None:

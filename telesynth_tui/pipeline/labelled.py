@@ -12,11 +12,11 @@ import re
 import sqlite3
 import tomllib
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from telesynth_tui.config import RetrievalSettings
+from telesynth_tui.inference.base import Encoder
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
 REFUSALS = (
@@ -139,7 +139,7 @@ def refusal_examples(kg_dir: Path, held_out: bool, seed: int = 0) -> tuple[list[
 
 
 def unrelated_examples(
-    conn: sqlite3.Connection, retrieval: RetrievalSettings, encoder: Any, plans: int = 150,
+    conn: sqlite3.Connection, retrieval: RetrievalSettings, encoder: Encoder, plans: int = 150,
     seed: int = 1,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:  # fmt: skip
     """Head features of realized QA pairs with their own retrieved context (0) and with the

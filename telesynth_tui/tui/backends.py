@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from telesynth_tui.inference.base import Encoder, TextModel
     from telesynth_tui.pipeline.runner import RunConfig, Runner
     from telesynth_tui.project import Project
 
@@ -19,10 +20,10 @@ class Backends:
     project: Project
     # (connection, run config) -> a pipeline runner wired to models
     runner: Callable[[sqlite3.Connection, RunConfig], Runner]
-    # model name -> a generator (student in evaluations)
-    generator: Callable[[str], Any]
+    # model name -> a text model (student in evaluations)
+    generator: Callable[[str], TextModel]
     # () -> the encoder used by evaluation metrics
-    encoder: Callable[[], Any]
+    encoder: Callable[[], Encoder]
     # (model names, progress callback) -> benchmark results
     bench: Callable[[list[str], Callable[[str], None]], dict[str, Any]]
 

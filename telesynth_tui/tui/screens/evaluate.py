@@ -250,9 +250,7 @@ class EvaluateScreen(BaseScreen):
             )  # fmt: skip
         finally:
             conn.close()
-            close = getattr(student, "close", None)
-            if callable(close):
-                close()
+            student.close()
         self.post_message(self.Finished(summary))
 
     @work(thread=True, exclusive=True, group="evaluate-compare", exit_on_error=False)
