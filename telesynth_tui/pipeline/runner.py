@@ -420,7 +420,7 @@ class Runner:
             else:
                 judged.append((item, None))
         for item, draft in judged:
-            sample = self._judge(item, plan["type"], payload, context, texts, draft,
+            sample = self._decide(item, plan["type"], payload, context, texts, draft,
                                  stages["filter"], stages["score"])  # fmt: skip
             sample.update(
                 {
@@ -471,7 +471,7 @@ class Runner:
             "generator": generator,
         }
 
-    def _judge(
+    def _decide(
         self,
         item: Candidate | str,
         plan_type: str,
@@ -482,6 +482,7 @@ class Runner:
         filter_ctx: CallContext | None = None,
         score_ctx: CallContext | None = None,
     ) -> dict[str, Any]:
+        """The accept policy: filter, score and gate one item, then accept or reject it."""
         reason: str | None
         if isinstance(item, str):  # the model's output could not be used: keep it and say why
             reason, _, raw = item.partition("\n")
