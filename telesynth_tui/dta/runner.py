@@ -33,6 +33,7 @@ from telesynth_tui.errors import TelesynthError
 from telesynth_tui.inference.base import CallContext, Encoder, SamplingParams, TextModel
 from telesynth_tui.infra import transaction
 from telesynth_tui.pipeline.plans import Planner, allocate
+from telesynth_tui.pipeline.records import ContextItem, Provenance, Sample, Scores
 from telesynth_tui.pipeline.runner import (
     Progress,
     RunConfig,
@@ -231,30 +232,31 @@ class DtaRunner:
                candidates: list[Exemplar], calls: list[tuple[str, str, dict]]) -> None:  # fmt: skip
         cited = [c["key"] for c in problem.context]
         rewriter = self.models.rewriter.name if self.models.rewriter else "layout"
-        rows = []
+        context = [ContextItem.from_dict(c) for c in problem.context]
+        samples = []
         for c in candidates:
             s = c.solution
             _, steps = segments(c.text) if c.text else ("", [])
             scores = {"agreement": c.agreement, "judge": c.judge, "style": c.style,
                       "rewrite": c.rewrite, "selection_score": c.score}  # fmt: skip
-            provenance = {
-                "plan_id": plan["id"], "plan_type": plan["type"],
-                "entity_ids": problem.payload.get("entity_ids", []),
-                "relation_ids": problem.payload.get("relation_ids", []),
-                "formula": problem.payload.get("formula"), "chunk_ids": [],
-                "context_keys": cited, "generator": s.teacher, "teacher": s.teacher,
-                "rewriter": c.rewrite.get("by", rewriter), "judge": c.judge.get("by"),
-            }  # fmt: skip
-            rows.append({
-                "run_id": run_id, "plan_id": plan["id"], "type": plan["type"],
-                "question": problem.question, "answer": strip_control_tokens(c.text) or None,
-                "steps": json.dumps([strip_control_tokens(x) for x in steps]),
-                "context": json.dumps(problem.context),
-                "cited": json.dumps(cited), "provenance": json.dumps(provenance),
-                "generator": s.teacher, "raw_text": s.raw_text or s.text, "status": c.status,
-                "reason": c.reason or None, "scores": json.dumps(scores), "quality": c.score,
-            })  # fmt: skip
-        store_plan(self.conn, run_id, plan["id"], rows, calls)
+            provenance = Provenance(
+                plan_id=plan["id"], plan_type=plan["type"],
+                entity_ids=problem.payload.get("entity_ids", []),
+                relation_ids=problem.payload.get("relation_ids", []),
+                formula=problem.payload.get("formula"), chunk_ids=[], context_keys=cited,
+                generator=s.teacher,
+                extra={"teacher": s.teacher, "rewriter": c.rewrite.get("by", rewriter),
+                       "judge": c.judge.get("by")},
+            )  # fmt: skip
+            samples.append(Sample(
+                run_id=run_id, plan_id=plan["id"], type=plan["type"], generator=s.teacher,
+                status=c.status, question=problem.question,
+                answer=strip_control_tokens(c.text) or None,
+                steps=[strip_control_tokens(x) for x in steps], context=context, cited=cited,
+                provenance=provenance, raw_text=s.raw_text or s.text, reason=c.reason or None,
+                scores=Scores(scores), quality=c.score,
+            ))  # fmt: skip
+        store_plan(self.conn, run_id, plan["id"], samples, calls)
 
     # --- the run ----------------------------------------------------------------------------------
 

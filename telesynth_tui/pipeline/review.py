@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
 
 from telesynth_tui.errors import TelesynthError
+from telesynth_tui.pipeline.records import Sample
 
 DECISIONS = ("accepted", "rejected")
 ORDERS = {"id": "s.id", "quality": "COALESCE(s.quality, -1), s.id"}
@@ -53,30 +53,28 @@ def sample_ids(conn: sqlite3.Connection, run_id: int, show: str = "all",
     return [r[0] for r in rows]
 
 
-def load_sample(conn: sqlite3.Connection, sample_id: int) -> dict[str, Any]:
-    """A sample with its JSON fields parsed and its provenance spelled out (facts by name)."""
+def load_sample(conn: sqlite3.Connection, sample_id: int) -> Sample:
     row = conn.execute("SELECT * FROM samples WHERE id = ?", (sample_id,)).fetchone()
     if row is None:
         raise TelesynthError(f"no sample {sample_id}")
-    s = dict(row)
-    for key in ("steps", "context", "cited", "provenance", "scores"):
-        s[key] = json.loads(s[key]) if s[key] else ([] if key in ("steps", "cited") else {})
-    prov = s["provenance"] or {}
-    rel_ids = list(prov.get("relation_ids", []))
-    facts = []
-    if rel_ids:
-        marks = ",".join("?" * len(rel_ids))
-        facts = [
-            f"{a} -{p}-> {b}"
-            for a, p, b in conn.execute(
-                "SELECT e1.name, r.predicate, e2.name FROM relations r"
-                " JOIN entities e1 ON e1.id = r.subject_id JOIN entities e2 ON e2.id = r.object_id"
-                f" WHERE r.id IN ({marks}) ORDER BY r.id",
-                rel_ids,
-            )
-        ]
-    s["facts"] = facts
-    return s
+    return Sample.from_row(row)
+
+
+def sample_facts(conn: sqlite3.Connection, sample: Sample) -> list[str]:
+    """The sample's provenance spelled out: its plan's facts by name."""
+    rel_ids = list(sample.provenance.relation_ids)
+    if not rel_ids:
+        return []
+    marks = ",".join("?" * len(rel_ids))
+    return [
+        f"{a} -{p}-> {b}"
+        for a, p, b in conn.execute(
+            "SELECT e1.name, r.predicate, e2.name FROM relations r"
+            " JOIN entities e1 ON e1.id = r.subject_id JOIN entities e2 ON e2.id = r.object_id"
+            f" WHERE r.id IN ({marks}) ORDER BY r.id",
+            rel_ids,
+        )
+    ]
 
 
 def _state(conn: sqlite3.Connection, sample_id: int) -> SampleState:

@@ -12,7 +12,7 @@ import json
 import sqlite3
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -30,6 +30,17 @@ from telesynth_tui.pipeline.gate import DEFAULT_MIN_QUALITY, Gate, GateItem
 from telesynth_tui.pipeline.generate_llm import DOCUMENT, LlmQA
 from telesynth_tui.pipeline.plans import DEFAULT_MIX, Plan, Planner, allocate
 from telesynth_tui.pipeline.realize import Candidate, TemplateRealizer
+from telesynth_tui.pipeline.records import (
+    ACCEPTED,
+    REJECTED,
+    SAMPLE_COLUMNS,
+    ContextItem,
+    FilterVerdict,
+    Provenance,
+    Rejection,
+    Sample,
+    Scores,
+)
 from telesynth_tui.pipeline.scoring import Scorer, quality
 from telesynth_tui.pipeline.sources import QARequest
 from telesynth_tui.text import has_control_tokens, strip_control_tokens
@@ -114,14 +125,8 @@ def insert_run(
     return run_id
 
 
-SAMPLE_COLUMNS = (
-    "run_id", "plan_id", "type", "question", "answer", "steps", "context", "cited",
-    "provenance", "generator", "raw_text", "status", "reason", "scores", "quality",
-)  # fmt: skip
-
-
 def record_calls(conn: sqlite3.Connection, run_id: int, plan_id: int | None,
-                 calls: list[tuple[str, str, dict[str, Any]]]) -> None:  # fmt: skip
+                 calls: Iterable[tuple[str, str, dict[str, Any]]]) -> None:  # fmt: skip
     """Model calls (stage, model, metrics) of a run, inside the caller's transaction."""
     conn.executemany(
         "INSERT INTO model_calls(run_id, plan_id, stage, model, metrics) VALUES (?, ?, ?, ?, ?)",
@@ -129,11 +134,11 @@ def record_calls(conn: sqlite3.Connection, run_id: int, plan_id: int | None,
     )
 
 
-def store_plan(conn: sqlite3.Connection, run_id: int, plan_id: int, samples: list[dict[str, Any]],
-               calls: list[tuple[str, str, dict[str, Any]]]) -> bool:  # fmt: skip
-    """A plan's samples (SAMPLE_COLUMNS, JSON fields encoded), its model calls and its done mark,
-    all or nothing, and only once: False (nothing written) when the plan is already stored.
-    Refused when another process holds the run's lease."""
+def store_plan(conn: sqlite3.Connection, run_id: int, plan_id: int, samples: Sequence[Sample],
+               calls: Iterable[tuple[str, str, dict[str, Any]]]) -> bool:  # fmt: skip
+    """A plan's samples, its model calls and its done mark, all or nothing, and only once:
+    False (nothing written) when the plan is already stored. Refused when another process holds
+    the run's lease."""
     marks = ", ".join("?" * (len(SAMPLE_COLUMNS) + 1))
     with transaction(conn):
         lease.check_writer(conn, run_id)
@@ -142,7 +147,7 @@ def store_plan(conn: sqlite3.Connection, run_id: int, plan_id: int, samples: lis
             return False
         conn.executemany(
             f"INSERT INTO samples({', '.join(SAMPLE_COLUMNS)}, created_at) VALUES ({marks})",
-            [(*(s[c] for c in SAMPLE_COLUMNS), now()) for s in samples],
+            [(*(row[c] for c in SAMPLE_COLUMNS), now()) for row in map(Sample.to_row, samples)],
         )
         record_calls(conn, run_id, plan_id, calls)
         conn.execute("UPDATE plans SET status = 'done' WHERE id = ?", (plan_id,))
@@ -391,7 +396,7 @@ class Runner:
         plan: sqlite3.Row,
         cancel: Callable[[], bool] = lambda: False,
         on_token: Callable[[str], None] | None = None,
-    ) -> list[dict[str, Any]] | None:
+    ) -> list[Sample] | None:
         """The plan's samples, stored in one transaction; None when cancelled mid-plan (nothing
         of the plan is stored, so it runs again on resume). `on_token` sees the writer's and the
         refiner's output as it is decoded."""
@@ -407,7 +412,13 @@ class Runner:
             return None
         generator = self.llm.name if self.llm else TEMPLATE
         texts = [c["text"] for c in context]
-        samples: list[dict[str, Any]] = []
+        template = Sample(
+            run_id, plan["id"], plan["type"], generator, "",
+            context=[ContextItem.from_dict(c) for c in context],
+            provenance=self._provenance(plan, payload, context, generator),
+        )  # fmt: skip
+        samples: list[Sample] = []
+        vectors: list[np.ndarray | None] = []
         # (item, the draft it refines): a failed refinement is kept and its draft judged too
         judged: list[tuple[Candidate | str, str | None]] = []
         for item in found:
@@ -420,84 +431,58 @@ class Runner:
             else:
                 judged.append((item, None))
         for item, draft in judged:
-            sample = self._decide(item, plan["type"], payload, context, texts, draft,
-                                 stages["filter"], stages["score"])  # fmt: skip
-            sample.update(
-                {
-                    "run_id": run_id,
-                    "plan_id": plan["id"],
-                    "type": plan["type"],
-                    "generator": generator,
-                }
-            )
+            sample, vector = self._decide(item, template, payload, context, texts, draft,
+                                          stages["filter"], stages["score"])  # fmt: skip
             samples.append(sample)
+            vectors.append(vector)
         calls = [
             (stage, m.model, m.to_dict()) for stage, ctx in stages.items() for m in ctx.metrics
         ]
         if cancel():
             return None
         t_store = time.perf_counter()
-        shared = {
-            "context": json.dumps(context),
-            "provenance": json.dumps(self._provenance(plan, payload, context, generator)),
-        }
-        rows = [
-            {**{k: s[k] for k in ("run_id", "plan_id", "type", "question", "answer",
-                                  "generator", "raw_text", "status", "reason", "quality")},
-             **shared, "steps": json.dumps(s["steps"]), "cited": json.dumps(s["cited"]),
-             "scores": json.dumps(s["scores"])}
-            for s in samples
-        ]  # fmt: skip
-        if not store_plan(self.conn, run_id, plan["id"], rows, calls):
+        if not store_plan(self.conn, run_id, plan["id"], samples, calls):
             return []  # stored already (by an earlier writer): nothing is written twice
         self.stage_seconds["store"] += time.perf_counter() - t_store
-        for s in samples:
-            if s["status"] == "accepted":
-                self.filters.accept(s["_q_vec"])
+        for s, vector in zip(samples, vectors, strict=True):
+            if s.accepted and vector is not None:
+                self.filters.accept(vector)
         return samples
 
     @staticmethod
     def _provenance(
         plan: sqlite3.Row, payload: dict[str, Any], context: list[dict[str, Any]], generator: str
-    ) -> dict[str, Any]:
-        return {
-            "plan_id": plan["id"],
-            "plan_type": plan["type"],
-            "entity_ids": payload.get("entity_ids", []),
-            "relation_ids": payload.get("relation_ids", []),
-            "formula": payload.get("formula"),
-            "chunk_ids": [c["id"] for c in context if c["kind"] == "chunk"],
-            "context_keys": [c["key"] for c in context],
-            "generator": generator,
-        }
+    ) -> Provenance:
+        return Provenance(
+            plan_id=plan["id"],
+            plan_type=plan["type"],
+            entity_ids=payload.get("entity_ids", []),
+            relation_ids=payload.get("relation_ids", []),
+            formula=payload.get("formula"),
+            chunk_ids=[c["id"] for c in context if c["kind"] == "chunk"],
+            context_keys=[c["key"] for c in context],
+            generator=generator,
+        )
 
     def _decide(
         self,
         item: Candidate | str,
-        plan_type: str,
+        template: Sample,
         payload: dict[str, Any],
         context: list[dict[str, Any]],
         texts: list[str],
         draft: str | None = None,
         filter_ctx: CallContext | None = None,
         score_ctx: CallContext | None = None,
-    ) -> dict[str, Any]:
-        """The accept policy: filter, score and gate one item, then accept or reject it."""
+    ) -> tuple[Sample, np.ndarray | None]:
+        """The accept policy: filter, score and gate one item, then accept or reject it. Returns
+        the sample with its verdict and its question's vector (None when unusable)."""
+        plan_type = template.type
         reason: str | None
         if isinstance(item, str):  # the model's output could not be used: keep it and say why
-            reason, _, raw = item.partition("\n")
-            return {
-                "question": None,
-                "answer": None,
-                "steps": [],
-                "cited": [],
-                "raw_text": raw,
-                "status": "rejected",
-                "reason": reason,
-                "scores": {},
-                "quality": None,
-                "_q_vec": None,
-            }
+            rejection = Rejection.parse(item)
+            return replace(template, raw_text=rejection.raw_text, status=REJECTED,
+                           reason=rejection.reason), None  # fmt: skip
         item = without_control_tokens(item)
         known = {}
         for position, c in enumerate(context):
@@ -522,34 +507,27 @@ class Runner:
                 ctx=score_ctx,
             )
         q = quality(scores)
-        scores["filters"] = {v.filter: v.to_dict() for v in verdicts}
+        filters: dict[str, FilterVerdict] = {v.filter: v for v in verdicts}
         gated = GateItem(plan_type, item.question, item.answer, list(item.steps), texts, payload,
                          draft)  # fmt: skip
         with self._timed("filter"):
             gate_reasons = self.gate.check(gated)
-        scores["gate"] = [str(r) for r in gate_reasons]
+        gate = [str(r) for r in gate_reasons]
         failed = next((v for v in verdicts if not v.passed), None)
         if failed is not None:
-            status, reason = "rejected", f"{failed.filter}: {failed.detail}"
+            status, reason = REJECTED, f"{failed.filter}: {failed.detail}"
         elif gate_reasons:
-            status, reason = "rejected", f"gate: {gate_reasons[0]}"
+            status, reason = REJECTED, f"gate: {gate_reasons[0]}"
         elif q < self.min_quality:
-            status, reason = "rejected", f"quality: {q:.2f} below {self.min_quality:.2f}"
+            status, reason = REJECTED, f"quality: {q:.2f} below {self.min_quality:.2f}"
         else:
-            status, reason = "accepted", None
+            status, reason = ACCEPTED, None
             self.gate.accept(gated, "an accepted sample of this run")
-        return {
-            "question": item.question,
-            "answer": item.answer,
-            "steps": item.steps,
-            "cited": item.cited,
-            "raw_text": item.raw_text or None,
-            "status": status,
-            "reason": reason,
-            "scores": scores,
-            "quality": q,
-            "_q_vec": vectors["question"],
-        }
+        sample = replace(template, question=item.question, answer=item.answer,
+                         steps=list(item.steps), cited=list(item.cited),
+                         raw_text=item.raw_text or None, status=status, reason=reason,
+                         scores=Scores(scores, filters, gate), quality=q)  # fmt: skip
+        return sample, vectors["question"]
 
     # --- the run --------------------------------------------------------------------------
 
@@ -579,7 +557,7 @@ class Runner:
             samples = self.process_plan(run_id, config, plan, cancel, on_token)
             if samples is None:
                 return None
-            return [(s["status"], s.get("reason") or "") for s in samples]
+            return [(s.status, s.reason or "") for s in samples]
 
         finished = run_pending_plans(self.conn, run_id, process, progress, cancel)
         return finish_run(self.conn, run_id, finished, run_summary(self.conn, run_id))

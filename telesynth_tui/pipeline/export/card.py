@@ -209,8 +209,8 @@ def body(conn: sqlite3.Connection, run_id: int, shape: Shape, files: str, count:
         *(f"| {k} | {v} | {v / generated:.1%} |" for k, v in summary["rejected_by_filter"].items()),
         "", "## Score distributions (accepted samples)", "",
     ]  # fmt: skip
-    accepted = [s for s in everything if s["status"] == "accepted"]
-    normal = [{**scores(s["scores"] or {}), "quality": s["quality"]} for s in accepted]
+    accepted = [s for s in everything if s.accepted]
+    normal = [{**scores(s.scores), "quality": s.quality} for s in accepted]
     for name in (*FLOAT_SCORES, "quality"):
         values = [float(n[name]) for n in normal if n[name] is not None]
         if values or name == "quality":
