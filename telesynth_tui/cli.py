@@ -549,7 +549,8 @@ def generate(
 ) -> None:
     """Generate QA samples: plan, retrieve, generate, refine, filter, score; every step stored."""
     from telesynth_tui.pipeline import lease
-    from telesynth_tui.pipeline.runner import TEMPLATE, RunConfig, create_run, load_run
+    from telesynth_tui.pipeline.runner import create_run
+    from telesynth_tui.pipeline.store import TEMPLATE, RunConfig, load_run
 
     project = _project()
     conn = project.connect()
@@ -687,7 +688,7 @@ def dta(
 def runs(as_json: JsonOpt = False) -> None:
     """The project's runs with their counts."""
     from telesynth_tui.pipeline.lease import failure_reason, shown_status
-    from telesynth_tui.pipeline.runner import run_summary
+    from telesynth_tui.pipeline.store import run_summary
 
     conn = _project().connect()
     rows = conn.execute("SELECT id, created_at, status, config FROM runs ORDER BY id").fetchall()

@@ -22,10 +22,12 @@ from telesynth_tui.graph.importer import import_paths
 from telesynth_tui.graph.stats import kg_stats
 from telesynth_tui.infra import transaction, write_atomic
 from telesynth_tui.pipeline import lease
+from telesynth_tui.pipeline.accept import without_control_tokens
 from telesynth_tui.pipeline.plans import allocate, parse_mix
 from telesynth_tui.pipeline.realize import Candidate
 from telesynth_tui.pipeline.records import Sample
-from telesynth_tui.pipeline.runner import RunConfig, create_run, store_plan, without_control_tokens
+from telesynth_tui.pipeline.runner import create_run
+from telesynth_tui.pipeline.store import RunConfig, store_plan
 from telesynth_tui.project import Project, check_output_path
 
 from .conftest import BUNDLED_KG, run_cli

@@ -18,8 +18,9 @@ from telesynth_tui.graph.retrieval import Retriever
 from telesynth_tui.pipeline.export import export_run
 from telesynth_tui.pipeline.filters import Filters, FilterSettings
 from telesynth_tui.pipeline.generate_llm import LlmQA
-from telesynth_tui.pipeline.runner import TEMPLATE, RunConfig, Runner, create_run
+from telesynth_tui.pipeline.runner import Runner, create_run
 from telesynth_tui.pipeline.scoring import FastScorer
+from telesynth_tui.pipeline.store import TEMPLATE, RunConfig
 from telesynth_tui.project import Project
 from telesynth_tui.tui.app import TelesynthApp, create_app
 from telesynth_tui.tui.backends import Backends

@@ -32,19 +32,12 @@ from telesynth_tui.dta.style import Rewriter, StyleProfile, lay_out, measure, se
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.inference.base import CallContext, Encoder, SamplingParams, TextModel
 from telesynth_tui.infra import transaction
+from telesynth_tui.pipeline import store
+from telesynth_tui.pipeline.context import plan_context
 from telesynth_tui.pipeline.plans import Planner, allocate
 from telesynth_tui.pipeline.records import ContextItem, Provenance, Sample, Scores
-from telesynth_tui.pipeline.runner import (
-    Progress,
-    RunConfig,
-    finish_run,
-    insert_run,
-    plan_context,
-    record_calls,
-    run_pending_plans,
-    run_summary,
-    store_plan,
-)
+from telesynth_tui.pipeline.runner import run_pending_plans
+from telesynth_tui.pipeline.store import Progress, RunConfig
 from telesynth_tui.text import strip_control_tokens
 
 PROBE_SYSTEM = "Answer the telecom engineering question. Show your working briefly."
@@ -87,7 +80,7 @@ def create_dta_run(conn: sqlite3.Connection, config: DtaConfig) -> int:
         )
 
     plans = Planner(conn, config.seed).plans(allocate(config.n, config.mix))
-    return insert_run(conn, run_config, plans, dta_row)
+    return store.insert_run(conn, run_config, plans, dta_row)
 
 
 def load_dta_config(conn: sqlite3.Connection, run_id: int) -> DtaConfig | None:
@@ -147,7 +140,7 @@ class DtaRunner:
             )
             calls = [("probe", p["metrics"]["model"], p["metrics"])
                      for p in probes if p["metrics"].get("model")]  # fmt: skip
-            record_calls(self.conn, run_id, None, calls)
+            store.record_calls(self.conn, run_id, None, calls)
         return profile, [p["answer"] for p in probes]
 
     # --- one problem ----------------------------------------------------------------------------
@@ -256,7 +249,7 @@ class DtaRunner:
                 provenance=provenance, raw_text=s.raw_text or s.text, reason=c.reason or None,
                 scores=Scores(scores), quality=c.score,
             ))  # fmt: skip
-        store_plan(self.conn, run_id, plan["id"], samples, calls)
+        store.store_plan(self.conn, run_id, plan["id"], samples, calls)
 
     # --- the run ----------------------------------------------------------------------------------
 
@@ -279,25 +272,24 @@ class DtaRunner:
             return [(c.status, c.reason) for c in others + chosen]  # the outcome shown last
 
         finished = run_pending_plans(self.conn, run_id, process, progress, cancel)
-        return finish_run(self.conn, run_id, finished, dta_summary(self.conn, run_id))
+        return store.finish_run(self.conn, run_id, finished, dta_summary(self.conn, run_id))
 
 
 def dta_summary(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:
     """The run summary plus DTA figures: exemplars per teacher, rewrites kept, the profile."""
-    summary = run_summary(conn, run_id)
+    summary = store.run_summary(conn, run_id)
     row = conn.execute(
         "SELECT student, profile FROM dta_runs WHERE run_id = ?", (run_id,)
     ).fetchone()
     selected: Counter[str] = Counter()
     candidates: Counter[str] = Counter()
     rewrites: Counter[str] = Counter()
-    for teacher, status, scores in conn.execute(
-        "SELECT generator, status, scores FROM samples WHERE run_id = ?", (run_id,)
-    ):
+    for sample in store.samples(conn, run_id):
+        teacher = sample.generator
         candidates[teacher] += 1
-        if status == "accepted":
+        if sample.accepted:
             selected[teacher] += 1
-        rewrite = json.loads(scores or "{}").get("rewrite", {})
+        rewrite = sample.scores.get("rewrite", {})
         if rewrite.get("by") == "layout":
             rewrites["laid out (no rewriter)"] += 1
         elif rewrite:

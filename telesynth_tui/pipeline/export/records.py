@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from telesynth_tui.errors import TelesynthError
+from telesynth_tui.pipeline import store
 from telesynth_tui.pipeline.records import ContextItem, Sample, Scores
 
 LAYOUT_VERSION = 1
@@ -62,31 +63,6 @@ class Shape:
             raise TelesynthError("--target openai applies to sft, rft and dpo")
         if self.target == "openai" and self.layout != "messages":
             raise TelesynthError("--target openai writes chat messages: drop --layout")
-
-
-# --- reading samples -------------------------------------------------------------------------
-
-# the pipeline's verdict unless a reviewer decided otherwise
-EXPORTABLE = (
-    "s.answer IS NOT NULL AND CASE WHEN s.review IN ('accepted', 'edited') THEN 1"
-    " WHEN s.review = 'rejected' THEN 0 ELSE s.status = 'accepted' END"
-)
-
-
-def samples(conn: sqlite3.Connection, run_id: int, where: str = "1") -> list[Sample]:
-    """The run's samples (with the plan's payload), in id order."""
-    rows = conn.execute(
-        "SELECT s.*, p.payload FROM samples s JOIN plans p ON p.id = s.plan_id"
-        f" WHERE s.run_id = ? AND {where} ORDER BY s.id",
-        (run_id,),
-    ).fetchall()
-    return [Sample.from_row(r) for r in rows]
-
-
-def run_kind(conn: sqlite3.Connection, run_id: int) -> str:
-    """`dta` for a Data Trajectory Alignment run, else `generation`."""
-    row = conn.execute("SELECT 1 FROM dta_runs WHERE run_id = ?", (run_id,)).fetchone()
-    return "dta" if row else "generation"
 
 
 # --- the parts every layout shares -----------------------------------------------------------
@@ -282,9 +258,11 @@ def items(conn: sqlite3.Connection, run_id: int, fmt: str) -> list[Item]:
     """What the run exports in this format. DPO pairs an exported answer with a dropped answer
     to the same question; a run that cannot make pairs is refused with the reason."""
     if fmt != "dpo":
-        return [Item(s) for s in samples(conn, run_id, "1" if fmt == "csv" else EXPORTABLE)]
-    good = samples(conn, run_id, EXPORTABLE)
-    bad = samples(conn, run_id, f"s.answer IS NOT NULL AND NOT ({EXPORTABLE})")
+        return [
+            Item(s) for s in store.samples(conn, run_id, "all" if fmt == "csv" else "exportable")
+        ]
+    good = store.samples(conn, run_id, "exportable")
+    bad = store.samples(conn, run_id, "dropped")
     by_plan: dict[int, list[Sample]] = {}
     for s in bad:
         by_plan.setdefault(s.plan_id, []).append(s)
@@ -292,7 +270,7 @@ def items(conn: sqlite3.Connection, run_id: int, fmt: str) -> list[Item]:
     if not pairs:
         why = (
             "a DTA run pairs each problem's exemplar with its rejected candidates"
-            if run_kind(conn, run_id) == "dta"
+            if store.run_kind(conn, run_id) == "dta"
             else "the KG-template generator writes one answer per plan; DTA runs (telesynth dta) "
             "or LLM runs with dropped answers to the same question make pairs"
         )

@@ -29,7 +29,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from telesynth_tui.pipeline.gate import DEFAULT_MIN_QUALITY
 from telesynth_tui.tui.base import BaseScreen
 
-TEMPLATE = "kg-template"  # the realizer's name (telesynth_tui.pipeline.runner.TEMPLATE)
+TEMPLATE = "kg-template"  # the realizer's name (telesynth_tui.pipeline.store.TEMPLATE)
 DEFAULT_TYPES = "troubleshooting=0.3,multi_hop=0.2,maths=0.25,factual=0.15,definition=0.1"
 STAGES = ("retrieve", "generate", "refine", "filter", "score", "store")
 
@@ -166,7 +166,7 @@ class GenerateScreen(BaseScreen):
     def _config(self) -> Any:
         from telesynth_tui.errors import TelesynthError
         from telesynth_tui.pipeline.plans import parse_mix
-        from telesynth_tui.pipeline.runner import RunConfig
+        from telesynth_tui.pipeline.store import RunConfig
 
         def value(widget_id: str) -> str:
             return self.query_one(f"#{widget_id}", Input).value.strip()
@@ -257,7 +257,8 @@ class GenerateScreen(BaseScreen):
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
     def generate(self, config: Any, resume: int | None) -> None:
         from telesynth_tui.pipeline import lease
-        from telesynth_tui.pipeline.runner import create_run, load_run, samples_after
+        from telesynth_tui.pipeline.runner import create_run
+        from telesynth_tui.pipeline.store import load_run, samples_after
 
         worker = get_current_worker()
         conn = self.backends.connect()
