@@ -20,7 +20,7 @@ from telesynth_tui.pipeline import lease
 from telesynth_tui.pipeline.filters import FilterSettings
 from telesynth_tui.pipeline.gate import DEFAULT_MIN_QUALITY
 from telesynth_tui.pipeline.plans import DEFAULT_MIX, Plan
-from telesynth_tui.pipeline.records import SAMPLE_COLUMNS, Sample
+from telesynth_tui.pipeline.records import SAMPLE_COLUMNS, ModelCall, Sample
 
 TEMPLATE = "kg-template"  # the generator name of the KG-template realizer
 
@@ -185,11 +185,13 @@ def recent_runs(conn: sqlite3.Connection, limit: int = 10) -> list[dict[str, Any
 
 def record_calls(conn: sqlite3.Connection, run_id: int, plan_id: int | None,
                  calls: Iterable[tuple[str, str, dict[str, Any]]]) -> None:  # fmt: skip
-    """Model calls (stage, model, metrics) of a run, inside the caller's transaction."""
+    """Model calls (`ModelCall`s, or (stage, model, metrics) tuples) of a run, inside the
+    caller's transaction."""
     conn.executemany(
         "INSERT INTO model_calls(run_id, plan_id, stage, model, metrics) VALUES (?, ?, ?, ?, ?)",
-        [(run_id, plan_id, stage, model, json.dumps(metrics)) for stage, model, metrics in calls],
-    )
+        [(run_id, plan_id, c.stage, c.model, json.dumps(c.metrics))
+         for c in (ModelCall(*call) for call in calls)],
+    )  # fmt: skip
 
 
 def store_plan(conn: sqlite3.Connection, run_id: int, plan_id: int, samples: Sequence[Sample],
@@ -225,13 +227,12 @@ def accepted_questions(conn: sqlite3.Connection, run_id: int) -> list[str]:
     return [r[0] for r in rows]
 
 
-def samples_after(conn: sqlite3.Connection, run_id: int, after_id: int) -> list[sqlite3.Row]:
-    """The run's samples stored after sample `after_id` (id, type, status, reason, Q, A)."""
-    return conn.execute(
-        "SELECT id, type, status, reason, question, answer FROM samples"
-        " WHERE run_id = ? AND id > ? ORDER BY id",
-        (run_id, after_id),
+def samples_after(conn: sqlite3.Connection, run_id: int, after_id: int) -> list[Sample]:
+    """The run's samples stored after sample `after_id`, in id order."""
+    rows = conn.execute(
+        "SELECT * FROM samples WHERE run_id = ? AND id > ? ORDER BY id", (run_id, after_id)
     ).fetchall()
+    return [Sample.from_row(r) for r in rows]
 
 
 # which samples a reader asks for; EXPORTABLE is the pipeline's verdict unless a reviewer

@@ -257,14 +257,13 @@ class GenerateScreen(BaseScreen):
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
     def generate(self, config: Any, resume: int | None) -> None:
         from telesynth_tui.pipeline import lease
-        from telesynth_tui.pipeline.runner import create_run
-        from telesynth_tui.pipeline.store import load_run, samples_after
+        from telesynth_tui.pipeline.store import samples_after
+        from telesynth_tui.runs import start_generation
 
         worker = get_current_worker()
         conn = self.backends.connect()
         try:
-            run_id = resume if resume is not None else create_run(conn, config)
-            config, total = load_run(conn, run_id)
+            run_id, config, total = start_generation(self.backends.project, conn, config, resume)
             self.post_message(self.Started(run_id, total, config.generator))
             with lease.writing(conn, run_id):  # a start that fails marks the run failed
                 runner = self.backends.runner(conn, config)  # loads models; embeds new chunks
@@ -280,11 +279,11 @@ class GenerateScreen(BaseScreen):
                 nonlocal seen
                 tokens.flush()
                 rows = samples_after(conn, run_id, seen)
-                seen = max([seen, *(r["id"] for r in rows)])
-                rejected = [(r["id"], r["type"], r["reason"] or "") for r in rows
-                            if r["status"] == "rejected"]  # fmt: skip
-                shown = next((r for r in rows if r["status"] == "accepted"), None)
-                sample = (f"[{shown['type']}] Q: {shown['question']}\nA: {shown['answer']}\n"
+                seen = max([seen, *(r.id or 0 for r in rows)])
+                rejected = [(int(r.id or 0), r.type, r.reason or "") for r in rows
+                            if r.status == "rejected"]  # fmt: skip
+                shown = next((r for r in rows if r.accepted), None)
+                sample = (f"[{shown.type}] Q: {shown.question}\nA: {shown.answer}\n"
                           if shown else "")  # fmt: skip
                 self.post_message(self.Advanced(p, dict(runner.stage_seconds), rejected,
                                                 "" if runner.llm else sample))  # fmt: skip
