@@ -121,6 +121,8 @@ def print_summary(summary: dict[str, Any]) -> None:
                    f"{summary['energy_j']} J ({summary['energy_source']})")  # fmt: skip
         if summary.get("llama_threads"):
             threads = ",".join(map(str, summary["llama_threads"]))
-            typer.echo(f"  llama.cpp threads {threads} ({threads_origin()})")
+            together = summary.get("parallel", 1)
+            batched = f", {together} plans decoded together" if together > 1 else ""
+            typer.echo(f"  llama.cpp threads {threads} ({threads_origin()}){batched}")
     if "why_nothing_accepted" in summary:
         typer.echo(f"  nothing accepted: {summary['why_nothing_accepted']}")

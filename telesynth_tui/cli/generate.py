@@ -60,6 +60,14 @@ def generate(
         float, typer.Option(help="Drop samples scoring below this.")
     ] = DEFAULT_MIN_QUALITY,
     resume: Annotated[int | None, typer.Option(help="Continue an interrupted run.")] = None,
+    parallel: Annotated[
+        int | None,
+        typer.Option(
+            help="Plans a GGUF generator decodes together (default: [models] parallel, 1).",
+            min=1,
+            max=64,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Generate QA samples: plan, retrieve, generate, refine, filter, score; every step stored."""
@@ -99,7 +107,9 @@ def generate(
             refining = f", refining with {config.refiner}" if config.refiner else ""
             typer.echo(f"run {run_id}: generating with {config.generator}{refining}", err=True)
         try:
-            summary = runner.execute(run_id, progress)
+            summary = runner.execute(
+                run_id, progress, parallel=parallel or project.settings.models.parallel
+            )
         finally:
             progress.close()
     if as_json:

@@ -34,6 +34,7 @@ from telesynth_tui.inference.base import CallContext, Encoder, SamplingParams, T
 from telesynth_tui.infra import transaction
 from telesynth_tui.pipeline import store
 from telesynth_tui.pipeline.context import plan_context
+from telesynth_tui.pipeline.parallel import PlanSteps
 from telesynth_tui.pipeline.plans import Planner, allocate
 from telesynth_tui.pipeline.records import ContextItem, Provenance, Sample, Scores
 from telesynth_tui.pipeline.runner import run_pending_plans
@@ -271,7 +272,7 @@ class DtaRunner:
             others = [c for c in candidates if c.status != "accepted"]
             return [(c.status, c.reason) for c in others + chosen]  # the outcome shown last
 
-        finished = run_pending_plans(self.conn, run_id, process, progress, cancel)
+        finished = run_pending_plans(self.conn, run_id, PlanSteps.single(process), progress, cancel)
         return store.finish_run(self.conn, run_id, finished, dta_summary(self.conn, run_id))
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,8 @@ import numpy as np
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.graph.retrieval import Retriever
 from telesynth_tui.inference.base import CallContext
+from telesynth_tui.inference.generator import LlamaGenerator
+from telesynth_tui.inference.scheduler import BatchScheduler
 from telesynth_tui.infra import Stopwatch
 from telesynth_tui.pipeline import lease, store
 from telesynth_tui.pipeline.accept import AcceptPolicy
@@ -34,12 +37,24 @@ from telesynth_tui.pipeline.documents import document_plans
 from telesynth_tui.pipeline.filters import Filters
 from telesynth_tui.pipeline.gate import Gate
 from telesynth_tui.pipeline.generate_llm import DOCUMENT, LlmQA
+from telesynth_tui.pipeline.parallel import PlanSteps, Turn
 from telesynth_tui.pipeline.plans import Planner, allocate
 from telesynth_tui.pipeline.realize import Candidate, TemplateRealizer
 from telesynth_tui.pipeline.records import ContextItem, Sample
 from telesynth_tui.pipeline.scoring import Scorer
 from telesynth_tui.pipeline.sources import QARequest
 from telesynth_tui.pipeline.store import TEMPLATE, Progress, RunConfig
+
+
+@dataclass
+class PlanDraft:
+    """A plan between its model calls and the accept policy: its candidates (each with the
+    answer it refines, if any), their context, and the call contexts of its stages."""
+
+    payload: dict[str, Any]
+    context: list[dict[str, Any]]
+    judged: list[tuple[Candidate | str, str | None]]
+    stages: dict[str, CallContext]
 
 
 def create_run(conn: sqlite3.Connection, config: RunConfig) -> int:
@@ -60,14 +75,17 @@ def create_run(conn: sqlite3.Connection, config: RunConfig) -> int:
     return store.insert_run(conn, config, planner.plans(allocate(config.n, config.mix)))
 
 
+Outcome = list[tuple[str, str]]  # (status, reason) of a plan's samples
+
+
 def run_pending_plans(
     conn: sqlite3.Connection,
     run_id: int,
-    process: Callable[[sqlite3.Row], list[tuple[str, str]] | None],
+    steps: PlanSteps[sqlite3.Row, Any, Outcome],
     progress: Callable[[Progress], None],
     cancel: Callable[[], bool],
 ) -> bool:
-    """Process the run's pending plans in order. `process` stores one plan and returns the
+    """Process the run's pending plans in order. `steps` stores one plan and gives the
     (status, reason) of its samples, or None when it was cancelled before storing. Returns
     whether every plan is done; the run is marked running meanwhile, and this process holds the
     run's lease (one writer per run)."""
@@ -76,20 +94,17 @@ def run_pending_plans(
         plans = store.plans(conn, run_id)
         counts = store.status_counts(conn, run_id)
         done = sum(1 for p in plans if p["status"] == "done")
-        for plan in plans:
-            if plan["status"] == "done":
-                continue
-            if cancel():
-                break
-            outcome = process(plan)
-            if outcome is None:
-                break
+
+        def finished(plan: sqlite3.Row, outcome: Outcome) -> None:
+            nonlocal done
             counts.update(status for status, _ in outcome)
             done += 1
             status, reason = outcome[-1] if outcome else ("", "")
             rates = store.last_rates(conn, run_id)
             progress(Progress(run_id, done, len(plans), counts["accepted"], counts["rejected"],
                               plan["type"], status, reason, *rates))  # fmt: skip
+
+        steps.run([p for p in plans if p["status"] != "done"], finished, cancel)
         return done == len(plans)
 
 
@@ -177,17 +192,15 @@ class Runner:
         with self._timed("refine"):
             return self.refiner.refine(candidate, context, plan_type, payload, ctx)
 
-    def process_plan(
+    def draft_plan(
         self,
-        run_id: int,
         config: RunConfig,
         plan: sqlite3.Row,
         cancel: Callable[[], bool] = lambda: False,
         on_token: Callable[[str], None] | None = None,
-    ) -> list[Sample] | None:
-        """The plan's samples, stored in one transaction; None when cancelled mid-plan (nothing
-        of the plan is stored, so it runs again on resume). `on_token` sees the writer's and the
-        refiner's output as it is decoded."""
+    ) -> PlanDraft | None:
+        """The plan's candidates (written, then refined) and their context; None when
+        cancelled. `on_token` sees the writer's and the refiner's output as it is decoded."""
         payload = json.loads(plan["payload"])
         # where each stage's model calls go: (stage, its call context)
         stages = {stage: CallContext(cancel, on_token) for stage in ("generate", "refine")}
@@ -198,15 +211,6 @@ class Runner:
         )  # fmt: skip
         if cancel():
             return None
-        generator = self.llm.name if self.llm else TEMPLATE
-        texts = [c["text"] for c in context]
-        template = Sample(
-            run_id, plan["id"], plan["type"], generator, "",
-            context=[ContextItem.from_dict(c) for c in context],
-            provenance=provenance(plan, payload, context, generator),
-        )  # fmt: skip
-        samples: list[Sample] = []
-        vectors: list[np.ndarray | None] = []
         # (item, the draft it refines): a failed refinement is kept and its draft judged too
         judged: list[tuple[Candidate | str, str | None]] = []
         for item in found:
@@ -218,7 +222,30 @@ class Runner:
                     judged.append((refined, item.answer))
             else:
                 judged.append((item, None))
-        for item, draft in judged:
+        if cancel():
+            return None
+        return PlanDraft(payload, context, judged, stages)
+
+    def finish_plan(
+        self,
+        run_id: int,
+        plan: sqlite3.Row,
+        drafted: PlanDraft,
+        cancel: Callable[[], bool] = lambda: False,
+    ) -> list[Sample] | None:
+        """The plan's samples through the accept policy, stored in one transaction; None when
+        cancelled first (nothing of the plan is stored, so it runs again on resume)."""
+        payload, context, stages = drafted.payload, drafted.context, drafted.stages
+        generator = self.llm.name if self.llm else TEMPLATE
+        texts = [c["text"] for c in context]
+        template = Sample(
+            run_id, plan["id"], plan["type"], generator, "",
+            context=[ContextItem.from_dict(c) for c in context],
+            provenance=provenance(plan, payload, context, generator),
+        )  # fmt: skip
+        samples: list[Sample] = []
+        vectors: list[np.ndarray | None] = []
+        for item, draft in drafted.judged:
             sample, vector = self.policy.assess(item, template, payload, context, texts, draft,
                                                 stages["filter"], stages["score"])  # fmt: skip
             samples.append(sample)
@@ -237,6 +264,18 @@ class Runner:
                 self.filters.accept(vector)
         return samples
 
+    def process_plan(
+        self,
+        run_id: int,
+        config: RunConfig,
+        plan: sqlite3.Row,
+        cancel: Callable[[], bool] = lambda: False,
+        on_token: Callable[[str], None] | None = None,
+    ) -> list[Sample] | None:
+        """Draft and finish one plan; None when cancelled before it was stored."""
+        drafted = self.draft_plan(config, plan, cancel, on_token)
+        return None if drafted is None else self.finish_plan(run_id, plan, drafted, cancel)
+
     # --- the run --------------------------------------------------------------------------
 
     def _restore_duplicates(self, run_id: int) -> None:
@@ -251,16 +290,56 @@ class Runner:
         progress: Callable[[Progress], None] = lambda _: None,
         cancel: Callable[[], bool] = lambda: False,
         on_token: Callable[[str], None] | None = None,
+        parallel: int = 1,
     ) -> dict[str, Any]:
+        """Run the run's pending plans. With `parallel` N > 1, N plans are drafted at once and
+        a GGUF writer (and refiner) decodes their calls together (`batched`); plans are still
+        finished and stored one at a time, in plan order."""
         config, _ = store.load_run(self.conn, run_id)
         self.policy.min_quality = config.min_quality
         self._restore_duplicates(run_id)
+        if parallel < 1:
+            raise TelesynthError(f"--parallel must be at least 1, not {parallel}")
 
-        def process(plan: sqlite3.Row) -> list[tuple[str, str]] | None:
-            samples = self.process_plan(run_id, config, plan, cancel, on_token)
+        def finish(plan: sqlite3.Row, drafted: PlanDraft) -> Outcome | None:
+            samples = self.finish_plan(run_id, plan, drafted, cancel)
             if samples is None:
                 return None
             return [(s.status, s.reason or "") for s in samples]
 
-        finished = run_pending_plans(self.conn, run_id, process, progress, cancel)
-        return store.finish_run(self.conn, run_id, finished, store.run_summary(self.conn, run_id))
+        with self.batched(parallel) as turn:
+            steps: PlanSteps[sqlite3.Row, PlanDraft, Outcome] = PlanSteps(
+                lambda plan: self.draft_plan(config, plan, cancel, on_token), finish,
+                parallel, turn,
+            )  # fmt: skip
+            finished = run_pending_plans(self.conn, run_id, steps, progress, cancel)
+        summary = store.run_summary(self.conn, run_id)
+        summary["parallel"] = parallel
+        return store.finish_run(self.conn, run_id, finished, summary)
+
+    @contextmanager
+    def batched(self, parallel: int) -> Iterator[Turn]:
+        """For the block, the writer and refiner decode through one batch scheduler of
+        `parallel` sequences whose steps take the returned turn (nothing changes at 1)."""
+        turn = Turn()
+        if parallel == 1 or self.llm is None:
+            yield turn
+            return
+        writer, refiner = self.llm, self.refiner
+        model = writer.generator
+        if not isinstance(model, LlamaGenerator):
+            raise TelesynthError(
+                f"--parallel decodes GGUF models together; {writer.name} is not one "
+                "(a served model batches the requests it receives itself)"
+            )
+        with BatchScheduler(model, parallel, model.n_ctx, turn.lock) as scheduler:
+            batched = scheduler.model(turn.released)
+            self.llm = LlmQA(batched, writer.max_tokens, writer.seed)
+            if refiner is writer:
+                self.refiner = self.llm
+            elif refiner is not None and refiner.generator is model:
+                self.refiner = LlmQA(batched, refiner.max_tokens, refiner.seed)
+            try:
+                yield turn
+            finally:
+                self.llm, self.refiner = writer, refiner

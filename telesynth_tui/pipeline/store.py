@@ -368,7 +368,8 @@ def run_summary(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:
         "model_calls": len(calls),
         "prompt_tokens": sum(c.get("prompt_tokens", 0) for c in calls),
         "output_tokens": sum(c.get("output_tokens", 0) for c in calls),
-        "model_seconds": round(sum(c.get("wall_s", 0.0) for c in calls), 3),
+        # a batched call counts its share of the steps it was decoded in, not its wall time
+        "model_seconds": round(sum(model_seconds(c) for c in calls), 3),
         "energy_j": round(sum(c.get("energy_j", 0.0) for c in calls), 3),
         "energy_source": ",".join(sorted({c.get("energy_source", "") for c in calls} - {""})),
         "llama_threads": sorted(
@@ -383,3 +384,10 @@ def run_summary(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:
             else "every sample was rejected"
         )
     return summary
+
+
+def model_seconds(call: dict[str, Any]) -> float:
+    """The time a stored call kept its model busy: its wall time, or for a call decoded in a
+    batch with others, its share of the batch's steps."""
+    busy = call.get("extra", {}).get("busy_s")
+    return float(busy if busy is not None else call.get("wall_s", 0.0))

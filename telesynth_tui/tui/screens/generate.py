@@ -114,6 +114,9 @@ class GenerateScreen(BaseScreen):
             yield Input("0", id="seed", type="integer", compact=True)
             yield Label("min q")
             yield Input(str(DEFAULT_MIN_QUALITY), id="min-quality", type="number", compact=True)
+            yield Label("parallel")
+            parallel = self.backends.project.settings.models.parallel
+            yield Input(str(parallel), id="parallel", type="integer", compact=True)
         with Horizontal(classes="form-row"):
             yield Label("types")
             yield Input(DEFAULT_TYPES, id="types", compact=True)
@@ -184,17 +187,24 @@ class GenerateScreen(BaseScreen):
                          refiner=chosen("refiner"), judge=chosen("judge"),
                          min_quality=min_quality)  # fmt: skip
 
+    def _parallel(self) -> int:
+        """Plans decoded together by a GGUF generator."""
+        text = self.query_one("#parallel", Input).value.strip()
+        if not text.isdigit() or not 1 <= int(text) <= 64:
+            raise ValueError("check the form: parallel must be between 1 and 64")
+        return int(text)
+
     def action_start(self) -> None:
         if self.running:
             self.notify("a run is in progress (Escape cancels it)", severity="warning")
             return
         try:
-            config = self._config()
+            config, parallel = self._config(), self._parallel()
         except ValueError as exc:
             self.notify(str(exc), severity="error")
             return
         self._begin()
-        self.worker = self.generate(config, None)
+        self.worker = self.generate(config, None, parallel)
 
     def action_resume(self) -> None:
         if self.running:
@@ -202,8 +212,13 @@ class GenerateScreen(BaseScreen):
         if self.last_run is None:
             self.notify("no run to resume in this session", severity="warning")
             return
+        try:
+            parallel = self._parallel()
+        except ValueError as exc:
+            self.notify(str(exc), severity="error")
+            return
         self._begin()
-        self.worker = self.generate(None, self.last_run)
+        self.worker = self.generate(None, self.last_run, parallel)
 
     def action_pause(self) -> None:
         if not self.running:
@@ -255,7 +270,7 @@ class GenerateScreen(BaseScreen):
     # --- the worker ------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
-    def generate(self, config: Any, resume: int | None) -> None:
+    def generate(self, config: Any, resume: int | None, parallel: int = 1) -> None:
         from telesynth_tui.pipeline import lease
         from telesynth_tui.pipeline.store import samples_after
         from telesynth_tui.runs import start_generation
@@ -293,7 +308,7 @@ class GenerateScreen(BaseScreen):
                     time.sleep(0.05)
                 return worker.is_cancelled
 
-            summary = runner.execute(run_id, progress, cancel, tokens.add)
+            summary = runner.execute(run_id, progress, cancel, tokens.add, parallel)
             tokens.flush()
             self.post_message(self.Finished(summary, worker.is_cancelled))
         except Exception as exc:  # shown in the screen; a cancelled worker reports nothing else
