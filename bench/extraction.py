@@ -13,24 +13,35 @@ the maths notes, per predicate and overall: the structure-aware extractor (every
 what the acceptance threshold keeps), per rule, a confidence sweep, and with `--llm PATH` the
 LLM extractor and both combined (union, and agreement).
 
-Run: .venv/bin/python bench/extraction.py [--llm PATH.gguf] [--llm-docs N]
+Run: .venv/bin/python bench/extraction.py [--llm MODEL|PATH.gguf] [--llm-docs N]
+     [--llm-chunks N] [--llm-cache FILE]
 Results: bench/results/extraction.json and .md
+
+The LLM's raw answers are kept in a cache keyed by the exact prompt (default
+bench/results/extraction_llm_cache.json), so a later run with the same prompts replays them
+instead of calling the model again: the slow model run happens once, and the scoring and the
+combination with the structure-aware extractor can be re-run in seconds. A changed prompt or
+chunk is a cache miss and calls the model.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import sqlite3
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
 from telesynth_tui.graph.importer import import_paths
 from telesynth_tui.graph.resolution import variant_key
+from telesynth_tui.inference.generator import Generator, SamplingParams
+from telesynth_tui.inference.metrics import CallMetrics
 from telesynth_tui.project import Project
 
 RESULTS = Path(__file__).parent / "results"
@@ -127,18 +138,104 @@ def _pr(pred: set[Triple], gold: set[Triple], gold_all: set[Triple]) -> dict[str
     }
 
 
-def build(kg: Path, with_entities: bool, tmp: Path, llm: str | None, llm_docs: int) -> Project:
+class CachedGenerator:
+    """A generator that replays answers recorded for the same prompt and records new ones
+    (the real model is opened on the first prompt not in the cache)."""
+
+    def __init__(self, open_model: Callable[[], Any], name: str, cache: Path) -> None:
+        self._open = open_model
+        self._model: Any = None
+        self.name = name
+        self.cache_path = cache
+        self.cache: dict[str, Any] = json.loads(cache.read_text()) if cache.is_file() else {}
+        self.last_metrics: CallMetrics | None = None
+        self.hits = 0
+        self.misses = 0
+
+    def _key(self, messages: Sequence[Any], params: SamplingParams) -> str:
+        blob = json.dumps([self.name, list(messages), params.max_tokens, params.json_schema],
+                          sort_keys=True)  # fmt: skip
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def stream(
+        self,
+        messages: Sequence[Any],
+        params: SamplingParams,
+        cancel: Callable[[], bool] | None = None,
+    ) -> Iterator[str]:
+        key = self._key(messages, params)
+        if key in self.cache:
+            self.hits += 1
+            entry = self.cache[key]
+            self.last_metrics = CallMetrics(**{k: v for k, v in entry["metrics"].items()
+                                               if k != "joules_per_token"})  # fmt: skip
+            yield entry["raw"]
+            return
+        if self._model is None:
+            self._model = self._open()
+        self.misses += 1
+        raw = "".join(self._model.stream(messages, params, cancel))
+        self.last_metrics = self._model.last_metrics
+        metrics = self.last_metrics.to_dict() if self.last_metrics else {}
+        self.cache[key] = {"raw": raw, "metrics": metrics}
+        self.cache_path.write_text(json.dumps(self.cache))
+        yield raw
+
+    def close(self) -> None:
+        if self._model is not None and hasattr(self._model, "close"):
+            self._model.close()
+
+
+def build(
+    kg: Path, with_entities: bool, tmp: Path, llm: str | None, llm_docs: list[str],
+    llm_chunks: int | None, cache: Path,
+) -> tuple[Project, dict[str, Any]]:  # fmt: skip
     project = Project.create(tmp / ("ent" if with_entities else "docs"))
     conn = project.connect()
     paths = [kg / "entities"] if with_entities else []
     import_paths(conn, [*paths, kg / "docs"], project.settings.ingest)
+    info: dict[str, Any] = {}
     if llm:
-        from telesynth_tui.graph.llm_extraction import extract_with_llm
+        from telesynth_tui.graph.llm_extraction import (
+            LlmExtractor,
+            extract_documents,
+            open_generator,
+        )
 
-        docs = sorted((kg / "docs" / "runbooks").glob("*.md"))[:llm_docs]
-        extract_with_llm(project, conn, llm, [str(d.resolve()) for d in docs])
+        name = Path(llm).stem if llm.endswith(".gguf") else llm
+        generator = CachedGenerator(lambda: open_generator(project, llm), name, cache)
+        t0 = time.perf_counter()
+        done = [0]
+        read: list[str] = []
+
+        def progress(line: str) -> None:
+            done[0] += 1
+            doc = line.split(" chunk ", 1)[0]
+            if doc not in read:
+                read.append(doc)
+            print(f"  llm {done[0]}: {line} ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+        gen: Generator = generator
+        report = extract_documents(conn, LlmExtractor(gen), llm_docs,
+                                   project.settings.ingest.accept_confidence, llm_chunks,
+                                   progress)  # fmt: skip
+        generator.close()
+        calls = [e["metrics"] for e in generator.cache.values() if e.get("metrics")]
+        info = {
+            "model": name,
+            "documents_read": [d for d in llm_docs if Path(d).name in read],
+            "chunks": report.chunks,
+            "kept": report.kept,
+            "dropped": dict(report.dropped.most_common()),
+            "cache_hits": generator.hits,
+            "model_calls": generator.misses,
+            "seconds": report.seconds,
+            "model_seconds_per_chunk_recorded": round(
+                sum(c.get("wall_s", 0.0) for c in calls) / len(calls), 2
+            ) if calls else None,
+        }  # fmt: skip
     conn.close()
-    return project
+    return project, info
 
 
 def evaluate(
@@ -174,9 +271,15 @@ def evaluate(
             section["llm_documents"] = len(llm_docs)
             section["llm"] = score(llm, g_llm, gold["all"])
             docs_structure = _on_docs(conn, canon, llm_docs, "structure")
+            docs_accepted = {t for t in docs_structure
+                             if in_group[t]["conf_by"]["structure"] >= threshold}  # fmt: skip
             section["structure_same_documents"] = score(docs_structure, g_llm, gold["all"])
+            section["structure_accepted_same_documents"] = score(docs_accepted, g_llm, gold["all"])
             section["combined_union"] = score(docs_structure | llm, g_llm, gold["all"])
             section["combined_agree"] = score(docs_structure & llm, g_llm, gold["all"])
+            section["combined_accepted"] = score(
+                docs_accepted | (docs_structure & llm), g_llm, gold["all"]
+            )
         report[group] = section
     report["counts"] = {
         "extracted_relations": len(pred),
@@ -263,29 +366,36 @@ def to_markdown(results: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--llm", help="a GGUF file for the LLM extractor")
-    parser.add_argument("--llm-docs", type=int, default=4, help="runbooks the LLM reads")
+    parser.add_argument("--llm", help="a registered model or a GGUF file for the LLM extractor")
+    parser.add_argument("--llm-docs", type=int, default=None,
+                        help="runbooks the LLM reads (default: all)")  # fmt: skip
+    parser.add_argument("--llm-chunks", type=int, default=None,
+                        help="stop the LLM after this many chunks (default: no limit)")  # fmt: skip
+    parser.add_argument("--llm-cache", type=Path, default=RESULTS / "extraction_llm_cache.json",
+                        help="recorded LLM answers, replayed for the same prompt")  # fmt: skip
     args = parser.parse_args()
     kg = Project.optional(Path("/nonexistent")).settings.bundled_kg
     canon = Canon(kg)
     gold = gold_triples(kg, canon)
-    results: dict[str, Any] = {"configs": {}, "command": "bench/extraction.py"
-                               + (f" --llm {args.llm} --llm-docs {args.llm_docs}"
-                                  if args.llm else "")}  # fmt: skip
+    command = "bench/extraction.py"
+    if args.llm:
+        command += f" --llm {args.llm}"
+        command += f" --llm-docs {args.llm_docs}" if args.llm_docs else ""
+        command += f" --llm-chunks {args.llm_chunks}" if args.llm_chunks else ""
+    results: dict[str, Any] = {"configs": {}, "command": command}
+    runbooks = [str(d.resolve()) for d in sorted((kg / "docs" / "runbooks").glob("*.md"))]
+    runbooks = runbooks[: args.llm_docs] if args.llm_docs else runbooks
     with TemporaryDirectory() as tmp:
         for name, with_entities in (("docs", False), ("docs+entities", True)):
             t0 = time.perf_counter()
-            project = build(kg, with_entities, Path(tmp), args.llm, args.llm_docs)
+            project, info = build(kg, with_entities, Path(tmp), args.llm, runbooks,
+                                  args.llm_chunks, args.llm_cache)  # fmt: skip
             results["threshold"] = project.settings.ingest.accept_confidence
-            llm_docs = (
-                [str(d.resolve()) for d in sorted((kg / "docs" / "runbooks").glob("*.md"))][
-                    : args.llm_docs
-                ]
-                if args.llm
-                else None
-            )
+            llm_docs = info["documents_read"] if args.llm else None
             report = evaluate(project, canon, gold, llm_docs)
             report["seconds"] = round(time.perf_counter() - t0, 1)
+            if info:
+                report["llm_run"] = info
             results["configs"][name] = report
             rb = report["runbooks"]
             print(

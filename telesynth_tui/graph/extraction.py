@@ -50,6 +50,11 @@ CONFIDENCE = {
     "cause_names_symptom": 0.9,
     "cause_degrades_kpi": 0.7,
     "verification_echoes_action": 0.35,
+    "check_sentence_indicates": 0.5,
+    "cause_names_kpi": 0.4,
+    "spec_reference_counters": 0.35,
+    "spec_reference_kpis": 0.9,
+    "action_names_measure": 0.75,
     "verification_main_kpi": 0.35,
     "spec_inline": 0.85,
     "spec_reference_list": 0.5,
@@ -370,6 +375,43 @@ def _covered(text: str, names: Sequence[str]) -> list[str]:
     return out
 
 
+# cue words of a sentence that ties an observation to a cause, or an action to its check
+_CUE_INDICATES_RE = re.compile(
+    r"\b(?:confirm|indicat|point|suggest|reveal|show|mean|sign|typical|character|betray|"
+    r"rule[sd]? out|distinguish|separat|due to|caused by|because of)\w*",
+    re.IGNORECASE,
+)
+_CUE_VERIFY_RE = re.compile(
+    r"\b(?:watch|monitor|follow|stop when|until|verify|check that|confirm|track|compare|"
+    r"should|expect|falls?|drops?|recover|improv)\w*",
+    re.IGNORECASE,
+)
+
+
+_CUE_DEGRADES_RE = re.compile(
+    r"\b(?:lower|reduc|degrad|drop|fall|hurt|worsen|limit|cost|collaps|rais|increas|inflat|"
+    r"caus|lead|make|push|poor|bad|weak|low|high|loss|lose|los)\w*",
+    re.IGNORECASE,
+)
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?;])\s+", text) if s.strip()]
+
+
+def _shared(text: str, names: Sequence[str]) -> list[str]:
+    """Names that share a distinctive content word with the text: a word found in few of
+    the names (so 'fans and filters' meets 'fan unit wear' and 'blocked air filter', but a
+    word every cause has links nothing)."""
+    words = _content(text)
+    df: dict[str, int] = {}
+    for n in names:
+        for w in _content(n):
+            df[w] = df.get(w, 0) + 1
+    limit = max(1, len(names) // 3)
+    return [n for n in names if any(df[w] <= limit for w in _content(n) & words)]
+
+
 def _ev(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= 400 else text[:399] + "…"
@@ -379,6 +421,7 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
     """Triples and entities of one document (chunks in order)."""
     known = known or Known()
     items = [item for i, chunk in enumerate(chunks) for item in _parse_chunk(i, chunk)]
+    known = _with_table_names(items, known)
     out = Extraction()
     best: dict[tuple[str, str, str], XTriple] = {}  # one triple per fact: its surest rule
 
@@ -446,8 +489,15 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
                 named_causes = _mentions(text, cause_names)
                 for c in named_causes:
                     emit(causes[c], "checked_by", check, item, "check_names_cause")
+                for sentence in _sentences(text):
+                    if not _CUE_INDICATES_RE.search(sentence):
+                        continue
+                    for c in _mentions(sentence, cause_names):
+                        for e in spot(sentence, known):
+                            if e.type in ("Counter", "Alarm", "KPI"):
+                                emit(e, "indicates", causes[c], item, "check_sentence_indicates")
                 if not named_causes:
-                    for c in _overlap(item.name or "", cause_names):
+                    for c in _shared(item.name or "", cause_names):
                         emit(causes[c], "checked_by", check, item, "check_overlaps_cause")
         elif item.role == "actions":
             action = actions.get(item.name or "")
@@ -465,6 +515,12 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
                 if not named_causes:
                     for c in _overlap(item.name or "", cause_names):
                         emit(causes[c], "resolved_by", action, item, "action_overlaps_cause")
+                rest = text[len(item.name or "") :] if item.bold else text
+                for sentence in _sentences(_strip_md(rest)):
+                    if _CUE_VERIFY_RE.search(sentence):
+                        for e in spot(sentence, known):
+                            if e.type in ("KPI", "Counter"):
+                                emit(action, "verified_by", e, item, "action_names_measure")
         elif item.role == "symptoms":
             subjects = [e for e in spot(text, known) if e.type in ("KPI", "Counter", "Alarm")]
             named_causes = _mentions(text, cause_names)
@@ -480,6 +536,11 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
             for s in spot(rest, known):
                 if s.type in ("Counter", "Alarm"):
                     emit(s, "indicates", cause, item, "cause_names_symptom")
+            for sentence in _sentences(_strip_md(rest)):
+                if _CUE_DEGRADES_RE.search(sentence):
+                    for s in spot(sentence, known):
+                        if s.type == "KPI":
+                            emit(cause, "degrades", s, item, "cause_names_kpi")
             if main_kpi is not None:
                 emit(cause, "degrades", main_kpi, item, "cause_degrades_kpi")
         elif item.role == "verification":
@@ -498,6 +559,35 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
     out.triples = list(best.values())
     _definitions(items, out, known)
     return out
+
+
+_LOCAL_TYPES = ("Parameter", "Counter", "KPI", "Alarm")
+
+
+def _with_table_names(items: list[_Item], known: Known) -> Known:
+    """The known names plus what the document's typed tables name: a cell under a
+    'Parameter', 'Counter', 'KPI' or 'Alarm' header names one (so 't300' or 'N310' in a
+    parameter table is a parameter wherever the document mentions it)."""
+    local: list[tuple[str, str, Sequence[str]]] = []
+    for item in items:
+        if item.kind != "row" or item.role in ("definitions", "references"):
+            continue
+        for header, cell in item.cells.items():
+            type_ = _header_type(header)
+            if type_ not in _LOCAL_TYPES:
+                continue
+            name = _strip_md(re.sub(r"\s*\(.*?\)\s*", " ", cell)).strip()
+            named = _short(name) or (
+                type_ in ("Parameter", "Counter") and _IDENT_RE.fullmatch(name) is not None
+            )
+            if named and not known.find(name):
+                local.append((name, type_, ()))
+    if not local:
+        return known
+    return Known([*known._entries, *local])
+
+
+_IDENT_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{1,40}")
 
 
 def _parameters(text: str, known: Known) -> list[XEntity]:
@@ -679,6 +769,21 @@ def _reference_item(item: _Item, emit: _Emit, known: Known, items: list[_Item]) 
             emit(e, "defined_in", spec, item, "spec_reference_list_parameter")
         elif e.type in ("Procedure", "Concept", "Interface", "NetworkElement", "Formula"):
             emit(e, "defined_in", spec, item, "spec_reference_list")
+    for pattern, type_, rule in (
+        (r"\bcounters?\b|performance measurements?", "Counter", "spec_reference_counters"),
+        (r"\bKPIs?\b|key performance indicators?", "KPI", "spec_reference_kpis"),
+    ):
+        if re.search(pattern, description, re.I):
+            # the document's own measures: what its KPI formulas name
+            named = [
+                e
+                for other in items
+                if other.role != "references" and other.kind != "row"
+                for kpi, counters in _kpi_formulas(_strip_md(other.text), known)
+                for e in ([kpi] if type_ == "KPI" else [XEntity(c, "Counter") for c in counters])
+            ]
+            for e in dict.fromkeys(named):
+                emit(e, "defined_in", spec, item, rule)
     if re.search(r"\bparameters?\b|\bIEs?\b|information elements?", description, re.I):
         params = [
             e
