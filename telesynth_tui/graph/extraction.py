@@ -52,6 +52,10 @@ CONFIDENCE = {
     "verification_echoes_action": 0.35,
     "check_sentence_indicates": 0.5,
     "cause_names_kpi": 0.4,
+    "symptom_name_shares_cause": 0.6,
+    "interface_clause_connects": 0.5,
+    "alarm_clause_element": 0.85,
+    "alarm_main_element": 0.45,
     "spec_reference_counters": 0.35,
     "spec_reference_kpis": 0.9,
     "action_names_measure": 0.75,
@@ -106,6 +110,21 @@ _FORMULA_RE = re.compile(r"^\s*(?P<kpi>[A-Z][\w /()-]{2,60}?)\s*=\s*(?P<rhs>.*\b
 _DEFINED_IN_RE = re.compile(r"\b(?:defined|specified|described)\s+in\s*$", re.IGNORECASE)
 # measurement quantities every RAN document uses: generic domain vocabulary, typed as KPIs
 _BUILTIN_KPIS = {"RSRP", "RSRQ", "SINR", "CQI", "BLER", "RSSI", "SS-RSRP", "SS-RSRQ", "SS-SINR"}
+# 3GPP network elements and reference points: the domain vocabulary every RAN document uses,
+# typed like the measurement quantities above (name, aliases)
+_BUILTIN_ELEMENTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("eNodeB", "NetworkElement", ("eNB",)), ("gNodeB", "NetworkElement", ("gNB",)),
+    ("gNB-CU", "NetworkElement", ()), ("gNB-DU", "NetworkElement", ()),
+    ("UE", "NetworkElement", ()), ("MME", "NetworkElement", ()), ("SGW", "NetworkElement",
+    ("S-GW",)), ("PGW", "NetworkElement", ("P-GW",)), ("AMF", "NetworkElement", ()),
+    ("SMF", "NetworkElement", ()), ("UPF", "NetworkElement", ()), ("HSS", "NetworkElement", ()),
+    ("UDM", "NetworkElement", ()), ("O-RU", "NetworkElement", ()), ("O-DU", "NetworkElement", ()),
+    ("O-CU", "NetworkElement", ()),
+    ("S1", "Interface", ("S1-U", "S1-MME", "S1-C")), ("X2", "Interface", ("X2-C", "X2-U")),
+    ("Xn", "Interface", ("Xn-C", "Xn-U")), ("NG", "Interface", ("NG-C", "NG-U")),
+    ("F1", "Interface", ("F1-C", "F1-U")), ("E1", "Interface", ()), ("Uu", "Interface", ()),
+    ("N2", "Interface", ()), ("N3", "Interface", ()),
+)  # fmt: skip
 _STOP = {
     "the", "a", "an", "of", "in", "on", "at", "to", "for", "and", "or", "with", "by", "from",
     "is", "are", "be", "too", "not", "no", "low", "high", "wrong", "check", "increase",
@@ -238,10 +257,20 @@ def _parse_chunk(index: int, chunk: Chunk) -> list[_Item]:
                 first = _strip_md(text).split(maxsplit=1)[0].lower() if text.strip() else ""
                 item_role = ("checks" if first in _CHECK_VERBS else
                              "actions" if first in _ACTION_VERBS else None)  # fmt: skip
+            name = _item_name(text, item_role)
             items.append(
-                _Item(index, item_role, "item", text, _item_name(text, item_role),
-                      bold=bool(_BOLD_LEAD_RE.match(text)))
-            )  # fmt: skip
+                _Item(index, item_role, "item", text, name, bold=bool(_BOLD_LEAD_RE.match(text)))
+            )
+            # '**Increase t310** and **Increase n310** when ...', 'For X, **Increase Y** ...':
+            # every bold phrase that opens with a check or action verb names one more item
+            if item_role in ("checks", "actions"):
+                verbs = _CHECK_VERBS if item_role == "checks" else _ACTION_VERBS
+                for m in re.finditer(r"\*\*(.+?)\*\*", text):
+                    phrase = _strip_md(m.group(1)).rstrip(".:;, ")
+                    words = phrase.split()
+                    if (words and words[0].lower() in verbs and len(words) <= 9
+                            and phrase != name):  # fmt: skip
+                        items.append(_Item(index, item_role, "item", text, phrase, bold=True))
         current = None
 
     def flush_paragraph() -> None:
@@ -312,14 +341,17 @@ def spot(text: str, known: Known) -> list[XEntity]:
         taken.append((start, end))
         found.append((start, entity))
 
-    for entity, start, end in known.find(plain):
-        if entity.type != "Specification":
+    hits = [h for h in known.find(plain) if h[0].type != "Specification"]
+    for entity, start, end in hits:  # elements and interfaces after the named phrases
+        if entity.type not in ("NetworkElement", "Interface"):
             add(entity, start, end)
     for cand in find_candidates(plain):
         if cand.type in ("Counter", "Parameter"):
             add(XEntity(cand.name, cand.type), cand.start, cand.start + len(cand.surface))
     for m in _ALARM_RE.finditer(plain):
         name = m.group(1)
+        if plain[m.end(1) :].lstrip().startswith("Alarm"):  # 'High Temperature Alarm'
+            name = f"{name} Alarm"
         first = name.split()[0]
         if first in ("A", "An", "The", "No", "Any", "Each", "Every"):
             name = " ".join(name.split()[1:])
@@ -334,12 +366,22 @@ def spot(text: str, known: Known) -> list[XEntity]:
     for m in re.finditer(r"\b[A-Z][A-Z-]{2,7}\b", plain):
         if m.group() in _BUILTIN_KPIS:
             add(XEntity(m.group(), "KPI"), m.start(), m.end())
+    for entity, start, end in hits:
+        if entity.type in ("NetworkElement", "Interface"):
+            add(entity, start, end)
     found.sort(key=lambda item: item[0])
     return list(dict.fromkeys(e for _, e in found))
 
 
 def _content(name: str) -> set[str]:
     return {variant_key(w) for w in normalize_name(name).split() if w not in _STOP and len(w) > 2}
+
+
+def _name_words(name: str) -> set[str]:
+    """Content words of a name, identifiers split at their capitals: 'pmRrcConnEstabFailLicense'
+    gives 'license' among others."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
+    return _content(spaced)
 
 
 def _mentions(text: str, names: Sequence[str]) -> list[str]:
@@ -403,7 +445,24 @@ def _shared(text: str, names: Sequence[str]) -> list[str]:
     """Names that share a distinctive content word with the text: a word found in few of
     the names (so 'fans and filters' meets 'fan unit wear' and 'blocked air filter', but a
     word every cause has links nothing)."""
-    words = _content(text)
+    return _shared_words(_content(text), names)
+
+
+# words that say how something fails, not what: they tie no symptom to a cause
+_STATUS_WORDS = {
+    variant_key(w)
+    for w in (
+        "failure", "fault", "faulty", "error", "loss", "lost", "down", "rate", "level", "count",
+        "cnt", "att", "succ", "fail", "missing", "mismatch", "detected", "exceeded", "degraded",
+        "abnormal", "excessive", "insufficient", "poor", "bad", "link", "power", "success",
+        "ratio", "time", "delay", "drop", "setup", "total", "max", "min", "avg", "mean",
+        "distr", "value", "number", "module", "unit",
+    )
+}  # fmt: skip
+
+
+def _shared_words(words: set[str], names: Sequence[str]) -> list[str]:
+    words = words - _STATUS_WORDS
     df: dict[str, int] = {}
     for n in names:
         for w in _content(n):
@@ -421,7 +480,7 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
     """Triples and entities of one document (chunks in order)."""
     known = known or Known()
     items = [item for i, chunk in enumerate(chunks) for item in _parse_chunk(i, chunk)]
-    known = _with_table_names(items, known)
+    known = _with_table_names(items, _with_builtins(known))
     out = Extraction()
     best: dict[tuple[str, str, str], XTriple] = {}  # one triple per fact: its surest rule
 
@@ -530,6 +589,9 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
             if subjects and not named_causes:
                 for c in _covered(text, cause_names):
                     emit(subjects[0], "indicates", causes[c], item, "symptom_overlaps_cause")
+            for s in subjects:
+                for c in _shared_words(_name_words(s.name), cause_names):
+                    emit(s, "indicates", causes[c], item, "symptom_name_shares_cause")
         elif item.role == "causes" and item.name in causes:
             cause = causes[item.name]
             rest = text[len(item.name) :] if text.startswith(item.name) else text
@@ -552,13 +614,22 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
             if main_kpi is not None and not echoed and main_kpi in measures:
                 for each in actions.values():  # "watch <main KPI> ...": every action
                     emit(each, "verified_by", main_kpi, item, "verification_main_kpi")
+        if item.role != "references":
+            _element_clauses(item, emit, known)
         if item.role == "references" and item.kind == "item":
             _reference_item(item, emit, known, items)
         elif item.role != "references":
             _inline_specs(item, emit, known)
+    _alarms_of_main_element(items, emit, known)
     out.triples = list(best.values())
     _definitions(items, out, known)
     return out
+
+
+def _with_builtins(known: Known) -> Known:
+    """The known names plus the 3GPP elements and interfaces the graph does not name yet."""
+    extra = [(n, t, a) for n, t, a in _BUILTIN_ELEMENTS if not known.find(n)]
+    return Known([*known._entries, *extra]) if extra else known
 
 
 _LOCAL_TYPES = ("Parameter", "Counter", "KPI", "Alarm")
@@ -588,6 +659,50 @@ def _with_table_names(items: list[_Item], known: Known) -> Known:
 
 
 _IDENT_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{1,40}")
+
+
+_CUE_CONNECTS_RE = re.compile(r"\b(?:over|between|via|towards?|interface|link|connect)\w*",
+                              re.IGNORECASE)  # fmt: skip
+_CUE_RAISED_RE = re.compile(r"\b(?:raised?|raises|reported|reports|issued|issues|sent|sends|"
+                            r"on the|from the|of the)\b", re.IGNORECASE)  # fmt: skip
+
+
+def _element_clauses(item: _Item, emit: _Emit, known: Known) -> None:
+    """'the MME asks the eNodeB, over the S1 interface, ...': an interface connects the
+    elements a clause names with it; 'X alarm raised by the gNodeB': the element raises it."""
+    text = _strip_md(item.text) if item.kind != "row" else ""
+    for sentence in _sentences(text):
+        for clause in re.split(r";\s|:\s|\s[—–]\s", sentence):
+            found = spot(clause, known)
+            interfaces = [e for e in found if e.type == "Interface"]
+            elements = [e for e in found if e.type == "NetworkElement"]
+            if len(interfaces) == 1 and elements and _CUE_CONNECTS_RE.search(clause):
+                for e in elements:
+                    emit(interfaces[0], "connects", e, item, "interface_clause_connects")
+            alarms = [e for e in found if e.type == "Alarm"]
+            if alarms and len(elements) == 1 and _CUE_RAISED_RE.search(clause):
+                for a in alarms:
+                    emit(a, "raised_by", elements[0], item, "alarm_clause_element")
+
+
+def _alarms_of_main_element(items: list[_Item], emit: _Emit, known: Known) -> None:
+    """A document about one kind of element (most of its element mentions): its alarms are
+    raised by that element."""
+    counts: dict[XEntity, int] = {}
+    alarms: dict[XEntity, _Item] = {}
+    for item in items:
+        for e in spot(item.text, known):
+            if e.type == "NetworkElement" and e.name != "UE":
+                counts[e] = counts.get(e, 0) + 1
+            elif e.type == "Alarm":
+                alarms.setdefault(e, item)
+    if not counts or not alarms:
+        return
+    main, n = max(counts.items(), key=lambda kv: kv[1])
+    if n < 0.6 * sum(counts.values()):
+        return
+    for alarm, item in alarms.items():
+        emit(alarm, "raised_by", main, item, "alarm_main_element")
 
 
 def _parameters(text: str, known: Known) -> list[XEntity]:
