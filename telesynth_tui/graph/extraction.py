@@ -50,10 +50,13 @@ CONFIDENCE = {
     "cause_names_symptom": 0.9,
     "cause_degrades_kpi": 0.7,
     "verification_echoes_action": 0.35,
-    "check_sentence_indicates": 0.5,
+    "check_sentence_indicates": 0.35,
+    "check_cue_names_cause": 0.55,
     "cause_names_kpi": 0.4,
-    "symptom_name_shares_cause": 0.6,
+    "symptom_name_shares_cause": 0.5,
     "interface_clause_connects": 0.5,
+    "cause_names_what_check_reads": 0.5,
+    "cause_names_what_action_adjusts": 0.8,
     "alarm_clause_element": 0.85,
     "alarm_main_element": 0.45,
     "spec_reference_counters": 0.35,
@@ -481,6 +484,7 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
     known = known or Known()
     items = [item for i, chunk in enumerate(chunks) for item in _parse_chunk(i, chunk)]
     known = _with_table_names(items, _with_builtins(known))
+    _unname_commentary(items, chunks)
     out = Extraction()
     best: dict[tuple[str, str, str], XTriple] = {}  # one triple per fact: its surest rule
 
@@ -548,13 +552,17 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
                 named_causes = _mentions(text, cause_names)
                 for c in named_causes:
                     emit(causes[c], "checked_by", check, item, "check_names_cause")
-                for sentence in _sentences(text):
-                    if not _CUE_INDICATES_RE.search(sentence):
+                measures = [e for e in spot(text, known) if e.type in ("Counter", "Alarm")]
+                for sentence in _sentences(_strip_md(text)):
+                    cue = _CUE_INDICATES_RE.search(sentence)
+                    if not cue:
                         continue
-                    for c in _mentions(sentence, cause_names):
-                        for e in spot(sentence, known):
-                            if e.type in ("Counter", "Alarm", "KPI"):
-                                emit(e, "indicates", causes[c], item, "check_sentence_indicates")
+                    after = sentence[cue.start() :]  # 'a drop ... suggests jamming'
+                    cued = _mentions(after, cause_names) or _shared(after, cause_names)
+                    for c in cued:
+                        emit(causes[c], "checked_by", check, item, "check_cue_names_cause")
+                        for e in measures:
+                            emit(e, "indicates", causes[c], item, "check_sentence_indicates")
                 if not named_causes:
                     for c in _shared(item.name or "", cause_names):
                         emit(causes[c], "checked_by", check, item, "check_overlaps_cause")
@@ -620,6 +628,7 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
             _reference_item(item, emit, known, items)
         elif item.role != "references":
             _inline_specs(item, emit, known)
+    _linked_through_names(items, causes, best, emit, known)
     _alarms_of_main_element(items, emit, known)
     out.triples = list(best.values())
     _definitions(items, out, known)
@@ -630,6 +639,18 @@ def _with_builtins(known: Known) -> Known:
     """The known names plus the 3GPP elements and interfaces the graph does not name yet."""
     extra = [(n, t, a) for n, t, a in _BUILTIN_ELEMENTS if not known.find(n)]
     return Known([*known._entries, *extra]) if extra else known
+
+
+def _unname_commentary(items: list[_Item], chunks: Sequence[Chunk]) -> None:
+    """In a section whose items are named by bold leads, an item without one is commentary
+    ('Read the cell's SIB1 values ...'), not one more named check or action."""
+    bold_sections = {
+        (chunks[i.chunk].heading, i.role) for i in items if i.kind == "item" and i.bold
+    }
+    for item in items:
+        commentary = item.kind == "item" and not item.bold and item.role in _NAMEABLE_ROLES
+        if commentary and (chunks[item.chunk].heading, item.role) in bold_sections:
+            item.name = None
 
 
 _LOCAL_TYPES = ("Parameter", "Counter", "KPI", "Alarm")
@@ -659,6 +680,40 @@ def _with_table_names(items: list[_Item], known: Known) -> Known:
 
 
 _IDENT_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{1,40}")
+
+
+def _linked_through_names(
+    items: list[_Item],
+    causes: dict[str, XEntity],
+    best: dict[tuple[str, str, str], XTriple],
+    emit: _Emit,
+    known: Known,
+) -> None:
+    """A cause whose description names a counter or parameter is checked by the checks that
+    read it and resolved by the actions that adjust it ('qRxLevMin is set very low' under
+    Poor coverage; 'Raise qRxLevMin' adjusts qRxLevMin)."""
+    named: dict[str, tuple[_Item, set[str]]] = {}
+    for item in items:
+        if item.kind == "item" and item.role == "causes" and item.name in causes:
+            rest = item.text[len(item.name) :] if item.text.startswith(item.name) else item.text
+            keys = {normalize_name(e.name) for e in spot(rest, known)
+                    if e.type in ("Counter", "Parameter")}  # fmt: skip
+            named[item.name] = (item, keys)
+    reads: dict[str, tuple[XEntity, set[str]]] = {}
+    adjusts: dict[str, tuple[XEntity, set[str]]] = {}
+    for (s, p, o), t in list(best.items()):
+        if p == "reads" and t.object.type in ("Counter", "Parameter"):
+            reads.setdefault(s, (t.subject, set()))[1].add(o)
+        elif p == "adjusts":
+            adjusts.setdefault(s, (t.subject, set()))[1].add(o)
+    for cause_name, (item, keys) in named.items():
+        for check, objects in reads.values():
+            if keys & objects:
+                emit(causes[cause_name], "checked_by", check, item, "cause_names_what_check_reads")
+        for action, objects in adjusts.values():
+            if keys & objects:
+                emit(causes[cause_name], "resolved_by", action, item,
+                     "cause_names_what_action_adjusts")  # fmt: skip
 
 
 _CUE_CONNECTS_RE = re.compile(r"\b(?:over|between|via|towards?|interface|link|connect)\w*",
