@@ -321,6 +321,12 @@ def _on_docs(conn: sqlite3.Connection, canon: Canon, docs: list[str], family: st
     }
 
 
+EXTRACTOR_ROWS = (
+    "structure", "structure_accepted", "llm", "structure_same_documents",
+    "structure_accepted_same_documents", "combined_union", "combined_agree", "combined_accepted",
+)  # fmt: skip
+
+
 def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.3f}"
 
@@ -337,21 +343,30 @@ def to_markdown(results: dict[str, Any]) -> str:
             section = report[group]
             lines += [f"### {group}", "", "| extractor | predicted | correct | precision |"
                       " recall |", "|---|---|---|---|---|"]  # fmt: skip
-            for name in ("structure", "structure_accepted", "llm", "structure_same_documents",
-                         "combined_union", "combined_agree"):  # fmt: skip
-                if name in section:
-                    s = section[name]
-                    lines.append(f"| {name} | {s['predicted']} | {s['correct']} | "
-                                 f"{_fmt(s['precision'])} | {_fmt(s['recall'])} |")  # fmt: skip
+            names = [n for n in EXTRACTOR_ROWS if n in section]
+            for name in names:
+                s = section[name]
+                lines.append(f"| {name} | {s['predicted']} | {s['correct']} | "
+                             f"{_fmt(s['precision'])} | {_fmt(s['recall'])} |")  # fmt: skip
             if "llm_documents" in section:
-                lines += ["", f"LLM rows: the first {section['llm_documents']} runbooks only "
-                          "(recall against their gold)."]  # fmt: skip
-            lines += ["", "Per predicate (structure):", "",
-                      "| predicate | predicted | gold | precision | recall |",
-                      "|---|---|---|---|---|"]  # fmt: skip
+                run = report.get("llm_run", {})
+                lines += ["", f"The rows from `llm` on are scored on the {section['llm_documents']}"
+                          f" runbooks the model read ({run.get('chunks')} chunks; recall against"
+                          " their gold). `combined_union`: either extractor; `combined_agree`:"
+                          " both; `combined_accepted`: what the acceptance rule keeps (structure"
+                          " at the threshold, or both agree). LLM triples kept after grounding:"
+                          f" {run.get('kept')}; dropped: {json.dumps(run.get('dropped', {}))}."
+                          ]  # fmt: skip
+            lines += ["", "Per predicate (precision / recall / predicted):", "",
+                      "| predicate | gold | " + " | ".join(names) + " |",
+                      "|---|---|" + "---|" * len(names)]  # fmt: skip
             for p, s in section["structure"]["per_predicate"].items():
-                lines.append(f"| {p} | {s['predicted']} | {s['gold']} | {_fmt(s['precision'])}"
-                             f" | {_fmt(s['recall'])} |")  # fmt: skip
+                cells = []
+                for name in names:
+                    q = section[name]["per_predicate"].get(p)
+                    cells.append(f"{_fmt(q['precision'])} / {_fmt(q['recall'])} / "
+                                 f"{q['predicted']}" if q else "-")  # fmt: skip
+                lines.append(f"| {p} | {s['gold']} | " + " | ".join(cells) + " |")
             lines += ["", "Per rule:", "", "| rule | predicted | precision |", "|---|---|---|"]
             for rule, s in section["rules"].items():
                 lines.append(f"| {rule} | {s['predicted']} | {_fmt(s['precision'])} |")

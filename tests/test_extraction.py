@@ -107,7 +107,7 @@ def test_runbook_rules() -> None:
         ("Paging Success Rate", "measured_by", "pmPagRespSucc", "kpi_formula"),
         ("Paging Success Rate", "measured_by", "pmPagAttempts", "kpi_formula"),
         ("pmPagDiscarded", "indicates", "Paging channel overload", "symptom_names_cause"),
-        ("Paging channel overload", "degrades", "Paging Success Rate", "cause_degrades_kpi"),
+        ("Paging channel overload", "degrades", "Paging Success Rate", "cause_degrades_formula_kpi"),
         ("Check paging load counters", "reads", "pmPagDiscarded", "check_reads"),
         ("Review paging cycle settings", "reads", "defaultPagingCycle", "check_reads"),
         ("Paging channel overload", "checked_by", "Check paging load counters",

@@ -48,7 +48,9 @@ CONFIDENCE = {
     "symptom_names_cause": 0.7,
     "symptom_overlaps_cause": 0.7,
     "cause_names_symptom": 0.9,
-    "cause_degrades_kpi": 0.7,
+    "cause_degrades_formula_kpi": 0.9,
+    "cause_degrades_title_kpi": 0.6,
+    "cause_degrades_symptom_kpi": 0.5,
     "verification_echoes_action": 0.35,
     "check_sentence_indicates": 0.35,
     "check_cue_names_cause": 0.55,
@@ -62,7 +64,7 @@ CONFIDENCE = {
     "spec_reference_counters": 0.35,
     "spec_reference_kpis": 0.9,
     "action_names_measure": 0.75,
-    "verification_main_kpi": 0.35,
+    "verification_formula_kpi": 0.55,
     "spec_inline": 0.85,
     "spec_reference_list": 0.5,
     "spec_reference_list_parameter": 0.75,
@@ -516,6 +518,7 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
 
     # --- the main KPI and KPI formulas ---------------------------------------------------
     main_kpi: XEntity | None = None
+    main_from = "formula"
     for item in items:
         if item.kind == "row":
             continue
@@ -528,8 +531,9 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
             emit(kpi, "measured_by", counter_entity, item, "kpi_counter_paren")
     if main_kpi is None:
         kpis = [e for e in spot(title, known) if e.type == "KPI"]
-        main_kpi = kpis[0] if kpis else None
+        main_kpi, main_from = (kpis[0] if kpis else None), "title"
     if main_kpi is None:
+        main_from = "symptom"
         for item in items:
             if item.role == "symptoms" and item.kind != "row":
                 kpis = [e for e in spot(item.text, known) if e.type == "KPI"]
@@ -612,16 +616,23 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
                         if s.type == "KPI":
                             emit(cause, "degrades", s, item, "cause_names_kpi")
             if main_kpi is not None:
-                emit(cause, "degrades", main_kpi, item, "cause_degrades_kpi")
+                emit(cause, "degrades", main_kpi, item, f"cause_degrades_{main_from}_kpi")
         elif item.role == "verification":
             measures = [e for e in spot(text, known) if e.type in ("KPI", "Counter")]
             echoed = _overlap(text, list(actions)) if measures else []
             for a in echoed:
                 for m in measures:
                     emit(actions[a], "verified_by", m, item, "verification_echoes_action")
-            if main_kpi is not None and not echoed and main_kpi in measures:
+            # only a KPI the document defines by formula is surely what every action is for
+            if (
+                main_kpi is not None
+                and main_from == "formula"
+                and not echoed
+                and (main_kpi in measures)
+            ):
                 for each in actions.values():  # "watch <main KPI> ...": every action
-                    emit(each, "verified_by", main_kpi, item, "verification_main_kpi")
+                    emit(each, "verified_by", main_kpi, item,
+                         f"verification_{main_from}_kpi")  # fmt: skip
         if item.role != "references":
             _element_clauses(item, emit, known)
         if item.role == "references" and item.kind == "item":
