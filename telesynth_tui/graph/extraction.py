@@ -57,6 +57,7 @@ CONFIDENCE = {
     "cause_names_kpi": 0.4,
     "symptom_name_shares_cause": 0.5,
     "interface_clause_connects": 0.5,
+    "counter_spells_kpi": 0.85,
     "cause_names_what_check_reads": 0.5,
     "cause_names_what_action_adjusts": 0.8,
     "alarm_clause_element": 0.85,
@@ -515,6 +516,7 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
                 if type_ == "RootCause" and _short(cell):
                     causes.setdefault(_strip_md(cell), XEntity(_strip_md(cell), "RootCause"))
     cause_names = list(causes)
+    named_params = {e for name in actions for e in _parameters(name, known)}
 
     # --- the main KPI and KPI formulas ---------------------------------------------------
     main_kpi: XEntity | None = None
@@ -578,7 +580,8 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
                     emit(action, "adjusts", e, item, "action_adjusts_name")
                 if not in_name:
                     for e in spot(text, known):
-                        if e.type == "Parameter":
+                        # a parameter another action is named after is that action's
+                        if e.type == "Parameter" and e not in named_params:
                             emit(action, "adjusts", e, item, "action_adjusts_text")
                 named_causes = _mentions(text, cause_names)
                 for c in named_causes:
@@ -640,6 +643,7 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
         elif item.role != "references":
             _inline_specs(item, emit, known)
     _linked_through_names(items, causes, best, emit, known)
+    _counters_named_after_kpis(items, emit, known)
     _alarms_of_main_element(items, emit, known)
     out.triples = list(best.values())
     _definitions(items, out, known)
@@ -727,6 +731,26 @@ def _linked_through_names(
                      "cause_names_what_action_adjusts")  # fmt: skip
 
 
+def _counters_named_after_kpis(items: list[_Item], emit: _Emit, known: Known) -> None:
+    """A counter whose identifier spells a KPI of the document measures it: pmBoardTemperature
+    for Board Temperature, pmCqiDistr for CQI, pmSinrPuschDistr for SINR."""
+    kpis: dict[XEntity, set[str]] = {}
+    counters: dict[XEntity, tuple[_Item, set[str]]] = {}
+    for item in items:
+        for e in spot(item.text, known):
+            if e.type == "KPI":
+                words = _content(e.name)
+                if words:
+                    kpis.setdefault(e, words)
+            elif e.type == "Counter" and e not in counters:
+                words = _name_words(re.sub(r"^pm(?=[A-Z])", "", e.name))
+                counters[e] = (item, words)
+    for counter, (item, words) in counters.items():
+        for kpi, kpi_words in kpis.items():
+            if kpi_words <= words:
+                emit(kpi, "measured_by", counter, item, "counter_spells_kpi")
+
+
 _CUE_CONNECTS_RE = re.compile(r"\b(?:over|between|via|towards?|interface|link|connect)\w*",
                               re.IGNORECASE)  # fmt: skip
 _CUE_RAISED_RE = re.compile(r"\b(?:raised?|raises|reported|reports|issued|issues|sent|sends|"
@@ -796,7 +820,7 @@ def _kpi_name_before(text: str, known: Known) -> XEntity | None:
         if not _LHS_WORD_RE.match(word) or word.endswith((":", ",", ";")):
             break
         name.insert(0, word)
-    while name and name[0] in ("of", "over", "to", "per", "on", "in", "the"):
+    while name and name[0].lower() in ("of", "over", "to", "per", "on", "in", "the", "a", "an"):
         name = name[1:]
     if not name or len(name) > 7:
         return None
@@ -825,13 +849,17 @@ def _kpi_formulas(text: str, known: Known) -> list[tuple[XEntity, list[str]]]:
 
 
 _PAREN_COUNTER_RE = re.compile(r"\((pm[A-Z]\w+)\)")
+# 'The CQI distribution (pmCqiDistr)': the measure's name before a noun for its statistics
+_MEASURE_NOUN_RE = re.compile(
+    r"\s+(?:distribution|histogram|statistics|samples|bins|average|counter|count)$", re.I
+)
 
 
 def _kpi_counter_parens(text: str, known: Known) -> list[tuple[XEntity, XEntity]]:
     """'Average rank (pmRankDistr)': the KPI measured by the counter in parentheses."""
     out = []
     for m in _PAREN_COUNTER_RE.finditer(text):
-        before = text[: m.start()].rstrip()
+        before = _MEASURE_NOUN_RE.sub("", text[: m.start()].rstrip())
         hits = [(e, end) for e, _, end in known.find(before) if e.type == "KPI"]
         if hits and hits[-1][1] == len(before):
             out.append((hits[-1][0], XEntity(m.group(1), "Counter")))
