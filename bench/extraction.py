@@ -256,8 +256,11 @@ def evaluate(
         }
         by_rule: dict[str, set[Triple]] = defaultdict(set)
         for t in structure:
-            for rule in in_group[t]["rules"]:
-                by_rule[rule].add(t)
+            for rules in in_group[t]["rules"]:
+                if "+" in rules:  # several rules stated it: each one, and their agreement
+                    by_rule["(two or more rules agree)"].add(t)
+                for rule in rules.split("+"):
+                    by_rule[rule].add(t)
         section["rules"] = {rule: _pr(ts, g, gold["all"]) for rule, ts in sorted(by_rule.items())}
         section["sweep"] = {
             str(c): _pr({t for t in structure if in_group[t]["conf_by"]["structure"] >= c}, g,

@@ -52,10 +52,19 @@ the S1 interface to the MME.
 """
 
 
+class _Rules(str):
+    """A triple's rule: equal to any one of the rules that stated it ('a+b' == 'b')."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and (str.__eq__(self, other) or other in self.split("+"))
+
+    __hash__ = str.__hash__
+
+
 def _found() -> dict[tuple[str, str, str], str]:
     chunks = chunk_markdown(DOC, "Microwave backhaul outages", 300)
     out = extract(chunks, "Microwave backhaul outages")
-    return {(t.subject.name, t.predicate, t.object.name): t.rule for t in out.triples}
+    return {(t.subject.name, t.predicate, t.object.name): _Rules(t.rule) for t in out.triples}
 
 
 def test_table_names_are_known_in_the_whole_document() -> None:
@@ -82,14 +91,8 @@ def test_commentary_in_a_bold_named_list_names_nothing() -> None:
 def test_check_cue_sentence_ties_what_it_reads_to_the_cause() -> None:
     found = _found()
     # '... suggests fade': the distinctive word of 'Rain fade'
-    assert found[("Rain fade", "checked_by", "Compare fade logs")] in (
-        "check_cue_names_cause",
-        "check_overlaps_cause",
-    )
-    assert found[("pmMwFadeSeconds", "indicates", "Rain fade")] in (
-        "check_sentence_indicates",
-        "symptom_name_shares_cause",
-    )
+    assert found[("Rain fade", "checked_by", "Compare fade logs")] == "check_cue_names_cause"
+    assert found[("pmMwFadeSeconds", "indicates", "Rain fade")] == "check_sentence_indicates"
 
 
 def test_cause_linked_to_the_check_that_reads_what_it_names() -> None:
@@ -125,10 +128,7 @@ def test_references_about_kpis_and_counters() -> None:
 
 def test_counters_that_name_a_kpi() -> None:
     found = _found()
-    assert found[("Received Level", "measured_by", "pmMwRxLevelDistr")] in (
-        "kpi_counter_paren",
-        "counter_spells_kpi",
-    )
+    assert found[("Received Level", "measured_by", "pmMwRxLevelDistr")] == "kpi_counter_paren"
 
 
 def test_main_kpi_from_a_formula_is_surest() -> None:

@@ -17,7 +17,9 @@ Deterministic rules over a document's chunks (each with its heading path):
   descriptions.
 
 Each triple carries the chunk it comes from, the evidence span, the rule and a confidence (the
-rule's measured precision on the bundled runbooks, rounded down; see bench/extraction.py).
+rule's measured precision on the bundled runbooks, rounded down; see bench/extraction.py); a
+triple several rules state gets the noisy-or of their confidences (its rule names them
+all, surest first: `check_reads+cause_names_what_check_reads`).
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ CONFIDENCE = {
     "spec_reference_list": 0.5,
     "spec_reference_list_parameter": 0.75,
     "spec_reference_parameters": 0.9,
+    "spec_reference_structures": 0.7,
 }
 
 # an item named by its first clause (no bold lead) is less surely a named check or action
@@ -490,6 +493,7 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
     _unname_commentary(items, chunks)
     out = Extraction()
     best: dict[tuple[str, str, str], XTriple] = {}  # one triple per fact: its surest rule
+    support: dict[tuple[str, str, str], dict[str, float]] = {}  # every rule that stated it
 
     def emit(s: XEntity, p: str, o: XEntity, item: _Item, rule: str) -> None:
         key = (normalize_name(s.name), p, normalize_name(o.name))
@@ -498,6 +502,7 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
         confidence = CONFIDENCE[rule]
         if item.kind == "item" and item.name and not item.bold and item.role in _NAMEABLE_ROLES:
             rule, confidence = f"{rule}_clause", round(confidence * CLAUSE_FACTOR, 3)
+        support.setdefault(key, {})[rule] = confidence
         if key not in best or best[key].confidence < confidence:
             best[key] = XTriple(s, p, o, item.chunk, _ev(item.text), rule, confidence)
 
@@ -645,6 +650,17 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
     _linked_through_names(items, causes, best, emit, known)
     _counters_named_after_kpis(items, emit, known)
     _alarms_of_main_element(items, emit, known)
+    # a fact two rules state independently is surer than either (noisy-or, at most 0.95;
+    # measured precision of such triples on the bundled runbooks: 0.96)
+    for key, rules in support.items():
+        if len(rules) >= 2:
+            miss = 1.0
+            for c in rules.values():
+                miss *= 1.0 - c
+            t = best[key]
+            names = "+".join(sorted(rules, key=lambda r: (-rules[r], r)))  # surest first
+            best[key] = XTriple(t.subject, t.predicate, t.object, t.chunk, t.evidence, names,
+                                round(min(0.95, max(1.0 - miss, t.confidence)), 3))  # fmt: skip
     out.triples = list(best.values())
     _definitions(items, out, known)
     return out
@@ -1003,6 +1019,28 @@ def _reference_item(item: _Item, emit: _Emit, known: Known, items: list[_Item]) 
         ]
         for p in dict.fromkeys(params):
             emit(p, "defined_in", spec, item, "spec_reference_parameters")
+    elif _IE_NAME_RE.search(description):
+        # 'TS 38.331: RACH-ConfigCommon and RACH-ConfigGeneric': the spec of the document's
+        # configuration structures defines its parameters that no other reference names
+        named_elsewhere = {
+            normalize_name(e.name)
+            for other in items
+            if other.role == "references" and other is not item
+            for e in spot(other.text, known)
+        }
+        params = [
+            e
+            for other in items
+            if other.role != "references"
+            for e in spot(other.text, known)
+            if e.type == "Parameter" and normalize_name(e.name) not in named_elsewhere
+        ]
+        for p in dict.fromkeys(params):
+            emit(p, "defined_in", spec, item, "spec_reference_structures")
+
+
+# an ASN.1 structure name: 'RACH-ConfigCommon', 'RadioLinkMonitoringConfig', 'MeasConfig'
+_IE_NAME_RE = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:-?(?:Config|Info|List|Setup|Parameters)\w*)\b")
 
 
 _DEF_ITEM_RE = re.compile(r"^\*\*(?P<term>[^*]{1,60})\*\*\s*[:—–-]\s*(?P<desc>.+)$")
