@@ -655,8 +655,8 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
     for key, rules in support.items():
         if len(rules) >= 2:
             miss = 1.0
-            for c in rules.values():
-                miss *= 1.0 - c
+            for conf in rules.values():
+                miss *= 1.0 - conf
             t = best[key]
             names = "+".join(sorted(rules, key=lambda r: (-rules[r], r)))  # surest first
             best[key] = XTriple(t.subject, t.predicate, t.object, t.chunk, t.evidence, names,
