@@ -54,6 +54,7 @@ CONFIDENCE = {
     "cause_degrades_title_kpi": 0.6,
     "cause_degrades_symptom_kpi": 0.5,
     "verification_echoes_action": 0.35,
+    "verification_after_action": 0.6,
     "check_sentence_indicates": 0.35,
     "check_cue_names_cause": 0.55,
     "cause_names_kpi": 0.4,
@@ -631,6 +632,27 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
             for a in echoed:
                 for m in measures:
                     emit(actions[a], "verified_by", m, item, "verification_echoes_action")
+            # 'After a tilt or qRxLevMin change, follow RSRP': the actions named by what they
+            # adjust, or by a distinctive word, are verified by the measures of that sentence
+            for sentence in _sentences(_strip_md(text)):
+                lead = re.match(r"^(?:after|following|once|when|for)\b(.+?)(?:,|\b(?:also\s+)?"
+                                r"(?:watch|follow|verify|check|confirm|monitor|compare|track)\b)",
+                                sentence, re.I)  # fmt: skip
+                if not lead:
+                    continue
+                said = [e for e in spot(sentence, known) if e.type in ("KPI", "Counter")]
+                about = lead.group(1)
+                params = {normalize_name(e.name) for e in spot(about, known)
+                          if e.type == "Parameter"}  # fmt: skip
+                by_param = [
+                    a
+                    for a in actions
+                    if {normalize_name(x.name) for x in _parameters(a, known)} & params
+                ]
+                for a in dict.fromkeys([*by_param, *_shared(about, list(actions))]):
+                    for m in said:
+                        if normalize_name(m.name) not in normalize_name(about):
+                            emit(actions[a], "verified_by", m, item, "verification_after_action")
             # only a KPI the document defines by formula is surely what every action is for
             if (
                 main_kpi is not None
