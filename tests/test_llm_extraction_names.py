@@ -1,0 +1,54 @@
+"""The LLM extractor with the chunk's names as an enum: the schema offers only names the text
+states, the types come from the graph, repeats are dropped (a fake model)."""
+
+from __future__ import annotations
+
+import json
+
+from telesynth_tui.graph.extraction import Known
+from telesynth_tui.graph.llm_extraction import LlmExtractor, chunk_names, triples_schema
+
+from .test_llm_extraction import FakeModel
+
+TEXT = (
+    "**Check paging load counters**: read pmPagDiscarded per hour; a high share confirms "
+    "Paging channel overload (TS 36.331)."
+)
+
+
+def test_chunk_names_are_typed_and_grounded() -> None:
+    known = Known([("Paging channel overload", "RootCause", []),
+                   ("Check paging load counters", "Check", []),
+                   ("Cell outage", "RootCause", [])])  # fmt: skip
+    names = chunk_names(TEXT, known)
+    assert names["pmPagDiscarded"] == "Counter"
+    assert names["Paging channel overload"] == "RootCause"
+    assert names["Check paging load counters"] == "Check"
+    assert names["TS 36.331"] == "Specification"
+    assert "Cell outage" not in names  # known, but not in this chunk
+
+
+def test_enum_schema_types_from_names_and_repeats_dropped() -> None:
+    names = {"Check paging load counters": "Check", "pmPagDiscarded": "Counter",
+             "Paging channel overload": "RootCause"}  # fmt: skip
+    schema = triples_schema(names=list(names))
+    item = schema["properties"]["triples"]["items"]["properties"]
+    assert item["subject"]["enum"] == list(names) and "subject_type" not in item
+    row = {"subject": "Check paging load counters", "predicate": "reads",
+           "object": "pmPagDiscarded"}  # fmt: skip
+    wrong = {"subject": "pmPagDiscarded", "predicate": "checked_by",
+             "object": "Paging channel overload"}  # fmt: skip
+    model = FakeModel(lambda _: json.dumps({"triples": [row, row, wrong]}))
+    result = LlmExtractor(model).extract_chunk(0, "Checks", TEXT, names)  # type: ignore[arg-type]
+    assert model.schemas[0] == schema
+    assert [(t.subject.type, t.predicate, t.object.type) for t in result.triples] == [
+        ("Check", "reads", "Counter")
+    ]
+    assert result.dropped == [
+        "repeated triple",
+        "checked_by cannot start at a Counter ('pmPagDiscarded')",
+    ]
+    # with fewer than two names the model writes names and types itself
+    model = FakeModel(lambda _: '{"triples": []}')
+    LlmExtractor(model).extract_chunk(0, "h", TEXT, {"pmPagDiscarded": "Counter"})  # type: ignore[arg-type]
+    assert "subject_type" in model.schemas[0]["properties"]["triples"]["items"]["properties"]
