@@ -202,6 +202,10 @@ class Known:
             self.gaz.add(len(self.entities), [name, *aliases])
             self.entities.append((name, type_))
 
+    def extended(self, entries: Sequence[tuple[str, str, Sequence[str]]]) -> Known:
+        """These names plus more (name, type, aliases); the first spelling of a name wins."""
+        return Known([*self._entries, *entries]) if entries else self
+
     def of_type(self, type_: str) -> Known:
         if type_ not in self._typed:
             self._typed[type_] = Known([(n, t, a) for n, t, a in self._entries if t == type_])
@@ -690,8 +694,7 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
 
 def _with_builtins(known: Known) -> Known:
     """The known names plus the 3GPP elements and interfaces the graph does not name yet."""
-    extra = [(n, t, a) for n, t, a in _BUILTIN_ELEMENTS if not known.find(n)]
-    return Known([*known._entries, *extra]) if extra else known
+    return known.extended([(n, t, a) for n, t, a in _BUILTIN_ELEMENTS if not known.find(n)])
 
 
 def _unname_commentary(items: list[_Item], chunks: Sequence[Chunk]) -> None:
@@ -727,9 +730,7 @@ def _with_table_names(items: list[_Item], known: Known) -> Known:
             )
             if named and not known.find(name):
                 local.append((name, type_, ()))
-    if not local:
-        return known
-    return Known([*known._entries, *local])
+    return known.extended(local)
 
 
 _IDENT_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{1,40}")
