@@ -356,12 +356,13 @@ def to_markdown(results: dict[str, Any]) -> str:
                              f"{_fmt(s['precision'])} | {_fmt(s['recall'])} |")  # fmt: skip
             if "llm_documents" in section:
                 run = report.get("llm_run", {})
+                dropped = json.dumps(run.get("dropped", {}), ensure_ascii=False)
                 lines += ["", f"The rows from `llm` on are scored on the {section['llm_documents']}"
                           f" runbooks the model read ({run.get('chunks')} chunks; recall against"
                           " their gold). `combined_union`: either extractor; `combined_agree`:"
                           " both; `combined_accepted`: what the acceptance rule keeps (structure"
                           " at the threshold, or both agree). LLM triples kept after grounding:"
-                          f" {run.get('kept')}; dropped: {json.dumps(run.get('dropped', {}))}."
+                          f" {run.get('kept')}; dropped: {dropped}."
                           f" Names: {run.get('names')}. Model time (recorded when it ran, 2"
                           f" shared cores): {run.get('model_seconds_per_chunk')} s per chunk,"
                           f" {run.get('model_seconds_total')} s in all."
