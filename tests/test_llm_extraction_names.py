@@ -1,5 +1,6 @@
-"""The LLM extractor with the chunk's names as an enum: the schema offers only names the text
-states, the types come from the graph, repeats are dropped (a fake model)."""
+"""The LLM extractor with the chunk's names as enums: the schema offers, per predicate, only
+names the text states whose types the predicate joins; the types come from the graph, repeats
+are dropped (a fake model, which ignores the schema, shows the checks behind it)."""
 
 from __future__ import annotations
 
@@ -31,9 +32,20 @@ def test_chunk_names_are_typed_and_grounded() -> None:
 def test_enum_schema_types_from_names_and_repeats_dropped() -> None:
     names = {"Check paging load counters": "Check", "pmPagDiscarded": "Counter",
              "Paging channel overload": "RootCause"}  # fmt: skip
-    schema = triples_schema(names=list(names))
-    item = schema["properties"]["triples"]["items"]["properties"]
-    assert item["subject"]["enum"] == list(names) and "subject_type" not in item
+    schema = triples_schema(names=names)
+    shapes = {
+        sh["properties"]["predicate"]["enum"][0]: (
+            sh["properties"]["subject"]["enum"],
+            sh["properties"]["object"]["enum"],
+        )
+        for sh in schema["properties"]["triples"]["items"]["anyOf"]
+    }
+    # one shape per predicate that two of the names fit, by their types
+    assert shapes == {
+        "indicates": (["pmPagDiscarded"], ["Paging channel overload"]),
+        "checked_by": (["Paging channel overload"], ["Check paging load counters"]),
+        "reads": (["Check paging load counters"], ["pmPagDiscarded"]),
+    }
     row = {"subject": "Check paging load counters", "predicate": "reads",
            "object": "pmPagDiscarded"}  # fmt: skip
     wrong = {"subject": "pmPagDiscarded", "predicate": "checked_by",

@@ -3,9 +3,10 @@ predicate vocabulary, each one checked against the chunk it came from.
 
 The output schema enumerates the 13 entity types and the predicates, so the model can only
 write triples of the graph's schema. When the chunk's names are known (the graph's entities and
-the typed mentions the structure-aware spotter finds in it), subject and object are enums of
-those names and their types come from the graph: the model chooses relations between things the
-text names, and cannot misspell or invent one. A triple is kept only when its subject and its
+the typed mentions the structure-aware spotter finds in it), each predicate's subject and object
+are enums of the names whose types it joins, the types coming from the graph: the model chooses
+relations between things the text names, and cannot misspell or invent one, nor join types the
+predicate does not. A triple is kept only when its subject and its
 object both occur in the chunk (the evidence span is the sentence that holds them) and their
 types fit the predicate; anything else is dropped with its reason. Kept triples are stored as
 candidates with extractor `llm:<model>` and a fixed confidence below the acceptance threshold:
@@ -53,30 +54,43 @@ SYSTEM = (
 MAX_NAMES = 40
 
 
-def triples_schema(max_triples: int = MAX_TRIPLES, names: Sequence[str] = ()) -> dict[str, Any]:
-    """Free names with their types, or (given the chunk's names) an enum of those names."""
+def triples_schema(
+    max_triples: int = MAX_TRIPLES, names: Sequence[str] | Mapping[str, str] = ()
+) -> dict[str, Any]:
+    """Free names with their types; or, given the chunk's names (name -> type), one shape per
+    predicate whose subject and object are enums of the names of the types it joins (a
+    predicate no two names fit is left out)."""
     predicates = [p for p in PREDICATES if p != "related_to"]
     if names:
-        pick = {"type": "string", "enum": list(names)}
-        return {
-            "type": "object",
-            "properties": {
-                "triples": {
-                    "type": "array",
-                    "maxItems": max_triples,
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "subject": pick,
-                            "predicate": {"type": "string", "enum": predicates},
-                            "object": pick,
-                        },
-                        "required": ["subject", "predicate", "object"],
-                    },
-                }
-            },
-            "required": ["triples"],
-        }
+        typed = dict(names) if isinstance(names, Mapping) else {n: "" for n in names}
+        shapes = []
+        for p in predicates:
+            allowed_s, allowed_o = PREDICATES[p]
+            subjects = [n for n, t in typed.items() if allowed_s is None or t in allowed_s]
+            objects = [n for n, t in typed.items() if allowed_o is None or t in allowed_o]
+            if not subjects or not objects or (subjects == objects and len(subjects) < 2):
+                continue
+            shapes.append({
+                "type": "object",
+                "properties": {
+                    "subject": {"type": "string", "enum": subjects},
+                    "predicate": {"type": "string", "enum": [p]},
+                    "object": {"type": "string", "enum": objects},
+                },
+                "required": ["subject", "predicate", "object"],
+            })  # fmt: skip
+        if shapes:
+            return {
+                "type": "object",
+                "properties": {
+                    "triples": {
+                        "type": "array",
+                        "maxItems": max_triples,
+                        "items": {"anyOf": shapes},
+                    }
+                },
+                "required": ["triples"],
+            }
     name = {"type": "string", "minLength": 2, "maxLength": 80}
     return {
         "type": "object",
@@ -175,11 +189,10 @@ class LlmExtractor:
         picks subject and object among them."""
         result = ChunkResult()
         names = dict(names) if names and len(names) >= 2 else None
-        params = SamplingParams(
-            max_tokens=self.max_tokens,
-            temperature=0.0,
-            json_schema=triples_schema(names=list(names or ())),
-        )
+        schema = triples_schema(names=names or {})
+        if "anyOf" not in schema["properties"]["triples"]["items"]:
+            names = None  # no predicate fits two of the names: the model writes its own
+        params = SamplingParams(max_tokens=self.max_tokens, temperature=0.0, json_schema=schema)
         try:
             result.raw = "".join(
                 self.generator.stream(self.messages(heading, text, names), params, self.cancel)
