@@ -297,7 +297,9 @@ def kg_remove(
     and relations, declared relations)."""
     from telesynth_tui.graph.candidates import remove_documents
 
-    removed = remove_documents(open_project().connect(), [str(p) for p in paths])
+    project = open_project()
+    removed = remove_documents(project.connect(), [str(p) for p in paths],
+                               project.settings.ingest.accept_confidence)  # fmt: skip
     if as_json:
         echo_json({"removed": removed})
     else:

@@ -356,8 +356,10 @@ def review(conn: sqlite3.Connection, decisions: Sequence[tuple[int, str]]) -> li
     return done
 
 
-def remove_documents(conn: sqlite3.Connection, paths: Sequence[str]) -> list[str]:
-    """Forget imported files (by path) and what only they supported; returns those removed."""
+def remove_documents(conn: sqlite3.Connection, paths: Sequence[str], threshold: float) -> list[str]:
+    """Forget imported files (by path) and what only they supported; returns those removed.
+    What the other documents still state is accepted by rule again on what remains (an
+    agreement that needed a removed document no longer accepts)."""
     from pathlib import Path
 
     from telesynth_tui import database as db
@@ -372,5 +374,6 @@ def remove_documents(conn: sqlite3.Connection, paths: Sequence[str]) -> list[str
             if kg.remove_source(key):
                 removed.append(key)
         if removed:
+            apply_acceptance(conn, threshold)
             db.bump_revision(conn)
     return removed

@@ -2,11 +2,15 @@
 predicate vocabulary, each one checked against the chunk it came from.
 
 The output schema enumerates the 13 entity types and the predicates, so the model can only
-write triples of the graph's schema. A triple is kept only when its subject and its object both
-occur in the chunk (the evidence span is the sentence that holds them) and their types fit the
-predicate; anything else is dropped with its reason. Kept triples are stored as candidates with
-extractor `llm:<model>` and a fixed confidence below the acceptance threshold: an LLM triple is
-accepted when the structure-aware extractor agrees, or by a person.
+write triples of the graph's schema. When the chunk's names are known (the graph's entities and
+the typed mentions the structure-aware spotter finds in it), each predicate's subject and object
+are enums of the names whose types it joins, the types coming from the graph: the model chooses
+relations between things the text names, and cannot misspell or invent one, nor join types the
+predicate does not. A triple is kept only when its subject and its
+object both occur in the chunk (the evidence span is the sentence that holds them) and their
+types fit the predicate; anything else is dropped with its reason. Kept triples are stored as
+candidates with extractor `llm:<model>` and a fixed confidence below the acceptance threshold:
+an LLM triple is accepted when the structure-aware extractor agrees, or by a person.
 """
 
 from __future__ import annotations
@@ -15,13 +19,19 @@ import json
 import re
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.graph.candidates import StoreReport, apply_acceptance, store_extractions
-from telesynth_tui.graph.extraction import XEntity, XTriple
+from telesynth_tui.graph.candidates import (
+    StoreReport,
+    apply_acceptance,
+    known_names,
+    store_extractions,
+)
+from telesynth_tui.graph.extraction import Known, XEntity, XTriple, spot
+from telesynth_tui.graph.linking import find_candidates
 from telesynth_tui.graph.resolution import EntityIndex
 from telesynth_tui.graph.store import ENTITY_TYPES, PREDICATES
 from telesynth_tui.inference.base import CallContext, SamplingParams, TextModel
@@ -41,7 +51,46 @@ SYSTEM = (
 )
 
 
-def triples_schema(max_triples: int = MAX_TRIPLES) -> dict[str, Any]:
+MAX_NAMES = 40
+
+
+def triples_schema(
+    max_triples: int = MAX_TRIPLES, names: Sequence[str] | Mapping[str, str] = ()
+) -> dict[str, Any]:
+    """Free names with their types; or, given the chunk's names (name -> type), one shape per
+    predicate whose subject and object are enums of the names of the types it joins (a
+    predicate no two names fit is left out)."""
+    predicates = [p for p in PREDICATES if p != "related_to"]
+    if names:
+        typed = dict(names) if isinstance(names, Mapping) else {n: "" for n in names}
+        shapes = []
+        for p in predicates:
+            allowed_s, allowed_o = PREDICATES[p]
+            subjects = [n for n, t in typed.items() if allowed_s is None or t in allowed_s]
+            objects = [n for n, t in typed.items() if allowed_o is None or t in allowed_o]
+            if not subjects or not objects or (subjects == objects and len(subjects) < 2):
+                continue
+            shapes.append({
+                "type": "object",
+                "properties": {
+                    "subject": {"type": "string", "enum": subjects},
+                    "predicate": {"type": "string", "enum": [p]},
+                    "object": {"type": "string", "enum": objects},
+                },
+                "required": ["subject", "predicate", "object"],
+            })  # fmt: skip
+        if shapes:
+            return {
+                "type": "object",
+                "properties": {
+                    "triples": {
+                        "type": "array",
+                        "maxItems": max_triples,
+                        "items": {"anyOf": shapes},
+                    }
+                },
+                "required": ["triples"],
+            }
     name = {"type": "string", "minLength": 2, "maxLength": 80}
     return {
         "type": "object",
@@ -109,27 +158,47 @@ def evidence_span(text: str, subject: str, obj: str) -> str | None:
 class LlmExtractor:
     """One GGUF model extracting triples chunk by chunk."""
 
-    def __init__(self, generator: TextModel, max_tokens: int = 384) -> None:
+    def __init__(
+        self, generator: TextModel, max_tokens: int = 384, closed_names: bool = True
+    ) -> None:
         self.generator = generator
         self.name = generator.name
         self.max_tokens = max_tokens
+        self.closed_names = closed_names  # subject and object from the chunk's names
 
-    def messages(self, heading: str, text: str) -> list[dict[str, str]]:
+    def messages(
+        self, heading: str, text: str, names: Mapping[str, str] | None = None
+    ) -> list[dict[str, str]]:
+        listed = (
+            "\n\nNames in the text (subject and object are two of these):\n"
+            + "\n".join(f"- {n} ({t})" for n, t in names.items())
+            if names
+            else ""
+        )
         request = (
-            f"Section: {heading}\n\nText:\n{text}\n\nList the facts this text states as JSON "
-            f"triples (at most {MAX_TRIPLES})."
+            f"Section: {heading}\n\nText:\n{text}{listed}\n\nList the facts this text states "
+            f"as JSON triples (at most {MAX_TRIPLES})."
         )
         return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": request}]
 
     def extract_chunk(
-        self, index: int, heading: str, text: str, ctx: CallContext | None = None
+        self,
+        index: int,
+        heading: str,
+        text: str,
+        names: Mapping[str, str] | None = None,
+        ctx: CallContext | None = None,
     ) -> ChunkResult:
+        """Triples of one chunk; with `names` (name -> entity type, at least two) the model
+        picks subject and object among them."""
         result = ChunkResult()
-        params = SamplingParams(
-            max_tokens=self.max_tokens, temperature=0.0, json_schema=triples_schema()
-        )
+        names = dict(names) if names and len(names) >= 2 else None
+        schema = triples_schema(names=names or {})
+        if "anyOf" not in schema["properties"]["triples"]["items"]:
+            names = None  # no predicate fits two of the names: the model writes its own
+        params = SamplingParams(max_tokens=self.max_tokens, temperature=0.0, json_schema=schema)
         try:
-            done = self.generator.complete(self.messages(heading, text), params, ctx)
+            done = self.generator.complete(self.messages(heading, text, names), params, ctx)
         except TelesynthError as exc:
             result.dropped.append(f"model call failed: {exc}")
             return result
@@ -143,12 +212,21 @@ class LlmExtractor:
             result.dropped.append(f"invalid JSON{cut}: {exc.msg}")
             return result
         rows = data.get("triples", []) if isinstance(data, dict) else []
+        seen: set[tuple[str, str, str]] = set()
         for row in rows if isinstance(rows, list) else []:
+            if names and isinstance(row, dict):  # the types are the graph's, not the model's
+                row = {**row, "subject_type": names.get(str(row.get("subject", "")), ""),
+                       "object_type": names.get(str(row.get("object", "")), "")}  # fmt: skip
             triple, reason = self.check(index, text, row)
             if triple is None:
                 result.dropped.append(reason)
-            else:
-                result.triples.append(triple)
+                continue
+            key = (triple.subject.name, triple.predicate, triple.object.name)
+            if key in seen:
+                result.dropped.append("repeated triple")
+                continue
+            seen.add(key)
+            result.triples.append(triple)
         return result
 
     @staticmethod
@@ -195,6 +273,25 @@ def _reason_kind(reason: str) -> str:
     return re.sub(r"\([^)]*\)", "(…)", reason)
 
 
+def chunk_names(text: str, known: Known, limit: int = MAX_NAMES) -> dict[str, str]:
+    """The names a chunk states, with their types: the graph's entities and the typed mentions
+    the structure-aware spotter finds (counters, parameters, KPI and alarm phrases, elements,
+    specifications), each one occurring in the text."""
+    found: dict[str, str] = {}
+    for e in spot(text, known):
+        found.setdefault(e.name, e.type)
+    for e, _, _ in known.find(text):  # checks, actions and causes named in the graph
+        found.setdefault(e.name, e.type)
+    for cand in find_candidates(text):  # identifiers inside longer names too
+        if cand.type in ("Counter", "Parameter"):
+            found.setdefault(cand.name, cand.type)
+    for m in re.finditer(r"\b(?:TS|TR)\s?\d{2}\.\d{3}(?:-\d)?\b", text):
+        found.setdefault(" ".join(m.group().replace("TS", "TS ").replace("TR", "TR ").split()),
+                         "Specification")  # fmt: skip
+    grounded = {n: t for n, t in found.items() if _find(n, text) is not None}
+    return dict(list(grounded.items())[:limit])
+
+
 def extract_documents(
     conn: sqlite3.Connection,
     extractor: LlmExtractor,
@@ -219,6 +316,7 @@ def extract_documents(
     if paths is not None:
         docs = [d for d in docs if any(p in d[2] for p in paths)]
     family = f"llm:{extractor.name}"
+    known = known_names(conn)
     for doc_id, source_id, path in docs:
         chunks = conn.execute(
             "SELECT id, heading, text FROM chunks WHERE document_id = ? ORDER BY ordinal",
@@ -228,7 +326,8 @@ def extract_documents(
         for index, (_cid, heading, text) in enumerate(chunks):
             if limit_chunks is not None and report.chunks >= limit_chunks:
                 break
-            result = extractor.extract_chunk(index, heading or "", text)
+            names = chunk_names(text, known) if extractor.closed_names else None
+            result = extractor.extract_chunk(index, heading or "", text, names)
             report.chunks += 1
             report.kept += len(result.triples)
             report.dropped.update(_reason_kind(r) for r in result.dropped)
