@@ -14,14 +14,12 @@ from telesynth_tui.pipeline import store
 def measured_speeds(conn: sqlite3.Connection) -> dict[str, float]:
     """Median decode tok/s per model over its generation calls recorded in this project."""
     rates: dict[str, list[float]] = {}
-    rows = conn.execute(
-        "SELECT model, json_extract(metrics, '$.decode_tok_s') FROM model_calls"
-        " WHERE json_extract(metrics, '$.decode_tok_s') IS NOT NULL"
-        " UNION ALL SELECT r.student, json_extract(i.metrics, '$.decode_tok_s') FROM eval_items i"
+    evaluated = conn.execute(
+        "SELECT r.student, json_extract(i.metrics, '$.decode_tok_s') FROM eval_items i"
         " JOIN eval_runs r ON r.id = i.eval_run_id"
         " WHERE json_extract(i.metrics, '$.decode_tok_s') IS NOT NULL"
-    )
-    for model, rate in rows:
+    ).fetchall()
+    for model, rate in [*store.decode_rates(conn), *evaluated]:
         rates.setdefault(model, []).append(float(rate))
     return {m: statistics.median(v) for m, v in rates.items()}
 

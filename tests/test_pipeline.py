@@ -219,3 +219,10 @@ def test_tiny_gguf_run_completes_and_rejections_keep_raw_text(generated: Path) -
     assert all(raw for r, raw in written if not any(u in r for u in unwritten))
     if summary["accepted"] == 0:
         assert "why_nothing_accepted" in summary
+
+
+def test_planner_steers_away_from_what_stored_samples_asked(bundled: Project) -> None:
+    conn = bundled.connect()
+    first = Planner(conn, 1).factual().relation_ids[0]
+    asked = [{"relation_ids": [first], "entity_ids": []}]
+    assert Planner(conn, 1, asked).factual().relation_ids[0] != first

@@ -46,7 +46,7 @@ def dta(
     student's style and the best exemplar per problem is kept when answers agree and the judge
     approves; export it with telesynth export RUN."""
     from telesynth_tui.dta.runner import DtaConfig, DtaRunner
-    from telesynth_tui.pipeline import lease
+    from telesynth_tui.pipeline import store
     from telesynth_tui.runs import start_dta
 
     project = open_project()
@@ -63,7 +63,7 @@ def dta(
         )  # fmt: skip
     run_id, config = start_dta(project, conn, new, resume)
     progress = ProgressLine(not as_json)
-    with lease.writing(conn, run_id):
+    with store.writing(conn, run_id):
         runner = DtaRunner(conn, project.dta_models(config))
         if not as_json:
             typer.echo(f"run {run_id}: DTA for {config.student} with teachers "

@@ -71,7 +71,7 @@ def generate(
     as_json: JsonOpt = False,
 ) -> None:
     """Generate QA samples: plan, retrieve, generate, refine, filter, score; every step stored."""
-    from telesynth_tui.pipeline import lease
+    from telesynth_tui.pipeline import store
     from telesynth_tui.pipeline.store import TEMPLATE, RunConfig
     from telesynth_tui.runs import start_generation
 
@@ -101,7 +101,7 @@ def generate(
                    "(import more knowledge for more)", err=True)  # fmt: skip
     config = stored
     progress = ProgressLine(not as_json)
-    with lease.writing(conn, run_id):
+    with store.writing(conn, run_id):
         runner = project.runner(conn, config)
         if not as_json:
             refining = f", refining with {config.refiner}" if config.refiner else ""

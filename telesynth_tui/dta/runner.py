@@ -80,7 +80,9 @@ def create_dta_run(conn: sqlite3.Connection, config: DtaConfig) -> int:
             (run_id, config.student, json.dumps(asdict(config))),
         )
 
-    plans = Planner(conn, config.seed).plans(allocate(config.n, config.mix))
+    plans = Planner(conn, config.seed, store.sample_provenances(conn)).plans(
+        allocate(config.n, config.mix)
+    )
     return store.insert_run(conn, run_config, plans, dta_row)
 
 
@@ -116,7 +118,7 @@ class DtaRunner:
         if row and row[0] != "{}":
             probes = json.loads(row[1])
             return StyleProfile(**json.loads(row[0])), [p["answer"] for p in probes]
-        planner = Planner(self.conn, config.seed + 7919)
+        planner = Planner(self.conn, config.seed + 7919, store.sample_provenances(self.conn))
         counts = allocate(config.probes, config.mix) if config.probes else {}
         probes = []
         student = self.models.student

@@ -722,13 +722,16 @@ class Gate:
         self.seen = Seen()
 
     @classmethod
-    def for_project(cls, conn: sqlite3.Connection, settings: GateSettings | None = None) -> Gate:
-        """A gate over the project's graph that knows its accepted samples."""
+    def for_project(
+        cls,
+        conn: sqlite3.Connection,
+        accepted: Iterable[tuple[int, str, str]] = (),
+        settings: GateSettings | None = None,
+    ) -> Gate:
+        """A gate over the project's graph that knows its `accepted` samples (id, question,
+        answer: `store.accepted_pairs`)."""
         gate = cls(KnowledgeIndex.from_db(conn), settings)
-        for sid, q, a in conn.execute(
-            "SELECT id, question, answer FROM samples WHERE status = 'accepted'"
-            " AND question IS NOT NULL AND answer IS NOT NULL"
-        ):
+        for sid, q, a in accepted:
             gate.seen.add(q, a, f"accepted sample {sid}")
         return gate
 

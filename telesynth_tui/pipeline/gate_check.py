@@ -18,6 +18,7 @@ from telesynth_tui import database
 from telesynth_tui.config import Settings
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.graph.importer import import_paths
+from telesynth_tui.pipeline import store
 from telesynth_tui.pipeline.gate import Gate, GateItem, KnowledgeIndex, Reason
 from telesynth_tui.pipeline.plans import PLAN_TYPES
 
@@ -82,7 +83,7 @@ def gate_for(conn: sqlite3.Connection | None, settings: Settings | None = None) 
     bundled knowledge of `settings` (read into an in-memory database), else over the items'
     plans alone."""
     if conn is not None:
-        return Gate.for_project(conn)
+        return Gate.for_project(conn, store.accepted_pairs(conn))
     if settings is None or not settings.bundled_kg.is_dir():
         return Gate(KnowledgeIndex())
     memory = database.connect(Path(":memory:"))

@@ -17,6 +17,7 @@ import numpy as np
 
 from telesynth_tui.config import RetrievalSettings
 from telesynth_tui.inference.base import Encoder
+from telesynth_tui.pipeline import store
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
 REFUSALS = (
@@ -151,7 +152,8 @@ def unrelated_examples(
     from telesynth_tui.pipeline.realize import TemplateRealizer
 
     retriever = Retriever(conn, retrieval)
-    planner, realizer = Planner(conn, seed), TemplateRealizer(seed)
+    planner = Planner(conn, seed, store.sample_provenances(conn))
+    realizer = TemplateRealizer(seed)
     sets = []
     for _ in range(2):
         items = []

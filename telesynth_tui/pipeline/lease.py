@@ -8,14 +8,13 @@ start time show whether it still runs, elsewhere a heartbeat older than `STALE_A
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.infra import now, transaction
@@ -122,44 +121,8 @@ def live_writer(conn: sqlite3.Connection, run_id: int) -> bool:
     return row is not None and not _is_stale(row)
 
 
-def fail_run(conn: sqlite3.Connection, run_id: int, reason: str) -> None:
-    """Mark a run failed with its reason (a start or a stage that raised)."""
-    with transaction(conn):
-        row = conn.execute("SELECT summary FROM runs WHERE id = ?", (run_id,)).fetchone()
-        summary = json.loads(row[0]) if row and row[0] else {}
-        summary["error"] = reason
-        conn.execute(
-            "UPDATE runs SET status = 'failed', summary = ? WHERE id = ?",
-            (json.dumps(summary), run_id),
-        )
-
-
-def failure_reason(conn: sqlite3.Connection, run_id: int) -> str | None:
-    row = conn.execute("SELECT status, summary FROM runs WHERE id = ?", (run_id,)).fetchone()
-    if row is None or row[0] != "failed" or not row[1]:
-        return None
-    return json.loads(row[1]).get("error")
-
-
 def shown_status(conn: sqlite3.Connection, run_id: int, status: str) -> str:
     """A run's status as users should read it: 'running' only while a live process writes it."""
     if status == "running" and not live_writer(conn, run_id):
         return "interrupted"
     return status
-
-
-@contextmanager
-def writing(conn: sqlite3.Connection, run_id: int) -> Iterator[None]:
-    """Hold the run's lease while models load and plans run; a start or stage that fails marks
-    the run failed with its reason (a busy run is left to its writer)."""
-    try:
-        with hold(conn, run_id):
-            yield
-    except RunBusyError:
-        raise
-    except Exception as exc:
-        text = str(exc).strip().splitlines()
-        reason = text[0] if text else type(exc).__name__
-        with suppress(sqlite3.Error):  # the database itself failed: the original error says more
-            fail_run(conn, run_id, reason)
-        raise

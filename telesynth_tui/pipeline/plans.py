@@ -13,6 +13,7 @@ import math
 import random
 import sqlite3
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,15 +102,18 @@ def allocate(n: int, mix: dict[str, float]) -> dict[str, int]:
 
 
 class Planner:
-    def __init__(self, conn: sqlite3.Connection, seed: int) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, seed: int, asked: Iterable[dict[str, Any]] = ()
+    ) -> None:
+        """Plans over the project's graph; `asked` (the provenance of the samples stored so
+        far: `store.sample_provenances`) steers plans to what has been asked least."""
         self.conn = conn
         self.rng = random.Random(seed)
         self.entity_use: Counter[int] = Counter()
         self.unusable: dict[str, str] = {}  # formula slug -> why it cannot be evaluated
         self._formula_specs: list[tuple[int, int | None, FormulaSpec]] | None = None
         self.relation_use: Counter[int] = Counter()
-        for (prov,) in conn.execute("SELECT provenance FROM samples"):
-            data = json.loads(prov)
+        for data in asked:
             self.entity_use.update(data.get("entity_ids", []))
             self.relation_use.update(data.get("relation_ids", []))
         # curated entities and those taking part in accepted relations (extracted ones)

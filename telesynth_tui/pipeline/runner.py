@@ -71,7 +71,7 @@ def create_run(conn: sqlite3.Connection, config: RunConfig) -> int:
             raise TelesynthError("--from-docs: the documents have no section with text to ask")
         config.n = len(plans)
         return store.insert_run(conn, config, plans)
-    planner = Planner(conn, config.seed)
+    planner = Planner(conn, config.seed, store.sample_provenances(conn))
     return store.insert_run(conn, config, planner.plans(allocate(config.n, config.mix)))
 
 
@@ -127,9 +127,9 @@ class Runner:
         self.templates = TemplateRealizer()  # the QA source when there is no LLM writer
         self.clock = Stopwatch()  # wall time per stage in this process
         # the accept gate over the project's graph knows the project's accepted samples
-        self.policy = AcceptPolicy(retriever, filters, scorer,
-                                   gate if gate is not None else Gate.for_project(conn),
-                                   self.clock)  # fmt: skip
+        if gate is None:
+            gate = Gate.for_project(conn, store.accepted_pairs(conn))
+        self.policy = AcceptPolicy(retriever, filters, scorer, gate, self.clock)
 
     @property
     def stage_seconds(self) -> dict[str, float]:

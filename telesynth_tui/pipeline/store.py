@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -156,7 +157,7 @@ def list_runs(conn: sqlite3.Connection) -> list[dict[str, Any]]:
                      "generator": cfg["generator"], "seed": cfg["seed"], "n": cfg["n"],
                      **{k: summary[k] for k in ("plans", "plans_done", "generated", "accepted",
                                                 "rejected")},
-                     "error": lease.failure_reason(conn, run_id)})  # fmt: skip
+                     "error": failure_reason(conn, run_id)})  # fmt: skip
     return data
 
 
@@ -218,6 +219,20 @@ def status_counts(conn: sqlite3.Connection, run_id: int) -> Counter[str]:
     """How many of the run's samples are accepted and rejected."""
     rows = conn.execute("SELECT status FROM samples WHERE run_id = ?", (run_id,))
     return Counter(r[0] for r in rows)
+
+
+def accepted_pairs(conn: sqlite3.Connection) -> list[tuple[int, str, str]]:
+    """(id, question, answer) of every accepted sample of the project."""
+    rows = conn.execute(
+        "SELECT id, question, answer FROM samples WHERE status = 'accepted'"
+        " AND question IS NOT NULL AND answer IS NOT NULL ORDER BY id"
+    )
+    return [(int(i), str(q), str(a)) for i, q, a in rows]
+
+
+def sample_provenances(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """The provenance of every stored sample (what plans have asked about)."""
+    return [json.loads(r[0]) for r in conn.execute("SELECT provenance FROM samples ORDER BY id")]
 
 
 def accepted_questions(conn: sqlite3.Connection, run_id: int) -> list[str]:
@@ -386,8 +401,53 @@ def run_summary(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:
     return summary
 
 
+def decode_rates(conn: sqlite3.Connection) -> list[tuple[str, float]]:
+    """(model, decode tok/s) of every stored model call that has a decode rate."""
+    rows = conn.execute(
+        "SELECT model, json_extract(metrics, '$.decode_tok_s') FROM model_calls"
+        " WHERE json_extract(metrics, '$.decode_tok_s') IS NOT NULL"
+    )
+    return [(str(model), float(rate)) for model, rate in rows]
+
+
 def model_seconds(call: dict[str, Any]) -> float:
     """The time a stored call kept its model busy: its wall time, or for a call decoded in a
     batch with others, its share of the batch's steps."""
     busy = call.get("extra", {}).get("busy_s")
     return float(busy if busy is not None else call.get("wall_s", 0.0))
+
+
+def fail_run(conn: sqlite3.Connection, run_id: int, reason: str) -> None:
+    """Mark a run failed with its reason (a start or a stage that raised)."""
+    with transaction(conn):
+        row = conn.execute("SELECT summary FROM runs WHERE id = ?", (run_id,)).fetchone()
+        summary = json.loads(row[0]) if row and row[0] else {}
+        summary["error"] = reason
+        conn.execute(
+            "UPDATE runs SET status = 'failed', summary = ? WHERE id = ?",
+            (json.dumps(summary), run_id),
+        )
+
+
+def failure_reason(conn: sqlite3.Connection, run_id: int) -> str | None:
+    row = conn.execute("SELECT status, summary FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None or row[0] != "failed" or not row[1]:
+        return None
+    return json.loads(row[1]).get("error")
+
+
+@contextmanager
+def writing(conn: sqlite3.Connection, run_id: int) -> Iterator[None]:
+    """Hold the run's lease while models load and plans run; a start or stage that fails marks
+    the run failed with its reason (a busy run is left to its writer)."""
+    try:
+        with lease.hold(conn, run_id):
+            yield
+    except lease.RunBusyError:
+        raise
+    except Exception as exc:
+        text = str(exc).strip().splitlines()
+        reason = text[0] if text else type(exc).__name__
+        with suppress(sqlite3.Error):  # the database itself failed: the original error says more
+            fail_run(conn, run_id, reason)
+        raise

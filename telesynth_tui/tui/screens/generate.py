@@ -271,7 +271,7 @@ class GenerateScreen(BaseScreen):
 
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
     def generate(self, config: Any, resume: int | None, parallel: int = 1) -> None:
-        from telesynth_tui.pipeline import lease
+        from telesynth_tui.pipeline import store
         from telesynth_tui.pipeline.store import samples_after
         from telesynth_tui.runs import start_generation
 
@@ -280,7 +280,7 @@ class GenerateScreen(BaseScreen):
         try:
             run_id, config, total = start_generation(self.backends.project, conn, config, resume)
             self.post_message(self.Started(run_id, total, config.generator))
-            with lease.writing(conn, run_id):  # a start that fails marks the run failed
+            with store.writing(conn, run_id):  # a start that fails marks the run failed
                 runner = self.backends.runner(conn, config)  # loads models; embeds new chunks
             self.post_message(self.Tokens(f"run {run_id}: models ready\n"))
 
