@@ -545,6 +545,18 @@ def generate(
         float, typer.Option(help="Drop samples scoring below this.")
     ] = DEFAULT_MIN_QUALITY,
     resume: Annotated[int | None, typer.Option(help="Continue an interrupted run.")] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Run the model calls on Ray workers: 'local' (a Ray instance on this machine), "
+            "'auto' (the cluster this machine joined) or the head's HOST:PORT.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="With --ray: workers (default: the cluster's CPUs).", min=1)
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Generate QA samples: plan, retrieve, generate, refine, filter, score; every step stored."""
@@ -591,14 +603,24 @@ def generate(
                        "(import more knowledge for more)", err=True)  # fmt: skip
     progress = _ProgressLine(not as_json)
     with lease.writing(conn, run_id):
-        runner = project.runner(conn, config)
+        pool = None
+        if ray is not None:
+            from telesynth_tui.pipeline.sharded import sharded_runner
+
+            runner, pool = sharded_runner(project, conn, config, ray, workers)
+        else:
+            runner = project.runner(conn, config)
         if not as_json:
             refining = f", refining with {config.refiner}" if config.refiner else ""
-            typer.echo(f"run {run_id}: generating with {config.generator}{refining}", err=True)
+            sharded = f" on {len(pool.actors)} Ray workers" if pool else ""
+            typer.echo(f"run {run_id}: generating with {config.generator}{refining}{sharded}",
+                       err=True)  # fmt: skip
         try:
             summary = runner.execute(run_id, progress)
         finally:
             progress.close()
+            if pool is not None:
+                pool.close()
     if as_json:
         _echo_json(summary)
     else:

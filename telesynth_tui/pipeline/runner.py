@@ -348,14 +348,9 @@ class Runner:
             candidate.cited = [i["key"] for i in base] or candidate.cited
             context = self._context(candidate.question, base, config.budget_tokens)
             return [candidate], context
-        if plan_type == DOCUMENT:  # the section is the grounding
-            context = base
-            if not context:
-                return ["generate: the section's text is gone (its document was re-imported)\n"], []
-        else:
-            topic = " ".join(i["text"] for i in base) or json.dumps(payload)[:300]
-            budget = min(config.budget_tokens, self.llm.context_budget, LLM_CONTEXT_TOKENS)
-            context = self._context(topic, base, budget)
+        context = self.llm_context(config, plan_type, payload, base)
+        if plan_type == DOCUMENT and not context:  # the section is the grounding
+            return ["generate: the section's text is gone (its document was re-imported)\n"], []
         request.context = context
         with self._timed("generate"):
             found = self.llm.write(request, ctx)
@@ -363,6 +358,24 @@ class Runner:
             if isinstance(item, Candidate) and not item.cited:
                 item.cited = [i["key"] for i in base]
         return found, context
+
+    def llm_context(
+        self,
+        config: RunConfig,
+        plan_type: str,
+        payload: dict[str, Any],
+        base: list[dict[str, Any]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The context a model writes a plan's QA from: a document plan's section, or the plan's
+        own facts and what the retriever adds within the model's context budget."""
+        assert self.llm is not None
+        if base is None:
+            base = plan_context(self.conn, plan_type, payload)
+        if plan_type == DOCUMENT:
+            return base
+        topic = " ".join(i["text"] for i in base) or json.dumps(payload)[:300]
+        budget = min(config.budget_tokens, self.llm.context_budget, LLM_CONTEXT_TOKENS)
+        return self._context(topic, base, budget)
 
     @contextmanager
     def _timed(self, stage: str) -> Iterator[None]:

@@ -1,0 +1,350 @@
+"""A generation run sharded over Ray workers, with this process the only writer of the project.
+
+Each Ray worker is an actor holding the run's writer (and refiner) model: a GGUF loaded on that
+machine, or a client of a model server. This process (the driver) retrieves each plan's context,
+hands the plan to a worker a few plans ahead of the one it stores, and finishes the plans in
+plan order exactly as a local run does: filters, the accept gate, scores and one transaction per
+plan. The workers only run the model calls, so a sharded run at temperature 0 stores the same
+samples as a local one.
+
+A plan is stored under its key once: a plan already marked done is never written again. A
+worker that dies mid-plan is restarted by Ray and its plans are run again (Ray retries the
+actor's tasks; after that the plan goes to another worker); `generate --resume RUN` continues an
+interrupted sharded run like any other.
+
+Nothing here imports Ray at module level: a run without `--ray` never loads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from telesynth_tui.errors import TelesynthError
+from telesynth_tui.pipeline.generate_llm import DOCUMENT, LlmQA
+from telesynth_tui.pipeline.realize import Candidate
+from telesynth_tui.pipeline.runner import TEMPLATE, Progress, RunConfig, Runner
+
+if TYPE_CHECKING:
+    from telesynth_tui.inference.registry import ModelEntry
+
+# Ray tries these before a local cluster starts: no usage statistics, no dashboard
+RAY_OFFLINE_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DISABLE_IMPORT_WARNING": "1"}
+ACTOR_RESTARTS = 3  # a killed worker is restarted this often, its tasks retried as often
+RESUBMITS = 3  # then a plan whose worker is gone goes to another worker this often
+
+
+class ShardError(TelesynthError):
+    """A Ray cluster that cannot be reached or a worker that cannot load its model."""
+
+
+@dataclass
+class ModelSpec:
+    """What a worker needs to load a text model on its own machine."""
+
+    name: str
+    format: str  # gguf | openai
+    path: str = ""
+    url: str = ""
+    model_id: str = ""
+    api_key_env: str = ""
+    context_length: int = 0
+    threads: int | None = None
+    n_ctx: int = 2048
+    n_batch: int = 256
+
+    @classmethod
+    def of(cls, entry: ModelEntry, threads: int | None, n_ctx: int, n_batch: int) -> ModelSpec:
+        return cls(entry.name, entry.format, str(entry.path), entry.url, entry.model_id,
+                   entry.api_key_env, entry.context_length, threads, n_ctx, n_batch)  # fmt: skip
+
+    def load(self) -> Any:
+        """The model, loaded in this process."""
+        if self.format == "openai":
+            from telesynth_tui.inference.remote import RemoteModel
+
+            return RemoteModel(self.name, self.url, self.model_id, self.api_key_env,
+                               self.context_length)  # fmt: skip
+        if self.format != "gguf":
+            raise ShardError(f"model {self.name!r} is not a GGUF or a served model")
+        path = Path(self.path)
+        if not path.is_file():
+            raise ShardError(f"{socket.gethostname()}: {path}: no such file (model {self.name})")
+        from telesynth_tui.inference.generator import LlamaGenerator
+
+        return LlamaGenerator(path, self.name, self.threads, self.n_ctx, self.n_batch)
+
+
+class Drafter:
+    """The work a Ray worker does for a plan: the writer's call and the refiner's calls. Ray
+    runs it as an actor (`ray.remote(Drafter)`), one plan at a time."""
+
+    def __init__(self, writer: ModelSpec, refiner: ModelSpec | None, max_tokens: int,
+                 seed: int) -> None:  # fmt: skip
+        self.where = f"{socket.gethostname()}:{os.getpid()}"
+        self.llm = LlmQA(writer.load(), max_tokens, seed)
+        self.refiner: LlmQA | None = None
+        if refiner is not None:
+            same = refiner.name == writer.name
+            self.refiner = self.llm if same else LlmQA(refiner.load(), max_tokens)
+
+    def facts(self) -> dict[str, Any]:
+        """What the driver needs to know of the models: names and budgets."""
+        return {"name": self.llm.name, "context_budget": self.llm.context_budget,
+                "max_tokens": self.llm.max_tokens, "where": self.where,
+                "refiner": self.refiner.name if self.refiner else None}  # fmt: skip
+
+    def draft(
+        self, plan_type: str, payload: dict[str, Any], context: list[dict[str, Any]], pairs: int
+    ) -> dict[str, Any]:
+        found, metrics = self.llm.write(plan_type, payload, context, pairs)
+        self._mark(metrics)
+        refined: list[tuple[Candidate | str, dict[str, Any]]] = []
+        if self.refiner is not None:
+            for item in found:
+                if isinstance(item, Candidate):
+                    result, refine_metrics = self.refiner.refine(item, context, plan_type, payload)
+                    self._mark(refine_metrics)
+                    refined.append((result, refine_metrics))
+        return {"found": found, "metrics": metrics, "refined": refined, "where": self.where}
+
+    def _mark(self, metrics: dict[str, Any]) -> None:
+        if metrics:
+            metrics.setdefault("extra", {})["ray_worker"] = self.where
+
+
+@dataclass
+class _Pending:
+    ref: Any  # the Ray object ref of the draft
+    actor: int
+    args: tuple[str, dict[str, Any], list[dict[str, Any]], int]
+    tries: int = 0
+
+
+class WorkerPool:
+    """Ray actors holding the models, and the plans handed to them."""
+
+    def __init__(self, address: str, workers: int | None, writer: ModelSpec,
+                 refiner: ModelSpec | None, max_tokens: int, seed: int) -> None:  # fmt: skip
+        os.environ.update(RAY_OFFLINE_ENV)
+        import ray
+
+        self.ray = ray
+        from telesynth_tui.config import REPO_ROOT
+
+        if not ray.is_initialized():
+            options: dict[str, Any] = {
+                "include_dashboard": False,
+                "log_to_driver": False,
+                "runtime_env": {"env_vars": {"PYTHONPATH": str(REPO_ROOT), **RAY_OFFLINE_ENV}},
+            }
+            try:
+                if address == "local":
+                    ray.init(_node_ip_address="127.0.0.1", **options)
+                else:
+                    ray.init(address=address, **options)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                raise ShardError(
+                    f"--ray {address}: cannot join the Ray cluster ({first})"
+                ) from None
+        threads = writer.threads or 1
+        if workers is None:
+            cpus = int(ray.cluster_resources().get("CPU", 1))
+            workers = max(1, cpus // threads)
+        remote: Any = ray.remote(
+            num_cpus=threads, max_restarts=ACTOR_RESTARTS, max_task_retries=ACTOR_RESTARTS
+        )(Drafter)
+        self.actors: list[Any] = [
+            remote.remote(writer, refiner, max_tokens, seed) for _ in range(workers)
+        ]
+        try:
+            self.facts = ray.get([a.facts.remote() for a in self.actors])
+        except ray.exceptions.RayError as exc:
+            self.close()
+            raise ShardError(
+                f"a Ray worker cannot load {writer.name}: {_first_line(exc)}"
+            ) from None
+        self.next_actor = 0
+
+    def submit(self, args: tuple[str, dict[str, Any], list[dict[str, Any]], int],
+               tries: int = 0) -> _Pending:  # fmt: skip
+        actor = self.next_actor % len(self.actors)
+        self.next_actor += 1
+        return _Pending(self.actors[actor].draft.remote(*args), actor, args, tries)
+
+    def result(self, pending: _Pending, cancel: Callable[[], bool]) -> dict[str, Any] | None:
+        """The draft (None when cancelled first); a plan whose worker is gone for good goes to
+        another worker."""
+        ray = self.ray
+        while True:
+            ready, _ = ray.wait([pending.ref], timeout=0.25)
+            if not ready:
+                if cancel():
+                    ray.cancel(pending.ref, force=False)
+                    return None
+                continue
+            try:
+                result: dict[str, Any] = ray.get(pending.ref)
+                return result
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+                if pending.tries >= RESUBMITS:
+                    raise ShardError(f"a plan failed on {RESUBMITS + 1} Ray workers: "
+                                     f"{_first_line(exc)}") from None  # fmt: skip
+                pending = self.submit(pending.args, pending.tries + 1)
+            except ray.exceptions.RayTaskError as exc:
+                raise ShardError(f"a Ray worker failed: {_first_line(exc)}") from None
+
+    def close(self) -> None:
+        for actor in getattr(self, "actors", []):
+            self.ray.kill(actor, no_restart=True)
+        self.actors = []
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    error_lines = [line for line in lines if "Error" in line and ":" in line]
+    return (error_lines[-1] if error_lines else lines[0] if lines else repr(exc))[:240]
+
+
+class ShardedQA(LlmQA):
+    """The writer and refiner as the driver sees them: the drafts the workers return, plan by
+    plan. `current` is the plan being finished."""
+
+    def __init__(self, pool: WorkerPool, facts: dict[str, Any], name: str) -> None:
+        # no model here: the budgets are the workers' (the same model on every worker)
+        self.pool = pool
+        self.name = name
+        self.max_tokens = int(facts["max_tokens"])
+        self.context_budget = int(facts["context_budget"])
+        self.on_token = None
+        self.cancel = None
+        self.drafts: dict[int, _Pending] = {}
+        self.current: int | None = None
+        self.refined: list[tuple[Candidate | str, dict[str, Any]]] = []
+        self.source = self  # the writer whose drafts carry this refiner's results
+
+    def refining(self, name: str) -> ShardedQA:
+        """The refiner as the driver sees it: the refinements in the writer's drafts."""
+        view = ShardedQA(self.pool, {"max_tokens": self.max_tokens,
+                                     "context_budget": self.context_budget}, name)  # fmt: skip
+        view.source = self
+        return view
+
+    def write(
+        self, plan_type: str, payload: dict[str, Any], context: list[dict[str, Any]], pairs: int = 1
+    ) -> tuple[list[Candidate | str], dict[str, Any]]:
+        args = (plan_type, payload, context, pairs)
+        pending = self.drafts.pop(self.current, None) if self.current is not None else None
+        if pending is None or pending.args != args:  # not handed out ahead: hand it out now
+            pending = self.pool.submit(args)
+        result = self.pool.result(pending, self.cancel or (lambda: False))
+        if result is None:
+            return ["generate: cancelled\n"], {}
+        self.refined = list(result["refined"])
+        return list(result["found"]), dict(result["metrics"])
+
+    def refine(
+        self,
+        candidate: Candidate,
+        context: list[dict[str, Any]],
+        plan_type: str = "",
+        payload: dict[str, Any] | None = None,
+    ) -> tuple[Candidate | str, dict[str, Any]]:
+        refined = self.source.refined
+        if not refined:
+            raise ShardError("a worker returned fewer refinements than candidates")
+        result, metrics = refined.pop(0)
+        if isinstance(result, Candidate):
+            result.cited = candidate.cited  # the driver fills in the citations
+        return result, metrics
+
+
+class ShardedRunner(Runner):
+    """A runner whose model calls run on Ray workers, `lookahead` plans ahead of the plan being
+    stored."""
+
+    def adopt(self, qa: ShardedQA, refiner: ShardedQA | None, lookahead: int) -> None:
+        self.llm = qa
+        self.refiner = refiner
+        self.qa = qa
+        self.lookahead = lookahead
+        self._order: dict[int, int] = {}
+        self._pending: list[sqlite3.Row] = []
+        self._handed = 0
+
+    def execute(
+        self,
+        run_id: int,
+        progress: Callable[[Progress], None] = lambda _: None,
+        cancel: Callable[[], bool] = lambda: False,
+    ) -> dict[str, Any]:
+        rows = self.conn.execute(
+            "SELECT * FROM plans WHERE run_id = ? AND status != 'done' ORDER BY ordinal", (run_id,)
+        ).fetchall()
+        self._pending = rows
+        self._order = {int(row["id"]): i for i, row in enumerate(rows)}
+        self._handed = 0
+        return super().execute(run_id, progress, cancel)
+
+    def process_plan(
+        self,
+        run_id: int,
+        config: RunConfig,
+        plan: sqlite3.Row,
+        cancel: Callable[[], bool] = lambda: False,
+    ) -> Any:
+        position = self._order.get(int(plan["id"]), 0)
+        self._hand_out(config, position + self.lookahead)
+        self.qa.current = int(plan["id"])
+        return super().process_plan(run_id, config, plan, cancel)
+
+    def _hand_out(self, config: RunConfig, until: int) -> None:
+        """Give the workers the plans up to position `until` (their context retrieved here)."""
+        while self._handed < min(until, len(self._pending)):
+            row = self._pending[self._handed]
+            self._handed += 1
+            payload = json.loads(row["payload"])
+            context = self.llm_context(config, row["type"], payload)
+            if row["type"] == DOCUMENT and not context:
+                continue  # refused before any model call
+            args = (str(row["type"]), payload, context, config.pairs_per_context)
+            self.qa.drafts[int(row["id"])] = self.qa.pool.submit(args)
+
+
+def sharded_runner(
+    project: Any,
+    conn: sqlite3.Connection,
+    config: RunConfig,
+    address: str,
+    workers: int | None = None,
+) -> tuple[ShardedRunner, WorkerPool]:
+    """The run's pipeline in this process and its model calls on Ray workers."""
+    if config.generator == TEMPLATE:
+        raise ShardError("--ray needs --generator NAME: the KG-template realizer has no model "
+                         "calls to share out")  # fmt: skip
+    registry = project.registry()
+    m = project.settings.models
+    specs = []
+    for name in filter(None, (config.generator, config.refiner)):
+        entry = registry.get(name)
+        if entry.format not in ("gguf", "openai"):
+            raise ShardError(f"model {name!r} is not a GGUF or a served model")
+        specs.append(ModelSpec.of(entry, m.llama_threads or 1, m.n_ctx, m.n_batch))
+    writer, refiner = specs[0], (specs[1] if len(specs) > 1 else None)
+    local = RunConfig(**{**asdict(config), "generator": TEMPLATE, "refiner": None})
+    base = project.runner(conn, local)  # retriever, filters and scorer; no model loaded here
+    pool = WorkerPool(address, workers, writer, refiner, config.max_tokens, config.seed)
+    runner = ShardedRunner(conn, base.retriever, base.filters, base.scorer, gate=base.gate)
+    facts = pool.facts[0]
+    qa = ShardedQA(pool, facts, facts["name"])
+    refining = qa.refining(str(facts["refiner"])) if refiner is not None else None
+    runner.adopt(qa, refining, lookahead=2 * len(pool.actors))
+    return runner, pool
