@@ -119,6 +119,19 @@ class Drafter:
             metrics.setdefault("extra", {})["ray_worker"] = self.where
 
 
+def ray_options() -> dict[str, Any]:
+    """`ray.init` options: no dashboard, worker logs kept out of the terminal, and workers that
+    import this checkout of telesynth with Ray's offline settings."""
+    from telesynth_tui.config import REPO_ROOT
+
+    os.environ.update(RAY_OFFLINE_ENV)
+    return {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "runtime_env": {"env_vars": {"PYTHONPATH": str(REPO_ROOT), **RAY_OFFLINE_ENV}},
+    }
+
+
 @dataclass
 class _Pending:
     ref: Any  # the Ray object ref of the draft
@@ -136,14 +149,8 @@ class WorkerPool:
         import ray
 
         self.ray = ray
-        from telesynth_tui.config import REPO_ROOT
-
         if not ray.is_initialized():
-            options: dict[str, Any] = {
-                "include_dashboard": False,
-                "log_to_driver": False,
-                "runtime_env": {"env_vars": {"PYTHONPATH": str(REPO_ROOT), **RAY_OFFLINE_ENV}},
-            }
+            options = ray_options()
             try:
                 if address == "local":
                     ray.init(_node_ip_address="127.0.0.1", **options)
