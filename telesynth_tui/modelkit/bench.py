@@ -375,9 +375,10 @@ def run_model_bench(
         elif entry.remote:
             from telesynth_tui.modelkit.bench_remote import bench_remote
 
-            results["generators"].append(
-                bench_remote(entry, runs, max_tokens, progress, project.settings.bundled_kg)
-            )
+            contexts = pipeline_contexts(project.settings.bundled_kg, runs)
+            results["generators"].append(bench_remote(entry, contexts, pipeline_messages,
+                                                      PIPELINE_SCHEMA, runs, max_tokens,
+                                                      progress))  # fmt: skip
         elif "encoder" in entry.roles:
             texts = texts or corpus_sentences(project.settings.bundled_kg)
             result = bench_encoder(project.encoder(entry.name), texts, runs, progress)

@@ -10,14 +10,14 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from telesynth_tui.inference.base import Message, SamplingParams
 from telesynth_tui.inference.metrics import ENERGY_NOT_MEASURED, CallMetrics
 from telesynth_tui.inference.registry import ModelEntry
 from telesynth_tui.inference.remote import RemoteModel, validate
-from telesynth_tui.modelkit.bench import PIPELINE_SCHEMA, pipeline_contexts, pipeline_messages
+
+Messages = Callable[[list[str]], list[Message]]
 
 
 def _median(values: Sequence[float | None]) -> float | None:
@@ -25,14 +25,14 @@ def _median(values: Sequence[float | None]) -> float | None:
     return statistics.median(present) if present else None
 
 
-def fitted(model: RemoteModel, context: list[str], budget: int) -> list[Message]:
-    """Pipeline-shaped messages, dropping trailing context items until `budget` output tokens
-    fit the model's context."""
+def fitted(model: RemoteModel, build: Messages, context: list[str], budget: int) -> list[Message]:
+    """The messages `build` makes of `context`, dropping trailing context items until `budget`
+    output tokens fit the model's context."""
     items = list(context)
-    messages = pipeline_messages(items)
+    messages = build(items)
     while len(items) > 1 and not _fits(model, messages, budget):
         items.pop()
-        messages = pipeline_messages(items)
+        messages = build(items)
     return messages
 
 
@@ -79,32 +79,34 @@ def throughput(
 
 def bench_remote(
     entry: ModelEntry,
+    contexts: list[list[str]],
+    build: Messages,
+    schema: dict[str, Any],
     runs: int = 5,
     max_tokens: int = 256,
     progress: Callable[[str], None] = lambda _: None,
-    kg_dir: Path | None = None,
     in_flight: int = 4,
 ) -> dict[str, Any]:
-    """Runs interleaved (with schema, then free for as many tokens) on pipeline-shaped prompts,
-    then the same prompts with 1 and with `in_flight` requests at a time."""
+    """Runs interleaved (with `schema`, then free for as many tokens) on the messages `build`
+    makes of `contexts` (the GGUF bench's pipeline-shaped prompts), then the same prompts with 1
+    and with `in_flight` requests at a time."""
     model = RemoteModel(entry.name, entry.url, entry.model_id, entry.api_key_env,
                         entry.context_length, max_in_flight=in_flight)  # fmt: skip
-    contexts = pipeline_contexts(kg_dir or Path(__file__).resolve().parents[2] / "kg", runs)
     budget = min(max_tokens, model.n_ctx // 2)
     free: list[CallMetrics] = []
     constrained: list[CallMetrics] = []
     valid = 0
     prompts: list[list[Message]] = []
     try:
-        model.complete(pipeline_messages(contexts[0][:1]), SamplingParams(max_tokens=4))  # warm
+        model.complete(build(contexts[0][:1]), SamplingParams(max_tokens=4))  # warm-up
         for i in range(runs):
             progress(f"{entry.name}: run {i + 1}/{runs}")
-            messages = fitted(model, contexts[i % len(contexts)], budget)
+            messages = fitted(model, build, contexts[i % len(contexts)], budget)
             prompts.append(messages)
-            json_params = SamplingParams(max_tokens=budget, json_schema=PIPELINE_SCHEMA)
+            json_params = SamplingParams(max_tokens=budget, json_schema=schema)
             done = model.complete(messages, json_params)
             constrained.append(done.metrics)
-            valid += not validate(done.text, PIPELINE_SCHEMA)
+            valid += not validate(done.text, schema)
             n = max(2, done.metrics.output_tokens)
             free_params = SamplingParams(max_tokens=n, stop_at_eos=False)
             free.append(model.complete(messages, free_params).metrics)

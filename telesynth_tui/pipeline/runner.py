@@ -120,6 +120,11 @@ SAMPLE_COLUMNS = (
 )  # fmt: skip
 
 
+def plan_seed(config: RunConfig, ordinal: int) -> int:
+    """The seed of one plan's writing: the run's seed and the plan's place in the run."""
+    return config.seed * 100_003 + ordinal
+
+
 def record_calls(conn: sqlite3.Connection, run_id: int, plan_id: int | None,
                  calls: list[tuple[str, str, dict[str, Any]]]) -> None:  # fmt: skip
     """Model calls (stage, model, metrics) of a run, inside the caller's transaction."""
@@ -413,7 +418,7 @@ class Runner:
         stages = {stage: CallContext(cancel, on_token) for stage in ("generate", "refine")}
         stages.update({stage: CallContext(cancel) for stage in ("filter", "score")})
         found, context = self._candidates(
-            config, plan["type"], payload, config.seed * 100_003 + plan["ordinal"],
+            config, plan["type"], payload, plan_seed(config, plan["ordinal"]),
             stages["generate"],
         )  # fmt: skip
         if cancel():

@@ -27,9 +27,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from telesynth_tui.errors import TelesynthError
+from telesynth_tui.inference.base import CallContext, TextModel
+from telesynth_tui.inference.metrics import CallMetrics
 from telesynth_tui.pipeline.generate_llm import DOCUMENT, LlmQA
 from telesynth_tui.pipeline.realize import Candidate
-from telesynth_tui.pipeline.runner import TEMPLATE, Progress, RunConfig, Runner
+from telesynth_tui.pipeline.runner import TEMPLATE, Progress, RunConfig, Runner, plan_seed
+from telesynth_tui.pipeline.sources import QARequest
 
 if TYPE_CHECKING:
     from telesynth_tui.inference.registry import ModelEntry
@@ -64,7 +67,7 @@ class ModelSpec:
         return cls(entry.name, entry.format, str(entry.path), entry.url, entry.model_id,
                    entry.api_key_env, entry.context_length, threads, n_ctx, n_batch)  # fmt: skip
 
-    def load(self) -> Any:
+    def load(self) -> TextModel:
         """The model, loaded in this process."""
         if self.format == "openai":
             from telesynth_tui.inference.remote import RemoteModel
@@ -100,23 +103,26 @@ class Drafter:
                 "max_tokens": self.llm.max_tokens, "where": self.where,
                 "refiner": self.refiner.name if self.refiner else None}  # fmt: skip
 
-    def draft(
-        self, plan_type: str, payload: dict[str, Any], context: list[dict[str, Any]], pairs: int
-    ) -> dict[str, Any]:
-        found, metrics = self.llm.write(plan_type, payload, context, pairs)
-        self._mark(metrics)
-        refined: list[tuple[Candidate | str, dict[str, Any]]] = []
+    def draft(self, request: QARequest) -> dict[str, Any]:
+        """The writer's candidates and the refiner's result for each of them, with the metrics
+        of every call."""
+        ctx = CallContext()
+        found = self.llm.write(request, ctx)
+        refined: list[tuple[Candidate | str, list[CallMetrics]]] = []
         if self.refiner is not None:
             for item in found:
                 if isinstance(item, Candidate):
-                    result, refine_metrics = self.refiner.refine(item, context, plan_type, payload)
-                    self._mark(refine_metrics)
-                    refined.append((result, refine_metrics))
-        return {"found": found, "metrics": metrics, "refined": refined, "where": self.where}
+                    refine_ctx = CallContext()
+                    result = self.refiner.refine(item, request.context, request.plan_type,
+                                                 request.payload, refine_ctx)  # fmt: skip
+                    refined.append((result, self._mark(refine_ctx.metrics)))
+        return {"found": found, "metrics": self._mark(ctx.metrics), "refined": refined,
+                "where": self.where}  # fmt: skip
 
-    def _mark(self, metrics: dict[str, Any]) -> None:
-        if metrics:
-            metrics.setdefault("extra", {})["ray_worker"] = self.where
+    def _mark(self, metrics: list[CallMetrics]) -> list[CallMetrics]:
+        for m in metrics:
+            m.extra["ray_worker"] = self.where
+        return metrics
 
 
 def ray_options() -> dict[str, Any]:
@@ -136,7 +142,7 @@ def ray_options() -> dict[str, Any]:
 class _Pending:
     ref: Any  # the Ray object ref of the draft
     actor: int
-    args: tuple[str, dict[str, Any], list[dict[str, Any]], int]
+    request: QARequest
     tries: int = 0
 
 
@@ -180,11 +186,10 @@ class WorkerPool:
             ) from None
         self.next_actor = 0
 
-    def submit(self, args: tuple[str, dict[str, Any], list[dict[str, Any]], int],
-               tries: int = 0) -> _Pending:  # fmt: skip
+    def submit(self, request: QARequest, tries: int = 0) -> _Pending:
         actor = self.next_actor % len(self.actors)
         self.next_actor += 1
-        return _Pending(self.actors[actor].draft.remote(*args), actor, args, tries)
+        return _Pending(self.actors[actor].draft.remote(request), actor, request, tries)
 
     def result(self, pending: _Pending, cancel: Callable[[], bool]) -> dict[str, Any] | None:
         """The draft (None when cancelled first); a plan whose worker is gone for good goes to
@@ -204,7 +209,7 @@ class WorkerPool:
                 if pending.tries >= RESUBMITS:
                     raise ShardError(f"a plan failed on {RESUBMITS + 1} Ray workers: "
                                      f"{_first_line(exc)}") from None  # fmt: skip
-                pending = self.submit(pending.args, pending.tries + 1)
+                pending = self.submit(pending.request, pending.tries + 1)
             except ray.exceptions.RayTaskError as exc:
                 raise ShardError(f"a Ray worker failed: {_first_line(exc)}") from None
 
@@ -231,11 +236,9 @@ class ShardedQA(LlmQA):
         self.name = name
         self.max_tokens = int(facts["max_tokens"])
         self.context_budget = int(facts["context_budget"])
-        self.on_token = None
-        self.cancel = None
         self.drafts: dict[int, _Pending] = {}
         self.current: int | None = None
-        self.refined: list[tuple[Candidate | str, dict[str, Any]]] = []
+        self.refined: list[tuple[Candidate | str, list[CallMetrics]]] = []
         self.source = self  # the writer whose drafts carry this refiner's results
 
     def refining(self, name: str) -> ShardedQA:
@@ -245,18 +248,16 @@ class ShardedQA(LlmQA):
         view.source = self
         return view
 
-    def write(
-        self, plan_type: str, payload: dict[str, Any], context: list[dict[str, Any]], pairs: int = 1
-    ) -> tuple[list[Candidate | str], dict[str, Any]]:
-        args = (plan_type, payload, context, pairs)
+    def write(self, request: QARequest, ctx: CallContext) -> list[Candidate | str]:
         pending = self.drafts.pop(self.current, None) if self.current is not None else None
-        if pending is None or pending.args != args:  # not handed out ahead: hand it out now
-            pending = self.pool.submit(args)
-        result = self.pool.result(pending, self.cancel or (lambda: False))
+        if pending is None or pending.request != request:  # not handed out ahead: now
+            pending = self.pool.submit(request)
+        result = self.pool.result(pending, ctx.cancelled)
         if result is None:
-            return ["generate: cancelled\n"], {}
+            return ["generate: cancelled\n"]
         self.refined = list(result["refined"])
-        return list(result["found"]), dict(result["metrics"])
+        ctx.metrics.extend(result["metrics"])
+        return list(result["found"])
 
     def refine(
         self,
@@ -264,14 +265,17 @@ class ShardedQA(LlmQA):
         context: list[dict[str, Any]],
         plan_type: str = "",
         payload: dict[str, Any] | None = None,
-    ) -> tuple[Candidate | str, dict[str, Any]]:
+        ctx: CallContext | None = None,
+    ) -> Candidate | str:
         refined = self.source.refined
         if not refined:
             raise ShardError("a worker returned fewer refinements than candidates")
         result, metrics = refined.pop(0)
+        if ctx is not None:
+            ctx.metrics.extend(metrics)
         if isinstance(result, Candidate):
             result.cited = candidate.cited  # the driver fills in the citations
-        return result, metrics
+        return result
 
 
 class ShardedRunner(Runner):
@@ -292,6 +296,7 @@ class ShardedRunner(Runner):
         run_id: int,
         progress: Callable[[Progress], None] = lambda _: None,
         cancel: Callable[[], bool] = lambda: False,
+        on_token: Callable[[str], None] | None = None,
     ) -> dict[str, Any]:
         rows = self.conn.execute(
             "SELECT * FROM plans WHERE run_id = ? AND status != 'done' ORDER BY ordinal", (run_id,)
@@ -299,7 +304,7 @@ class ShardedRunner(Runner):
         self._pending = rows
         self._order = {int(row["id"]): i for i, row in enumerate(rows)}
         self._handed = 0
-        return super().execute(run_id, progress, cancel)
+        return super().execute(run_id, progress, cancel, on_token)
 
     def process_plan(
         self,
@@ -307,11 +312,12 @@ class ShardedRunner(Runner):
         config: RunConfig,
         plan: sqlite3.Row,
         cancel: Callable[[], bool] = lambda: False,
-    ) -> Any:
+        on_token: Callable[[str], None] | None = None,
+    ) -> list[dict[str, Any]] | None:
         position = self._order.get(int(plan["id"]), 0)
         self._hand_out(config, position + self.lookahead)
         self.qa.current = int(plan["id"])
-        return super().process_plan(run_id, config, plan, cancel)
+        return super().process_plan(run_id, config, plan, cancel, on_token)
 
     def _hand_out(self, config: RunConfig, until: int) -> None:
         """Give the workers the plans up to position `until` (their context retrieved here)."""
@@ -322,8 +328,9 @@ class ShardedRunner(Runner):
             context = self.llm_context(config, row["type"], payload)
             if row["type"] == DOCUMENT and not context:
                 continue  # refused before any model call
-            args = (str(row["type"]), payload, context, config.pairs_per_context)
-            self.qa.drafts[int(row["id"])] = self.qa.pool.submit(args)
+            seed = plan_seed(config, int(row["ordinal"]))
+            request = QARequest(str(row["type"]), payload, context, seed, config.pairs_per_context)
+            self.qa.drafts[int(row["id"])] = self.qa.pool.submit(request)
 
 
 def sharded_runner(
