@@ -452,6 +452,14 @@ def _parse_mix(types: str | None) -> dict[str, float] | None:
         raise TelesynthError(f"--types: {exc}") from None
 
 
+def _check_served(registry: Any, entry: Any) -> None:
+    """A model on a server must answer before a run is created (one line when it does not)."""
+    if entry.remote:
+        problem = registry.check(entry)
+        if problem:
+            raise TelesynthError(problem)
+
+
 class _ProgressLine:
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled and sys.stderr.isatty()
@@ -595,7 +603,7 @@ def generate(
             raise TelesynthError(f"--pairs must be between 1 and 100, not {pairs}")
         registry = project.registry()
         for name in filter(None, (generator, refiner, judge)):
-            registry.get(name)
+            _check_served(registry, registry.get(name))
         run_id = create_run(conn, config)
         _, planned = load_run(conn, run_id)
         if planned < config.n:
@@ -679,7 +687,7 @@ def dta(
             "student",
             "solver",
         }:
-            registry.get(str(name))
+            _check_served(registry, registry.get(str(name)))
         run_id = create_dta_run(conn, config)
     progress = _ProgressLine(not as_json)
     with lease.writing(conn, run_id):

@@ -170,6 +170,44 @@ def test_models_add_url_from_the_command_line(
     assert bad_role.returncode == 2 and "for a served model" in bad_role.stderr
 
 
+# two multiple-choice items in TeleQnA's layout
+TELEQNA = {
+    "question 1": {"question": "Which channel carries the random access preamble?",
+                   "option 1": "PRACH", "option 2": "PDSCH", "option 3": "PBCH",
+                   "answer": "option 1: PRACH", "category": "Lexicon"},
+    "question 2": {"question": "Which counter rises when RRC setup attempts fail?",
+                   "option 1": "pmRrcConnEstabFail", "option 2": "pmPrbUsedDl",
+                   "answer": "option 1: pmRrcConnEstabFail", "category": "Lexicon"},
+}  # fmt: skip
+
+
+def test_eval_and_a_stopped_server_from_the_command_line(tmp_path: Path) -> None:
+    """eval runs on a served student; once its server stops, a run refuses to start in one line
+    and creates nothing."""
+    items = tmp_path / "teleqna.json"
+    items.write_text(json.dumps(TELEQNA))
+    srv = LlamaServer(SHIPPED_GGUF, alias="student")
+    proj = tmp_path / "p"
+    try:
+        run_cli("init", "--empty", project=proj, check=True)
+        run_cli("models", "add", "--url", srv.url, "--name", "srv", "--role", "generator,student",
+                "--n-ctx", "512", project=proj, check=True)  # fmt: skip
+        done = run_cli("eval", "--student", "srv", "--set", str(items), "--format", "teleqna",
+                       "--max-tokens", "8", "--json", project=proj)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        summary = json.loads(done.stdout)
+        assert summary["items"] == 2 and summary["output_tokens"] > 0
+        assert summary["energy_source"] == "not measured"
+        assert summary["joules_per_output_token"] is None
+    finally:
+        srv.stop()
+    refused = run_cli("generate", "--n", "2", "--generator", "srv", project=proj)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "srv: " in refused.stderr and "cannot reach the model server" in refused.stderr
+    runs = run_cli("runs", "--json", project=proj, check=True)
+    assert json.loads(runs.stdout) == []
+
+
 # --- retries and requests in flight, against a scripted server ---------------------------------
 
 

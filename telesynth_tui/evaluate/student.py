@@ -16,6 +16,7 @@ from telesynth_tui.evaluate.answers import LETTERS, parse_choice
 from telesynth_tui.evaluate.metrics import bleu, embedding_f1, mean, rouge_l
 from telesynth_tui.evaluate.readers import EvalItem, EvalSet, read_eval_set, read_text_file
 from telesynth_tui.inference.base import SamplingParams, TextModel
+from telesynth_tui.inference.metrics import ENERGY_NOT_MEASURED
 from telesynth_tui.infra import now, transaction
 from telesynth_tui.units import check_numeric
 
@@ -127,6 +128,9 @@ def summarize(results: list[ItemResult]) -> dict[str, Any]:
     graded = [r.correct for r in results if r.correct is not None]
     out_tokens = sum(r.metrics.get("output_tokens", 0) for r in results)
     joules = sum(r.metrics.get("energy_j", 0.0) for r in results)
+    # a served model's calls measure no energy: no figure rather than 0
+    measured = any(r.metrics.get("energy_source") not in (None, ENERGY_NOT_MEASURED)
+                   for r in results)  # fmt: skip
     summary: dict[str, Any] = {
         "items": len(results),
         "accuracy": round(sum(graded) / len(graded), 4) if graded else None,
@@ -138,7 +142,9 @@ def summarize(results: list[ItemResult]) -> dict[str, Any]:
             [r.metrics["decode_tok_s"] for r in results if r.metrics.get("decode_tok_s")]
         ),
         "output_tokens": out_tokens,
-        "joules_per_output_token": round(joules / out_tokens, 6) if out_tokens else None,
+        "joules_per_output_token": (
+            round(joules / out_tokens, 6) if out_tokens and measured else None
+        ),
         "energy_source": ",".join(
             sorted({r.metrics.get("energy_source", "") for r in results} - {""})
         ),
