@@ -218,6 +218,7 @@ class _Script(BaseHTTPRequestHandler):
     failures: ClassVar[list[int]] = []
     in_flight = 0
     peak = 0
+    cut_off = False  # end the stream without a finish reason
     lock = threading.Lock()
 
     def log_message(self, *args: object) -> None:
@@ -256,6 +257,9 @@ class _Script(BaseHTTPRequestHandler):
             event = {"choices": [{"delta": {"content": piece}, "finish_reason": None}]}
             self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
             self.wfile.flush()
+        if not type(self).cut_off:
+            end = {"choices": [{"delta": {}, "finish_reason": "stop"}]}
+            self.wfile.write(f"data: {json.dumps(end)}\n\n".encode())
         usage = {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 2}}
         self.wfile.write(f"data: {json.dumps(usage)}\n\ndata: [DONE]\n\n".encode())
         with cls.lock:
@@ -286,6 +290,16 @@ def test_retries_with_backoff_on_429_and_503(scripted: str) -> None:
     with pytest.raises(RemoteError, match="HTTP 503"):
         few.complete(MESSAGES, SamplingParams(max_tokens=8))
     _Script.failures = []
+
+
+def test_an_answer_cut_off_by_the_server_is_an_error(scripted: str) -> None:
+    _Script.cut_off = True
+    try:
+        model = RemoteModel("m", scripted)
+        with pytest.raises(RemoteError, match="without a finish reason"):
+            model.complete(MESSAGES, SamplingParams(max_tokens=8))
+    finally:
+        _Script.cut_off = False
 
 
 def test_requests_in_flight_are_bounded(scripted: str) -> None:

@@ -328,6 +328,12 @@ class RemoteModel(TextModel):
                 response.close()
             wall = time.perf_counter() - t0
             cpu = time.process_time() - cpu0
+        if stop != "cancelled" and not finish:
+            raise RemoteError(
+                f"{self.url}: the server ended the answer without a finish reason (cut off; "
+                "llama-cpp-python's server drops a request when another arrives unless it runs "
+                "with --interrupt_requests False)"
+            )
         if stop != "cancelled":
             stop = "length" if finish == "length" else "eos"
         text = "".join(pieces)
