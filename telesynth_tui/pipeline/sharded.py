@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 RAY_OFFLINE_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DISABLE_IMPORT_WARNING": "1"}
 ACTOR_RESTARTS = 3  # a killed worker is restarted this often, its tasks retried as often
 RESUBMITS = 3  # then a plan whose worker is gone goes to another worker this often
+SERVED_WORKERS = 4  # workers by default for a served model (requests in flight to its server)
 
 
 class ShardError(TelesynthError):
@@ -167,10 +168,13 @@ class WorkerPool:
                 raise ShardError(
                     f"--ray {address}: cannot join the Ray cluster ({first})"
                 ) from None
-        threads = writer.threads or 1
+        # a GGUF worker reserves its llama.cpp threads; a server's client reserves no CPU, and
+        # as many run by default as requests may be in flight to the server
+        served = writer.format == "openai"
+        threads = 0 if served else writer.threads or 1
         if workers is None:
             cpus = int(ray.cluster_resources().get("CPU", 1))
-            workers = max(1, cpus // threads)
+            workers = SERVED_WORKERS if served else max(1, cpus // threads)
         remote: Any = ray.remote(
             num_cpus=threads, max_restarts=ACTOR_RESTARTS, max_task_retries=ACTOR_RESTARTS
         )(Drafter)
