@@ -56,6 +56,11 @@ class ModelEntry:
     def remote(self) -> bool:
         return self.format == REMOTE_FORMAT
 
+    @property
+    def text_model(self) -> bool:
+        """A model that writes text: a GGUF or a served model."""
+        return self.format == "gguf" or self.remote
+
     def to_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in vars(self).items() if k != "size"}
         if self.remote:
