@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from telesynth_tui.pipeline import lease
-from telesynth_tui.pipeline.runner import Progress, RunConfig, create_run
+from telesynth_tui.pipeline.runner import Progress, RunConfig, create_run, load_run
 from telesynth_tui.project import Project
 
 from .conftest import OFFLINE_DIR
@@ -121,6 +121,33 @@ def test_a_worker_killed_mid_run_still_gives_a_complete_run(
         for (m,) in conn.execute("SELECT metrics FROM model_calls WHERE stage = 'generate'")
     }
     assert len(workers) == 3  # the killed worker came back as a new process
+
+
+def test_an_interrupted_sharded_run_resumes_to_the_local_result(
+    ray_cluster: Any, bundled_template: Path, tmp_path: Path
+) -> None:
+    from telesynth_tui.pipeline.sharded import sharded_runner
+
+    config = RunConfig(n=PLANS, seed=7, generator="tiny-telesynth", max_tokens=200)
+    local_conn, local_id = _local_run(_copy(bundled_template, tmp_path, "local"), config)
+    project = _copy(bundled_template, tmp_path, "sharded")
+    conn = project.connect()
+    run_id = create_run(conn, config)
+    stored: list[int] = []
+    for stop_after in (3, None):  # stopped after 3 plans, then resumed to the end
+        with lease.writing(conn, run_id):
+            runner, pool = sharded_runner(project, conn, load_run(conn, run_id)[0], "auto", 2)
+            try:
+                summary = runner.execute(
+                    run_id, lambda p: stored.append(p.done),
+                    lambda stop=stop_after: stop is not None and len(stored) >= stop,
+                )  # fmt: skip
+            finally:
+                pool.close()
+        if stop_after is not None:
+            assert summary["plans_done"] == 3
+    assert summary["plans_done"] == PLANS
+    assert _samples(conn, run_id) == _samples(local_conn, local_id)
 
 
 def test_without_ray_nothing_of_ray_is_imported(bundled_template: Path, tmp_path: Path) -> None:
