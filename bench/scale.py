@@ -104,7 +104,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-tokens", type=int, default=400)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--render", type=Path, help="only re-render a saved scale JSON")
     args = parser.parse_args()
+    if args.render:
+        saved = json.loads(args.render.read_text())
+        write(saved, args.render.parent, saved["model"])
+        return
     cores = len(os.sched_getaffinity(0))
     import ray
 
@@ -157,9 +162,6 @@ def main() -> None:
                 process.wait(timeout=30)
         finally:
             ray.shutdown()
-    first = rows["one process"]["samples_per_hour"]
-    for row in rows.values():
-        row["vs_one_process"] = round(row["samples_per_hour"] / first, 3) if first else None
     result = {
         "model": args.model,
         "plans": args.n,
@@ -173,24 +175,52 @@ def main() -> None:
         },
         "runs": rows,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    suffix = "" if args.model == "tiny-telesynth" else f"-{args.model}"
-    (args.out / f"scale{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
+    write(result, args.out, args.model)
+
+
+def write(result: dict[str, Any], out: Path, model: str) -> None:
+    """Ratios against the one-process run and against what the cores allow, then JSON + MD."""
+    rows = result["runs"]
+    one = rows["one process"]
+    first = one["samples_per_hour"]
+    for row in rows.values():
+        row["vs_one_process"] = round(row["samples_per_hour"] / first, 3) if first else None
+    # the one-process run's llama.cpp already uses every core: sharing the work out can at best
+    # hide the pipeline's own time (retrieval, filters, storing) behind the model's
+    result["overlap_bound"] = (
+        round(one["wall_s"] / one["model_seconds"], 3) if one["model_seconds"] else None
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = "" if model == "tiny-telesynth" else f"-{model}"
+    (out / f"scale{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
-        f"# Scale: {args.model}, {args.n} plans, {cores} cores",
+        f"# Scale: {model}, {result['plans']} plans, {result['cores']} cores",
         "",
-        "| way | samples | accepted | run wall s | samples/hour | vs one process | same samples "
-        "| set-up s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| way | samples | accepted | run wall s | model s (sum of calls) | samples/hour | vs one process "
+        "| same samples | set-up s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in rows.items():
         lines.append(
             f"| {name} | {row['samples']} | {row['accepted']} | {row['wall_s']} "
-            f"| {row['samples_per_hour']} | {row['vs_one_process']} "
+            f"| {row['model_seconds']} | {row['samples_per_hour']} | {row['vs_one_process']} "
             f"| {row.get('same_samples', 'reference')} | {row['setup_s']} |"
         )
-    lines += ["", f"Ray start-up: {ray_start} s (not in the run wall time).", ""]
-    (args.out / f"scale{suffix}.md").write_text("\n".join(lines))
+    lines += [
+        "",
+        f"What the cores allow: the one-process run keeps llama.cpp on all {result['cores']} "
+        f"cores, so spreading the work can only hide the pipeline's own time behind the "
+        f"model's: at most x{result['overlap_bound']} (run wall / model time of the one-process "
+        "run). Gains beyond that come from single-threaded decoders using the cores better than "
+        "one multi-threaded one. llama-cpp-python's server decodes one request at a time, so 4 "
+        "requests in flight only overlap the driver's work with its decoding; its JSON schema "
+        "runs through llama.cpp's grammar, not llguidance, so its samples differ from the "
+        "in-process run's.",
+        "",
+        f"Ray start-up: {result['ray_start_s']} s (not in the run wall time).",
+        "",
+    ]
+    (out / f"scale{suffix}.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 
