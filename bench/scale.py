@@ -196,8 +196,8 @@ def write(result: dict[str, Any], out: Path, model: str) -> None:
     lines = [
         f"# Scale: {model}, {result['plans']} plans, {result['cores']} cores",
         "",
-        "| way | samples | accepted | run wall s | model s (sum of calls) | samples/hour | vs one process "
-        "| same samples | set-up s |",
+        "| way | samples | accepted | run wall s | model s (sum of calls) | samples/hour "
+        "| vs one process | same samples | set-up s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, row in rows.items():
