@@ -571,6 +571,8 @@ def generate(
     from telesynth_tui.pipeline import lease
     from telesynth_tui.pipeline.runner import TEMPLATE, RunConfig, create_run, load_run
 
+    if workers is not None and ray is None:
+        raise TelesynthError("--workers needs --ray ADDRESS")
     project = _project()
     conn = project.connect()
     if resume is not None:
