@@ -573,6 +573,10 @@ def generate(
 
     if workers is not None and ray is None:
         raise TelesynthError("--workers needs --ray ADDRESS")
+    if ray is not None:  # a head that does not answer is refused before a run is created
+        from telesynth_tui.pipeline.sharded import check_address
+
+        check_address(ray)
     project = _project()
     conn = project.connect()
     if resume is not None:

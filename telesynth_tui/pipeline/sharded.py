@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
 from collections.abc import Callable
@@ -126,6 +127,23 @@ class Drafter:
         return metrics
 
 
+def check_address(address: str, timeout_s: float = 5.0) -> None:
+    """Refuse a Ray head that does not answer, in one line and at once (Ray itself waits for
+    minutes): HOST:PORT or ray://HOST:PORT must accept a connection; 'local' and 'auto' pass."""
+    if address in ("local", "auto"):
+        return
+    match = re.fullmatch(r"(?:ray://)?\[?([^\]\s]+?)\]?:(\d{1,5})", address.strip())
+    if match is None:
+        raise ShardError(f"--ray {address!r}: use local, auto, HOST:PORT or ray://HOST:PORT")
+    host, port = match.group(1), int(match.group(2))
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ShardError(f"--ray {address}: no Ray head answers there ({reason})") from None
+
+
 def ray_options() -> dict[str, Any]:
     """`ray.init` options: no dashboard, worker logs kept out of the terminal, and workers that
     import this checkout of telesynth with Ray's offline settings."""
@@ -157,6 +175,7 @@ class WorkerPool:
 
         self.ray = ray
         if not ray.is_initialized():
+            check_address(address)
             options = ray_options()
             try:
                 if address == "local":
