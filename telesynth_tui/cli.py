@@ -913,6 +913,17 @@ def evaluate(
     compare_runs: Annotated[
         tuple[int, int] | None, typer.Option("--compare", help="Two evaluation runs side by side.")
     ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Answer the items on Ray workers: 'local', 'auto' or the head's HOST:PORT.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="With --ray: workers (default: the cluster's CPUs).", min=1)
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate a student: MCQ accuracy, numeric pass@1, ROUGE-L/BLEU/embedding F1, latency and
@@ -940,7 +951,16 @@ def evaluate(
     if not 1 <= max_tokens <= 32_768:
         raise TelesynthError(f"--max-tokens must be between 1 and 32768, not {max_tokens}")
 
-    generator = project.generator(student)
+    if workers is not None and ray is None:
+        raise TelesynthError("--workers needs --ray ADDRESS")
+    if ray is not None:
+        from telesynth_tui.pipeline.sharded import check_address, sharded_model
+
+        check_address(ray)
+        _check_served(project.registry(), project.registry().get(student))
+        generator = sharded_model(project, student, ray, workers)
+    else:
+        generator = project.generator(student)
     progress = _ProgressLine(not as_json)
     try:
         summary = run_evaluation(

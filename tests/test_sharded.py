@@ -150,6 +150,50 @@ def test_an_interrupted_sharded_run_resumes_to_the_local_result(
     assert _samples(conn, run_id) == _samples(local_conn, local_id)
 
 
+TELEQNA = {
+    f"question {i}": {"question": q, "option 1": a, "option 2": b, "answer": f"option 1: {a}"}
+    for i, (q, a, b) in enumerate([
+        ("Which channel carries the random access preamble?", "PRACH", "PDSCH"),
+        ("Which counter counts RRC setup attempts?", "pmRrcConnEstabAtt", "pmPrbUsedDl"),
+        ("What does VSWR measure?", "antenna mismatch", "paging load"),
+        ("Which parameter sets the PRACH root sequence?", "rootSequenceIndex", "qRxLevMin"),
+        ("What raises the uplink interference alarm?", "high RSSI", "low traffic"),
+    ])
+}  # fmt: skip
+
+
+def test_eval_on_ray_workers_equals_a_local_eval(
+    ray_cluster: Any, bundled_template: Path, tmp_path: Path
+) -> None:
+    from telesynth_tui.evaluate.student import run_evaluation
+    from telesynth_tui.pipeline.sharded import sharded_model
+
+    items = tmp_path / "teleqna.json"
+    items.write_text(json.dumps(TELEQNA))
+    project = _copy(bundled_template, tmp_path, "eval")
+    conn = project.connect()
+    encoder = project.encoder()
+    outputs = []
+    for student in (project.generator("tiny-telesynth"),
+                    sharded_model(project, "tiny-telesynth", "auto", workers=2)):  # fmt: skip
+        try:
+            summary = run_evaluation(conn, student, encoder, items, "teleqna", max_tokens=12)
+        finally:
+            student.close()
+        outputs.append(conn.execute(
+            "SELECT item_id, output, correct FROM eval_items WHERE eval_run_id = ?"
+            " ORDER BY item_id", (summary["eval_run"],)).fetchall())  # fmt: skip
+        assert summary["items"] == len(TELEQNA)
+    assert outputs[0] == outputs[1] and any(output for _, output, _ in outputs[0])
+    workers = {
+        json.loads(m)["extra"]["ray_worker"]
+        for (m,) in conn.execute(
+            "SELECT metrics FROM eval_items WHERE eval_run_id = ?", (summary["eval_run"],)
+        )
+    }
+    assert len(workers) == 2
+
+
 def test_without_ray_nothing_of_ray_is_imported(bundled_template: Path, tmp_path: Path) -> None:
     project = tmp_path / "p"
     shutil.copytree(bundled_template, project)

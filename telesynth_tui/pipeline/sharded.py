@@ -18,17 +18,18 @@ Nothing here imports Ray at module level: a run without `--ray` never loads it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import socket
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.inference.base import CallContext, TextModel
+from telesynth_tui.inference.base import CallContext, Message, SamplingParams, TextModel
 from telesynth_tui.inference.metrics import CallMetrics
 from telesynth_tui.pipeline.generate_llm import DOCUMENT, LlmQA
 from telesynth_tui.pipeline.realize import Candidate
@@ -153,23 +154,26 @@ def ray_options() -> dict[str, Any]:
     return {
         "include_dashboard": False,
         "log_to_driver": False,
+        "logging_level": logging.ERROR,
         "runtime_env": {"env_vars": {"PYTHONPATH": str(REPO_ROOT), **RAY_OFFLINE_ENV}},
     }
 
 
 @dataclass
 class _Pending:
-    ref: Any  # the Ray object ref of the draft
+    ref: Any  # the Ray object ref of the result
     actor: int
-    request: QARequest
+    method: str
+    args: tuple[Any, ...]
     tries: int = 0
 
 
 class WorkerPool:
-    """Ray actors holding the models, and the plans handed to them."""
+    """Ray actors of one class (`Drafter` or `ModelHost`) holding `writer`, each built with
+    `args`, and the work handed to them."""
 
-    def __init__(self, address: str, workers: int | None, writer: ModelSpec,
-                 refiner: ModelSpec | None, max_tokens: int, seed: int) -> None:  # fmt: skip
+    def __init__(self, address: str, workers: int | None, worker: type, writer: ModelSpec,
+                 *args: Any) -> None:  # fmt: skip
         os.environ.update(RAY_OFFLINE_ENV)
         import ray
 
@@ -196,10 +200,8 @@ class WorkerPool:
             workers = SERVED_WORKERS if served else max(1, cpus // threads)
         remote: Any = ray.remote(
             num_cpus=threads, max_restarts=ACTOR_RESTARTS, max_task_retries=ACTOR_RESTARTS
-        )(Drafter)
-        self.actors: list[Any] = [
-            remote.remote(writer, refiner, max_tokens, seed) for _ in range(workers)
-        ]
+        )(worker)
+        self.actors: list[Any] = [remote.remote(writer, *args) for _ in range(workers)]
         try:
             self.facts = ray.get([a.facts.remote() for a in self.actors])
         except ray.exceptions.RayError as exc:
@@ -209,14 +211,16 @@ class WorkerPool:
             ) from None
         self.next_actor = 0
 
-    def submit(self, request: QARequest, tries: int = 0) -> _Pending:
+    def submit(self, method: str, *args: Any, tries: int = 0) -> _Pending:
+        """`method(*args)` on the next worker in turn."""
         actor = self.next_actor % len(self.actors)
         self.next_actor += 1
-        return _Pending(self.actors[actor].draft.remote(request), actor, request, tries)
+        ref = getattr(self.actors[actor], method).remote(*args)
+        return _Pending(ref, actor, method, args, tries)
 
-    def result(self, pending: _Pending, cancel: Callable[[], bool]) -> dict[str, Any] | None:
-        """The draft (None when cancelled first); a plan whose worker is gone for good goes to
-        another worker."""
+    def result(self, pending: _Pending, cancel: Callable[[], bool]) -> Any:
+        """The work's result (None when cancelled first); work whose worker is gone for good
+        goes to another worker."""
         ray = self.ray
         while True:
             ready, _ = ray.wait([pending.ref], timeout=0.25)
@@ -226,13 +230,12 @@ class WorkerPool:
                     return None
                 continue
             try:
-                result: dict[str, Any] = ray.get(pending.ref)
-                return result
+                return ray.get(pending.ref)
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
                 if pending.tries >= RESUBMITS:
-                    raise ShardError(f"a plan failed on {RESUBMITS + 1} Ray workers: "
+                    raise ShardError(f"work failed on {RESUBMITS + 1} Ray workers: "
                                      f"{_first_line(exc)}") from None  # fmt: skip
-                pending = self.submit(pending.request, pending.tries + 1)
+                pending = self.submit(pending.method, *pending.args, tries=pending.tries + 1)
             except ray.exceptions.RayTaskError as exc:
                 raise ShardError(f"a Ray worker failed: {_first_line(exc)}") from None
 
@@ -273,8 +276,8 @@ class ShardedQA(LlmQA):
 
     def write(self, request: QARequest, ctx: CallContext) -> list[Candidate | str]:
         pending = self.drafts.pop(self.current, None) if self.current is not None else None
-        if pending is None or pending.request != request:  # not handed out ahead: now
-            pending = self.pool.submit(request)
+        if pending is None or pending.args != (request,):  # not handed out ahead: now
+            pending = self.pool.submit("draft", request)
         result = self.pool.result(pending, ctx.cancelled)
         if result is None:
             return ["generate: cancelled\n"]
@@ -353,7 +356,7 @@ class ShardedRunner(Runner):
                 continue  # refused before any model call
             seed = plan_seed(config, int(row["ordinal"]))
             request = QARequest(str(row["type"]), payload, context, seed, config.pairs_per_context)
-            self.qa.drafts[int(row["id"])] = self.qa.pool.submit(request)
+            self.qa.drafts[int(row["id"])] = self.qa.pool.submit("draft", request)
 
 
 def sharded_runner(
@@ -378,10 +381,116 @@ def sharded_runner(
     writer, refiner = specs[0], (specs[1] if len(specs) > 1 else None)
     local = RunConfig(**{**asdict(config), "generator": TEMPLATE, "refiner": None})
     base = project.runner(conn, local)  # retriever, filters and scorer; no model loaded here
-    pool = WorkerPool(address, workers, writer, refiner, config.max_tokens, config.seed)
+    pool = WorkerPool(address, workers, Drafter, writer, refiner, config.max_tokens, config.seed)
     runner = ShardedRunner(conn, base.retriever, base.filters, base.scorer, gate=base.gate)
     facts = pool.facts[0]
     qa = ShardedQA(pool, facts, facts["name"])
     refining = qa.refining(str(facts["refiner"])) if refiner is not None else None
     runner.adopt(qa, refining, lookahead=2 * len(pool.actors))
     return runner, pool
+
+
+# --- one text model on Ray workers (eval --ray) -------------------------------------------------
+
+
+class ModelHost:
+    """A Ray worker holding one text model; it answers whole calls."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.where = f"{socket.gethostname()}:{os.getpid()}"
+        self.model = spec.load()
+
+    def facts(self) -> dict[str, Any]:
+        return {"name": self.model.name, "n_ctx": self.model.n_ctx,
+                "n_vocab": self.model.n_vocab, "where": self.where}  # fmt: skip
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.model.tokenize(text)
+
+    def render(self, messages: list[Message]) -> str:
+        return self.model.render(messages)
+
+    def complete(
+        self, messages: list[Message], params: SamplingParams
+    ) -> tuple[str, CallMetrics | None, str]:
+        """(text, metrics, "") or ("", None, the error's one line)."""
+        try:
+            done = self.model.complete(messages, params)
+        except TelesynthError as exc:
+            return "", None, str(exc)
+        done.metrics.extra["ray_worker"] = self.where
+        return done.text, done.metrics, ""
+
+
+def _call_key(messages: Sequence[Message], params: SamplingParams) -> str:
+    return json.dumps([list(messages), asdict(params)], sort_keys=True, default=str)
+
+
+class ShardedModel(TextModel):
+    """A text model whose calls run on Ray workers. `expect()` hands the calls to come to the
+    workers at once; each call then waits for its own answer."""
+
+    local: ClassVar[bool] = False
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
+        facts = pool.facts[0]
+        self.name = str(facts["name"])
+        self._n_ctx = int(facts["n_ctx"])
+        self._n_vocab = int(facts["n_vocab"])
+        self.handed: dict[str, list[_Pending]] = {}
+
+    @property
+    def n_ctx(self) -> int:
+        return self._n_ctx
+
+    @property
+    def n_vocab(self) -> int:
+        return self._n_vocab
+
+    def tokenize(self, text: str) -> list[int]:
+        tokens: list[int] = self.pool.result(self.pool.submit("tokenize", text), lambda: False)
+        return tokens
+
+    def render(self, messages: Sequence[Message]) -> str:
+        return str(self.pool.result(self.pool.submit("render", list(messages)), lambda: False))
+
+    def expect(self, calls: Sequence[tuple[Sequence[Message], SamplingParams]]) -> None:
+        for messages, params in calls:
+            pending = self.pool.submit("complete", list(messages), params)
+            self.handed.setdefault(_call_key(messages, params), []).append(pending)
+
+    def execute(
+        self, messages: Sequence[Message], params: SamplingParams, ctx: CallContext
+    ) -> Generator[str, None, CallMetrics]:
+        waiting = self.handed.get(_call_key(messages, params))
+        if waiting:
+            pending = waiting.pop(0)
+        else:
+            pending = self.pool.submit("complete", list(messages), params)
+        result = self.pool.result(pending, ctx.cancelled)
+        if result is None:
+            return CallMetrics(self.name, "generate", stop_reason="cancelled")
+        text, metrics, error = result
+        if error:
+            raise ShardError(error)
+        if text:
+            yield text
+        assert metrics is not None
+        return metrics
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def sharded_model(
+    project: Any, name: str, address: str, workers: int | None = None
+) -> ShardedModel:
+    """A registered text model on Ray workers (the GGUF at the same path on each worker's
+    machine, or a client of its server)."""
+    entry = project.registry().get(name)
+    if not entry.text_model:
+        raise ShardError(f"model {name!r} is not a GGUF or a served model")
+    m = project.settings.models
+    spec = ModelSpec.of(entry, m.llama_threads or 1, m.n_ctx, m.n_batch)
+    return ShardedModel(WorkerPool(address, workers, ModelHost, spec))
