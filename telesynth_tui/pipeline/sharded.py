@@ -17,13 +17,16 @@ Nothing here imports Ray at module level: a run without `--ray` never loads it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 import socket
 import sqlite3
-from collections.abc import Callable, Generator, Sequence
+import sys
+import tempfile
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -145,6 +148,27 @@ def check_address(address: str, timeout_s: float = 5.0) -> None:
         raise ShardError(f"--ray {address}: no Ray head answers there ({reason})") from None
 
 
+class _Said:
+    text = ""
+
+
+@contextlib.contextmanager
+def _stderr_kept() -> Iterator[_Said]:
+    """What is written to file descriptor 2 meanwhile (native code included), kept aside."""
+    said = _Said()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as kept:
+        os.dup2(kept.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            kept.seek(0)
+            said.text = kept.read().decode("utf-8", errors="replace")
+
+
 def ray_options() -> dict[str, Any]:
     """`ray.init` options: no dashboard, worker logs kept out of the terminal, and workers that
     import this checkout of telesynth with Ray's offline settings."""
@@ -182,15 +206,21 @@ class WorkerPool:
             check_address(address)
             options = ray_options()
             try:
-                if address == "local":
-                    ray.init(_node_ip_address="127.0.0.1", **options)
-                else:
-                    ray.init(address=address, **options)
+                with _stderr_kept() as said:  # Ray's native client logs its retries there
+                    if address == "local":
+                        ray.init(_node_ip_address="127.0.0.1", **options)
+                    else:
+                        ray.init(address=address, **options)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                if "InvalidAuthToken" in said.text:
+                    first += (
+                        "; the head wants its token: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN"
+                    )
                 raise ShardError(
                     f"--ray {address}: cannot join the Ray cluster ({first})"
                 ) from None
+            sys.stderr.write(said.text)
         # a GGUF worker reserves its llama.cpp threads; a server's client reserves no CPU, and
         # as many run by default as requests may be in flight to the server
         served = writer.format == "openai"
