@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from telesynth_tui.graph.importer import import_paths
-from telesynth_tui.pipeline.runner import RunConfig, create_run, run_summary
+from telesynth_tui.pipeline.runner import create_run
+from telesynth_tui.pipeline.store import RunConfig, run_summary
 from telesynth_tui.project import Project
 
 RESULTS = Path(__file__).parent / "results"

@@ -59,6 +59,9 @@ class ModelSettings(BaseModel):
     onnx_threads: int = Field(1, ge=1, description="onnxruntime intra-op threads")
     n_ctx: int = Field(2048, ge=128, description="generator context (capped by the model's)")
     n_batch: int = Field(256, ge=8, description="prompt batch size")
+    parallel: int = Field(
+        1, ge=1, le=64, description="plans a GGUF generator decodes together (generate --parallel)"
+    )
 
 
 class EnergySettings(BaseModel):
@@ -131,6 +134,7 @@ generator = "tiny-telesynth"  # default generator (telesynth models list)
 encoder = "minilm-l6-int8"    # default encoder
 # llama_threads = 2           # default: every core (the encoder runs only between model calls)
 onnx_threads = 1
+parallel = 1              # plans a GGUF generator decodes together (generate --parallel N)
 
 [energy]
 # used only where RAPL counters are not readable: idle + (tdp - idle) x CPU utilisation

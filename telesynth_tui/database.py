@@ -316,8 +316,9 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open a connection (one per thread) in autocommit mode; transactions are explicit."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=True)
+    """Open a connection in autocommit mode; transactions are explicit. A connection is used by
+    one thread at a time: a run's plan threads take turns (`pipeline.parallel.Turn`)."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA foreign_keys=ON")

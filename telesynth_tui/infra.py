@@ -1,5 +1,5 @@
-"""Small infrastructure helpers shared by every layer: the clock, atomic file writes and
-SQLite transactions."""
+"""Small infrastructure helpers shared by every layer: the clock, atomic file writes, SQLite
+transactions and a stopwatch for stage times."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import os
 import sqlite3
 import stat
 import tempfile
+import time
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -67,3 +69,18 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class Stopwatch:
+    """Wall time per named stage, added up over the stages' runs."""
+
+    def __init__(self) -> None:
+        self.seconds: defaultdict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - t0

@@ -3,12 +3,12 @@ measured in this project, recent runs and evaluations. Shaped for display (TUI d
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import statistics
 from typing import Any
 
 from telesynth_tui.graph.stats import kg_stats
+from telesynth_tui.pipeline import store
 
 
 def measured_speeds(conn: sqlite3.Connection) -> dict[str, float]:
@@ -26,25 +26,6 @@ def measured_speeds(conn: sqlite3.Connection) -> dict[str, float]:
     return {m: statistics.median(v) for m, v in rates.items()}
 
 
-def recent_runs(conn: sqlite3.Connection, limit: int = 10) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        "SELECT r.id, r.created_at, r.status, r.config, d.student,"
-        " SUM(s.status = 'accepted'), SUM(s.status = 'rejected'), SUM(s.review IS NOT NULL)"
-        " FROM runs r LEFT JOIN samples s ON s.run_id = r.id"
-        " LEFT JOIN dta_runs d ON d.run_id = r.id GROUP BY r.id ORDER BY r.id DESC LIMIT ?",
-        (limit,),
-    ).fetchall()
-    out = []
-    for run_id, created, status, config, student, accepted, rejected, reviewed in rows:
-        cfg = json.loads(config)
-        out.append({"run": run_id, "created_at": created, "status": status,
-                    "kind": "dta" if student else "generate",
-                    "generator": f"dta → {student}" if student else cfg["generator"],
-                    "n": cfg["n"], "accepted": accepted or 0, "rejected": rejected or 0,
-                    "reviewed": reviewed or 0})  # fmt: skip
-    return out
-
-
 def project_overview(project: Any, conn: sqlite3.Connection) -> dict[str, Any]:
     speeds = measured_speeds(conn)
     models = []
@@ -58,5 +39,5 @@ def project_overview(project: Any, conn: sqlite3.Connection) -> dict[str, Any]:
         "project": str(project.path),
         "kg": kg_stats(conn),
         "models": models,
-        "runs": recent_runs(conn),
+        "runs": store.recent_runs(conn),
     }

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from telesynth_tui.inference.encoder import OnnxEncoder
     from telesynth_tui.inference.energy import EnergyMeter
     from telesynth_tui.inference.registry import Registry
-    from telesynth_tui.pipeline.runner import RunConfig, Runner
+    from telesynth_tui.pipeline.runner import Runner
+    from telesynth_tui.pipeline.store import RunConfig
 
 
 @dataclass(frozen=True)
@@ -129,8 +130,9 @@ class Project:
         from telesynth_tui.modelkit.build import UNFINISHED_HEAD, UNRELATED_HEAD
         from telesynth_tui.pipeline.filters import ClassifierHead, Filters, FilterSettings
         from telesynth_tui.pipeline.generate_llm import LlmQA
-        from telesynth_tui.pipeline.runner import TEMPLATE, Runner
+        from telesynth_tui.pipeline.runner import Runner
         from telesynth_tui.pipeline.scoring import FastScorer, Scorer
+        from telesynth_tui.pipeline.store import TEMPLATE
 
         encoder = self.encoder()
         embed_chunks(conn, encoder)

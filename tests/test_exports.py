@@ -23,7 +23,8 @@ from telesynth_tui.pipeline.export.records import SCORE_KEYS, Shape
 from telesynth_tui.pipeline.export.schema import schema
 from telesynth_tui.pipeline.filters import Filters, FilterSettings
 from telesynth_tui.pipeline.rewards import numeric_reward, rubric_reward
-from telesynth_tui.pipeline.runner import RunConfig, Runner, create_run
+from telesynth_tui.pipeline.runner import Runner, create_run
+from telesynth_tui.pipeline.store import RunConfig
 from telesynth_tui.project import Project
 from telesynth_tui.units import check_numeric, convert
 

@@ -18,8 +18,9 @@ from telesynth_tui.pipeline.gate import (
     technology,
     valid_set,
 )
-from telesynth_tui.pipeline.runner import RunConfig, Runner, create_run, run_summary
+from telesynth_tui.pipeline.runner import Runner, create_run
 from telesynth_tui.pipeline.scoring import FastScorer
+from telesynth_tui.pipeline.store import RunConfig, run_summary
 from telesynth_tui.project import Project
 
 from .conftest import REPO_ROOT, run_cli

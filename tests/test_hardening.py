@@ -22,9 +22,12 @@ from telesynth_tui.graph.importer import import_paths
 from telesynth_tui.graph.stats import kg_stats
 from telesynth_tui.infra import transaction, write_atomic
 from telesynth_tui.pipeline import lease
+from telesynth_tui.pipeline.accept import without_control_tokens
 from telesynth_tui.pipeline.plans import allocate, parse_mix
 from telesynth_tui.pipeline.realize import Candidate
-from telesynth_tui.pipeline.runner import RunConfig, create_run, store_plan, without_control_tokens
+from telesynth_tui.pipeline.records import Sample
+from telesynth_tui.pipeline.runner import create_run
+from telesynth_tui.pipeline.store import RunConfig, store_plan
 from telesynth_tui.project import Project, check_output_path
 
 from .conftest import BUNDLED_KG, run_cli
@@ -80,12 +83,10 @@ def test_output_path_check(tmp_path: Path) -> None:
 def _store_one_accepted(conn: sqlite3.Connection, run_id: int) -> None:
     """One accepted sample in the run's first plan, so the run has something to export."""
     plan_id = conn.execute("SELECT id FROM plans WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()[0]
-    row = {"run_id": run_id, "plan_id": plan_id, "type": "factual",
-           "question": "Which counter shows RRC setup failures?",
-           "answer": "pmRrcConnEstabFail counts failed RRC connection setups.", "steps": "[]",
-           "context": "[]", "cited": "[]", "provenance": "{}", "generator": "kg-template",
-           "raw_text": None, "status": "accepted", "reason": None, "scores": "{}",
-           "quality": 1.0}  # fmt: skip
+    row = Sample(run_id=run_id, plan_id=plan_id, type="factual", generator="kg-template",
+                 status="accepted", question="Which counter shows RRC setup failures?",
+                 answer="pmRrcConnEstabFail counts failed RRC connection setups.",
+                 quality=1.0)  # fmt: skip
     assert store_plan(conn, run_id, plan_id, [row], []) is True
 
 
@@ -117,10 +118,16 @@ def test_a_plan_is_stored_once(bundled: Project) -> None:
     conn = bundled.connect()
     run_id = create_run(conn, RunConfig(n=2))
     plan_id = conn.execute("SELECT id FROM plans WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()[0]
-    row = {"run_id": run_id, "plan_id": plan_id, "type": "factual", "question": "q?",
-           "answer": "a", "steps": "[]", "context": "[]", "cited": "[]", "provenance": "{}",
-           "generator": "kg-template", "raw_text": None, "status": "accepted", "reason": None,
-           "scores": "{}", "quality": 1.0}  # fmt: skip
+    row = Sample(
+        run_id=run_id,
+        plan_id=plan_id,
+        type="factual",
+        generator="kg-template",
+        status="accepted",
+        question="q?",
+        answer="a",
+        quality=1.0,
+    )
     assert store_plan(conn, run_id, plan_id, [row], []) is True
     assert store_plan(conn, run_id, plan_id, [row, row], []) is False
     count = conn.execute("SELECT COUNT(*) FROM samples WHERE plan_id = ?", (plan_id,)).fetchone()

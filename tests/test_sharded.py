@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from telesynth_tui.pipeline import lease
-from telesynth_tui.pipeline.runner import Progress, RunConfig, create_run, load_run
+from telesynth_tui.pipeline.runner import create_run
+from telesynth_tui.pipeline.store import Progress, RunConfig, load_run
 from telesynth_tui.project import Project
 
 from .conftest import OFFLINE_DIR

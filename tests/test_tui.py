@@ -18,8 +18,9 @@ from telesynth_tui.graph.retrieval import Retriever
 from telesynth_tui.pipeline.export import export_run
 from telesynth_tui.pipeline.filters import Filters, FilterSettings
 from telesynth_tui.pipeline.generate_llm import LlmQA
-from telesynth_tui.pipeline.runner import TEMPLATE, RunConfig, Runner, create_run
+from telesynth_tui.pipeline.runner import Runner, create_run
 from telesynth_tui.pipeline.scoring import FastScorer
+from telesynth_tui.pipeline.store import TEMPLATE, RunConfig
 from telesynth_tui.project import Project
 from telesynth_tui.tui.app import TelesynthApp, create_app
 from telesynth_tui.tui.backends import Backends
@@ -184,7 +185,7 @@ def test_review_accept_reject_edit_undo_feed_the_exports(bundled: Project, tmp_p
             screen = app.screen
             assert isinstance(screen, ReviewScreen)
             await wait_until(pilot, lambda: screen.sample is not None)
-            assert screen.sample["id"] == ids[0]  # type: ignore[index]
+            assert screen.sample is not None and screen.sample.id == ids[0]
             body = str(screen.query_one("#review-text").render())
             assert "Question" in body and "Context" in body and "Provenance" in body
             await pilot.press("a")
@@ -192,7 +193,9 @@ def test_review_accept_reject_edit_undo_feed_the_exports(bundled: Project, tmp_p
             await pilot.press("n", "x")
             await wait_until(pilot, lambda: review(ids[1])[0] == "rejected")
             await pilot.press("n")
-            await wait_until(pilot, lambda: screen.sample["id"] == ids[2])  # type: ignore[index]
+            await wait_until(
+                pilot, lambda: screen.sample is not None and screen.sample.id == ids[2]
+            )
             await pilot.press("e")
             assert isinstance(app.screen, EditScreen)
             await pilot.press("f7", *"Fixed step one.", "enter", *"Fixed step two.")

@@ -16,6 +16,7 @@ from telesynth_tui.errors import TelesynthError
 from telesynth_tui.inference.base import CallContext, Message, SamplingParams
 from telesynth_tui.inference.json_grammar import schema_to_gbnf
 from telesynth_tui.inference.registry import Registry, read_manifest
+from telesynth_tui.pipeline.context import plan_context
 from telesynth_tui.pipeline.documents import document_plans, select_documents
 from telesynth_tui.pipeline.generate_llm import (
     DOCUMENT,
@@ -27,8 +28,9 @@ from telesynth_tui.pipeline.generate_llm import (
 )
 from telesynth_tui.pipeline.plans import PLAN_TYPES, Planner
 from telesynth_tui.pipeline.realize import Candidate
-from telesynth_tui.pipeline.runner import TEMPLATE, RunConfig, create_run, plan_context
+from telesynth_tui.pipeline.runner import create_run
 from telesynth_tui.pipeline.sources import QARequest
+from telesynth_tui.pipeline.store import TEMPLATE, RunConfig
 from telesynth_tui.project import Project
 
 from .conftest import run_cli

@@ -32,18 +32,13 @@ from telesynth_tui.dta.style import Rewriter, StyleProfile, lay_out, measure, se
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.inference.base import CallContext, Encoder, SamplingParams, TextModel
 from telesynth_tui.infra import transaction
+from telesynth_tui.pipeline import store
+from telesynth_tui.pipeline.context import plan_context
+from telesynth_tui.pipeline.parallel import PlanSteps
 from telesynth_tui.pipeline.plans import Planner, allocate
-from telesynth_tui.pipeline.runner import (
-    Progress,
-    RunConfig,
-    finish_run,
-    insert_run,
-    plan_context,
-    record_calls,
-    run_pending_plans,
-    run_summary,
-    store_plan,
-)
+from telesynth_tui.pipeline.records import ContextItem, Provenance, Sample, Scores
+from telesynth_tui.pipeline.runner import run_pending_plans
+from telesynth_tui.pipeline.store import Progress, RunConfig
 from telesynth_tui.text import strip_control_tokens
 
 PROBE_SYSTEM = "Answer the telecom engineering question. Show your working briefly."
@@ -86,7 +81,7 @@ def create_dta_run(conn: sqlite3.Connection, config: DtaConfig) -> int:
         )
 
     plans = Planner(conn, config.seed).plans(allocate(config.n, config.mix))
-    return insert_run(conn, run_config, plans, dta_row)
+    return store.insert_run(conn, run_config, plans, dta_row)
 
 
 def load_dta_config(conn: sqlite3.Connection, run_id: int) -> DtaConfig | None:
@@ -146,7 +141,7 @@ class DtaRunner:
             )
             calls = [("probe", p["metrics"]["model"], p["metrics"])
                      for p in probes if p["metrics"].get("model")]  # fmt: skip
-            record_calls(self.conn, run_id, None, calls)
+            store.record_calls(self.conn, run_id, None, calls)
         return profile, [p["answer"] for p in probes]
 
     # --- one problem ----------------------------------------------------------------------------
@@ -231,30 +226,31 @@ class DtaRunner:
                candidates: list[Exemplar], calls: list[tuple[str, str, dict]]) -> None:  # fmt: skip
         cited = [c["key"] for c in problem.context]
         rewriter = self.models.rewriter.name if self.models.rewriter else "layout"
-        rows = []
+        context = [ContextItem.from_dict(c) for c in problem.context]
+        samples = []
         for c in candidates:
             s = c.solution
             _, steps = segments(c.text) if c.text else ("", [])
             scores = {"agreement": c.agreement, "judge": c.judge, "style": c.style,
                       "rewrite": c.rewrite, "selection_score": c.score}  # fmt: skip
-            provenance = {
-                "plan_id": plan["id"], "plan_type": plan["type"],
-                "entity_ids": problem.payload.get("entity_ids", []),
-                "relation_ids": problem.payload.get("relation_ids", []),
-                "formula": problem.payload.get("formula"), "chunk_ids": [],
-                "context_keys": cited, "generator": s.teacher, "teacher": s.teacher,
-                "rewriter": c.rewrite.get("by", rewriter), "judge": c.judge.get("by"),
-            }  # fmt: skip
-            rows.append({
-                "run_id": run_id, "plan_id": plan["id"], "type": plan["type"],
-                "question": problem.question, "answer": strip_control_tokens(c.text) or None,
-                "steps": json.dumps([strip_control_tokens(x) for x in steps]),
-                "context": json.dumps(problem.context),
-                "cited": json.dumps(cited), "provenance": json.dumps(provenance),
-                "generator": s.teacher, "raw_text": s.raw_text or s.text, "status": c.status,
-                "reason": c.reason or None, "scores": json.dumps(scores), "quality": c.score,
-            })  # fmt: skip
-        store_plan(self.conn, run_id, plan["id"], rows, calls)
+            provenance = Provenance(
+                plan_id=plan["id"], plan_type=plan["type"],
+                entity_ids=problem.payload.get("entity_ids", []),
+                relation_ids=problem.payload.get("relation_ids", []),
+                formula=problem.payload.get("formula"), chunk_ids=[], context_keys=cited,
+                generator=s.teacher,
+                extra={"teacher": s.teacher, "rewriter": c.rewrite.get("by", rewriter),
+                       "judge": c.judge.get("by")},
+            )  # fmt: skip
+            samples.append(Sample(
+                run_id=run_id, plan_id=plan["id"], type=plan["type"], generator=s.teacher,
+                status=c.status, question=problem.question,
+                answer=strip_control_tokens(c.text) or None,
+                steps=[strip_control_tokens(x) for x in steps], context=context, cited=cited,
+                provenance=provenance, raw_text=s.raw_text or s.text, reason=c.reason or None,
+                scores=Scores(scores), quality=c.score,
+            ))  # fmt: skip
+        store.store_plan(self.conn, run_id, plan["id"], samples, calls)
 
     # --- the run ----------------------------------------------------------------------------------
 
@@ -276,26 +272,25 @@ class DtaRunner:
             others = [c for c in candidates if c.status != "accepted"]
             return [(c.status, c.reason) for c in others + chosen]  # the outcome shown last
 
-        finished = run_pending_plans(self.conn, run_id, process, progress, cancel)
-        return finish_run(self.conn, run_id, finished, dta_summary(self.conn, run_id))
+        finished = run_pending_plans(self.conn, run_id, PlanSteps.single(process), progress, cancel)
+        return store.finish_run(self.conn, run_id, finished, dta_summary(self.conn, run_id))
 
 
 def dta_summary(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:
     """The run summary plus DTA figures: exemplars per teacher, rewrites kept, the profile."""
-    summary = run_summary(conn, run_id)
+    summary = store.run_summary(conn, run_id)
     row = conn.execute(
         "SELECT student, profile FROM dta_runs WHERE run_id = ?", (run_id,)
     ).fetchone()
     selected: Counter[str] = Counter()
     candidates: Counter[str] = Counter()
     rewrites: Counter[str] = Counter()
-    for teacher, status, scores in conn.execute(
-        "SELECT generator, status, scores FROM samples WHERE run_id = ?", (run_id,)
-    ):
+    for sample in store.samples(conn, run_id):
+        teacher = sample.generator
         candidates[teacher] += 1
-        if status == "accepted":
+        if sample.accepted:
             selected[teacher] += 1
-        rewrite = json.loads(scores or "{}").get("rewrite", {})
+        rewrite = sample.scores.get("rewrite", {})
         if rewrite.get("by") == "layout":
             rewrites["laid out (no rewriter)"] += 1
         elif rewrite:

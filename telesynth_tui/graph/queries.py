@@ -232,3 +232,19 @@ def path_between(conn: sqlite3.Connection, source: str, target: str) -> list[dic
         return []
     graph = load_graph(conn)
     return describe_edges(graph, shortest_path(graph, ids[0], ids[1]))
+
+
+def relation_names(conn: sqlite3.Connection, relation_ids: Sequence[int]) -> list[str]:
+    """Relations spelled out by name (`subject -predicate-> object`), in id order."""
+    if not relation_ids:
+        return []
+    marks = ",".join("?" * len(relation_ids))
+    return [
+        f"{a} -{p}-> {b}"
+        for a, p, b in conn.execute(
+            "SELECT e1.name, r.predicate, e2.name FROM relations r"
+            " JOIN entities e1 ON e1.id = r.subject_id JOIN entities e2 ON e2.id = r.object_id"
+            f" WHERE r.id IN ({marks}) ORDER BY r.id",
+            list(relation_ids),
+        )
+    ]

@@ -105,7 +105,7 @@ class BatchScheduler:
         params.n_batch = params.n_ubatch = self.n_batch
         params.n_seq_max = n_seq
         params.n_threads = params.n_threads_batch = generator.threads
-        params.kv_unified = True
+        params.kv_unified = False  # a KV stream per sequence: its attention sees only its own cells
         with _quiet_stderr():
             self.ctx = llama_cpp.llama_init_from_model(generator.llm._model.model, params)
         if not self.ctx:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from telesynth_tui.inference.base import CallContext, Encoder
+from telesynth_tui.pipeline.records import FilterVerdict as Verdict
 from telesynth_tui.units import check_numeric
 
 # Phrases of an answer that declines; the exemplars catch paraphrases by embedding similarity.
@@ -43,18 +44,6 @@ class FilterSettings:
     answer_context: float = 0.30  # min cosine of the answer to its best context item
     duplicate: float = 0.95  # max cosine to an already accepted question
     maths_rel_tolerance: float = 0.01
-
-
-@dataclass(frozen=True)
-class Verdict:
-    filter: str
-    passed: bool
-    score: float | None
-    detail: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"filter": self.filter, "passed": self.passed, "score": self.score,
-                "detail": self.detail}  # fmt: skip
 
 
 def unrelated_features(

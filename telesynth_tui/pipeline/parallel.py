@@ -18,10 +18,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Generic, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 P = TypeVar("P")  # a plan
 D = TypeVar("D")  # a drafted plan
+R = TypeVar("R")  # a finished plan's outcome
 
 
 class Turn:
@@ -45,6 +47,44 @@ class Turn:
             yield
         finally:
             self.lock.acquire()
+
+
+@dataclass
+class PlanSteps(Generic[P, D, R]):
+    """How a run processes a plan: `draft` it (None: cancelled), then `finish` it (None:
+    cancelled before storing), with `workers` plans drafted at once (1: one after another, in
+    the calling thread) under `turn`."""
+
+    draft: Callable[[P], D | None]
+    finish: Callable[[P, D], R | None]
+    workers: int = 1
+    turn: Turn = field(default_factory=lambda: Turn())
+
+    @classmethod
+    def single(cls, process: Callable[[P], R | None]) -> PlanSteps[P, Any, R]:
+        """Steps of a plan processed in one go, one plan at a time."""
+        return PlanSteps(lambda plan: plan, lambda plan, _: process(plan))
+
+    def run(self, plans: Sequence[P], on_finished: Callable[[P, R], None],
+            cancel: Callable[[], bool]) -> None:  # fmt: skip
+        """Process `plans` in order until one is cancelled; `on_finished` sees each outcome."""
+
+        def finish(plan: P, draft: D) -> bool:
+            outcome = self.finish(plan, draft)
+            if outcome is None:
+                return False
+            on_finished(plan, outcome)
+            return True
+
+        if self.workers > 1:
+            run_in_parallel(plans, self.workers, self.turn, self.draft, finish, cancel)
+            return
+        for plan in plans:
+            if cancel():
+                return
+            draft = self.draft(plan)
+            if draft is None or not finish(plan, draft):
+                return
 
 
 class _Drafts(Generic[P, D]):

@@ -3,22 +3,16 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
 
 from telesynth_tui.errors import TelesynthError
+from telesynth_tui.pipeline import store
+from telesynth_tui.pipeline.records import Sample
 
 DECISIONS = ("accepted", "rejected")
-ORDERS = {"id": "s.id", "quality": "COALESCE(s.quality, -1), s.id"}
-FILTERS = {
-    "all": "1",
-    "accepted": "s.status = 'accepted'",
-    "rejected": "s.status = 'rejected'",
-    "unreviewed": "s.review IS NULL",
-    "reviewed": "s.review IS NOT NULL",
-}
+ORDERS = tuple(store.ORDERS)
+FILTERS = ("all", "accepted", "rejected", "unreviewed", "reviewed")
 
 
 @dataclass(frozen=True)
@@ -34,9 +28,8 @@ class SampleState:
 def review_run(conn: sqlite3.Connection, run_id: int | None) -> int | None:
     """The run to review: the one asked for (which must exist) or the latest (None if none)."""
     if run_id is None:
-        row = conn.execute("SELECT MAX(id) FROM runs").fetchone()
-        return None if row[0] is None else int(row[0])
-    if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+        return store.latest_run(conn)
+    if not store.run_exists(conn, run_id):
         raise TelesynthError(f"no run {run_id}")
     return run_id
 
@@ -45,47 +38,22 @@ def sample_ids(conn: sqlite3.Connection, run_id: int, show: str = "all",
                order: str = "id") -> list[int]:  # fmt: skip
     if show not in FILTERS or order not in ORDERS:
         raise TelesynthError(f"unknown filter {show!r} or order {order!r}")
-    rows = conn.execute(
-        f"SELECT s.id FROM samples s WHERE s.run_id = ? AND {FILTERS[show]}"
-        f" ORDER BY {ORDERS[order]}",
-        (run_id,),
-    )
-    return [r[0] for r in rows]
+    return store.sample_ids(conn, run_id, show, order)
 
 
-def load_sample(conn: sqlite3.Connection, sample_id: int) -> dict[str, Any]:
-    """A sample with its JSON fields parsed and its provenance spelled out (facts by name)."""
-    row = conn.execute("SELECT * FROM samples WHERE id = ?", (sample_id,)).fetchone()
-    if row is None:
-        raise TelesynthError(f"no sample {sample_id}")
-    s = dict(row)
-    for key in ("steps", "context", "cited", "provenance", "scores"):
-        s[key] = json.loads(s[key]) if s[key] else ([] if key in ("steps", "cited") else {})
-    prov = s["provenance"] or {}
-    rel_ids = list(prov.get("relation_ids", []))
-    facts = []
-    if rel_ids:
-        marks = ",".join("?" * len(rel_ids))
-        facts = [
-            f"{a} -{p}-> {b}"
-            for a, p, b in conn.execute(
-                "SELECT e1.name, r.predicate, e2.name FROM relations r"
-                " JOIN entities e1 ON e1.id = r.subject_id JOIN entities e2 ON e2.id = r.object_id"
-                f" WHERE r.id IN ({marks}) ORDER BY r.id",
-                rel_ids,
-            )
-        ]
-    s["facts"] = facts
-    return s
+def load_sample(conn: sqlite3.Connection, sample_id: int) -> Sample:
+    return store.sample(conn, sample_id)
+
+
+def sample_facts(conn: sqlite3.Connection, sample: Sample) -> list[str]:
+    """The sample's provenance spelled out: its plan's facts by name."""
+    from telesynth_tui.graph.queries import relation_names
+
+    return relation_names(conn, sample.provenance.relation_ids)
 
 
 def _state(conn: sqlite3.Connection, sample_id: int) -> SampleState:
-    row = conn.execute(
-        "SELECT review, answer, steps FROM samples WHERE id = ?", (sample_id,)
-    ).fetchone()
-    if row is None:
-        raise TelesynthError(f"no sample {sample_id}")
-    return SampleState(sample_id, row[0], row[1], row[2])
+    return SampleState(sample_id, *store.review_state(conn, sample_id))
 
 
 def decide(conn: sqlite3.Connection, sample_id: int, decision: str) -> SampleState:
@@ -93,7 +61,7 @@ def decide(conn: sqlite3.Connection, sample_id: int, decision: str) -> SampleSta
     if decision not in DECISIONS:
         raise TelesynthError(f"a decision is one of {', '.join(DECISIONS)}")
     before = _state(conn, sample_id)
-    conn.execute("UPDATE samples SET review = ? WHERE id = ?", (decision, sample_id))
+    store.set_review(conn, sample_id, decision)
     return before
 
 
@@ -104,18 +72,10 @@ def edit(conn: sqlite3.Connection, sample_id: int, answer: str) -> SampleState:
         raise TelesynthError("an edited answer cannot be empty")
     before = _state(conn, sample_id)
     steps = [line.strip() for line in answer.splitlines() if line.strip()]
-    conn.execute(
-        "UPDATE samples SET answer = ?, steps = ?, review = 'edited',"
-        " scores = json_set(COALESCE(scores, '{}'), '$.original_answer',"
-        " COALESCE(json_extract(scores, '$.original_answer'), answer)) WHERE id = ?",
-        (answer, json.dumps(steps), sample_id),
-    )
+    store.edit_answer(conn, sample_id, answer, steps)
     return before
 
 
 def restore(conn: sqlite3.Connection, state: SampleState) -> None:
     """Undo: put the sample back as it was."""
-    conn.execute(
-        "UPDATE samples SET review = ?, answer = ?, steps = ? WHERE id = ?",
-        (state.review, state.answer, state.steps, state.sample_id),
-    )
+    store.restore_review(conn, state.sample_id, state.review, state.answer, state.steps)

@@ -36,7 +36,14 @@ from telesynth_tui.inference.base import CallContext, Message, SamplingParams, T
 from telesynth_tui.inference.metrics import CallMetrics
 from telesynth_tui.pipeline.generate_llm import DOCUMENT, LlmQA
 from telesynth_tui.pipeline.realize import Candidate
-from telesynth_tui.pipeline.runner import TEMPLATE, Progress, RunConfig, Runner, plan_seed
+from telesynth_tui.pipeline.runner import (
+    TEMPLATE,
+    PlanDraft,
+    Progress,
+    RunConfig,
+    Runner,
+    plan_seed,
+)
 from telesynth_tui.pipeline.sources import QARequest
 
 if TYPE_CHECKING:
@@ -353,7 +360,9 @@ class ShardedRunner(Runner):
         progress: Callable[[Progress], None] = lambda _: None,
         cancel: Callable[[], bool] = lambda: False,
         on_token: Callable[[str], None] | None = None,
+        parallel: int = 1,
     ) -> dict[str, Any]:
+        """The run with its plans drafted on the workers (`parallel` is the workers' count)."""
         rows = self.conn.execute(
             "SELECT * FROM plans WHERE run_id = ? AND status != 'done' ORDER BY ordinal", (run_id,)
         ).fetchall()
@@ -362,18 +371,17 @@ class ShardedRunner(Runner):
         self._handed = 0
         return super().execute(run_id, progress, cancel, on_token)
 
-    def process_plan(
+    def draft_plan(
         self,
-        run_id: int,
         config: RunConfig,
         plan: sqlite3.Row,
         cancel: Callable[[], bool] = lambda: False,
         on_token: Callable[[str], None] | None = None,
-    ) -> list[dict[str, Any]] | None:
+    ) -> PlanDraft | None:
         position = self._order.get(int(plan["id"]), 0)
         self._hand_out(config, position + self.lookahead)
         self.qa.current = int(plan["id"])
-        return super().process_plan(run_id, config, plan, cancel, on_token)
+        return super().draft_plan(config, plan, cancel, on_token)
 
     def _hand_out(self, config: RunConfig, until: int) -> None:
         """Give the workers the plans up to position `until` (their context retrieved here)."""
@@ -412,7 +420,8 @@ def sharded_runner(
     local = RunConfig(**{**asdict(config), "generator": TEMPLATE, "refiner": None})
     base = project.runner(conn, local)  # retriever, filters and scorer; no model loaded here
     pool = WorkerPool(address, workers, Drafter, writer, refiner, config.max_tokens, config.seed)
-    runner = ShardedRunner(conn, base.retriever, base.filters, base.scorer, gate=base.gate)
+    runner = ShardedRunner(conn, base.retriever, base.filters, base.policy.scorer,
+                           gate=base.policy.gate)  # fmt: skip
     facts = pool.facts[0]
     qa = ShardedQA(pool, facts, facts["name"])
     refining = qa.refining(str(facts["refiner"])) if refiner is not None else None

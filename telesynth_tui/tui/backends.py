@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from telesynth_tui.inference.base import Encoder, TextModel
-    from telesynth_tui.pipeline.runner import RunConfig, Runner
+    from telesynth_tui.pipeline.runner import Runner
+    from telesynth_tui.pipeline.store import RunConfig
     from telesynth_tui.project import Project
 
 

@@ -11,9 +11,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from telesynth_tui.pipeline.export.records import FLOAT_SCORES, Shape, samples, scores
+from telesynth_tui.pipeline import store
+from telesynth_tui.pipeline.export.records import FLOAT_SCORES, Shape, scores
 from telesynth_tui.pipeline.export.schema import features
-from telesynth_tui.pipeline.runner import run_summary
 
 CARD_SUFFIX = ".card.md"
 TASKS = {"sft": ["text-generation", "question-answering"],
@@ -173,11 +173,9 @@ def _token_lines(tokens: dict[str, Any] | None, warnings: list[str]) -> list[str
 def body(conn: sqlite3.Connection, run_id: int, shape: Shape, files: str, count: int,
          tokens: dict[str, Any] | None, warnings: list[str],
          splits: dict[str, int] | None = None) -> list[str]:  # fmt: skip
-    summary = run_summary(conn, run_id)
-    config = json.loads(
-        conn.execute("SELECT config FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
-    )
-    everything = samples(conn, run_id)
+    summary = store.run_summary(conn, run_id)
+    config = store.run_config(conn, run_id)
+    everything = store.samples(conn, run_id)
     generated = max(summary["generated"], 1)
     key = shape.name.split("/")[0]
     split_line = (", split by plan: " + ", ".join(f"{k} {v}" for k, v in splits.items())
@@ -209,8 +207,8 @@ def body(conn: sqlite3.Connection, run_id: int, shape: Shape, files: str, count:
         *(f"| {k} | {v} | {v / generated:.1%} |" for k, v in summary["rejected_by_filter"].items()),
         "", "## Score distributions (accepted samples)", "",
     ]  # fmt: skip
-    accepted = [s for s in everything if s["status"] == "accepted"]
-    normal = [{**scores(s["scores"] or {}), "quality": s["quality"]} for s in accepted]
+    accepted = [s for s in everything if s.accepted]
+    normal = [{**scores(s.scores), "quality": s.quality} for s in accepted]
     for name in (*FLOAT_SCORES, "quality"):
         values = [float(n[name]) for n in normal if n[name] is not None]
         if values or name == "quality":

@@ -69,17 +69,17 @@ def csv_text(items: list[Item], kind: str) -> str:
     writer.writeheader()
     for item in items:
         s = item.sample
-        score = scores(s["scores"] or {})
+        score = scores(s.scores)
         writer.writerow({
-            "sample_id": s["id"], "run_id": s["run_id"], "run_kind": kind, "type": s["type"],
-            "status": s["status"], "review": s["review"] or "",
-            "quality": "" if s["quality"] is None else s["quality"],
+            "sample_id": s.id, "run_id": s.run_id, "run_kind": kind, "type": s.type,
+            "status": s.status, "review": s.review or "",
+            "quality": "" if s.quality is None else s.quality,
             **{k: "" if v is None else (json.dumps(v) if isinstance(v, list) else v)
                for k, v in score.items()},
-            "question": s["question"] or "", "answer": s["answer"] or "",
-            "steps": json.dumps(s["steps"] or [], ensure_ascii=False),
-            "cited": json.dumps(s["cited"] or [], ensure_ascii=False),
-            "reason": s["reason"] or "", "generator": s["generator"],
+            "question": s.question or "", "answer": s.answer or "",
+            "steps": json.dumps(s.steps, ensure_ascii=False),
+            "cited": json.dumps(s.cited, ensure_ascii=False),
+            "reason": s.reason or "", "generator": s.generator,
         })  # fmt: skip
     return buffer.getvalue()
 
@@ -89,12 +89,12 @@ def split_by_plan(items: list[Item], validation: float, seed: int) -> dict[str, 
     a plan never straddle the splits), chosen by a seeded shuffle of the plan ids."""
     if not 0 <= validation < 1:
         raise TelesynthError(f"--validation {validation}: give a fraction in [0, 1)")
-    plans = sorted({int(i.sample["plan_id"]) for i in items})
+    plans = sorted({i.sample.plan_id for i in items})
     random.Random(seed).shuffle(plans)
     n_val = round(validation * len(plans))
     if validation > 0 and len(plans) >= 2:
         n_val = min(max(n_val, 1), len(plans) - 1)
     held = set(plans[:n_val])
-    splits = {"train": [i for i in items if int(i.sample["plan_id"]) not in held],
-              "validation": [i for i in items if int(i.sample["plan_id"]) in held]}  # fmt: skip
+    splits = {"train": [i for i in items if i.sample.plan_id not in held],
+              "validation": [i for i in items if i.sample.plan_id in held]}  # fmt: skip
     return {k: v for k, v in splits.items() if v}

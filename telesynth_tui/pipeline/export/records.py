@@ -7,12 +7,13 @@ user messages) is the same in the sft, rft and dpo exports of a sample.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from telesynth_tui.errors import TelesynthError
+from telesynth_tui.pipeline import store
+from telesynth_tui.pipeline.records import ContextItem, Sample, Scores
 
 LAYOUT_VERSION = 1
 FORMATS = ("sft", "rft", "dpo", "csv")
@@ -64,37 +65,6 @@ class Shape:
             raise TelesynthError("--target openai writes chat messages: drop --layout")
 
 
-# --- reading samples -------------------------------------------------------------------------
-
-# the pipeline's verdict unless a reviewer decided otherwise
-EXPORTABLE = (
-    "s.answer IS NOT NULL AND CASE WHEN s.review IN ('accepted', 'edited') THEN 1"
-    " WHEN s.review = 'rejected' THEN 0 ELSE s.status = 'accepted' END"
-)
-
-
-def samples(conn: sqlite3.Connection, run_id: int, where: str = "1") -> list[dict[str, Any]]:
-    """The run's samples (JSON fields decoded, with the plan's payload), in id order."""
-    rows = conn.execute(
-        "SELECT s.*, p.payload FROM samples s JOIN plans p ON p.id = s.plan_id"
-        f" WHERE s.run_id = ? AND {where} ORDER BY s.id",
-        (run_id,),
-    ).fetchall()
-    out = []
-    for r in rows:
-        d = dict(r)
-        for key in ("steps", "context", "cited", "provenance", "scores", "payload"):
-            d[key] = json.loads(d[key]) if d[key] else None
-        out.append(d)
-    return out
-
-
-def run_kind(conn: sqlite3.Connection, run_id: int) -> str:
-    """`dta` for a Data Trajectory Alignment run, else `generation`."""
-    row = conn.execute("SELECT 1 FROM dta_runs WHERE run_id = ?", (run_id,)).fetchone()
-    return "dta" if row else "generation"
-
-
 # --- the parts every layout shares -----------------------------------------------------------
 
 
@@ -102,8 +72,9 @@ def _ints(values: Any) -> list[int]:
     return [int(v) for v in values or []]
 
 
-def scores(raw: dict[str, Any]) -> dict[str, Any]:
+def scores(sample_scores: Scores) -> dict[str, Any]:
     """Every score key, null where the run kind does not produce it."""
+    raw = sample_scores.values
     judge = raw.get("judge") or {}
     agreement = raw.get("agreement") or {}
     out: dict[str, Any] = {k: None for k in SCORE_KEYS}
@@ -118,56 +89,56 @@ def scores(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def metadata(s: dict[str, Any], kind: str, with_context: bool = False,
+def metadata(s: Sample, kind: str, with_context: bool = False,
              context_kept: int | None = None) -> dict[str, Any]:  # fmt: skip
     """Provenance and scores, one shape for every run kind and format. `context_items` is how
     many context items the prompt holds, `context_trimmed` how many were dropped to fit."""
-    prov = s["provenance"] or {}
-    n_context = len(s["context"] or []) if with_context else 0
+    prov = s.provenance
+    n_context = len(s.context) if with_context else 0
     kept = n_context if context_kept is None else context_kept
     return {
-        "sample_id": s["id"], "run_id": s["run_id"], "run_kind": kind, "plan_id": s["plan_id"],
-        "type": s["type"], "generator": s["generator"],
-        "quality": float(s["quality"]) if s["quality"] is not None else None,
-        "review": s["review"],
-        "context_ids": [str(k) for k in prov.get("context_keys", [])],
-        "cited": [str(k) for k in s["cited"] or []],
-        "entity_ids": _ints(prov.get("entity_ids")),
-        "relation_ids": _ints(prov.get("relation_ids")),
-        "chunk_ids": _ints(prov.get("chunk_ids")),
-        "formula": prov.get("formula"),
+        "sample_id": s.id, "run_id": s.run_id, "run_kind": kind, "plan_id": s.plan_id,
+        "type": s.type, "generator": s.generator,
+        "quality": float(s.quality) if s.quality is not None else None,
+        "review": s.review,
+        "context_ids": [str(k) for k in prov.context_keys],
+        "cited": [str(k) for k in s.cited],
+        "entity_ids": _ints(prov.entity_ids),
+        "relation_ids": _ints(prov.relation_ids),
+        "chunk_ids": _ints(prov.chunk_ids),
+        "formula": prov.formula,
         "context_items": kept, "context_trimmed": n_context - kept,
-        "scores": scores(s["scores"] or {}),
+        "scores": scores(s.scores),
         "rejected_sample_id": None, "rejected_reason": None,
     }  # fmt: skip
 
 
-def context_order(s: dict[str, Any]) -> list[dict[str, Any]]:
+def context_order(s: Sample) -> list[ContextItem]:
     """The context items in the order they are dropped to fit a token limit: uncited items
     from the end first, then cited ones from the end."""
-    items = list(s["context"] or [])
-    cited = set(s["cited"] or [])
-    return [i for i in reversed(items) if i.get("key") not in cited] + [
-        i for i in reversed(items) if i.get("key") in cited
+    items = list(s.context)
+    cited = set(s.cited)
+    return [i for i in reversed(items) if i.key not in cited] + [
+        i for i in reversed(items) if i.key in cited
     ]
 
 
-def user_message(s: dict[str, Any], with_context: bool, keep: int | None = None) -> str:
+def user_message(s: Sample, with_context: bool, keep: int | None = None) -> str:
     """The question, or with context the numbered context items (the first `keep` of them in
     their order, less those dropped to fit) and the question."""
     if not with_context:
-        return str(s["question"])
-    items = list(s["context"] or [])
+        return str(s.question)
+    items = list(s.context)
     if keep is not None and keep < len(items):
         dropped = {id(i) for i in context_order(s)[: len(items) - keep]}
         items = [i for i in items if id(i) not in dropped]
     if not items:
-        return str(s["question"])
-    context = "\n".join(f"[{n}] {c['text']}" for n, c in enumerate(items, 1))
-    return f"Context:\n{context}\n\nQuestion: {s['question']}"
+        return str(s.question)
+    context = "\n".join(f"[{n}] {c.text}" for n, c in enumerate(items, 1))
+    return f"Context:\n{context}\n\nQuestion: {s.question}"
 
 
-def prompt(s: dict[str, Any], with_context: bool, keep: int | None = None,
+def prompt(s: Sample, with_context: bool, keep: int | None = None,
            system_role: str = "system") -> list[Message]:  # fmt: skip
     return [
         {"role": system_role, "content": SYSTEM},
@@ -175,8 +146,8 @@ def prompt(s: dict[str, Any], with_context: bool, keep: int | None = None,
     ]
 
 
-def assistant(text: str) -> list[Message]:
-    return [{"role": "assistant", "content": text}]
+def assistant(text: str | None) -> list[Message]:
+    return [{"role": "assistant", "content": text or ""}]
 
 
 # --- rft references ------------------------------------------------------------------------
@@ -186,11 +157,11 @@ def _g(value: float) -> str:
     return f"{value:.6g}"
 
 
-def rubric(s: dict[str, Any]) -> list[dict[str, Any]]:
+def rubric(s: Sample) -> list[dict[str, Any]]:
     """Grading criteria; `terms` are phrases whose words an answer that meets the criterion
     contains (empty when only a person or a model grader can judge it)."""
-    payload = s["payload"] or {}
-    if s["type"] == "maths":
+    payload = s.payload or {}
+    if s.type == "maths":
         symbol = payload.get("output_symbol") or "the result"
         unit = payload.get("unit", "")
         return [
@@ -200,7 +171,7 @@ def rubric(s: dict[str, Any]) -> list[dict[str, Any]]:
             {"criterion": "Shows the inputs with their units",
              "terms": [_g(float(v)) for v in payload.get("inputs", {}).values()]},
         ]  # fmt: skip
-    if s["type"] == "troubleshooting":
+    if s.type == "troubleshooting":
         causes = payload.get("causes", [])
         items = [{"criterion": f"Names the possible cause '{c['cause']}'", "terms": [c["cause"]]}
                  for c in causes]  # fmt: skip
@@ -211,17 +182,17 @@ def rubric(s: dict[str, Any]) -> list[dict[str, Any]]:
         items.append({"criterion": "Says how to verify the fix", "terms": []})
         return items
     return [{"criterion": f"Agrees with: {step}", "terms": [step]}
-            for step in (s["steps"] or [s["answer"]])[:4]]  # fmt: skip
+            for step in (s.steps or [s.answer or ""])[:4]]  # fmt: skip
 
 
-def references(s: dict[str, Any]) -> dict[str, Any]:
+def references(s: Sample) -> dict[str, Any]:
     """The reference fields of an rft record (numeric ones null unless maths)."""
-    payload = s["payload"] or {}
-    maths = s["type"] == "maths"
+    payload = s.payload or {}
+    maths = s.type == "maths"
     return {
-        "reference_answer": s["answer"],
+        "reference_answer": s.answer,
         "rubric": rubric(s),
-        "type": s["type"],
+        "type": s.type,
         "numeric_answer": float(payload["answer"]) if maths else None,
         "unit": str(payload.get("unit", "")) if maths else None,
         "tolerance": float(payload["tolerance"]) if maths else None,
@@ -236,8 +207,8 @@ class Item:
     """One record to write: the chosen sample, for dpo the rejected one, and how many context
     items the prompt keeps (None: all)."""
 
-    sample: dict[str, Any]
-    rejected: dict[str, Any] | None = None
+    sample: Sample
+    rejected: Sample | None = None
     keep: int | None = None
 
 
@@ -249,8 +220,8 @@ def record(item: Item, shape: Shape, kind: str, with_context: bool) -> dict[str,
     meta = metadata(s, kind, with_context, item.keep)
     if shape.fmt == "sft":
         if shape.layout == "prompt-completion":
-            return {"prompt": msgs, "completion": assistant(s["answer"]), "metadata": meta}
-        out: dict[str, Any] = {"messages": [*msgs, *assistant(s["answer"])]}
+            return {"prompt": msgs, "completion": assistant(s.answer), "metadata": meta}
+        out: dict[str, Any] = {"messages": [*msgs, *assistant(s.answer)]}
     elif shape.fmt == "rft":
         if openai:  # reasoning models take instructions as a developer message
             return {"messages": prompt(s, with_context, item.keep, "developer"),
@@ -259,12 +230,12 @@ def record(item: Item, shape: Shape, kind: str, with_context: bool) -> dict[str,
     else:
         assert item.rejected is not None
         r = item.rejected
-        meta.update(rejected_sample_id=r["id"], rejected_reason=r["reason"])
+        meta.update(rejected_sample_id=r.id, rejected_reason=r.reason)
         if openai:
-            return {"input": {"messages": msgs}, "preferred_output": assistant(s["answer"]),
-                    "non_preferred_output": assistant(r["answer"])}  # fmt: skip
-        out = {"prompt": msgs, "chosen": assistant(s["answer"]),
-               "rejected": assistant(r["answer"])}  # fmt: skip
+            return {"input": {"messages": msgs}, "preferred_output": assistant(s.answer),
+                    "non_preferred_output": assistant(r.answer)}  # fmt: skip
+        out = {"prompt": msgs, "chosen": assistant(s.answer),
+               "rejected": assistant(r.answer)}  # fmt: skip
     if openai:
         return out
     return {**out, "metadata": meta}
@@ -274,34 +245,32 @@ def side_record(line: int, item: Item, kind: str, with_context: bool) -> dict[st
     """The provenance of an openai-target record, keyed by sample id and line number."""
     meta = metadata(item.sample, kind, with_context, item.keep)
     if item.rejected is not None:
-        meta.update(rejected_sample_id=item.rejected["id"],
-                    rejected_reason=item.rejected["reason"])  # fmt: skip
-    return {"line": line, "sample_id": item.sample["id"], "metadata": meta}
+        meta.update(rejected_sample_id=item.rejected.id,
+                    rejected_reason=item.rejected.reason)  # fmt: skip
+    return {"line": line, "sample_id": item.sample.id, "metadata": meta}
 
 
-def _same_question(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return " ".join(str(a["question"]).lower().split()) == " ".join(
-        str(b["question"]).lower().split()
-    )
+def _same_question(a: Sample, b: Sample) -> bool:
+    return " ".join(str(a.question).lower().split()) == " ".join(str(b.question).lower().split())
 
 
 def items(conn: sqlite3.Connection, run_id: int, fmt: str) -> list[Item]:
     """What the run exports in this format. DPO pairs an exported answer with a dropped answer
     to the same question; a run that cannot make pairs is refused with the reason."""
     if fmt != "dpo":
-        return [Item(s) for s in samples(conn, run_id, "1" if fmt == "csv" else EXPORTABLE)]
-    good = samples(conn, run_id, EXPORTABLE)
-    bad = samples(conn, run_id, f"s.answer IS NOT NULL AND NOT ({EXPORTABLE})")
-    by_plan: dict[int, list[dict[str, Any]]] = {}
+        return [
+            Item(s) for s in store.samples(conn, run_id, "all" if fmt == "csv" else "exportable")
+        ]
+    good = store.samples(conn, run_id, "exportable")
+    bad = store.samples(conn, run_id, "dropped")
+    by_plan: dict[int, list[Sample]] = {}
     for s in bad:
-        by_plan.setdefault(s["plan_id"], []).append(s)
-    pairs = [
-        Item(s, r) for s in good for r in by_plan.get(s["plan_id"], []) if _same_question(s, r)
-    ]
+        by_plan.setdefault(s.plan_id, []).append(s)
+    pairs = [Item(s, r) for s in good for r in by_plan.get(s.plan_id, []) if _same_question(s, r)]
     if not pairs:
         why = (
             "a DTA run pairs each problem's exemplar with its rejected candidates"
-            if run_kind(conn, run_id) == "dta"
+            if store.run_kind(conn, run_id) == "dta"
             else "the KG-template generator writes one answer per plan; DTA runs (telesynth dta) "
             "or LLM runs with dropped answers to the same question make pairs"
         )

@@ -16,8 +16,9 @@ from typing import Any
 
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.infra import write_atomic
+from telesynth_tui.pipeline import store
 from telesynth_tui.pipeline.export import card, files
-from telesynth_tui.pipeline.export.records import Shape, items, record, run_kind, side_record
+from telesynth_tui.pipeline.export.records import Shape, items, record, side_record
 from telesynth_tui.pipeline.export.tokens import Counter, measure
 
 
@@ -83,9 +84,7 @@ def export_run(
     """Write the export and its dataset card; returns what was written."""
     shape = Shape(fmt, layout, target)
     shape.check()
-    row = conn.execute("SELECT config FROM runs WHERE id = ?", (run_id,)).fetchone()
-    if row is None:
-        raise TelesynthError(f"no run {run_id} (see: telesynth runs)")
+    store.check_run(conn, run_id)
     if hf and (fmt == "csv" or target == "openai"):
         raise TelesynthError("--hf writes a dataset folder of the sft, rft or dpo layouts")
     if hf and out.suffix.lower() in (".jsonl", ".parquet", ".csv", ".json"):
@@ -95,7 +94,7 @@ def export_run(
     if max_tokens is not None and tokenizer is None:
         raise TelesynthError("--max-tokens needs a tokenizer model (--tokenizer NAME)")
     kind_of_file = "parquet" if hf else files.file_kind(shape, out)
-    kind = run_kind(conn, run_id)
+    kind = store.run_kind(conn, run_id)
     chosen = items(conn, run_id, fmt)
     if not chosen:
         what = "samples" if fmt == "csv" else "accepted samples"
@@ -171,8 +170,7 @@ def _dataset_folder(conn: sqlite3.Connection, run_id: int, shape: Shape, out: Pa
     if out.exists() and not out.is_dir():
         raise TelesynthError(f"{out}: exists and is not a folder")
     if seed is None:
-        seed = int(conn.execute("SELECT json_extract(config, '$.seed') FROM runs WHERE id = ?",
-                                (run_id,)).fetchone()[0] or 0)  # fmt: skip
+        seed = int(store.run_config(conn, run_id).get("seed") or 0)
     splits = files.split_by_plan(chosen, validation, seed)
     paths = {name: f"{name}.parquet" for name in splits}
     for name, part in splits.items():

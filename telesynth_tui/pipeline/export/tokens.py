@@ -67,9 +67,9 @@ def figures(values: list[int]) -> dict[str, float | None]:
 
 
 def _answers(item: Item) -> list[str]:
-    answers = [str(item.sample["answer"])]
+    answers = [str(item.sample.answer)]
     if item.rejected is not None:
-        answers.append(str(item.rejected["answer"]))
+        answers.append(str(item.rejected.answer))
     return answers
 
 
@@ -84,7 +84,7 @@ def measure(
     records that exceed it, and list those that still do."""
     lengths = Lengths(tokenizer, max_tokens=max_tokens)
     for item in items:
-        n_context = len(item.sample["context"] or []) if with_context else 0
+        n_context = len(item.sample.context) if with_context else 0
         keep = n_context
         while True:
             msgs = prompt(item.sample, with_context, keep)
@@ -97,7 +97,7 @@ def measure(
             item.keep = keep
             lengths.trimmed += 1
         if max_tokens is not None and total > max_tokens:
-            lengths.over.append(int(item.sample["id"]))
+            lengths.over.append(int(item.sample.id or 0))
         lengths.prompt.append(p)
         lengths.completion.append(total - p)
         lengths.total.append(total)

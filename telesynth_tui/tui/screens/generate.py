@@ -29,7 +29,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from telesynth_tui.pipeline.gate import DEFAULT_MIN_QUALITY
 from telesynth_tui.tui.base import BaseScreen
 
-TEMPLATE = "kg-template"  # the realizer's name (telesynth_tui.pipeline.runner.TEMPLATE)
+TEMPLATE = "kg-template"  # the realizer's name (telesynth_tui.pipeline.store.TEMPLATE)
 DEFAULT_TYPES = "troubleshooting=0.3,multi_hop=0.2,maths=0.25,factual=0.15,definition=0.1"
 STAGES = ("retrieve", "generate", "refine", "filter", "score", "store")
 
@@ -114,6 +114,9 @@ class GenerateScreen(BaseScreen):
             yield Input("0", id="seed", type="integer", compact=True)
             yield Label("min q")
             yield Input(str(DEFAULT_MIN_QUALITY), id="min-quality", type="number", compact=True)
+            yield Label("parallel")
+            parallel = self.backends.project.settings.models.parallel
+            yield Input(str(parallel), id="parallel", type="integer", compact=True)
         with Horizontal(classes="form-row"):
             yield Label("types")
             yield Input(DEFAULT_TYPES, id="types", compact=True)
@@ -166,7 +169,7 @@ class GenerateScreen(BaseScreen):
     def _config(self) -> Any:
         from telesynth_tui.errors import TelesynthError
         from telesynth_tui.pipeline.plans import parse_mix
-        from telesynth_tui.pipeline.runner import RunConfig
+        from telesynth_tui.pipeline.store import RunConfig
 
         def value(widget_id: str) -> str:
             return self.query_one(f"#{widget_id}", Input).value.strip()
@@ -184,17 +187,24 @@ class GenerateScreen(BaseScreen):
                          refiner=chosen("refiner"), judge=chosen("judge"),
                          min_quality=min_quality)  # fmt: skip
 
+    def _parallel(self) -> int:
+        """Plans decoded together by a GGUF generator."""
+        text = self.query_one("#parallel", Input).value.strip()
+        if not text.isdigit() or not 1 <= int(text) <= 64:
+            raise ValueError("check the form: parallel must be between 1 and 64")
+        return int(text)
+
     def action_start(self) -> None:
         if self.running:
             self.notify("a run is in progress (Escape cancels it)", severity="warning")
             return
         try:
-            config = self._config()
+            config, parallel = self._config(), self._parallel()
         except ValueError as exc:
             self.notify(str(exc), severity="error")
             return
         self._begin()
-        self.worker = self.generate(config, None)
+        self.worker = self.generate(config, None, parallel)
 
     def action_resume(self) -> None:
         if self.running:
@@ -202,8 +212,13 @@ class GenerateScreen(BaseScreen):
         if self.last_run is None:
             self.notify("no run to resume in this session", severity="warning")
             return
+        try:
+            parallel = self._parallel()
+        except ValueError as exc:
+            self.notify(str(exc), severity="error")
+            return
         self._begin()
-        self.worker = self.generate(None, self.last_run)
+        self.worker = self.generate(None, self.last_run, parallel)
 
     def action_pause(self) -> None:
         if not self.running:
@@ -255,15 +270,15 @@ class GenerateScreen(BaseScreen):
     # --- the worker ------------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
-    def generate(self, config: Any, resume: int | None) -> None:
+    def generate(self, config: Any, resume: int | None, parallel: int = 1) -> None:
         from telesynth_tui.pipeline import lease
-        from telesynth_tui.pipeline.runner import create_run, load_run, samples_after
+        from telesynth_tui.pipeline.store import samples_after
+        from telesynth_tui.runs import start_generation
 
         worker = get_current_worker()
         conn = self.backends.connect()
         try:
-            run_id = resume if resume is not None else create_run(conn, config)
-            config, total = load_run(conn, run_id)
+            run_id, config, total = start_generation(self.backends.project, conn, config, resume)
             self.post_message(self.Started(run_id, total, config.generator))
             with lease.writing(conn, run_id):  # a start that fails marks the run failed
                 runner = self.backends.runner(conn, config)  # loads models; embeds new chunks
@@ -279,11 +294,11 @@ class GenerateScreen(BaseScreen):
                 nonlocal seen
                 tokens.flush()
                 rows = samples_after(conn, run_id, seen)
-                seen = max([seen, *(r["id"] for r in rows)])
-                rejected = [(r["id"], r["type"], r["reason"] or "") for r in rows
-                            if r["status"] == "rejected"]  # fmt: skip
-                shown = next((r for r in rows if r["status"] == "accepted"), None)
-                sample = (f"[{shown['type']}] Q: {shown['question']}\nA: {shown['answer']}\n"
+                seen = max([seen, *(r.id or 0 for r in rows)])
+                rejected = [(int(r.id or 0), r.type, r.reason or "") for r in rows
+                            if r.status == "rejected"]  # fmt: skip
+                shown = next((r for r in rows if r.accepted), None)
+                sample = (f"[{shown.type}] Q: {shown.question}\nA: {shown.answer}\n"
                           if shown else "")  # fmt: skip
                 self.post_message(self.Advanced(p, dict(runner.stage_seconds), rejected,
                                                 "" if runner.llm else sample))  # fmt: skip
@@ -293,7 +308,7 @@ class GenerateScreen(BaseScreen):
                     time.sleep(0.05)
                 return worker.is_cancelled
 
-            summary = runner.execute(run_id, progress, cancel, tokens.add)
+            summary = runner.execute(run_id, progress, cancel, tokens.add, parallel)
             tokens.flush()
             self.post_message(self.Finished(summary, worker.is_cancelled))
         except Exception as exc:  # shown in the screen; a cancelled worker reports nothing else

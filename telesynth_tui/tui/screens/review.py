@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Header, Input, Static, TextArea
 
+from telesynth_tui.pipeline.records import Sample
 from telesynth_tui.tui.base import BaseScreen, bar
 
 SHOW = ("all", "rejected", "accepted", "unreviewed")
@@ -96,9 +97,10 @@ class ReviewScreen(BaseScreen):
             self.run_id, self.ids, self.keep = run_id, ids, keep
 
     class Loaded(Message):
-        def __init__(self, sample: dict[str, Any]) -> None:
+        def __init__(self, sample: Sample, facts: list[str]) -> None:
             super().__init__()
             self.sample = sample
+            self.facts = facts
 
     class Changed(Message):
         def __init__(self, state: Any, note: str) -> None:
@@ -114,7 +116,7 @@ class ReviewScreen(BaseScreen):
         self.order = "id"
         self.history: list[Any] = []  # states before each change, for undo
         self.change_lock = threading.Lock()  # changes are applied one at a time, in order
-        self.sample: dict[str, Any] | None = None
+        self.sample: Sample | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -150,10 +152,8 @@ class ReviewScreen(BaseScreen):
 
     @work(thread=True, exclusive=True, group="review-load", exit_on_error=False)
     def load(self, sample_id: int) -> None:
-        from telesynth_tui.pipeline.review import load_sample
-
         def job(conn: Any) -> None:
-            self.post_message(self.Loaded(load_sample(conn, sample_id)))
+            self.post_message(self.loaded(conn, sample_id))
 
         self._with_conn(job)
 
@@ -172,9 +172,15 @@ class ReviewScreen(BaseScreen):
                 review.restore(conn, value)
                 before, note = None, f"#{sample_id} restored"
             self.post_message(self.Changed(before, note))
-            self.post_message(self.Loaded(review.load_sample(conn, sample_id)))
+            self.post_message(self.loaded(conn, sample_id))
 
         self._with_conn(job)
+
+    def loaded(self, conn: Any, sample_id: int) -> Loaded:
+        from telesynth_tui.pipeline.review import load_sample, sample_facts
+
+        sample = load_sample(conn, sample_id)
+        return self.Loaded(sample, sample_facts(conn, sample))
 
     # --- actions ------------------------------------------------------------------------------
 
@@ -201,21 +207,22 @@ class ReviewScreen(BaseScreen):
 
     def action_decide(self, decision: str) -> None:
         if self.sample is not None:
-            self.change("decide", self.sample["id"], decision)
+            self.change("decide", self.sample.id, decision)
 
     def action_edit(self) -> None:
         sample = self.sample
         if sample is None:
             return
-        if sample["answer"] is None:
+        if sample.answer is None or sample.id is None:
             self.notify("this sample has no answer to edit (the model output was unusable)")
             return
 
         def saved(text: str | None) -> None:
             if text is not None:
-                self.change("edit", sample["id"], text)
+                self.change("edit", sample_id, text)
 
-        self.app.push_screen(EditScreen(sample["answer"]), saved)
+        sample_id, answer = sample.id, sample.answer
+        self.app.push_screen(EditScreen(answer), saved)
 
     def action_undo(self) -> None:
         if not self.history:
@@ -234,7 +241,7 @@ class ReviewScreen(BaseScreen):
     def action_cycle_order(self) -> None:
         self.order = ORDER[(ORDER.index(self.order) + 1) % len(ORDER)]
         if self.run_id is not None:
-            current = self.sample["id"] if self.sample else None
+            current = self.sample.id if self.sample else None
             self.list_samples(self.run_id, current)
 
     # --- messages -------------------------------------------------------------------------------
@@ -259,7 +266,7 @@ class ReviewScreen(BaseScreen):
     def on_review_screen_loaded(self, message: Loaded) -> None:
         self.sample = message.sample
         self._status()
-        self.query_one("#review-text", Static).update(render_sample(message.sample))
+        self.query_one("#review-text", Static).update(render_sample(message.sample, message.facts))
         self.query_one("#review-body", VerticalScroll).scroll_home(animate=False)
 
     def _status(self) -> None:
@@ -267,12 +274,12 @@ class ReviewScreen(BaseScreen):
         where = f"{self.index + 1}/{len(self.ids)}" if self.ids else "0/0"
         text = f"run {self.run_id} · {where} · showing {self.show} by {self.order}"
         if s is not None:
-            quality = f"{s['quality']:.2f}" if s["quality"] is not None else "-"
+            quality = f"{s.quality:.2f}" if s.quality is not None else "-"
             view = (
                 "" if (self.show, self.order) == ("all", "id") else f" · {self.show}/{self.order}"
             )
-            text = (f"run {self.run_id} · {where} · #{s['id']} {s['type']} · pipeline "
-                    f"{s['status']} · review [b]{s['review'] or '-'}[/b] · "
+            text = (f"run {self.run_id} · {where} · #{s.id} {s.type} · pipeline "
+                    f"{s.status} · review [b]{s.review or '-'}[/b] · "
                     f"q {quality}{view}")  # fmt: skip
         self.query_one("#review-status", Static).update(text)
 
@@ -284,55 +291,54 @@ class ReviewScreen(BaseScreen):
                             self.action_cycle_order)  # fmt: skip
 
 
-def render_sample(s: dict[str, Any]) -> str:
+def render_sample(s: Sample, facts: list[str]) -> str:
     """The sample as Rich markup: question, answer, steps, scores as bars, filter verdicts,
     context with the cited items highlighted, provenance."""
     e = escape
-    question = s["question"] or "(none: the model output was unusable)"
+    question = s.question or "(none: the model output was unusable)"
     lines = [f"[b $accent]Question[/]\n{e(question)}",
-             f"\n[b $accent]Answer[/]\n{e(s['answer'] or '-')}"]  # fmt: skip
-    if s["reason"]:
-        lines.append(f"\n[b red]Rejected by the pipeline:[/] {e(s['reason'])}")
-    if s["steps"] and len(s["steps"]) > 1:
+             f"\n[b $accent]Answer[/]\n{e(s.answer or '-')}"]  # fmt: skip
+    if s.reason:
+        lines.append(f"\n[b red]Rejected by the pipeline:[/] {e(s.reason)}")
+    if len(s.steps) > 1:
         lines.append("\n[b $accent]Steps[/]")
-        lines += [f"  {i}. {e(str(step))}" for i, step in enumerate(s["steps"], 1)]
-    scores = s["scores"] or {}
-    shown = [(label, scores[k]) for k, label in SCORE_LABELS.items()
+        lines += [f"  {i}. {e(str(step))}" for i, step in enumerate(s.steps, 1)]
+    scores = s.scores
+    shown = [(label, scores.get(k)) for k, label in SCORE_LABELS.items()
              if isinstance(scores.get(k), int | float)]  # fmt: skip
     judge = scores.get("judge", {})
     if isinstance(judge, dict) and "score" in judge:
         shown.append((f"judge ({judge.get('by')})", judge["score"]))
-    if s["quality"] is not None:
-        shown.append(("quality", s["quality"]))
+    if s.quality is not None:
+        shown.append(("quality", s.quality))
     if shown:
         lines.append("\n[b $accent]Scores[/]")
         lines += [f"  {name:>14} {bar(float(v))}" for name, v in shown]
-    verdicts = scores.get("filters", {})
-    if verdicts:
+    if scores.filters:
         lines.append("\n[b $accent]Filters[/]")
-        for name, v in verdicts.items():
-            mark = "[green]pass[/]" if v.get("passed") else "[red]FAIL[/]"
-            lines.append(f"  {mark} {name}: {e(str(v.get('detail', '')))}")
+        for name, v in scores.filters.items():
+            mark = "[green]pass[/]" if v.passed else "[red]FAIL[/]"
+            lines.append(f"  {mark} {name}: {e(v.detail)}")
     agreement = scores.get("agreement")
     if agreement:
         others = ", ".join(agreement.get("agree_with", [])) or "no other teacher"
         lines.append(f"\n[b $accent]Agreement[/] {e(str(agreement.get('detail', '')))}; "
                      f"agrees with {e(others)}")  # fmt: skip
-    cited = set(s["cited"] or [])
-    if s["context"]:
+    cited = set(s.cited)
+    if s.context:
         lines.append("\n[b $accent]Context[/] (cited items highlighted)")
-        for i, item in enumerate(s["context"], 1):
-            text = e(" ".join(str(item.get("text", "")).split())[:400])
-            if item.get("key") in cited:
-                lines.append(f"  [reverse][{i}] {e(item['key'])}[/reverse] [b]{text}[/b]")
+        for i, item in enumerate(s.context, 1):
+            text = e(" ".join(item.text.split())[:400])
+            if item.key in cited:
+                lines.append(f"  [reverse][{i}] {e(item.key)}[/reverse] [b]{text}[/b]")
             else:
-                lines.append(f"  [dim][{i}] {e(str(item.get('key')))} {text}[/dim]")
-    prov = s["provenance"] or {}
+                lines.append(f"  [dim][{i}] {e(item.key)} {text}[/dim]")
+    prov = s.provenance
     lines.append("\n[b $accent]Provenance[/]")
-    lines.append(f"  plan {prov.get('plan_id')} ({prov.get('plan_type')}) · generator "
-                 f"{e(str(s['generator']))}" + (f" · formula {prov['formula']}"
-                                                if prov.get("formula") else ""))  # fmt: skip
-    lines += [f"  {e(fact)}" for fact in s.get("facts", [])]
-    if prov.get("chunk_ids"):
-        lines.append(f"  chunks {', '.join(str(c) for c in prov['chunk_ids'])}")
+    lines.append(f"  plan {prov.plan_id} ({prov.plan_type}) · generator "
+                 f"{e(str(s.generator))}" + (f" · formula {prov.formula}"
+                                              if prov.formula else ""))  # fmt: skip
+    lines += [f"  {e(fact)}" for fact in facts]
+    if prov.chunk_ids:
+        lines.append(f"  chunks {', '.join(str(c) for c in prov.chunk_ids)}")
     return "\n".join(lines)
