@@ -8,7 +8,7 @@ setup:
 	scripts/setup.sh build
 
 setup-dev:
-	scripts/setup.sh dev build
+	scripts/setup.sh dev build ray
 
 ## Build the embedded models (the ONNX encoder; the tiny GGUF generator is shipped).
 models:

@@ -23,9 +23,9 @@ from telesynth_tui.infra import _kind_of_special, write_atomic
 
 if TYPE_CHECKING:
     from telesynth_tui.dta.runner import DtaConfig, DtaModels
+    from telesynth_tui.inference.base import TextModel
     from telesynth_tui.inference.encoder import OnnxEncoder
     from telesynth_tui.inference.energy import EnergyMeter
-    from telesynth_tui.inference.generator import LlamaGenerator
     from telesynth_tui.inference.registry import Registry
     from telesynth_tui.pipeline.runner import Runner
     from telesynth_tui.pipeline.store import RunConfig
@@ -103,11 +103,18 @@ class Project:
                            threads=self.settings.models.onnx_threads,
                            energy=self.energy_meter())  # fmt: skip
 
-    def generator(self, name: str | None = None) -> LlamaGenerator:
+    def generator(self, name: str | None = None) -> TextModel:
+        """A registered text model: a GGUF loaded here, or a client of the server of a model
+        registered with --url (asked first whether it answers and serves the model)."""
         from telesynth_tui.inference.generator import LlamaGenerator
         from telesynth_tui.inference.registry import RegistryError
 
         entry = self.registry().get(name or self.settings.models.generator)
+        if entry.remote:
+            from telesynth_tui.inference.remote import RemoteModel
+
+            return RemoteModel(entry.name, entry.url, entry.model_id, entry.api_key_env,
+                               entry.context_length)  # fmt: skip
         if entry.format != "gguf":
             raise RegistryError(f"model {entry.name!r} is not a GGUF generator")
         problem = self.registry().check(entry)
@@ -163,9 +170,9 @@ class Project:
         from telesynth_tui.dta.solutions import SOLVER, ModelTeacher, SolverTeacher, Teacher
         from telesynth_tui.dta.style import Rewriter
 
-        loaded: dict[str, LlamaGenerator] = {}
+        loaded: dict[str, TextModel] = {}
 
-        def load(name: str) -> LlamaGenerator:
+        def load(name: str) -> TextModel:
             if name not in loaded:
                 loaded[name] = self.generator(name)
             return loaded[name]

@@ -22,11 +22,15 @@ SAMPLE_STATUSES = ("accepted", "rejected")
 
 
 def check_models(project: Project, names: Iterable[str | None]) -> None:
-    """Every named model is registered (the error names the first one that is not)."""
+    """Every named model is registered (the error names the first one that is not), and a
+    served one answers, before a run is created."""
     registry = project.registry()
     for name in names:
         if name:
-            registry.get(name)
+            entry = registry.get(name)
+            problem = registry.check(entry) if entry.remote else None
+            if problem:
+                raise TelesynthError(problem)
 
 
 def check_generation(config: RunConfig) -> None:

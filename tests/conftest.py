@@ -28,13 +28,21 @@ def _no_network() -> Iterator[None]:
     original = socket.socket.connect
 
     def connect(self: socket.socket, address: object) -> None:
-        if self.family == getattr(socket, "AF_UNIX", None):
+        if self.family == getattr(socket, "AF_UNIX", None) or _loopback(self, address):
             return original(self, address)
         raise RuntimeError(f"network access attempted in a test: {address!r}")
 
     socket.socket.connect = connect  # type: ignore[method-assign]
     yield
     socket.socket.connect = original  # type: ignore[method-assign]
+
+
+def _loopback(sock: socket.socket, address: object) -> bool:
+    """127.0.0.1 only: the model servers the tests start themselves listen there."""
+    return sock.family == socket.AF_INET and isinstance(address, tuple) and address[0] == LOOPBACK
+
+
+LOOPBACK = "127.0.0.1"
 
 
 @pytest.fixture

@@ -35,6 +35,17 @@ def evaluate(
     compare_runs: Annotated[
         tuple[int, int] | None, typer.Option("--compare", help="Two evaluation runs side by side.")
     ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Answer the items on Ray workers: 'local', 'auto' or the head's HOST:PORT.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="With --ray: workers (default: the cluster's CPUs).", min=1)
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate a student: MCQ accuracy, numeric pass@1, ROUGE-L/BLEU/embedding F1, latency and
@@ -62,7 +73,17 @@ def evaluate(
     if not 1 <= max_tokens <= 32_768:
         raise TelesynthError(f"--max-tokens must be between 1 and 32768, not {max_tokens}")
 
-    generator = project.generator(student)
+    if workers is not None and ray is None:
+        raise TelesynthError("--workers needs --ray ADDRESS")
+    if ray is not None:
+        from telesynth_tui.pipeline.sharded import check_address, sharded_model
+        from telesynth_tui.runs import check_models
+
+        check_address(ray)
+        check_models(project, [student])
+        generator: Any = sharded_model(project, student, ray, workers)
+    else:
+        generator = project.generator(student)
     progress = ProgressLine(not as_json)
     try:
         summary = run_evaluation(

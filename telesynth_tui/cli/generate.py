@@ -68,6 +68,18 @@ def generate(
             max=64,
         ),
     ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Run the model calls on Ray workers: 'local' (a Ray instance on this machine), "
+            "'auto' (the cluster this machine joined) or the head's HOST:PORT.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="With --ray: workers (default: the cluster's CPUs).", min=1)
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Generate QA samples: plan, retrieve, generate, refine, filter, score; every step stored."""
@@ -75,6 +87,14 @@ def generate(
     from telesynth_tui.pipeline.store import TEMPLATE, RunConfig
     from telesynth_tui.runs import start_generation
 
+    if workers is not None and ray is None:
+        raise TelesynthError("--workers needs --ray ADDRESS")
+    if ray is not None:  # a head that does not answer is refused before a run is created
+        from telesynth_tui.pipeline.sharded import check_address
+
+        check_address(ray)
+        if parallel is not None:
+            raise TelesynthError("--parallel and --ray: the Ray workers are the parallelism")
     project = open_project()
     conn = project.connect()
     config = None
@@ -102,16 +122,28 @@ def generate(
     config = stored
     progress = ProgressLine(not as_json)
     with store.writing(conn, run_id):
-        runner = project.runner(conn, config)
+        pool = None
+        if ray is not None:
+            from telesynth_tui.pipeline.sharded import sharded_runner
+
+            runner, pool = sharded_runner(project, conn, config, ray, workers)
+        else:
+            runner = project.runner(conn, config)
         if not as_json:
             refining = f", refining with {config.refiner}" if config.refiner else ""
-            typer.echo(f"run {run_id}: generating with {config.generator}{refining}", err=True)
+            sharded = f" on {len(pool.actors)} Ray workers" if pool else ""
+            typer.echo(f"run {run_id}: generating with {config.generator}{refining}{sharded}",
+                       err=True)  # fmt: skip
         try:
             summary = runner.execute(
-                run_id, progress, parallel=parallel or project.settings.models.parallel
+                run_id,
+                progress,
+                parallel=1 if pool else parallel or project.settings.models.parallel,
             )
         finally:
             progress.close()
+            if pool is not None:
+                pool.close()
     if as_json:
         echo_json(summary)
     else:

@@ -15,6 +15,7 @@ from telesynth_tui.cli.common import (
     open_project,
     optional_project,
 )
+from telesynth_tui.errors import TelesynthError
 
 # --- models ----------------------------------------------------------------------------------
 
@@ -45,14 +46,20 @@ def models_list(as_json: JsonOpt = False) -> None:
             params = f"{count / 1e6:.1f}M params" if count >= 1e5 else f"{count} params"
         ctx = f"ctx {e.context_length}" if e.context_length else ""
         details = ", ".join(x for x in (e.format, e.quantization, params, ctx) if x)
+        if e.remote:
+            typer.echo(f"{e.name:22s} {','.join(e.roles):40s} {details}, {e.model_id} at "
+                       f"{e.url}  [{e.origin}]")  # fmt: skip
+            continue
         typer.echo(f"{e.name:22s} {','.join(e.roles):40s} {details}, {_size(d['size_bytes'])}"
                    f"  [{e.origin}]")  # fmt: skip
 
 
 @models_app.command("add")
 def models_add(
-    path: Annotated[Path, typer.Argument(help="A .gguf generator or an .onnx encoder.")],
-    name: Annotated[str, typer.Option("--name", help="Name to register it under.")],
+    path: Annotated[
+        Path | None, typer.Argument(help="A .gguf generator or an .onnx encoder.")
+    ] = None,
+    name: Annotated[str, typer.Option("--name", help="Name to register it under.")] = "",
     role: Annotated[
         list[str],
         typer.Option(
@@ -60,17 +67,45 @@ def models_add(
             help="Role(s): generator, refiner, teacher, student, "
             "judge, encoder, classifier (repeat or comma-separate).",
         ),
-    ],
+    ] = [],  # noqa: B006 (typer reads the default, never mutates it)
     tokenizer: Annotated[
         Path | None, typer.Option(help="tokenizer.json of an ONNX encoder.")
     ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="A model served over the OpenAI-compatible API: http://HOST:PORT/v1."),
+    ] = None,
+    model: Annotated[
+        str, typer.Option("--model", help="With --url: the served model id (default: the first).")
+    ] = "",
+    api_key_env: Annotated[
+        str, typer.Option(help="With --url: the environment variable that holds the API key.")
+    ] = "",
+    n_ctx: Annotated[
+        int, typer.Option(help="With --url: its context size, when the server does not say.")
+    ] = 0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Register a model file in the project (its header is checked first)."""
+    """Register a model file in the project (its header is checked first), or with --url a
+    model on an OpenAI-compatible server (asked first whether it serves it)."""
     roles = [r.strip() for value in role for r in value.split(",") if r.strip()]
-    entry = open_project().registry().add(path, name, roles, tokenizer)
+    if not name:
+        raise TelesynthError("models add needs --name NAME")
+    if not roles:
+        raise TelesynthError("models add needs --role (e.g. --role generator)")
+    if (path is None) == (url is None):
+        raise TelesynthError("models add needs a model file or --url (one of them)")
+    if url is None:
+        assert path is not None
+        entry = open_project().registry().add(path, name, roles, tokenizer)
+    else:
+        entry = open_project().registry().add_remote(url, name, roles, model, api_key_env, n_ctx)
     if as_json:
         echo_json(entry.to_dict())
+        return
+    if entry.remote:
+        typer.echo(f"registered {entry.name}: {entry.model_id} at {entry.url}, context "
+                   f"{entry.context_length} ({entry.notes})")  # fmt: skip
         return
     typer.echo(f"registered {entry.name}: {entry.format} {entry.quantization}, "
                f"{entry.parameters / 1e6:.1f}M parameters, context {entry.context_length}, "
@@ -109,7 +144,8 @@ def models_verify(as_json: JsonOpt = False) -> None:
     else:
         for entry, problem in results:
             typer.echo(
-                f"{'ok  ' if problem is None else 'FAIL'} {entry.name}: {problem or entry.path}"
+                f"{'ok  ' if problem is None else 'FAIL'} {entry.name}: "
+                f"{problem or (entry.url if entry.remote else entry.path)}"
             )
     if any(p for _, p in results):
         raise typer.Exit(1)

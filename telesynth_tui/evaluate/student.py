@@ -15,7 +15,8 @@ from telesynth_tui.errors import TelesynthError
 from telesynth_tui.evaluate.answers import LETTERS, parse_choice
 from telesynth_tui.evaluate.metrics import bleu, embedding_f1, mean, rouge_l
 from telesynth_tui.evaluate.readers import EvalItem, EvalSet, read_eval_set, read_text_file
-from telesynth_tui.inference.base import SamplingParams, TextModel
+from telesynth_tui.inference.base import Message, SamplingParams, TextModel
+from telesynth_tui.inference.metrics import ENERGY_NOT_MEASURED
 from telesynth_tui.infra import now, transaction
 from telesynth_tui.units import check_numeric
 
@@ -88,17 +89,23 @@ def _mcq_prompt(item: EvalItem) -> str:
     return f"{item.question}\n{options}\nAnswer with the letter of the correct option{several}."
 
 
+def item_messages(item: EvalItem, mode: str) -> tuple[str, list[Message]]:
+    """The prompt an item puts to the student, and the chat messages carrying it."""
+    if item.kind == "mcq":
+        prompt = _mcq_prompt(item)
+        return prompt, [{"role": "system", "content": MCQ_SYSTEM},
+                        {"role": "user", "content": prompt}]  # fmt: skip
+    context = item.meta.get("context", "")
+    prompt = item.question if mode == "closed" or not context else (
+        f"Context:\n{context}\n\nQuestion: {item.question}")  # fmt: skip
+    return prompt, [{"role": "system", "content": FREE_SYSTEM},
+                    {"role": "user", "content": prompt}]  # fmt: skip
+
+
 def evaluate_item(
     student: TextModel, item: EvalItem, mode: str, encoder: Any, max_tokens: int
 ) -> ItemResult:
-    if item.kind == "mcq":
-        prompt = _mcq_prompt(item)
-        messages = [{"role": "system", "content": MCQ_SYSTEM}, {"role": "user", "content": prompt}]
-    else:
-        context = item.meta.get("context", "")
-        prompt = item.question if mode == "closed" or not context else (
-            f"Context:\n{context}\n\nQuestion: {item.question}")  # fmt: skip
-        messages = [{"role": "system", "content": FREE_SYSTEM}, {"role": "user", "content": prompt}]
+    prompt, messages = item_messages(item, mode)
     try:
         done = student.complete(messages, SamplingParams(max_tokens=max_tokens))
     except TelesynthError as exc:  # e.g. a prompt longer than the student's context: wrong
@@ -127,6 +134,9 @@ def summarize(results: list[ItemResult]) -> dict[str, Any]:
     graded = [r.correct for r in results if r.correct is not None]
     out_tokens = sum(r.metrics.get("output_tokens", 0) for r in results)
     joules = sum(r.metrics.get("energy_j", 0.0) for r in results)
+    # a served model's calls measure no energy: no figure rather than 0
+    measured = any(r.metrics.get("energy_source") not in (None, ENERGY_NOT_MEASURED)
+                   for r in results)  # fmt: skip
     summary: dict[str, Any] = {
         "items": len(results),
         "accuracy": round(sum(graded) / len(graded), 4) if graded else None,
@@ -138,7 +148,9 @@ def summarize(results: list[ItemResult]) -> dict[str, Any]:
             [r.metrics["decode_tok_s"] for r in results if r.metrics.get("decode_tok_s")]
         ),
         "output_tokens": out_tokens,
-        "joules_per_output_token": round(joules / out_tokens, 6) if out_tokens else None,
+        "joules_per_output_token": (
+            round(joules / out_tokens, 6) if out_tokens and measured else None
+        ),
         "energy_source": ",".join(
             sorted({r.metrics.get("energy_source", "") for r in results} - {""})
         ),
@@ -167,6 +179,9 @@ def run_evaluation(
     items = data.items[:limit] if limit else data.items
     if not items:
         raise TelesynthError(f"{path}: no usable items ({len(data.skipped)} malformed)")
+    # the calls to come (a student on Ray workers starts them now)
+    student.expect([(item_messages(item, mode)[1], SamplingParams(max_tokens=max_tokens))
+                    for item in items])  # fmt: skip
     results = []
     for i, item in enumerate(items, 1):
         results.append(evaluate_item(student, item, mode, encoder, max_tokens))

@@ -124,6 +124,11 @@ class TextModel(ABC):
         text = "".join(self.stream(messages, params, ctx))
         return Completion(text, ctx.metrics[-1])
 
+    def expect(self, calls: Sequence[tuple[Sequence[Message], SamplingParams]]) -> None:
+        """The calls that will follow, in order: a model that runs calls elsewhere (Ray workers)
+        may start them now. Default: nothing."""
+        return None
+
     def close(self) -> None:
         """Release the model (memory, connections). Safe to call twice."""
         return None

@@ -11,6 +11,9 @@ import psutil
 
 from telesynth_tui.inference.energy import EnergyMeter, EnergyReading
 
+# the energy source of a call whose model runs elsewhere (a remote server)
+ENERGY_NOT_MEASURED = "not measured"
+
 
 @dataclass
 class CallMetrics:
@@ -33,7 +36,9 @@ class CallMetrics:
 
     @property
     def joules_per_token(self) -> float | None:
-        return self.energy_j / self.output_tokens if self.output_tokens else None
+        if not self.output_tokens or self.energy_source == ENERGY_NOT_MEASURED:
+            return None
+        return self.energy_j / self.output_tokens
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -42,6 +47,8 @@ class CallMetrics:
 
     def energy_label(self) -> str:
         per_token = self.joules_per_token
+        if self.energy_source == ENERGY_NOT_MEASURED:
+            return f"energy {ENERGY_NOT_MEASURED} ({self.energy_detail or 'remote model'})"
         figure = f"{per_token:.4f} J/token" if per_token is not None else f"{self.energy_j:.3f} J"
         return f"{figure} ({self.energy_source})"
 

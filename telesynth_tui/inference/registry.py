@@ -22,6 +22,8 @@ from telesynth_tui.errors import TelesynthError
 from telesynth_tui.inference.gguf_header import GGUFError, read_gguf_header
 
 ROLES = ("generator", "refiner", "teacher", "student", "judge", "encoder", "classifier")
+TEXT_ROLES = ("generator", "refiner", "teacher", "student", "judge")
+REMOTE_FORMAT = "openai"
 MANIFEST = "manifest.toml"
 PROJECT_MANIFEST = "models.toml"
 
@@ -35,7 +37,7 @@ class ModelEntry:
     name: str
     roles: list[str]
     path: Path
-    format: str  # gguf | onnx
+    format: str  # gguf | onnx | openai (a model behind an OpenAI-compatible server)
     quantization: str = ""
     parameters: int = 0
     context_length: int = 0
@@ -45,10 +47,27 @@ class ModelEntry:
     origin: str = ""  # shipped | built | project
     notes: str = ""
     package: str = ""  # the installed Python package that carries the file, if any
+    url: str = ""  # openai: the server's API base URL (http://HOST:PORT/v1)
+    model_id: str = ""  # openai: the model id the server serves it under
+    api_key_env: str = ""  # openai: the environment variable holding the API key (never the key)
     size: int = field(default=0, compare=False)
+
+    @property
+    def remote(self) -> bool:
+        return self.format == REMOTE_FORMAT
+
+    @property
+    def text_model(self) -> bool:
+        """A model that writes text: a GGUF or a served model."""
+        return self.format == "gguf" or self.remote
 
     def to_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in vars(self).items() if k != "size"}
+        if self.remote:
+            data["path"] = None
+            data["tokenizer"] = None
+            data["size_bytes"] = None
+            return data
         data["path"] = str(self.path)
         data["tokenizer"] = str(self.tokenizer) if self.tokenizer else None
         data["size_bytes"] = self.path.stat().st_size if self.path.exists() else None
@@ -82,12 +101,14 @@ def write_manifest(path: Path, entries: list[ModelEntry]) -> None:
         base = path.parent
         if entry.package:  # relative to the package that carries the file
             base = package_dir(entry.package) or entry.path.parent
-        record["path"] = _relative(entry.path, base)
-        record["tokenizer"] = _relative(entry.tokenizer, path.parent) if entry.tokenizer else None
+        if not entry.remote:
+            record["path"] = _relative(entry.path, base)
+            record["tokenizer"] = (_relative(entry.tokenizer, path.parent)
+                                   if entry.tokenizer else None)  # fmt: skip
         lines.append("[[model]]")
         for key in ("name", "roles", "path", "format", "quantization", "parameters",
                     "context_length", "chat_template", "sha256", "tokenizer", "notes",
-                    "package"):  # fmt: skip
+                    "package", "url", "model_id", "api_key_env"):  # fmt: skip
             if record.get(key) not in (None, ""):
                 lines.append(f"{key} = {_toml_value(record[key])}")
         lines.append("")
@@ -137,11 +158,12 @@ def read_manifest(path: Path, origin: str) -> list[ModelEntry]:
     for index, raw in enumerate(data.get("model", []), start=1):
         try:
             tokenizer = raw.get("tokenizer")
+            remote = raw.get("format") == REMOTE_FORMAT
             entries.append(
                 ModelEntry(
                     name=str(raw["name"]),
                     roles=[str(r) for r in raw["roles"]],
-                    path=_model_path(path, raw),
+                    path=Path(str(raw["url"])) if remote else _model_path(path, raw),
                     format=str(raw["format"]),
                     quantization=str(raw.get("quantization", "")),
                     parameters=int(raw.get("parameters", 0)),
@@ -152,6 +174,9 @@ def read_manifest(path: Path, origin: str) -> list[ModelEntry]:
                     origin=origin,
                     notes=str(raw.get("notes", "")),
                     package=str(raw.get("package", "")),
+                    url=str(raw.get("url", "")),
+                    model_id=str(raw.get("model_id", "")),
+                    api_key_env=str(raw.get("api_key_env", "")),
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -273,6 +298,46 @@ class Registry:
         write_manifest(self.project, [*own, entry])
         return entry
 
+    def add_remote(
+        self,
+        url: str,
+        name: str,
+        roles: list[str],
+        model_id: str = "",
+        api_key_env: str = "",
+        context_length: int = 0,
+    ) -> ModelEntry:
+        """Register a model served over the OpenAI-compatible API, after asking the server that
+        it answers and serves that model (the key stays in `api_key_env`, never in the file)."""
+        from telesynth_tui.inference.remote import RemoteModel
+
+        if self.project is None:
+            raise RegistryError("models add needs a project (telesynth init)")
+        check_name(name)
+        bad = [r for r in roles if r not in TEXT_ROLES]
+        if bad or not roles:
+            raise RegistryError(
+                f"unknown role {', '.join(bad) or '(none)'} for a served model: use "
+                f"{', '.join(TEXT_ROLES)}"
+            )
+        if api_key_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
+            raise RegistryError(f"--api-key-env {api_key_env!r}: not an environment variable name")
+        if any(e.name == name for e in self.entries()):
+            raise RegistryError(f"a model named {name!r} is already registered")
+        model = RemoteModel(name, url, model_id, api_key_env, context_length)
+        try:
+            entry = ModelEntry(
+                name, roles, Path(model.url), REMOTE_FORMAT, context_length=model.n_ctx,
+                origin="project", url=model.url, model_id=model.model_id,
+                api_key_env=api_key_env,
+                notes=f"served by {model.info.kind} at {model.url}",
+            )  # fmt: skip
+        finally:
+            model.close()
+        own = read_manifest(self.project, "project")
+        write_manifest(self.project, [*own, entry])
+        return entry
+
     def record_built(self, entries: list[ModelEntry]) -> None:
         for entry in entries:
             entry.origin = "built"
@@ -287,6 +352,8 @@ class Registry:
 
     @staticmethod
     def check(entry: ModelEntry) -> str | None:
+        if entry.remote:
+            return check_remote(entry)
         if entry.package and not entry.path.is_file():
             return (
                 f"{entry.name}: the Python package {entry.package} that carries it is not "
@@ -304,3 +371,14 @@ class Registry:
         if entry.tokenizer is not None and not entry.tokenizer.is_file():
             return f"{entry.tokenizer}: tokenizer missing"
         return None
+
+
+def check_remote(entry: ModelEntry) -> str | None:
+    """None when the entry's server answers and serves its model, else the problem."""
+    from telesynth_tui.inference.remote import RemoteModel
+
+    try:
+        RemoteModel(entry.name, entry.url, entry.model_id, entry.api_key_env).close()
+    except TelesynthError as exc:
+        return f"{entry.name}: {exc}"
+    return None

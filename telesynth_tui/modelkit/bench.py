@@ -372,6 +372,13 @@ def run_model_bench(
                     project.settings.bundled_kg,
                 )
             )
+        elif entry.remote:
+            from telesynth_tui.modelkit.bench_remote import bench_remote
+
+            contexts = pipeline_contexts(project.settings.bundled_kg, runs)
+            results["generators"].append(bench_remote(entry, contexts, pipeline_messages,
+                                                      PIPELINE_SCHEMA, runs, max_tokens,
+                                                      progress))  # fmt: skip
         elif "encoder" in entry.roles:
             texts = texts or corpus_sentences(project.settings.bundled_kg)
             result = bench_encoder(project.encoder(entry.name), texts, runs, progress)
@@ -405,6 +412,11 @@ def render_markdown(results: dict[str, Any]) -> str:
             )
         sources = {g["energy_detail"] for g in gens}
         lines += ["", *(f"Energy: {s}" for s in sorted(sources)), ""]
+        served = [g for g in gens if "in_flight_speedup" in g]
+        if served:
+            from telesynth_tui.modelkit.bench_remote import summary_line
+
+            lines += [f"Requests in flight: {summary_line(g)}" for g in served] + [""]
     encs = results.get("encoders", [])
     if encs:
         keys = ("torch_sentences_per_s", "speedup_vs_torch", "cosine_vs_torch")

@@ -78,6 +78,11 @@ def create_run(conn: sqlite3.Connection, config: RunConfig) -> int:
 Outcome = list[tuple[str, str]]  # (status, reason) of a plan's samples
 
 
+def plan_seed(config: RunConfig, ordinal: int) -> int:
+    """The seed of one plan's writing: the run's seed and the plan's place in the run."""
+    return config.seed * 100_003 + ordinal
+
+
 def run_pending_plans(
     conn: sqlite3.Connection,
     run_id: int,
@@ -161,14 +166,9 @@ class Runner:
             candidate.cited = [i["key"] for i in base] or candidate.cited
             context = self._context(candidate.question, base, config.budget_tokens)
             return [candidate], context
-        if plan_type == DOCUMENT:  # the section is the grounding
-            context = base
-            if not context:
-                return ["generate: the section's text is gone (its document was re-imported)\n"], []
-        else:
-            topic = " ".join(i["text"] for i in base) or json.dumps(payload)[:300]
-            budget = min(config.budget_tokens, self.llm.context_budget, LLM_CONTEXT_TOKENS)
-            context = self._context(topic, base, budget)
+        context = self.llm_context(config, plan_type, payload, base)
+        if plan_type == DOCUMENT and not context:  # the section is the grounding
+            return ["generate: the section's text is gone (its document was re-imported)\n"], []
         request.context = context
         with self._timed("generate"):
             found = self.llm.write(request, ctx)
@@ -176,6 +176,24 @@ class Runner:
             if isinstance(item, Candidate) and not item.cited:
                 item.cited = [i["key"] for i in base]
         return found, context
+
+    def llm_context(
+        self,
+        config: RunConfig,
+        plan_type: str,
+        payload: dict[str, Any],
+        base: list[dict[str, Any]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The context a model writes a plan's QA from: a document plan's section, or the plan's
+        own facts and what the retriever adds within the model's context budget."""
+        assert self.llm is not None
+        if base is None:
+            base = plan_context(self.conn, plan_type, payload)
+        if plan_type == DOCUMENT:
+            return base
+        topic = " ".join(i["text"] for i in base) or json.dumps(payload)[:300]
+        budget = min(config.budget_tokens, self.llm.context_budget, LLM_CONTEXT_TOKENS)
+        return self._context(topic, base, budget)
 
     def _timed(self, stage: str) -> AbstractContextManager[None]:
         return self.clock.timed(stage)
@@ -206,7 +224,7 @@ class Runner:
         stages = {stage: CallContext(cancel, on_token) for stage in ("generate", "refine")}
         stages.update({stage: CallContext(cancel) for stage in ("filter", "score")})
         found, context = self._candidates(
-            config, plan["type"], payload, config.seed * 100_003 + plan["ordinal"],
+            config, plan["type"], payload, plan_seed(config, plan["ordinal"]),
             stages["generate"],
         )  # fmt: skip
         if cancel():

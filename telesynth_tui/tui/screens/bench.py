@@ -148,7 +148,7 @@ class BenchScreen(BaseScreen):
 
         project = self.backends.project
         entries = [e for e in project.registry().entries()
-                   if e.format == "gguf" or "encoder" in e.roles]  # fmt: skip
+                   if e.text_model or "encoder" in e.roles]  # fmt: skip
         models = [(e.name, f"{e.name} · {e.quantization or e.format}") for e in entries]
         default = project.settings.models.generator
         records = load_results(project.path) if project.exists else []

@@ -224,8 +224,8 @@ class EvaluateScreen(BaseScreen):
 
         project = self.backends.project
         entries = project.registry().entries()
-        students = [e.name for e in entries if e.format == "gguf"]
-        default = next((e.name for e in entries if e.format == "gguf" and "student" in e.roles),
+        students = [e.name for e in entries if e.text_model]
+        default = next((e.name for e in entries if e.text_model and "student" in e.roles),
                        students[0] if students else "")  # fmt: skip
         conn = self.backends.connect()
         try:

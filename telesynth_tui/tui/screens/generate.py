@@ -152,7 +152,7 @@ class GenerateScreen(BaseScreen):
     @work(thread=True, exclusive=True, group="generate-models", exit_on_error=False)
     def load_models(self) -> None:
         entries = self.backends.project.registry().entries()
-        self.post_message(self.Models([e.name for e in entries if e.format == "gguf"]))
+        self.post_message(self.Models([e.name for e in entries if e.text_model]))
 
     def on_generate_screen_models(self, message: Models) -> None:
         options = [(n, n) for n in message.names]
