@@ -33,6 +33,7 @@ def stored(db: Path, run_id: int = 1) -> list[tuple]:
         conn.close()
 
 
+@pytest.mark.slow
 def test_parallel_run_stores_what_a_sequential_run_stores(
     bundled_template: Path, tmp_path: Path
 ) -> None:
