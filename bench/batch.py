@@ -69,21 +69,40 @@ def main() -> None:
             s.close()
         generator.close()
     single = statistics.median(rates[sizes[0]])
-    rows = [{"sequences": n, "aggregate_decode_tok_s": round(statistics.median(rates[n]), 1),
-             "runs": rates[n], "speedup_vs_first": round(statistics.median(rates[n]) / single, 2)}
-            for n in sizes]  # fmt: skip
-    command = (f"PYTHONPATH=. .venv/bin/python bench/batch.py --sizes {args.sizes} "
-               f"--repeats {args.repeats} --tokens {args.tokens}")  # fmt: skip
-    results = {"model": entry.name, "threads": threads_label(args.threads),
-               "prompt_tokens": [c.metrics.prompt_tokens for c in done], "max_tokens": args.tokens,
-               "rows": rows, "command": command}  # fmt: skip
+    rows = [
+        {
+            "sequences": n,
+            "aggregate_decode_tok_s": round(statistics.median(rates[n]), 1),
+            "runs": rates[n],
+            "speedup_vs_first": round(statistics.median(rates[n]) / single, 2),
+        }
+        for n in sizes
+    ]
+    command = (
+        f"PYTHONPATH=. .venv/bin/python bench/batch.py --sizes {args.sizes} "
+        f"--repeats {args.repeats} --tokens {args.tokens}"
+    )
+    results = {
+        "model": entry.name,
+        "threads": threads_label(args.threads),
+        "prompt_tokens": [c.metrics.prompt_tokens for c in done],
+        "max_tokens": args.tokens,
+        "rows": rows,
+        "command": command,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "batch.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = [f"# Batched decoding ({entry.name}, threads {results['threads']})", "",
-             "| sequences | aggregate decode tok/s (median) | runs | × first size |",
-             "|---|---|---|---|"]  # fmt: skip
-    lines += [f"| {r['sequences']} | {r['aggregate_decode_tok_s']} | {r['runs']} "
-              f"| {r['speedup_vs_first']} |" for r in rows]  # fmt: skip
+    lines = [
+        f"# Batched decoding ({entry.name}, threads {results['threads']})",
+        "",
+        "| sequences | aggregate decode tok/s (median) | runs | × first size |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['sequences']} | {r['aggregate_decode_tok_s']} | {r['runs']} "
+        f"| {r['speedup_vs_first']} |"
+        for r in rows
+    ]
     lines += ["", f"Command: `{command}`", ""]
     (args.out / "batch.md").write_text("\n".join(lines))
     print("\n".join(lines))

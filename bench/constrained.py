@@ -187,8 +187,9 @@ def run_xgrammar(tokens: list[bytes], eos: int, trace: list[int], timer: Timer) 
         timer.check.append(t2 - t1)
 
 
-def run_outlines(tokens: list[bytes], eos: int, trace: list[int], timer: Timer,
-                 budget_s: float) -> str:  # fmt: skip
+def run_outlines(
+    tokens: list[bytes], eos: int, trace: list[int], timer: Timer, budget_s: float
+) -> str:
     import outlines_core
     from outlines_core.json_schema import build_regex_from_schema
 
@@ -274,8 +275,11 @@ def main() -> None:
     results: dict[str, Any] = {"vocabularies": {}, "command": command}
     big = big_vocabulary(tokens)
     for vname, vtokens, with_llama in (("SmolLM2 49k", tokens, True), ("150k-class", big, False)):
-        traces = [trace_for(vtokens, t) for t in texts] if not with_llama else [
-            llm.tokenize(t.encode(), add_bos=False) for t in texts]  # fmt: skip
+        traces = (
+            [trace_for(vtokens, t) for t in texts]
+            if not with_llama
+            else [llm.tokenize(t.encode(), add_bos=False) for t in texts]
+        )
         engines: dict[str, Callable[[list[int], Timer], Any]] = {}
         if with_llama:
             engines["llama.cpp grammar"] = lambda tr, tm: run_llama_grammar(llm, tr, tm)
@@ -295,24 +299,35 @@ def main() -> None:
                         note = run(trace, timer) or note
             except Exception as exc:  # an engine that fails on this schema is reported as such
                 note = f"failed: {type(exc).__name__}: {exc}"[:200]
-            rows[name] = {"check_us": median_us(timer.check), "mask_us": median_us(timer.mask),
-                          "mask_p95_us": round(float(np.percentile(timer.mask, 95)) * 1e6, 1)
-                          if timer.mask else None,
-                          "tokens": len(timer.check), "wall_s": round(time.perf_counter() - t0, 2),
-                          "note": note}  # fmt: skip
+            rows[name] = {
+                "check_us": median_us(timer.check),
+                "mask_us": median_us(timer.mask),
+                "mask_p95_us": round(float(np.percentile(timer.mask, 95)) * 1e6, 1)
+                if timer.mask
+                else None,
+                "tokens": len(timer.check),
+                "wall_s": round(time.perf_counter() - t0, 2),
+                "note": note,
+            }
             print(vname, name, rows[name], flush=True)
         results["vocabularies"][vname] = {"size": len(vtokens), "engines": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "constrained.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = ["# JSON constraint cost per token", "",
-             "check = one sampled token checked and accepted; mask = the whole vocabulary "
-             "(what a rejected token costs). Medians over every token of the replayed outputs.",
-             "", "| vocabulary | engine | check µs | mask µs | mask p95 µs | note |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "# JSON constraint cost per token",
+        "",
+        "check = one sampled token checked and accepted; mask = the whole vocabulary "
+        "(what a rejected token costs). Medians over every token of the replayed outputs.",
+        "",
+        "| vocabulary | engine | check µs | mask µs | mask p95 µs | note |",
+        "|---|---|---|---|---|---|",
+    ]
     for vname, v in results["vocabularies"].items():
         for name, r in v["engines"].items():
-            lines.append(f"| {vname} ({v['size']}) | {name} | {r['check_us']} | {r['mask_us']} "
-                         f"| {r['mask_p95_us']} | {r['note']} |")  # fmt: skip
+            lines.append(
+                f"| {vname} ({v['size']}) | {name} | {r['check_us']} | {r['mask_us']} "
+                f"| {r['mask_p95_us']} | {r['note']} |"
+            )
     lines += ["", f"Command: `{results['command']}`", ""]
     (args.out / "constrained.md").write_text("\n".join(lines))
     print("\n".join(lines))

@@ -100,9 +100,16 @@ def predicted(conn: sqlite3.Connection, canon: Canon) -> dict[Triple, dict[str, 
     for _rid, sn, sa, p, on, oa, status, extractor, rule, conf, path in rows:
         key = (canon(sn, *json.loads(sa)), p, canon(on, *json.loads(oa)))
         entry = out.setdefault(
-            key, {"extractors": set(), "rules": set(), "confidence": 0.0, "groups": set(),
-                  "status": status, "conf_by": defaultdict(float)},
-        )  # fmt: skip
+            key,
+            {
+                "extractors": set(),
+                "rules": set(),
+                "confidence": 0.0,
+                "groups": set(),
+                "status": status,
+                "conf_by": defaultdict(float),
+            },
+        )
         family = extractor.split(":", 1)[0]
         entry["extractors"].add(family)
         entry["rules"].add(rule)
@@ -173,8 +180,9 @@ class CachedGenerator(TextModel):
         return self.model.render(messages)
 
     def _key(self, messages: Sequence[Any], params: SamplingParams) -> str:
-        blob = json.dumps([self.name, list(messages), params.max_tokens, params.json_schema],
-                          sort_keys=True)  # fmt: skip
+        blob = json.dumps(
+            [self.name, list(messages), params.max_tokens, params.json_schema], sort_keys=True
+        )
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def execute(
@@ -186,8 +194,9 @@ class CachedGenerator(TextModel):
             entry = self.cache[key]
             self.walls.append(float(entry["metrics"].get("wall_s", 0.0)))
             yield entry["raw"]
-            return CallMetrics(**{k: v for k, v in entry["metrics"].items()
-                                  if k != "joules_per_token"})  # fmt: skip
+            return CallMetrics(
+                **{k: v for k, v in entry["metrics"].items() if k != "joules_per_token"}
+            )
         self.misses += 1
         done = self.model.complete(messages, params, CallContext(ctx.cancel))
         metrics = done.metrics.to_dict()
@@ -203,9 +212,15 @@ class CachedGenerator(TextModel):
 
 
 def build(
-    kg: Path, with_entities: bool, tmp: Path, llm: str | None, llm_docs: list[str],
-    llm_chunks: int | None, cache: Path, open_names: bool = False,
-) -> tuple[Project, dict[str, Any]]:  # fmt: skip
+    kg: Path,
+    with_entities: bool,
+    tmp: Path,
+    llm: str | None,
+    llm_docs: list[str],
+    llm_chunks: int | None,
+    cache: Path,
+    open_names: bool = False,
+) -> tuple[Project, dict[str, Any]]:
     project = Project.create(tmp / ("ent" if with_entities else "docs"))
     conn = project.connect()
     paths = [kg / "entities"] if with_entities else []
@@ -232,9 +247,14 @@ def build(
             print(f"  llm {done[0]}: {line} ({time.perf_counter() - t0:.0f} s)", flush=True)
 
         extractor = LlmExtractor(generator, closed_names=not open_names)
-        report = extract_documents(conn, extractor, llm_docs,
-                                   project.settings.ingest.accept_confidence, llm_chunks,
-                                   progress)  # fmt: skip
+        report = extract_documents(
+            conn,
+            extractor,
+            llm_docs,
+            project.settings.ingest.accept_confidence,
+            llm_chunks,
+            progress,
+        )
         generator.close()
         info = {
             "model": name,
@@ -247,9 +267,10 @@ def build(
             "model_calls": generator.misses,
             "seconds": report.seconds,
             "model_seconds_per_chunk": round(sum(generator.walls) / len(generator.walls), 2)
-            if generator.walls else None,
+            if generator.walls
+            else None,
             "model_seconds_total": round(sum(generator.walls), 1),
-        }  # fmt: skip
+        }
     conn.close()
     return project, info
 
@@ -279,10 +300,11 @@ def evaluate(
                     by_rule[rule].add(t)
         section["rules"] = {rule: _pr(ts, g, gold["all"]) for rule, ts in sorted(by_rule.items())}
         section["sweep"] = {
-            str(c): _pr({t for t in structure if in_group[t]["conf_by"]["structure"] >= c}, g,
-                        gold["all"])
+            str(c): _pr(
+                {t for t in structure if in_group[t]["conf_by"]["structure"] >= c}, g, gold["all"]
+            )
             for c in (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
-        }  # fmt: skip
+        }
         if llm_docs is not None and group == "runbooks":
             # LLM scored on the documents it read only (recall against their gold)
             llm = {t for t, e in in_group.items() if "llm" in e["extractors"]}
@@ -290,8 +312,9 @@ def evaluate(
             section["llm_documents"] = len(llm_docs)
             section["llm"] = score(llm, g_llm, gold["all"])
             docs_structure = _on_docs(conn, canon, llm_docs, "structure")
-            docs_accepted = {t for t in docs_structure
-                             if in_group[t]["conf_by"]["structure"] >= threshold}  # fmt: skip
+            docs_accepted = {
+                t for t in docs_structure if in_group[t]["conf_by"]["structure"] >= threshold
+            }
             section["structure_same_documents"] = score(docs_structure, g_llm, gold["all"])
             section["structure_accepted_same_documents"] = score(docs_accepted, g_llm, gold["all"])
             section["combined_union"] = score(docs_structure | llm, g_llm, gold["all"])
@@ -341,9 +364,15 @@ def _on_docs(conn: sqlite3.Connection, canon: Canon, docs: list[str], family: st
 
 
 EXTRACTOR_ROWS = (
-    "structure", "structure_accepted", "llm", "structure_same_documents",
-    "structure_accepted_same_documents", "combined_union", "combined_agree", "combined_accepted",
-)  # fmt: skip
+    "structure",
+    "structure_accepted",
+    "llm",
+    "structure_same_documents",
+    "structure_accepted_same_documents",
+    "combined_union",
+    "combined_agree",
+    "combined_accepted",
+)
 
 
 def _fmt(v: float | None) -> str:
@@ -351,53 +380,77 @@ def _fmt(v: float | None) -> str:
 
 
 def to_markdown(results: dict[str, Any]) -> str:
-    lines = ["# Relation extraction on the bundled documents", "",
-             "Gold: `kg/triples/*.csv` (read only to score). Precision counts a triple correct",
-             "when any gold triple states it; recall is against the gold of the group's documents.",
-             f"Acceptance threshold: {results['threshold']}. Command: `{results['command']}`.",
-             ""]  # fmt: skip
+    lines = [
+        "# Relation extraction on the bundled documents",
+        "",
+        "Gold: `kg/triples/*.csv` (read only to score). Precision counts a triple correct",
+        "when any gold triple states it; recall is against the gold of the group's documents.",
+        f"Acceptance threshold: {results['threshold']}. Command: `{results['command']}`.",
+        "",
+    ]
     for config, report in results["configs"].items():
         lines += [f"## {config}", "", f"Counts: {json.dumps(report['counts'])}", ""]
         for group in ("runbooks", "maths"):
             section = report[group]
-            lines += [f"### {group}", "", "| extractor | predicted | correct | precision |"
-                      " recall |", "|---|---|---|---|---|"]  # fmt: skip
+            lines += [
+                f"### {group}",
+                "",
+                "| extractor | predicted | correct | precision | recall |",
+                "|---|---|---|---|---|",
+            ]
             names = [n for n in EXTRACTOR_ROWS if n in section]
             for name in names:
                 s = section[name]
-                lines.append(f"| {name} | {s['predicted']} | {s['correct']} | "
-                             f"{_fmt(s['precision'])} | {_fmt(s['recall'])} |")  # fmt: skip
+                lines.append(
+                    f"| {name} | {s['predicted']} | {s['correct']} | "
+                    f"{_fmt(s['precision'])} | {_fmt(s['recall'])} |"
+                )
             if "llm_documents" in section:
                 run = report.get("llm_run", {})
                 dropped = json.dumps(run.get("dropped", {}), ensure_ascii=False)
-                lines += ["", f"The rows from `llm` on are scored on the {section['llm_documents']}"
-                          f" runbooks the model read ({run.get('chunks')} chunks; recall against"
-                          " their gold). `combined_union`: either extractor; `combined_agree`:"
-                          " both; `combined_accepted`: what the acceptance rule keeps (structure"
-                          " at the threshold, or both agree). LLM triples kept after grounding:"
-                          f" {run.get('kept')}; dropped: {dropped}."
-                          f" Names: {run.get('names')}. Model time (recorded when it ran, 2"
-                          f" shared cores): {run.get('model_seconds_per_chunk')} s per chunk,"
-                          f" {run.get('model_seconds_total')} s in all."
-                          ]  # fmt: skip
-            lines += ["", "Per predicate (precision / recall / predicted):", "",
-                      "| predicate | gold | " + " | ".join(names) + " |",
-                      "|---|---|" + "---|" * len(names)]  # fmt: skip
+                lines += [
+                    "",
+                    f"The rows from `llm` on are scored on the {section['llm_documents']}"
+                    f" runbooks the model read ({run.get('chunks')} chunks; recall against"
+                    " their gold). `combined_union`: either extractor; `combined_agree`:"
+                    " both; `combined_accepted`: what the acceptance rule keeps (structure"
+                    " at the threshold, or both agree). LLM triples kept after grounding:"
+                    f" {run.get('kept')}; dropped: {dropped}."
+                    f" Names: {run.get('names')}. Model time (recorded when it ran, 2"
+                    f" shared cores): {run.get('model_seconds_per_chunk')} s per chunk,"
+                    f" {run.get('model_seconds_total')} s in all.",
+                ]
+            lines += [
+                "",
+                "Per predicate (precision / recall / predicted):",
+                "",
+                "| predicate | gold | " + " | ".join(names) + " |",
+                "|---|---|" + "---|" * len(names),
+            ]
             for p, s in section["structure"]["per_predicate"].items():
                 cells = []
                 for name in names:
                     q = section[name]["per_predicate"].get(p)
-                    cells.append(f"{_fmt(q['precision'])} / {_fmt(q['recall'])} / "
-                                 f"{q['predicted']}" if q else "-")  # fmt: skip
+                    cells.append(
+                        f"{_fmt(q['precision'])} / {_fmt(q['recall'])} / {q['predicted']}"
+                        if q
+                        else "-"
+                    )
                 lines.append(f"| {p} | {s['gold']} | " + " | ".join(cells) + " |")
             lines += ["", "Per rule:", "", "| rule | predicted | precision |", "|---|---|---|"]
             for rule, s in section["rules"].items():
                 lines.append(f"| {rule} | {s['predicted']} | {_fmt(s['precision'])} |")
-            lines += ["", "Confidence sweep (structure, keep >= c):", "",
-                      "| c | predicted | precision | recall |", "|---|---|---|---|"]  # fmt: skip
+            lines += [
+                "",
+                "Confidence sweep (structure, keep >= c):",
+                "",
+                "| c | predicted | precision | recall |",
+                "|---|---|---|---|",
+            ]
             for c, s in section["sweep"].items():
-                lines.append(f"| {c} | {s['predicted']} | {_fmt(s['precision'])} | "
-                             f"{_fmt(s['recall'])} |")  # fmt: skip
+                lines.append(
+                    f"| {c} | {s['predicted']} | {_fmt(s['precision'])} | {_fmt(s['recall'])} |"
+                )
             lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -405,15 +458,27 @@ def to_markdown(results: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--llm", help="a registered model or a GGUF file for the LLM extractor")
-    parser.add_argument("--llm-docs", type=int, default=None,
-                        help="runbooks the LLM reads (default: all)")  # fmt: skip
-    parser.add_argument("--llm-chunks", type=int, default=None,
-                        help="stop the LLM after this many chunks (default: no limit)")  # fmt: skip
-    parser.add_argument("--llm-cache", type=Path, default=RESULTS / "extraction_llm_cache.json",
-                        help="recorded LLM answers, replayed for the same prompt")  # fmt: skip
-    parser.add_argument("--llm-open", action="store_true",
-                        help="free subject/object names instead of an enum of the chunk's names"
-                        " (results: extraction_open_schema.json/.md)")  # fmt: skip
+    parser.add_argument(
+        "--llm-docs", type=int, default=None, help="runbooks the LLM reads (default: all)"
+    )
+    parser.add_argument(
+        "--llm-chunks",
+        type=int,
+        default=None,
+        help="stop the LLM after this many chunks (default: no limit)",
+    )
+    parser.add_argument(
+        "--llm-cache",
+        type=Path,
+        default=RESULTS / "extraction_llm_cache.json",
+        help="recorded LLM answers, replayed for the same prompt",
+    )
+    parser.add_argument(
+        "--llm-open",
+        action="store_true",
+        help="free subject/object names instead of an enum of the chunk's names"
+        " (results: extraction_open_schema.json/.md)",
+    )
     args = parser.parse_args()
     kg = Project.optional(Path("/nonexistent")).settings.bundled_kg
     canon = Canon(kg)
@@ -433,8 +498,16 @@ def main() -> None:
             # the LLM reads the documents of the first configuration only (its cost is the
             # model run; the entity vocabulary changes its prompts)
             llm = args.llm if not with_entities else None
-            project, info = build(kg, with_entities, Path(tmp), llm, runbooks,
-                                  args.llm_chunks, args.llm_cache, args.llm_open)  # fmt: skip
+            project, info = build(
+                kg,
+                with_entities,
+                Path(tmp),
+                llm,
+                runbooks,
+                args.llm_chunks,
+                args.llm_cache,
+                args.llm_open,
+            )
             results["threshold"] = project.settings.ingest.accept_confidence
             llm_docs = info["documents_read"] if llm else None
             report = evaluate(project, canon, gold, llm_docs)

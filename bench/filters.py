@@ -76,9 +76,11 @@ def main() -> None:
             plan = planner.maths()
             answer = realizer.realize("maths", plan.payload).answer
             factor = rng.choice([0.5, 0.8, 1.3, 2])
-            wrong = re.sub(r"= ([-\d.e+]+)([^=]*)$",
-                           lambda m, f=factor: f"= {float(m.group(1)) * f + 1:.4g}{m.group(2)}",
-                           answer)  # fmt: skip
+            wrong = re.sub(
+                r"= ([-\d.e+]+)([^=]*)$",
+                lambda m, f=factor: f"= {float(m.group(1)) * f + 1:.4g}{m.group(2)}",
+                answer,
+            )
             for text, label in ((answer, 0), (wrong, 1)):
                 flagged.append(not filters.maths(text, plan.payload).passed)
                 labels.append(label)
@@ -99,12 +101,18 @@ def main() -> None:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "filters.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = ["# Filter precision and recall (held-out examples)", "",
-             "Command: `.venv/bin/python bench/filters.py`", "",
-             "| filter | examples | positives | precision | recall |",
-             "|---|---|---|---|---|"]  # fmt: skip
-    lines += [f"| {k} | {v['examples']} | {v['positives']} | {v['precision']} | {v['recall']} |"
-              for k, v in results.items()]  # fmt: skip
+    lines = [
+        "# Filter precision and recall (held-out examples)",
+        "",
+        "Command: `.venv/bin/python bench/filters.py`",
+        "",
+        "| filter | examples | positives | precision | recall |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {k} | {v['examples']} | {v['positives']} | {v['precision']} | {v['recall']} |"
+        for k, v in results.items()
+    ]
     (RESULTS / "filters.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

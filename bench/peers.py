@@ -80,9 +80,14 @@ def is_valid(text: str) -> bool:
 
 def figures(name: str, texts: list[str], wall: float) -> dict[str, Any]:
     valid = sum(is_valid(t) for t in texts)
-    return {"way": name, "outputs": len(texts), "valid_json": valid, "wall_s": round(wall, 2),
-            "outputs_per_hour": round(len(texts) * 3600 / wall, 1),
-            "valid_per_hour": round(valid * 3600 / wall, 1)}  # fmt: skip
+    return {
+        "way": name,
+        "outputs": len(texts),
+        "valid_json": valid,
+        "wall_s": round(wall, 2),
+        "outputs_per_hour": round(len(texts) * 3600 / wall, 1),
+        "valid_per_hour": round(valid * 3600 / wall, 1),
+    }
 
 
 def main() -> None:
@@ -116,54 +121,82 @@ def main() -> None:
         generator.close()
 
     with _quiet_stderr():
-        llm = new_llama(model_path=str(entry.path), n_ctx=n_ctx, n_threads=threads,
-                        n_threads_batch=threads, verbose=False)  # fmt: skip
+        llm = new_llama(
+            model_path=str(entry.path),
+            n_ctx=n_ctx,
+            n_threads=threads,
+            n_threads_batch=threads,
+            verbose=False,
+        )
     t0 = time.perf_counter()
     texts = []
     for m in messages:
         out = llm.create_chat_completion(
-            m, max_tokens=args.tokens, temperature=0.0,
+            m,
+            max_tokens=args.tokens,
+            temperature=0.0,
             response_format={"type": "json_object", "schema": PIPELINE_SCHEMA},
-        )  # fmt: skip
+        )
         texts.append(out["choices"][0]["message"]["content"] or "")
     rows.append(figures("bare llama-cpp-python loop", texts, time.perf_counter() - t0))
     print(rows[-1], flush=True)
     llm.close()
 
     if args.distilabel_python:
-        cfg = {"model": str(entry.path), "threads": threads, "n_ctx": n_ctx,
-               "tokens": args.tokens, "schema": PIPELINE_SCHEMA,
-               "system": messages[0][0]["content"],
-               "instructions": [m[1]["content"] for m in messages]}  # fmt: skip
-        proc = subprocess.run([args.distilabel_python, "-c", DISTILABEL, json.dumps(cfg)],
-                              capture_output=True, text=True, timeout=3600)  # fmt: skip
+        cfg = {
+            "model": str(entry.path),
+            "threads": threads,
+            "n_ctx": n_ctx,
+            "tokens": args.tokens,
+            "schema": PIPELINE_SCHEMA,
+            "system": messages[0][0]["content"],
+            "instructions": [m[1]["content"] for m in messages],
+        }
+        proc = subprocess.run(
+            [args.distilabel_python, "-c", DISTILABEL, json.dumps(cfg)],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
         if proc.returncode == 0:
             out = json.loads(proc.stdout.strip().splitlines()[-1])
-            rows.append(figures("distilabel LlamaCppLLM + TextGeneration", out["texts"],
-                                out["wall_s"]))  # fmt: skip
+            rows.append(
+                figures("distilabel LlamaCppLLM + TextGeneration", out["texts"], out["wall_s"])
+            )
         else:
             print(proc.stderr[-2000:], file=sys.stderr)
             rows.append({"way": "distilabel", "error": proc.stderr.strip().splitlines()[-1]})
         print(rows[-1], flush=True)
 
-    command = (f"PYTHONPATH=. .venv/bin/python bench/peers.py --prompts {args.prompts} "
-               f"--tokens {args.tokens} --words {args.words}"
-               + (f" --distilabel-python {args.distilabel_python}"
-                  if args.distilabel_python else ""))  # fmt: skip
-    results = {"model": entry.name, "threads": threads, "n_ctx": n_ctx, "rows": rows,
-               "command": command}  # fmt: skip
+    command = (
+        f"PYTHONPATH=. .venv/bin/python bench/peers.py --prompts {args.prompts} "
+        f"--tokens {args.tokens} --words {args.words}"
+        + (f" --distilabel-python {args.distilabel_python}" if args.distilabel_python else "")
+    )
+    results = {
+        "model": entry.name,
+        "threads": threads,
+        "n_ctx": n_ctx,
+        "rows": rows,
+        "command": command,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "peers.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = [f"# Peers on {entry.name} ({threads} threads, {args.prompts} prompts, "
-             f"{args.tokens} output tokens at most)", "",
-             "| way | outputs | valid JSON | wall s | outputs/hour | valid/hour |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"# Peers on {entry.name} ({threads} threads, {args.prompts} prompts, "
+        f"{args.tokens} output tokens at most)",
+        "",
+        "| way | outputs | valid JSON | wall s | outputs/hour | valid/hour |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['way']} | failed: {r['error']} | | | | |")
         else:
-            lines.append(f"| {r['way']} | {r['outputs']} | {r['valid_json']} | {r['wall_s']} "
-                         f"| {r['outputs_per_hour']} | {r['valid_per_hour']} |")  # fmt: skip
+            lines.append(
+                f"| {r['way']} | {r['outputs']} | {r['valid_json']} | {r['wall_s']} "
+                f"| {r['outputs_per_hour']} | {r['valid_per_hour']} |"
+            )
     lines += ["", f"Command: `{command}`", ""]
     (args.out / "peers.md").write_text("\n".join(lines))
     print("\n".join(lines))

@@ -36,8 +36,10 @@ def measure(project: Project, config: RunConfig, parallel: int = 1) -> dict[str,
     runner.execute(run_id, parallel=parallel)
     wall = time.perf_counter() - t0
     summary = run_summary(conn, run_id)
-    calls = [json.loads(r[0]) for r in conn.execute(
-        "SELECT metrics FROM model_calls WHERE run_id = ?", (run_id,))]  # fmt: skip
+    calls = [
+        json.loads(r[0])
+        for r in conn.execute("SELECT metrics FROM model_calls WHERE run_id = ?", (run_id,))
+    ]
     model_s = sum(model_seconds(c) for c in calls)
     output_tokens = sum(c.get("output_tokens", 0) for c in calls)
     stages = dict(runner.stage_seconds)
@@ -88,17 +90,23 @@ def main() -> None:
             print(results[-1], flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "pipeline.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = ["# Pipeline throughput", "",
-             f"Command: `.venv/bin/python bench/pipeline.py --n {args.n} --llm-n {args.llm_n} "
-             f"--generator {args.generator} --parallel {args.parallel}`", "",
-             "| generator | parallel | plans | samples | accepted | samples/h | output tok/s "
-             "| R_e2e | stage share |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "# Pipeline throughput",
+        "",
+        f"Command: `.venv/bin/python bench/pipeline.py --n {args.n} --llm-n {args.llm_n} "
+        f"--generator {args.generator} --parallel {args.parallel}`",
+        "",
+        "| generator | parallel | plans | samples | accepted | samples/h | output tok/s "
+        "| R_e2e | stage share |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         share = ", ".join(f"{k} {v:.0%}" for k, v in r["stage_share"].items())
-        lines.append(f"| {r['generator']} | {r['parallel']} | {r['plans']} | {r['samples']} "
-                     f"| {r['accepted']} | {r['samples_per_hour']} | {r['output_tok_s']} "
-                     f"| {r['R_e2e']} | {share} |")  # fmt: skip
+        lines.append(
+            f"| {r['generator']} | {r['parallel']} | {r['plans']} | {r['samples']} "
+            f"| {r['accepted']} | {r['samples_per_hour']} | {r['output_tok_s']} "
+            f"| {r['R_e2e']} | {share} |"
+        )
     (args.out / "pipeline.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

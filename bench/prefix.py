@@ -28,9 +28,11 @@ from telesynth_tui.modelkit.bench import (
 
 RESULTS = Path(__file__).parent / "results"
 KG = Path(__file__).resolve().parent.parent / "kg"
-REFINE = ("Question: Why did the RRC setup success rate fall?\nDraft answer: PRACH collision.\n\n"
-          "Rewrite the answer as a step-by-step troubleshooting plan grounded in the context, "
-          "keeping the citations. Reply as JSON.")  # fmt: skip
+REFINE = (
+    "Question: Why did the RRC setup success rate fall?\nDraft answer: PRACH collision.\n\n"
+    "Rewrite the answer as a step-by-step troubleshooting plan grounded in the context, "
+    "keeping the citations. Reply as JSON."
+)
 
 
 def main() -> None:
@@ -52,34 +54,44 @@ def main() -> None:
             json_params = SamplingParams(max_tokens=4, json_schema=PIPELINE_SCHEMA)
             generator.complete(first, json_params)  # the plan's generation call
             warm_call = generator.complete(second, json_params)  # refine: shared prefix reused
-            cold_params = SamplingParams(max_tokens=4, json_schema=PIPELINE_SCHEMA,
-                                         reuse_prompt_cache=False)  # fmt: skip
+            cold_params = SamplingParams(
+                max_tokens=4, json_schema=PIPELINE_SCHEMA, reuse_prompt_cache=False
+            )
             cold_call = generator.complete(second, cold_params)
             warm.append(warm_call.metrics.ttft_s or 0.0)
             cold.append(cold_call.metrics.ttft_s or 0.0)
             reused.append(warm_call.metrics.extra["prefix_reused_tokens"])
             prompt_tokens.append(warm_call.metrics.prompt_tokens)
-            print(f"plan {i + 1}: cold {cold[-1]:.2f} s, warm {warm[-1]:.2f} s, "
-                  f"{reused[-1]}/{prompt_tokens[-1]} tokens reused", flush=True)  # fmt: skip
+            print(
+                f"plan {i + 1}: cold {cold[-1]:.2f} s, warm {warm[-1]:.2f} s, "
+                f"{reused[-1]}/{prompt_tokens[-1]} tokens reused",
+                flush=True,
+            )
     finally:
         generator.close()
     command = f"PYTHONPATH=. .venv/bin/python bench/prefix.py --plans {args.plans}"
     results = {
-        "model": entry.name, "threads": threads_label(args.threads),
-        "prompt_tokens": prompt_tokens, "reused_tokens": reused,
+        "model": entry.name,
+        "threads": threads_label(args.threads),
+        "prompt_tokens": prompt_tokens,
+        "reused_tokens": reused,
         "ttft_cold_s": round(statistics.median(cold), 3),
         "ttft_warm_s": round(statistics.median(warm), 3),
         "ttft_saved_s": round(statistics.median(c - w for c, w in zip(cold, warm, strict=True)), 3),
-        "runs_cold_s": cold, "runs_warm_s": warm, "command": command,
-    }  # fmt: skip
+        "runs_cold_s": cold,
+        "runs_warm_s": warm,
+        "command": command,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "prefix.json").write_text(json.dumps(results, indent=2) + "\n")
-    text = (f"# Shared-prefix KV reuse ({entry.name}, threads {results['threads']})\n\n"
-            "| prompt tokens | reused | TTFT cold s | TTFT warm s | saved s |\n"
-            "|---|---|---|---|---|\n"
-            f"| {statistics.median(prompt_tokens)} | {statistics.median(reused)} "
-            f"| {results['ttft_cold_s']} | {results['ttft_warm_s']} | {results['ttft_saved_s']} |\n"
-            f"\nMedians over {args.plans} plans. Command: `{command}`\n")  # fmt: skip
+    text = (
+        f"# Shared-prefix KV reuse ({entry.name}, threads {results['threads']})\n\n"
+        "| prompt tokens | reused | TTFT cold s | TTFT warm s | saved s |\n"
+        "|---|---|---|---|---|\n"
+        f"| {statistics.median(prompt_tokens)} | {statistics.median(reused)} "
+        f"| {results['ttft_cold_s']} | {results['ttft_warm_s']} | {results['ttft_saved_s']} |\n"
+        f"\nMedians over {args.plans} plans. Command: `{command}`\n"
+    )
     (args.out / "prefix.md").write_text(text)
     print(text)
 

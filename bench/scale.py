@@ -42,8 +42,9 @@ def _samples(project: Project, run_id: int) -> list[tuple[Any, ...]]:
     ).fetchall()
 
 
-def _run(project: Project, config: RunConfig, ray: str | None = None,
-         workers: int | None = None) -> dict[str, Any]:  # fmt: skip
+def _run(
+    project: Project, config: RunConfig, ray: str | None = None, workers: int | None = None
+) -> dict[str, Any]:
     conn = project.connect()
     run_id = create_run(conn, config)
     t_setup = time.perf_counter()
@@ -81,10 +82,27 @@ def _free_port() -> int:
 
 def _serve(path: Path, threads: int, n_ctx: int) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--model_alias",
-           "served", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
-           "--n_threads", str(threads), "--n_threads_batch", str(threads),
-           "--interrupt_requests", "False"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(path),
+        "--model_alias",
+        "served",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(n_ctx),
+        "--n_threads",
+        str(threads),
+        "--n_threads_batch",
+        str(threads),
+        "--interrupt_requests",
+        "False",
+    ]
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
     for _ in range(300):
@@ -124,8 +142,9 @@ def main() -> None:
             shutil.copytree(template, Path(tmp) / name)
             return Project.open(Path(tmp) / name)
 
-        config = RunConfig(n=args.n, seed=args.seed, generator=args.model,
-                           max_tokens=args.max_tokens)  # fmt: skip
+        config = RunConfig(
+            n=args.n, seed=args.seed, generator=args.model, max_tokens=args.max_tokens
+        )
         rows: dict[str, dict[str, Any]] = {}
         one = copy("one")
         print("one process ...", flush=True)
@@ -146,8 +165,7 @@ def main() -> None:
             try:
                 for name, workers in (("HTTP, 1 in flight", None), ("HTTP, 4 in flight", 4)):
                     project = copy(name.replace(" ", "").replace(",", ""))
-                    project.registry().add_remote(url, "served", ["generator"], "served", "",
-                                                  n_ctx)  # fmt: skip
+                    project.registry().add_remote(url, "served", ["generator"], "served", "", n_ctx)
                     served = RunConfig(**{**config.__dict__, "generator": "served"})
                     print(f"{name} ...", flush=True)
                     if workers is None:

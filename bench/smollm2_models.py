@@ -37,8 +37,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="default: every core")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    figures = bench_generator(smollm2_entry(), args.threads, 2048, 256, EnergyMeter(), args.runs,
-                              args.tokens, print)  # fmt: skip
+    figures = bench_generator(
+        smollm2_entry(), args.threads, 2048, 256, EnergyMeter(), args.runs, args.tokens, print
+    )
     command = (
         f"PYTHONPATH=. .venv/bin/python bench/smollm2_models.py --runs {args.runs} "
         f"--tokens {args.tokens}" + (f" --threads {args.threads}" if args.threads else "")

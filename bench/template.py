@@ -107,8 +107,9 @@ def main() -> None:
             outside.update(f"{spec.id}: {b}" for b in bad_inputs)
             broken.update(f"{spec.id}: {c}" for c in bad_conditions)
             candidate = realizer.realize("maths", plan.payload)
-            unstated.update(f"{spec.id}: {s}" for s in missing_inputs(candidate.question,
-                                                                      plan.payload))  # fmt: skip
+            unstated.update(
+                f"{spec.id}: {s}" for s in missing_inputs(candidate.question, plan.payload)
+            )
             ranking += ranking_phrases(candidate.question + " " + candidate.answer)
             mixed += _mixed(conn, plan.entity_ids)
             n_out, n_cond = _violations(spec, _naive(spec, rng))
@@ -116,8 +117,13 @@ def main() -> None:
             naive_broken += bool(n_cond)
 
         per_type = max(1, args.other // 3)
-        others = planner.plans({"troubleshooting": per_type, "multi_hop": per_type,
-                                "factual": args.other - 2 * per_type})  # fmt: skip
+        others = planner.plans(
+            {
+                "troubleshooting": per_type,
+                "multi_hop": per_type,
+                "factual": args.other - 2 * per_type,
+            }
+        )
         other_ranking: Counter[str] = Counter()
         other_mixed: Counter[str] = Counter()
         for plan in others:
@@ -162,8 +168,10 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "template.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    naive = {"plans_with_an_input_outside_its_set": naive_outside,
-             "plans_breaking_a_condition": naive_broken}  # fmt: skip
+    naive = {
+        "plans_with_an_input_outside_its_set": naive_outside,
+        "plans_breaking_a_condition": naive_broken,
+    }
     lines = [
         "# Template path: valid inputs, conditions, ranking phrases, technology",
         "",

@@ -70,20 +70,30 @@ def report(conn: sqlite3.Connection, run_id: int, wall_s: float | None) -> dict[
 
 def markdown(result: dict[str, Any], command: str) -> str:
     lines = [
-        f"# A real model writing plans: {result['generator']}", "",
-        f"Command: `{command}`", "",
+        f"# A real model writing plans: {result['generator']}",
+        "",
+        f"Command: `{command}`",
+        "",
         f"- plans: {result['plans']}; plans that yield an accepted sample: "
         f"{result['plans_with_accepted_sample']} ({result['share_plans_with_accepted']:.0%})",
         f"- samples: {result['samples']}, accepted {result['accepted']}",
         f"- model time per plan: {result['model_seconds_per_plan']} s; wall time per plan: "
         f"{result['wall_seconds_per_plan']} s (shared 2-core machine: absolute times drift)",
-        "", "| type | plans | with an accepted sample |", "|---|---|---|",
-        *(f"| {t} | {c.get('plans', 0)} | {c.get('with_accepted', 0)} |"
-          for t, c in result["per_type"].items()),
-        "", "| rejected by | samples |", "|---|---|",
+        "",
+        "| type | plans | with an accepted sample |",
+        "|---|---|---|",
+        *(
+            f"| {t} | {c.get('plans', 0)} | {c.get('with_accepted', 0)} |"
+            for t, c in result["per_type"].items()
+        ),
+        "",
+        "| rejected by | samples |",
+        "|---|---|",
         *(f"| {k} | {v} |" for k, v in result["rejected_by_reason"].items()),
-        "", "## Accepted samples", "",
-    ]  # fmt: skip
+        "",
+        "## Accepted samples",
+        "",
+    ]
     for i, s in enumerate(result["accepted_samples"], 1):
         answer = s["answer"].replace("\n", " ")
         lines += [f"{i}. ({s['type']}) **Q:** {s['question']}", f"   **A:** {answer}", ""]
@@ -115,8 +125,7 @@ def main() -> None:
         t0 = time.perf_counter()
         runner.execute(run_id)
         wall = time.perf_counter() - t0
-        command = (f"bench/writer.py --n {args.n} --generator {args.generator} "
-                   f"--seed {args.seed}")  # fmt: skip
+        command = f"bench/writer.py --n {args.n} --generator {args.generator} --seed {args.seed}"
     result = report(conn, run_id, wall)
     RESULTS.mkdir(exist_ok=True)
     stem = f"writer_{result['generator']}"

@@ -54,8 +54,11 @@ def export(out: Path) -> dict[str, str]:
     )
     tokenizer = json.loads((source / "tokenizer.json").read_text(encoding="utf-8"))
     tokenizer["truncation"] = {
-        "direction": "Right", "max_length": MAX_TOKENS, "strategy": "LongestFirst", "stride": 0,
-    }  # fmt: skip
+        "direction": "Right",
+        "max_length": MAX_TOKENS,
+        "strategy": "LongestFirst",
+        "stride": 0,
+    }
     tokenizer["padding"] = None  # the encoder pads each batch to its own longest text
     (out / "tokenizer.json").write_text(json.dumps(tokenizer), encoding="utf-8")
     info = {

@@ -91,10 +91,13 @@ def fit_head(
     head = out / f"{name}.onnx"
     export_head(w, b, head)
     return {
-        "file": head.name, "sha256": sha256_file(head), "threshold": round(threshold, 3),
-        "train_min_precision_recall": round(balance, 4), "examples": len(y),
+        "file": head.name,
+        "sha256": sha256_file(head),
+        "threshold": round(threshold, 3),
+        "train_min_precision_recall": round(balance, 4),
+        "examples": len(y),
         "features": int(x.shape[1]),
-    }  # fmt: skip
+    }
 
 
 def main() -> int:
@@ -102,13 +105,21 @@ def main() -> int:
     parser.add_argument("--encoder", type=Path, default=HERE / "build" / "encoder")
     parser.add_argument("--out", type=Path, default=HERE / "build" / "heads")
     args = parser.parse_args()
-    encoder = OnnxEncoder(args.encoder / "model.int8.onnx", args.encoder / "tokenizer.json",
-                          "minilm-l6-int8", threads=2)  # fmt: skip
+    encoder = OnnxEncoder(
+        args.encoder / "model.int8.onnx",
+        args.encoder / "tokenizer.json",
+        "minilm-l6-int8",
+        threads=2,
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     fingerprint = heads_fingerprint(HERE, KG, sha256_file(args.encoder / "model.int8.onnx"))
     texts, labels = unfinished_examples(KG, held_out=False, seed=0)
-    unfinished = fit_head(encoder.features(texts).astype(np.float64),
-                          np.array(labels, dtype=np.float64), args.out, "unfinished")  # fmt: skip
+    unfinished = fit_head(
+        encoder.features(texts).astype(np.float64),
+        np.array(labels, dtype=np.float64),
+        args.out,
+        "unfinished",
+    )
     with tempfile.TemporaryDirectory() as tmp:
         project = Project.create(Path(tmp) / "p")
         conn = project.connect()
@@ -116,11 +127,19 @@ def main() -> int:
         (x, y), _ = unrelated_examples(conn, project.settings.retrieval, encoder)
     unrelated = fit_head(x.astype(np.float64), y, args.out, "unrelated")
     info = {
-        "unfinished": {**unfinished, "inputs_sha256": fingerprint, "encoder": "minilm-l6-int8",
-                       "input": "sentence_embedding + last real token's hidden state"},
-        "unrelated": {**unrelated, "inputs_sha256": fingerprint, "encoder": "minilm-l6-int8",
-                      "input": "question/answer to context: best and mean cosine, shared words"},
-    }  # fmt: skip
+        "unfinished": {
+            **unfinished,
+            "inputs_sha256": fingerprint,
+            "encoder": "minilm-l6-int8",
+            "input": "sentence_embedding + last real token's hidden state",
+        },
+        "unrelated": {
+            **unrelated,
+            "inputs_sha256": fingerprint,
+            "encoder": "minilm-l6-int8",
+            "input": "question/answer to context: best and mean cosine, shared words",
+        },
+    }
     (args.out / "heads.json").write_text(json.dumps(info, indent=2) + "\n")
     print(json.dumps(info, indent=2))
     return 0

@@ -307,11 +307,15 @@ def _m_relation_extraction(db: sqlite_utils.Database) -> None:
 
 
 MIGRATIONS: list[Migration] = [
-    _m001_knowledge_graph, _m002_chunk_search, _m003_runs, _m004_evaluations, _m005_dta,
+    _m001_knowledge_graph,
+    _m002_chunk_search,
+    _m003_runs,
+    _m004_evaluations,
+    _m005_dta,
     _m_formula_conditions_and_technology,
     _m_run_leases,
     _m_relation_extraction,
-]  # fmt: skip
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -29,10 +29,18 @@ def project_overview(project: Any, conn: sqlite3.Connection) -> dict[str, Any]:
     models = []
     for entry in project.registry().entries():
         size = entry.path.stat().st_size if entry.path.exists() else None
-        models.append({"name": entry.name, "roles": entry.roles, "format": entry.format,
-                       "quantization": entry.quantization, "size_bytes": size,
-                       "context": entry.context_length, "origin": entry.origin,
-                       "decode_tok_s": speeds.get(entry.name)})  # fmt: skip
+        models.append(
+            {
+                "name": entry.name,
+                "roles": entry.roles,
+                "format": entry.format,
+                "quantization": entry.quantization,
+                "size_bytes": size,
+                "context": entry.context_length,
+                "origin": entry.origin,
+                "decode_tok_s": speeds.get(entry.name),
+            }
+        )
     return {
         "project": str(project.path),
         "kg": kg_stats(conn),

@@ -99,9 +99,13 @@ class Project:
         entry = self.registry().get(name or self.settings.models.encoder)
         if "encoder" not in entry.roles or entry.tokenizer is None:
             raise RegistryError(f"model {entry.name!r} is not an encoder")
-        return OnnxEncoder(entry.path, entry.tokenizer, entry.name,
-                           threads=self.settings.models.onnx_threads,
-                           energy=self.energy_meter())  # fmt: skip
+        return OnnxEncoder(
+            entry.path,
+            entry.tokenizer,
+            entry.name,
+            threads=self.settings.models.onnx_threads,
+            energy=self.energy_meter(),
+        )
 
     def generator(self, name: str | None = None) -> TextModel:
         """A registered text model: a GGUF loaded here, or a client of the server of a model
@@ -113,16 +117,23 @@ class Project:
         if entry.remote:
             from telesynth_tui.inference.remote import RemoteModel
 
-            return RemoteModel(entry.name, entry.url, entry.model_id, entry.api_key_env,
-                               entry.context_length)  # fmt: skip
+            return RemoteModel(
+                entry.name, entry.url, entry.model_id, entry.api_key_env, entry.context_length
+            )
         if entry.format != "gguf":
             raise RegistryError(f"model {entry.name!r} is not a GGUF generator")
         problem = self.registry().check(entry)
         if problem:
             raise RegistryError(problem)
         m = self.settings.models
-        return LlamaGenerator(entry.path, entry.name, threads=m.llama_threads, n_ctx=m.n_ctx,
-                              n_batch=m.n_batch, energy=self.energy_meter())  # fmt: skip
+        return LlamaGenerator(
+            entry.path,
+            entry.name,
+            threads=m.llama_threads,
+            n_ctx=m.n_ctx,
+            n_batch=m.n_batch,
+            energy=self.energy_meter(),
+        )
 
     def runner(self, conn: sqlite3.Connection, config: RunConfig) -> Runner:
         """The pipeline for one run, wired to this project's models and settings."""
@@ -236,8 +247,13 @@ def check_database_file(database: Path) -> None:
         raise TelesynthError(damaged_message(database, "not an SQLite file"))
 
 
-PROJECT_FILES = (DATABASE_FILE, f"{DATABASE_FILE}-wal", f"{DATABASE_FILE}-shm", SETTINGS_FILE,
-                 "models.toml")  # fmt: skip
+PROJECT_FILES = (
+    DATABASE_FILE,
+    f"{DATABASE_FILE}-wal",
+    f"{DATABASE_FILE}-shm",
+    SETTINGS_FILE,
+    "models.toml",
+)
 
 
 def check_output_path(project_dir: Path, path: Path, force: bool = False) -> None:

@@ -9,21 +9,50 @@ from dataclasses import dataclass
 
 # unit -> (dimension, factor to the dimension's base unit)
 _LINEAR: dict[str, tuple[str, float]] = {
-    "hz": ("frequency", 1.0), "khz": ("frequency", 1e3), "mhz": ("frequency", 1e6),
+    "hz": ("frequency", 1.0),
+    "khz": ("frequency", 1e3),
+    "mhz": ("frequency", 1e6),
     "ghz": ("frequency", 1e9),
-    "w": ("power", 1.0), "mw": ("power", 1e-3), "uw": ("power", 1e-6), "kw": ("power", 1e3),
-    "m": ("length", 1.0), "km": ("length", 1e3), "cm": ("length", 1e-2), "mm": ("length", 1e-3),
-    "s": ("time", 1.0), "ms": ("time", 1e-3), "us": ("time", 1e-6), "µs": ("time", 1e-6),
+    "w": ("power", 1.0),
+    "mw": ("power", 1e-3),
+    "uw": ("power", 1e-6),
+    "kw": ("power", 1e3),
+    "m": ("length", 1.0),
+    "km": ("length", 1e3),
+    "cm": ("length", 1e-2),
+    "mm": ("length", 1e-3),
+    "s": ("time", 1.0),
+    "ms": ("time", 1e-3),
+    "us": ("time", 1e-6),
+    "µs": ("time", 1e-6),
     "ns": ("time", 1e-9),
-    "bit/s": ("rate", 1.0), "bps": ("rate", 1.0), "kbit/s": ("rate", 1e3), "kbps": ("rate", 1e3),
-    "mbit/s": ("rate", 1e6), "mbps": ("rate", 1e6), "gbit/s": ("rate", 1e9), "gbps": ("rate", 1e9),
-    "m/s": ("speed", 1.0), "km/h": ("speed", 1 / 3.6),
+    "bit/s": ("rate", 1.0),
+    "bps": ("rate", 1.0),
+    "kbit/s": ("rate", 1e3),
+    "kbps": ("rate", 1e3),
+    "mbit/s": ("rate", 1e6),
+    "mbps": ("rate", 1e6),
+    "gbit/s": ("rate", 1e9),
+    "gbps": ("rate", 1e9),
+    "m/s": ("speed", 1.0),
+    "km/h": ("speed", 1 / 3.6),
     "%": ("ratio", 0.01),
-}  # fmt: skip
+}
 _LOG = {"db": "db", "dbm": "dbm", "dbw": "dbw", "dbi": "db", "dbd": "db", "dbc": "db"}
-_UNIT_ALIASES = {"μs": "us", "bits/s": "bit/s", "b/s": "bit/s", "mb/s": "mbit/s", "gb/s": "gbit/s",
-                 "kb/s": "kbit/s", "hertz": "hz", "watts": "w", "watt": "w", "meters": "m",
-                 "metres": "m", "percent": "%"}  # fmt: skip
+_UNIT_ALIASES = {
+    "μs": "us",
+    "bits/s": "bit/s",
+    "b/s": "bit/s",
+    "mb/s": "mbit/s",
+    "gb/s": "gbit/s",
+    "kb/s": "kbit/s",
+    "hertz": "hz",
+    "watts": "w",
+    "watt": "w",
+    "meters": "m",
+    "metres": "m",
+    "percent": "%",
+}
 
 _NUMBER = r"[-+−]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _UNIT = (
@@ -111,8 +140,9 @@ class NumericCheck:
     value: float | None = None
 
 
-def check_numeric(text: str, truth: float, unit: str, rel_tol: float = 0.01,
-                  abs_tol: float = 1e-6) -> NumericCheck:  # fmt: skip
+def check_numeric(
+    text: str, truth: float, unit: str, rel_tol: float = 0.01, abs_tol: float = 1e-6
+) -> NumericCheck:
     """Does the answer state `truth` (in `unit`, or a convertible unit) within tolerance?"""
     known = normalize_unit(unit) in _LINEAR or normalize_unit(unit) in _LOG
     q = final_quantity(text)

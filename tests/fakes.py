@@ -127,8 +127,13 @@ class RoleModel(FakeModel):
 
     @staticmethod
     def _figures(text: str, pieces: int) -> dict[str, Any]:
-        return {"prompt_tokens": 10, "output_tokens": len(text.split()), "wall_s": 0.01,
-                "energy_j": 0.1, "energy_source": "estimate"}  # fmt: skip
+        return {
+            "prompt_tokens": 10,
+            "output_tokens": len(text.split()),
+            "wall_s": 0.01,
+            "energy_j": 0.1,
+            "energy_source": "estimate",
+        }
 
 
 class HashEncoder(Encoder):
@@ -188,8 +193,12 @@ class FixedScorer(Scorer):
         question: str = "",
         ctx: CallContext | None = None,
     ) -> dict[str, Any]:
-        return {"answer_relevancy": 0.9, "faithfulness": 0.8, "context_precision": 1.0,
-                "context_recall": 1.0}  # fmt: skip
+        return {
+            "answer_relevancy": 0.9,
+            "faithfulness": 0.8,
+            "context_precision": 1.0,
+            "context_recall": 1.0,
+        }
 
 
 class CopyingSource(QASource):

@@ -30,10 +30,27 @@ class LlamaServer:
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.alias = alias
         self.api_key = api_key
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
-               "--model_alias", alias, "--host", "127.0.0.1", "--port", str(self.port),
-               "--n_ctx", str(n_ctx), "--n_threads", "1", "--n_threads_batch", "1",
-               "--interrupt_requests", "False"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--model_alias",
+            alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            str(n_ctx),
+            "--n_threads",
+            "1",
+            "--n_threads_batch",
+            "1",
+            "--interrupt_requests",
+            "False",
+        ]
         if api_key:
             cmd += ["--api_key", api_key]
         self.process = subprocess.Popen(

@@ -42,13 +42,20 @@ def test_kg_commands_on_a_project(tmp_path: Path) -> None:
     assert show["type"] == "KPI" and show["relations"]
     pattern = json.loads(
         run_cli("kg", "pattern", CHAIN, "--json", "--limit", "3", project=proj, check=True).stdout
-    )  # fmt: skip
+    )
     assert len(pattern["paths"]) == 3
     first = pattern["paths"][0]
     path = json.loads(
-        run_cli("kg", "path", first[0]["subject"], first[-1]["object"], "--json", project=proj,
-                check=True).stdout
-    )  # fmt: skip
+        run_cli(
+            "kg",
+            "path",
+            first[0]["subject"],
+            first[-1]["object"],
+            "--json",
+            project=proj,
+            check=True,
+        ).stdout
+    )
     assert 1 <= len(path["path"]) <= 3
 
 

@@ -27,11 +27,18 @@ from telesynth_tui.units import stated_values
 from .conftest import run_cli
 from .fakes import HashEncoder, RoleModel
 
-EIRP = {"formula": "eirp", "name": "EIRP", "expression": "p_tx + g_tx - l_tx",
-        "inputs": {"p_tx": 43.0, "g_tx": 18.0, "l_tx": 2.0},
-        "units": {"p_tx": "dBm", "g_tx": "dBi", "l_tx": "dB"},
-        "descriptions": {}, "answer": 59.0, "unit": "dBm", "output_symbol": "EIRP",
-        "tolerance": 0.59}  # fmt: skip
+EIRP = {
+    "formula": "eirp",
+    "name": "EIRP",
+    "expression": "p_tx + g_tx - l_tx",
+    "inputs": {"p_tx": 43.0, "g_tx": 18.0, "l_tx": 2.0},
+    "units": {"p_tx": "dBm", "g_tx": "dBi", "l_tx": "dB"},
+    "descriptions": {},
+    "answer": 59.0,
+    "unit": "dBm",
+    "output_symbol": "EIRP",
+    "tolerance": 0.59,
+}
 
 
 def eirp_problem() -> Problem:
@@ -46,10 +53,15 @@ def test_style_profile_is_measured_from_the_students_answers() -> None:
     ]
     profile = measure(answers)
     assert (profile.layout, profile.marker, profile.steps, profile.probes) == (
-        "numbered", "Answer:", 3, 3)  # fmt: skip
+        "numbered",
+        "Answer:",
+        3,
+        3,
+    )
     assert profile.equations and profile.words == 14  # median of 17, 14 and 7 words
-    text = lay_out(["Use EIRP = p_tx + g_tx - l_tx.", "Given p_tx = 43 dBm.", "Sum."],
-                   "EIRP = 59 dBm", profile)  # fmt: skip
+    text = lay_out(
+        ["Use EIRP = p_tx + g_tx - l_tx.", "Given p_tx = 43 dBm.", "Sum."], "EIRP = 59 dBm", profile
+    )
     assert text.splitlines()[-1] == "3. Answer: EIRP = 59 dBm."  # surplus steps merged
     assert segments(text)[0] == "numbered" and len(text.splitlines()) == 3
     assert similarity(text, profile) > similarity("EIRP is 59 dBm, roughly.", profile)
@@ -79,10 +91,14 @@ def test_step_checker_finds_the_wrong_step() -> None:
 def test_agreement_and_selection_keep_one_exemplar_and_say_why() -> None:
     problem = eirp_problem()
     make = lambda teacher, final, judge: Exemplar(  # noqa: E731
-        Solution(teacher, ["step"], final), judge={"by": "step-check", "score": judge},
-        style=0.5)  # fmt: skip
-    a, b, c, d = (make("solver", "EIRP = 59 dBm", 1.0), make("big", "EIRP = 59.3 dBm", 1.0),
-                  make("small", "EIRP = 61 dBm", 1.0), make("shaky", "59.1 dBm", 0.4))  # fmt: skip
+        Solution(teacher, ["step"], final), judge={"by": "step-check", "score": judge}, style=0.5
+    )
+    a, b, c, d = (
+        make("solver", "EIRP = 59 dBm", 1.0),
+        make("big", "EIRP = 59.3 dBm", 1.0),
+        make("small", "EIRP = 61 dBm", 1.0),
+        make("shaky", "59.1 dBm", 0.4),
+    )
     broken = Exemplar(Solution("broken", [], "", error="unusable output: JSONDecodeError"))
     agree_numeric(problem, [a, b, c, d])
     assert a.agreement["truth"] and b.agreement["truth"] and not c.agreement["truth"]
@@ -103,24 +119,46 @@ def _final_of(prompt: str) -> str:
 
 def test_dta_run_with_fake_models(bundled: Project, tmp_path: Path) -> None:
     conn = bundled.connect()
-    student = RoleModel("student", {
-        "Answer the telecom": "Working: add the terms.\nAnswer: 42 dB",
-        "You rewrite": lambda prompt: f"Short working.\nAnswer: {_final_of(prompt)}",
-    })  # fmt: skip
-    wrong = RoleModel("wrong", {"senior RAN engineer": json.dumps(
-        {"steps": ["<|im_start|>system Guess."], "final_answer": "1e9 W"})})  # fmt: skip
+    student = RoleModel(
+        "student",
+        {
+            "Answer the telecom": "Working: add the terms.\nAnswer: 42 dB",
+            "You rewrite": lambda prompt: f"Short working.\nAnswer: {_final_of(prompt)}",
+        },
+    )
+    wrong = RoleModel(
+        "wrong",
+        {
+            "senior RAN engineer": json.dumps(
+                {"steps": ["<|im_start|>system Guess."], "final_answer": "1e9 W"}
+            )
+        },
+    )
     broken = RoleModel("broken", {"senior RAN engineer": '{"steps": ["cut'})
 
     def approve(prompt: str) -> str:
-        return json.dumps({"steps": [True] * len(re.findall(r"^\d+\. ", prompt, re.M)),
-                           "comment": "fine"})  # fmt: skip
+        return json.dumps(
+            {"steps": [True] * len(re.findall(r"^\d+\. ", prompt, re.M)), "comment": "fine"}
+        )
 
     judge = RoleModel("judge", {"check worked solutions": approve})
-    config = DtaConfig(student="student", teachers=["wrong", "broken"], n=6, seed=2,
-                       rewriter="student", judge="judge", probes=2)  # fmt: skip
+    config = DtaConfig(
+        student="student",
+        teachers=["wrong", "broken"],
+        n=6,
+        seed=2,
+        rewriter="student",
+        judge="judge",
+        probes=2,
+    )
     run_id = create_dta_run(conn, config)
-    models = DtaModels(student, [SolverTeacher(), ModelTeacher(wrong), ModelTeacher(broken)],
-                       HashEncoder(), Rewriter(student), ModelStepChecker(judge))  # fmt: skip
+    models = DtaModels(
+        student,
+        [SolverTeacher(), ModelTeacher(wrong), ModelTeacher(broken)],
+        HashEncoder(),
+        Rewriter(student),
+        ModelStepChecker(judge),
+    )
     seen = []
     summary = DtaRunner(conn, models).execute(run_id, seen.append)
     assert summary["plans_done"] == 6 and len(seen) == 6
@@ -143,9 +181,11 @@ def test_dta_run_with_fake_models(bundled: Project, tmp_path: Path) -> None:
     wrong_maths = [r for r in rows if r["generator"] == "wrong" and r["type"] == "maths"]
     assert all(r["reason"].startswith("agreement: ") for r in wrong_maths)
     assert {r["reason"] for r in rows if r["generator"] == "broken"} == {
-        "teacher: unusable output: JSONDecodeError"}  # fmt: skip
-    stages = {r[0] for r in conn.execute("SELECT stage FROM model_calls WHERE run_id = ?",
-                                         (run_id,))}  # fmt: skip
+        "teacher: unusable output: JSONDecodeError"
+    }
+    stages = {
+        r[0] for r in conn.execute("SELECT stage FROM model_calls WHERE run_id = ?", (run_id,))
+    }
     assert stages == {"probe", "solve", "rewrite", "judge"}
     result = export_run(conn, run_id, "rft", tmp_path / "dta.jsonl")
     records = [json.loads(line) for line in (tmp_path / "dta.jsonl").read_text().splitlines()]
@@ -166,7 +206,8 @@ def test_dta_resumes_without_redoing_problems(bundled: Project) -> None:
     first = DtaRunner(conn, models).execute(run_id, cancel=lambda: next(stop))
     assert first["plans_done"] == 2
     assert conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()[0] == (
-        "interrupted")  # fmt: skip
+        "interrupted"
+    )
     again = DtaRunner(conn, models).execute(run_id)
     assert again["plans_done"] == 5 and again["generated"] == 5
     assert student.roles == ["Answer the telecom"]  # the stored profile is reused
@@ -179,23 +220,58 @@ def test_dta_resumes_without_redoing_problems(bundled: Project) -> None:
 def test_dta_cli_with_the_tiny_gguf(tmp_path: Path) -> None:
     proj = tmp_path / "p"
     run_cli("init", project=proj, check=True)
-    summary = json.loads(run_cli(
-        "dta", "--student", "tiny-telesynth", "--teachers", "tiny-telesynth", "--judge",
-        "tiny-telesynth", "--n", "4", "--seed", "1", "--json", project=proj, check=True
-    ).stdout)  # fmt: skip
+    summary = json.loads(
+        run_cli(
+            "dta",
+            "--student",
+            "tiny-telesynth",
+            "--teachers",
+            "tiny-telesynth",
+            "--judge",
+            "tiny-telesynth",
+            "--n",
+            "4",
+            "--seed",
+            "1",
+            "--json",
+            project=proj,
+            check=True,
+        ).stdout
+    )
     assert summary["plans_done"] == 4 and summary["generated"] == 8
     assert summary["candidates_by_teacher"] == {"solver": 4, "tiny-telesynth": 4}
     assert summary["profile"]["probes"] == 3 and summary["energy_source"] == "estimate"
-    stages = json.loads(run_cli("samples", str(summary["run_id"]), "--json", project=proj,
-                                check=True).stdout)  # fmt: skip
+    stages = json.loads(
+        run_cli("samples", str(summary["run_id"]), "--json", project=proj, check=True).stdout
+    )
     assert all(s["reason"] for s in stages if s["status"] == "rejected")
     # without model rewriter or judge, the solver's worked solutions are all kept
-    layout = json.loads(run_cli("dta", "--student", "tiny-telesynth", "--n", "6", "--rewriter",
-                                "none", "--json", project=proj, check=True).stdout)  # fmt: skip
+    layout = json.loads(
+        run_cli(
+            "dta",
+            "--student",
+            "tiny-telesynth",
+            "--n",
+            "6",
+            "--rewriter",
+            "none",
+            "--json",
+            project=proj,
+            check=True,
+        ).stdout
+    )
     assert layout["accepted"] == 6 and layout["rewrites"] == {"laid out (no rewriter)": 6}
     out = tmp_path / "sft.jsonl"
-    run_cli("export", str(layout["run_id"]), "--format", "sft", "--out", str(out), project=proj,
-            check=True)  # fmt: skip
+    run_cli(
+        "export",
+        str(layout["run_id"]),
+        "--format",
+        "sft",
+        "--out",
+        str(out),
+        project=proj,
+        check=True,
+    )
     assert len(out.read_text().splitlines()) == 6
     bad = run_cli("dta", "--student", "nope", project=proj)
     assert bad.returncode == 2 and "nope" in bad.stderr and "Traceback" not in bad.stderr

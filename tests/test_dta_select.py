@@ -33,25 +33,32 @@ def friis_problem() -> Problem:
     inputs = {"nf1_db": 5.08, "g1_db": 26.5, "nf2_db": 3.0}
     truth = _friis(**inputs)
     payload = {
-        "formula": "friis_nf_two_stage_db", "name": "Two-stage cascade noise figure",
+        "formula": "friis_nf_two_stage_db",
+        "name": "Two-stage cascade noise figure",
         "expression": "linear_to_db(db_to_linear(nf1_db) + (db_to_linear(nf2_db) - 1)"
-                      "/db_to_linear(g1_db))",
-        "inputs": inputs, "units": {"nf1_db": "dB", "g1_db": "dB", "nf2_db": "dB"},
-        "descriptions": {}, "answer": truth, "unit": "dB", "output_symbol": "NF_total",
+        "/db_to_linear(g1_db))",
+        "inputs": inputs,
+        "units": {"nf1_db": "dB", "g1_db": "dB", "nf2_db": "dB"},
+        "descriptions": {},
+        "answer": truth,
+        "unit": "dB",
+        "output_symbol": "NF_total",
         "tolerance": max(abs(truth) * 0.01, 1e-6),
-    }  # fmt: skip
+    }
     question = "Compute NF_total for nf1_db = 5.08 dB, g1_db = 26.5 dB and nf2_db = 3 dB."
     return Problem(1, "maths", question, payload, [], "")
 
 
 CUT_TEACHER = Solution(
     "qwen-0.5b",
-    ["NF_total = linear_to_db(db_to_linear(nf1_db) + (db_to_linear(nf2_db) - 1)"
-     "/db_to_linear(g1_db))",
-     "Given nf1_db = 5.08 dB, g1_db = 26.5 dB, nf2_db = 3 dB."],
+    [
+        "NF_total = linear_to_db(db_to_linear(nf1_db) + (db_to_linear(nf2_db) - 1)"
+        "/db_to_linear(g1_db))",
+        "Given nf1_db = 5.08 dB, g1_db = 26.5 dB, nf2_db = 3 dB.",
+    ],
     "nf1_db = 5.08 dB, so NF_total = linear_to_db(db_to_linear(5.08) + (db_to_l1.",
     metrics={"stop_reason": "stop"},
-)  # fmt: skip
+)
 
 
 def test_the_truth_is_near_the_echoed_input() -> None:
@@ -77,8 +84,9 @@ def test_an_echoed_input_is_never_the_final_value() -> None:
 
 def test_cut_or_unfinished_solutions_are_detected() -> None:
     assert unfinished(CUT_TEACHER) is not None
-    assert "token limit" in (unfinished(Solution("t", ["a"], "x = 3 dB", metrics={
-        "stop_reason": "length"})) or "")  # fmt: skip
+    assert "token limit" in (
+        unfinished(Solution("t", ["a"], "x = 3 dB", metrics={"stop_reason": "length"})) or ""
+    )
     assert unfinished(Solution("t", ["a"], "NF_total = 5.08 +")) is not None
     assert unfinished(Solution("t", ["a"], "x" * 100)) is not None  # cut by the schema's bound
     assert unfinished(Solution("t", ["a"], "NF_total = 5.08 dB")) is None
@@ -87,8 +95,9 @@ def test_cut_or_unfinished_solutions_are_detected() -> None:
 
 def test_a_cut_teacher_answer_is_never_selected_over_the_solver() -> None:
     problem = friis_problem()
-    solver = Exemplar(SolverTeacher().solve(problem), judge={"by": "step-check", "score": 0.98},
-                      style=0.5)  # fmt: skip
+    solver = Exemplar(
+        SolverTeacher().solve(problem), judge={"by": "step-check", "score": 0.98}, style=0.5
+    )
     teacher = Exemplar(CUT_TEACHER, judge={"by": "step-check", "score": 0.98}, style=0.5)
     agree_numeric(problem, [teacher, solver])
     assert solver.agreement["truth"] and not teacher.agreement["truth"]
@@ -100,8 +109,11 @@ def test_a_cut_teacher_answer_is_never_selected_over_the_solver() -> None:
 def test_ties_go_to_the_verified_solver() -> None:
     problem = friis_problem()
     solver = Exemplar(SolverTeacher().solve(problem), judge={"score": 0.98}, style=0.5)
-    teacher = Exemplar(Solution("qwen-0.5b", ["Use Friis."], "NF_total = 5.083 dB"),
-                       judge={"score": 0.98}, style=0.5)  # fmt: skip
+    teacher = Exemplar(
+        Solution("qwen-0.5b", ["Use Friis."], "NF_total = 5.083 dB"),
+        judge={"score": 0.98},
+        style=0.5,
+    )
     agree_numeric(problem, [teacher, solver])
     assert teacher.agreement["truth"] and teacher.score == solver.score
     assert select([teacher, solver], Thresholds()) is solver
@@ -130,11 +142,19 @@ def test_a_dta_run_never_selects_an_echoed_or_cut_teacher_answer(bundled: Projec
     student = RoleModel("student", {"Answer the telecom": "Working.\nAnswer: 1 dB"})
     cut = RoleModel("cut", {"senior RAN engineer": _echo(cut=True)})
     echo = RoleModel("echo", {"senior RAN engineer": _echo(cut=False)})
-    config = DtaConfig(student="student", teachers=["cut", "echo"], n=8, seed=4,
-                       mix={"maths": 1.0}, rewriter=None, probes=1)  # fmt: skip
+    config = DtaConfig(
+        student="student",
+        teachers=["cut", "echo"],
+        n=8,
+        seed=4,
+        mix={"maths": 1.0},
+        rewriter=None,
+        probes=1,
+    )
     run_id = create_dta_run(conn, config)
-    models = DtaModels(student, [ModelTeacher(cut), ModelTeacher(echo), SolverTeacher()],
-                       HashEncoder())  # fmt: skip
+    models = DtaModels(
+        student, [ModelTeacher(cut), ModelTeacher(echo), SolverTeacher()], HashEncoder()
+    )
     summary = DtaRunner(conn, models).execute(run_id)
     assert summary["plans_done"] == 8 and summary["selected_by_teacher"] == {"solver": 8}
     rows = conn.execute(

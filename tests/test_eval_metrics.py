@@ -30,8 +30,9 @@ def test_bleu_by_hand() -> None:
 def test_embedding_f1_orders_answers_by_meaning() -> None:
     encoder = Project.optional(Path("/nonexistent")).encoder()
     same = embedding_f1("VSWR alarm on the feeder", ["VSWR alarm on the feeder"], encoder)
-    close = embedding_f1("VSWR alarm on the feeder", ["The antenna feeder raised a VSWR alarm"],
-                         encoder)  # fmt: skip
+    close = embedding_f1(
+        "VSWR alarm on the feeder", ["The antenna feeder raised a VSWR alarm"], encoder
+    )
     far = embedding_f1("VSWR alarm on the feeder", ["Paris is sunny today"], encoder)
     assert same == pytest.approx(1.0, abs=1e-4) and same > close > far
 

@@ -19,15 +19,25 @@ pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared/data is not be
     ("relative", "fmt", "items", "kind", "skipped"),
     [
         ("teleqna/TeleQnA_dev.json", "teleqna", 400, "mcq", 0),
-        ("mm_telcobench/5G_Faults_Multi_Correct_MCQ_Benchmark_.csv", "mm-telcobench-multi-correct",
-         120, "mcq", 0),
-        ("mm_telcobench/MultiHop_MCQ_Telco_Bench_QA.csv", "mm-telcobench-multihop-mcq", 200, "mcq",
-         0),
+        (
+            "mm_telcobench/5G_Faults_Multi_Correct_MCQ_Benchmark_.csv",
+            "mm-telcobench-multi-correct",
+            120,
+            "mcq",
+            0,
+        ),
+        (
+            "mm_telcobench/MultiHop_MCQ_Telco_Bench_QA.csv",
+            "mm-telcobench-multihop-mcq",
+            200,
+            "mcq",
+            0,
+        ),
         ("mm_telcobench/LONG_TelcoBench.csv", "mm-telcobench-long", 150, "free", 0),
         ("mm_telcobench/Long_multi_BENCH_data.csv", "mm-telcobench-multihop-long", 150, "free", 0),
         ("oran_bench/fin_H_dev.json", "oran-bench", 199, "mcq", 1),  # one item has no question
     ],
-)  # fmt: skip
+)
 def test_dev_subsets_read_as_shipped(
     relative: str, fmt: str, items: int, kind: str, skipped: int
 ) -> None:

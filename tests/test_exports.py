@@ -48,8 +48,14 @@ def _generation_run(conn: sqlite3.Connection, project: Project) -> int:
 def _dta_run(conn: sqlite3.Connection) -> int:
     """A DTA run (maths and troubleshooting): the solver and a wrong teacher, as in test_dta."""
     student = RoleModel("student", {"Answer the telecom": "Working: add the terms.\nAnswer: 42 dB"})
-    wrong = RoleModel("wrong", {"senior RAN engineer": json.dumps(
-        {"steps": ["Guess the value."], "final_answer": "1e9 W"})})  # fmt: skip
+    wrong = RoleModel(
+        "wrong",
+        {
+            "senior RAN engineer": json.dumps(
+                {"steps": ["Guess the value."], "final_answer": "1e9 W"}
+            )
+        },
+    )
     config = DtaConfig(student="student", teachers=["wrong"], n=8, seed=3, rewriter=None, probes=1)
     run_id = create_dta_run(conn, config)
     models = DtaModels(student, [SolverTeacher(), ModelTeacher(wrong)], HashEncoder())
@@ -85,8 +91,14 @@ WORDS = Tokenizer("words", _words)
 # TRL (trl/data_utils.py): a conversational example has a supported key holding a list of
 # {role, content} dicts; apply_chat_template accepts exactly these key sets.
 TRL_KEYS = ("prompt", "chosen", "rejected", "completion", "messages", "label")
-TRL_TYPES = ({"messages"}, {"prompt"}, {"prompt", "completion"}, {"prompt", "chosen", "rejected"},
-             {"chosen", "rejected"}, {"prompt", "completion", "label"})  # fmt: skip
+TRL_TYPES = (
+    {"messages"},
+    {"prompt"},
+    {"prompt", "completion"},
+    {"prompt", "chosen", "rejected"},
+    {"chosen", "rejected"},
+    {"prompt", "completion", "label"},
+)
 
 
 def trl_problems(example: dict[str, Any], expected: set[str]) -> list[str]:
@@ -98,9 +110,17 @@ def trl_problems(example: dict[str, Any], expected: set[str]) -> list[str]:
         problems.append(f"keys {sorted(keys)}, expected {sorted(expected)}")
     for key in keys:
         value = example[key]
-        if not (isinstance(value, list) and value and all(
-                isinstance(m, dict) and set(m) == {"role", "content"}
-                and isinstance(m["content"], str) and m["content"] for m in value)):  # fmt: skip
+        if not (
+            isinstance(value, list)
+            and value
+            and all(
+                isinstance(m, dict)
+                and set(m) == {"role", "content"}
+                and isinstance(m["content"], str)
+                and m["content"]
+                for m in value
+            )
+        ):
             problems.append(f"{key} is not a list of role/content messages")
     if "prompt" in keys and example["prompt"][-1]["role"] != "user":
         problems.append("the prompt does not end with the user's turn")
@@ -135,8 +155,11 @@ def openai_sft_problems(ex: Any) -> list[str]:
 
 
 def openai_dpo_problems(ex: dict[str, Any]) -> list[str]:
-    problems = [f"unrecognized key {k}" for k in ex
-                if k not in ("input", "preferred_output", "non_preferred_output")]  # fmt: skip
+    problems = [
+        f"unrecognized key {k}"
+        for k in ex
+        if k not in ("input", "preferred_output", "non_preferred_output")
+    ]
     messages = (ex.get("input") or {}).get("messages")
     if not messages or set(ex["input"]) - {"messages", "tools", "parallel_tool_calls"}:
         problems.append("input must hold messages (and optionally tools)")
@@ -144,8 +167,13 @@ def openai_dpo_problems(ex: dict[str, Any]) -> list[str]:
         problems.append("input must end with a user message")
     for key in ("preferred_output", "non_preferred_output"):
         out = ex.get(key)
-        if not (isinstance(out, list) and len(out) == 1 and out[0].get("role") == "assistant"
-                and isinstance(out[0].get("content"), str) and out[0]["content"]):  # fmt: skip
+        if not (
+            isinstance(out, list)
+            and len(out) == 1
+            and out[0].get("role") == "assistant"
+            and isinstance(out[0].get("content"), str)
+            and out[0]["content"]
+        ):
             problems.append(f"{key} must be one assistant message")
     return problems
 
@@ -170,8 +198,9 @@ def openai_rft_problems(ex: dict[str, Any], reference_keys: set[str]) -> list[st
 # --- layouts ---------------------------------------------------------------------------------
 
 
-def test_every_record_has_every_key_with_one_metadata_shape(runs: tuple[Path, int, int],
-                                                            tmp_path: Path) -> None:  # fmt: skip
+def test_every_record_has_every_key_with_one_metadata_shape(
+    runs: tuple[Path, int, int], tmp_path: Path
+) -> None:
     path, gen, dta = runs
     conn = Project.open(path).connect()
     metadata_keys = {f.name for f in schema(Shape("sft"))}
@@ -185,7 +214,8 @@ def test_every_record_has_every_key_with_one_metadata_shape(runs: tuple[Path, in
             for r in records:
                 assert set(r) == columns, (fmt, set(r) ^ columns)
                 assert {"metadata"} <= metadata_keys and set(r["metadata"]["scores"]) == set(
-                    SCORE_KEYS)  # fmt: skip
+                    SCORE_KEYS
+                )
                 assert r["metadata"]["run_kind"] == ("dta" if run_id == dta else "generation")
                 assert r["metadata"]["context_items"] == r["metadata"]["context_trimmed"] == 0
             if fmt == "rft":
@@ -212,8 +242,7 @@ def test_every_record_has_every_key_with_one_metadata_shape(runs: tuple[Path, in
         assert r["chosen"] != r["rejected"]
 
 
-def test_trl_shapes_and_chat_template_prefixes(runs: tuple[Path, int, int],
-                                                tmp_path: Path) -> None:  # fmt: skip
+def test_trl_shapes_and_chat_template_prefixes(runs: tuple[Path, int, int], tmp_path: Path) -> None:
     """TRL's conversational rules, checked in code, and its chat-template step done with a
     tokenizer built offline: the tokenized prompt must be a prefix of prompt + answer (TRL
     warns otherwise and the loss mask is wrong)."""
@@ -239,27 +268,38 @@ def test_trl_shapes_and_chat_template_prefixes(runs: tuple[Path, int, int],
     export_run(conn, dta, "rft", rft)
     for r in _lines(rft):  # GRPO reads the prompt column alone
         assert trl_problems({"prompt": r["prompt"]}, {"prompt"}) == []
-    texts = [m["content"] for rs in exported.values() for r in rs
-             for key in ("messages", "prompt", "completion", "chosen", "rejected")
-             for m in r.get(key, [])]  # fmt: skip
+    texts = [
+        m["content"]
+        for rs in exported.values()
+        for r in rs
+        for key in ("messages", "prompt", "completion", "chosen", "rejected")
+        for m in r.get(key, [])
+    ]
     raw = RawTokenizer(models.WordLevel(unk_token="<unk>"))
     raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    raw.train_from_iterator(texts, trainers.WordLevelTrainer(
-        special_tokens=["<unk>", "<|im_start|>", "<|im_end|>"]))  # fmt: skip
+    raw.train_from_iterator(
+        texts, trainers.WordLevelTrainer(special_tokens=["<unk>", "<|im_start|>", "<|im_end|>"])
+    )
     chatml = (
         "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
         "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
     )
-    tok = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>", eos_token="<|im_end|>",
-                                  pad_token="<|im_end|>", chat_template=chatml)  # fmt: skip
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=raw,
+        unk_token="<unk>",
+        eos_token="<|im_end|>",
+        pad_token="<|im_end|>",
+        chat_template=chatml,
+    )
     for (fmt, _layout), records in exported.items():
         for r in records:
             if "messages" in r:
                 ids = tok.apply_chat_template(r["messages"], tokenize=True)
                 assert tok.decode(ids).count("<|im_start|>") == 3
                 continue
-            prompt_ids = tok.apply_chat_template(r["prompt"], tokenize=True,
-                                                 add_generation_prompt=True)  # fmt: skip
+            prompt_ids = tok.apply_chat_template(
+                r["prompt"], tokenize=True, add_generation_prompt=True
+            )
             for key in ("completion", "chosen", "rejected"):
                 if key in r:
                     full = tok.apply_chat_template(r["prompt"] + r[key], tokenize=True)
@@ -340,8 +380,9 @@ def test_a_folder_of_generation_and_dta_exports_loads_with_datasets(
     assert load_dataset(str(folder), cache_dir=cache)["train"].num_rows == sft.num_rows  # default
     pc = load_dataset(str(folder), "sft-prompt-completion", cache_dir=cache)["train"]
     assert set(pc.column_names) == {"prompt", "completion", "metadata"}
-    parquet = load_dataset("parquet", data_files=str(folder / f"run{gen}-sft.parquet"),
-                           cache_dir=cache)["train"]  # fmt: skip
+    parquet = load_dataset(
+        "parquet", data_files=str(folder / f"run{gen}-sft.parquet"), cache_dir=cache
+    )["train"]
     assert parquet.num_rows == sum(1 for m in sft["metadata"] if m["run_kind"] == "generation")
     # each file alone, as a user loads it
     for f in sorted(folder.glob("*.jsonl")):
@@ -380,8 +421,15 @@ def test_hf_folder_with_splits_by_plan(runs: tuple[Path, int, int], tmp_path: Pa
     assert set(result["splits"]) == {"train", "validation"}
     readme = (out / "README.md").read_text()
     head = readme.split("\n---\n")[0]
-    for key in ("license:", "language:", "task_categories:", "size_categories:", "configs:",
-                "dataset_info:", 'layout: "dpo/1"'):  # fmt: skip
+    for key in (
+        "license:",
+        "language:",
+        "task_categories:",
+        "size_categories:",
+        "configs:",
+        "dataset_info:",
+        'layout: "dpo/1"',
+    ):
         assert key in head, key
     assert "## Token lengths" in readme and "| total |" in readme
     data = load_dataset(str(out), cache_dir=str(tmp_path / "cache"))
@@ -389,11 +437,34 @@ def test_hf_folder_with_splits_by_plan(runs: tuple[Path, int, int], tmp_path: Pa
     plans = {k: {m["plan_id"] for m in v["metadata"]} for k, v in data.items()}
     assert plans["train"] and plans["validation"] and not plans["train"] & plans["validation"]
     again = tmp_path / "hf2"
-    run_cli("export", str(dta), "--format", "dpo", "--out", str(again), "--hf", "--validation",
-            "0.3", project=path, check=True)  # fmt: skip
+    run_cli(
+        "export",
+        str(dta),
+        "--format",
+        "dpo",
+        "--out",
+        str(again),
+        "--hf",
+        "--validation",
+        "0.3",
+        project=path,
+        check=True,
+    )
     assert (again / "validation.parquet").read_bytes() == (out / "validation.parquet").read_bytes()
-    other = json.loads(run_cli("export", str(gen), "--format", "sft", "--out", str(tmp_path / "g"),
-                               "--hf", "--json", project=path, check=True).stdout)  # fmt: skip
+    other = json.loads(
+        run_cli(
+            "export",
+            str(gen),
+            "--format",
+            "sft",
+            "--out",
+            str(tmp_path / "g"),
+            "--hf",
+            "--json",
+            project=path,
+            check=True,
+        ).stdout
+    )
     assert sum(other["splits"].values()) == other["records"]
 
 
@@ -409,8 +480,7 @@ def test_max_tokens_trims_context_or_warns(runs: tuple[Path, int, int], tmp_path
     shortest = int(min(_words(r["messages"]) for r in _lines(full)))
     limit = (shortest + longest) // 2
     out = tmp_path / "trimmed.jsonl"
-    result = export_run(conn, dta, "sft", out, with_context=True, max_tokens=limit,
-                        tokenizer=WORDS)  # fmt: skip
+    result = export_run(conn, dta, "sft", out, with_context=True, max_tokens=limit, tokenizer=WORDS)
     records = _lines(out)
     trimmed = [r for r in records if r["metadata"]["context_trimmed"] > 0]
     assert trimmed and result["tokens"]["trimmed"] == len(trimmed)
@@ -421,12 +491,20 @@ def test_max_tokens_trims_context_or_warns(runs: tuple[Path, int, int], tmp_path
     for r in records:
         answer = r["messages"][2]["content"]
         assert answer  # the answer is never cut
-        without_context = _words([r["messages"][0], {"role": "user", "content": ""},
-                                  r["messages"][2]])  # fmt: skip
+        without_context = _words(
+            [r["messages"][0], {"role": "user", "content": ""}, r["messages"][2]]
+        )
         if without_context < limit - 40:
             assert _words(r["messages"]) <= limit
-    tight = export_run(conn, dta, "sft", tmp_path / "tight.jsonl", with_context=True,
-                       max_tokens=16, tokenizer=WORDS)  # fmt: skip
+    tight = export_run(
+        conn,
+        dta,
+        "sft",
+        tmp_path / "tight.jsonl",
+        with_context=True,
+        max_tokens=16,
+        tokenizer=WORDS,
+    )
     assert tight["tokens"]["over_limit"] == tight["records"]
     assert "even without context" in tight["warnings"][0]
     card = (tmp_path / "tight.card.md").read_text()
@@ -435,12 +513,14 @@ def test_max_tokens_trims_context_or_warns(runs: tuple[Path, int, int], tmp_path
         export_run(conn, dta, "sft", tmp_path / "x.jsonl", max_tokens=100)
 
 
-def test_records_over_trl_default_length_are_flagged(runs: tuple[Path, int, int],
-                                                     tmp_path: Path) -> None:  # fmt: skip
+def test_records_over_trl_default_length_are_flagged(
+    runs: tuple[Path, int, int], tmp_path: Path
+) -> None:
     path, _, dta = runs
     big = Tokenizer("x", lambda msgs: 400 * len(msgs))
-    result = export_run(Project.open(path).connect(), dta, "sft", tmp_path / "a.jsonl",
-                        tokenizer=big)  # fmt: skip
+    result = export_run(
+        Project.open(path).connect(), dta, "sft", tmp_path / "a.jsonl", tokenizer=big
+    )
     assert "TRL's default max_length" in result["warnings"][0]
 
 
@@ -493,18 +573,24 @@ def test_reward_functions_on_records(runs: tuple[Path, int, int], tmp_path: Path
     maths = [r for r in records if r["numeric_answer"] is not None]
     for r in maths:
         truth, unit, tol = r["numeric_answer"], r["unit"], r["tolerance"]
-        stated = [f"The result is {truth:.6g} {unit}.", f"= {truth * 1.5 + 10:.6g} {unit}",
-                  "I cannot say."]  # fmt: skip
+        stated = [
+            f"The result is {truth:.6g} {unit}.",
+            f"= {truth * 1.5 + 10:.6g} {unit}",
+            "I cannot say.",
+        ]
         if unit == "dBm":
             watts = convert(truth, "dBm", "W")
             assert watts is not None
             stated += [f"P = {watts:.6g} W", f"P = {watts * 1000:.6g} mW"]
         if unit in ("Hz", "kHz", "MHz"):
             stated.append(f"= {convert(truth, unit, 'Hz'):.6g} Hz")
-        rewards = numeric_reward(stated, [truth] * len(stated), [unit] * len(stated),
-                                 [tol] * len(stated))  # fmt: skip
-        expected = [1.0 if check_numeric(s, truth, unit, rel_tol=0.0, abs_tol=tol).ok else 0.0
-                    for s in stated]  # fmt: skip
+        rewards = numeric_reward(
+            stated, [truth] * len(stated), [unit] * len(stated), [tol] * len(stated)
+        )
+        expected = [
+            1.0 if check_numeric(s, truth, unit, rel_tol=0.0, abs_tol=tol).ok else 0.0
+            for s in stated
+        ]
         assert rewards == expected and rewards[0] == 1.0 and rewards[1] == rewards[2] == 0.0
 
 

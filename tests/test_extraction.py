@@ -108,32 +108,52 @@ def test_runbook_rules() -> None:
         ("Paging Success Rate", "measured_by", "pmPagRespSucc", "kpi_formula"),
         ("Paging Success Rate", "measured_by", "pmPagAttempts", "kpi_formula"),
         ("pmPagDiscarded", "indicates", "Paging channel overload", "symptom_names_cause"),
-        ("Paging channel overload", "degrades", "Paging Success Rate",
-         "cause_degrades_formula_kpi"),
+        (
+            "Paging channel overload",
+            "degrades",
+            "Paging Success Rate",
+            "cause_degrades_formula_kpi",
+        ),
         ("Check paging load counters", "reads", "pmPagDiscarded", "check_reads"),
         ("Review paging cycle settings", "reads", "defaultPagingCycle", "check_reads"),
-        ("Paging channel overload", "checked_by", "Check paging load counters",
-         "check_names_cause"),
+        (
+            "Paging channel overload",
+            "checked_by",
+            "Check paging load counters",
+            "check_names_cause",
+        ),
         ("Increase defaultPagingCycle", "adjusts", "defaultPagingCycle", "action_adjusts_name"),
-        ("Short paging cycle", "resolved_by", "Increase defaultPagingCycle",
-         "action_names_cause"),
-        ("Paging channel overload", "resolved_by", "Split the tracking area",
-         "action_names_cause"),
-        ("Split the tracking area", "verified_by", "Paging Success Rate",
-         "verification_echoes_action"),
+        ("Short paging cycle", "resolved_by", "Increase defaultPagingCycle", "action_names_cause"),
+        ("Paging channel overload", "resolved_by", "Split the tracking area", "action_names_cause"),
+        (
+            "Split the tracking area",
+            "verified_by",
+            "Paging Success Rate",
+            "verification_echoes_action",
+        ),
         ("Paging Overload", "indicates", "Paging channel overload", "table_row"),
         ("Paging Overload", "resolved_by", "Split the tracking area", "table_row"),
         # stated twice (table cell and References list): one triple naming both rules
         ("defaultPagingCycle", "defined_in", "TS 36.331", "spec_reference_parameters"),
         ("defaultPagingCycle", "defined_in", "TS 36.331", "spec_inline"),
-    ]  # fmt: skip
+    ]
     for triple in expected:
         assert _has(found, *triple), triple
     # a check that names no cause links to the cause sharing most words with its name, only
-    assert _has(found, "Short paging cycle", "checked_by", "Review paging cycle settings",
-                "check_overlaps_cause")  # fmt: skip
-    assert not _has(found, "Paging channel overload", "checked_by",
-                    "Review paging cycle settings", "check_overlaps_cause")  # fmt: skip
+    assert _has(
+        found,
+        "Short paging cycle",
+        "checked_by",
+        "Review paging cycle settings",
+        "check_overlaps_cause",
+    )
+    assert not _has(
+        found,
+        "Paging channel overload",
+        "checked_by",
+        "Review paging cycle settings",
+        "check_overlaps_cause",
+    )
 
 
 def test_spec_references_and_definitions() -> None:
@@ -166,11 +186,16 @@ def test_numbered_procedure_without_bold_names_its_steps() -> None:
 """
     found = _triples(text)
     # named by their first clause: the same rules, at a lower confidence
-    assert _has(found, "Check the transport utilisation", "reads", "pmTnlUsage",
-                "check_reads_clause")  # fmt: skip
-    assert _has(found, "Backhaul congestion", "checked_by",
-                "Compare the queue drops with the backhaul congestion threshold",
-                "check_names_cause_clause")  # fmt: skip
+    assert _has(
+        found, "Check the transport utilisation", "reads", "pmTnlUsage", "check_reads_clause"
+    )
+    assert _has(
+        found,
+        "Backhaul congestion",
+        "checked_by",
+        "Compare the queue drops with the backhaul congestion threshold",
+        "check_names_cause_clause",
+    )
 
 
 def _import(project: Project, *paths: Path) -> None:

@@ -43,8 +43,13 @@ def test_project_from_a_user_folder(tmp_path: Path) -> None:
                 ).fetchone()
                 assert (status, origin) == ("accepted", "extracted") and path in sources
     symptoms = {p["symptom"] for p in by_type["troubleshooting"]}
-    assert symptoms & {"S1 Association Lost", "Radio Link Degraded", "SCTP Heartbeat Timeout",
-                       "S1 Setup Rejected", "Radio Link Down"}  # fmt: skip
+    assert symptoms & {
+        "S1 Association Lost",
+        "Radio Link Degraded",
+        "SCTP Heartbeat Timeout",
+        "S1 Setup Rejected",
+        "Radio Link Down",
+    }
     accepted = conn.execute(
         "SELECT COUNT(*) FROM samples WHERE run_id = ? AND status = 'accepted'", (run["run_id"],)
     ).fetchone()[0]

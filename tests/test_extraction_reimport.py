@@ -26,14 +26,17 @@ NOTE = (
 def _answer(prompt: str) -> str:
     rows = []
     if "signature of Paging channel overload" in prompt:  # agrees with a structure triple
-        rows.append(_row("pmPagDiscarded", "Counter", "indicates", "Paging channel overload",
-                         "RootCause"))  # fmt: skip
+        rows.append(
+            _row("pmPagDiscarded", "Counter", "indicates", "Paging channel overload", "RootCause")
+        )
     if "rf32 to rf64" in prompt:  # only the LLM says this, only in the runbook
-        rows.append(_row("Increase defaultPagingCycle", "Action", "uses", "defaultPagingCycle",
-                         "Parameter"))  # fmt: skip
+        rows.append(
+            _row("Increase defaultPagingCycle", "Action", "uses", "defaultPagingCycle", "Parameter")
+        )
     if "During the last audit" in prompt:  # the note states the same fact as the runbook
-        rows.append(_row("pmPagDiscarded", "Counter", "indicates", "Paging channel overload",
-                         "RootCause"))  # fmt: skip
+        rows.append(
+            _row("pmPagDiscarded", "Counter", "indicates", "Paging channel overload", "RootCause")
+        )
     return json.dumps({"triples": rows})
 
 
@@ -48,8 +51,9 @@ def _state(conn: sqlite3.Connection, s: str, p: str, o: str) -> tuple[str, list[
     ).fetchone()
     if row is None:
         return None
-    return row[0], sorted(f"{Path(x.split('=')[0]).name}={x.split('=')[1]}"
-                          for x in (row[1] or "").split(",") if x)  # fmt: skip
+    return row[0], sorted(
+        f"{Path(x.split('=')[0]).name}={x.split('=')[1]}" for x in (row[1] or "").split(",") if x
+    )
 
 
 def test_reimport_and_removal_replace_llm_extractions(project: Project, tmp_path: Path) -> None:
@@ -63,7 +67,9 @@ def test_reimport_and_removal_replace_llm_extractions(project: Project, tmp_path
     shared = ("pmPagDiscarded", "indicates", "Paging channel overload")
     llm_only = ("Increase defaultPagingCycle", "uses", "defaultPagingCycle")
     assert _state(conn, *shared) == (
-        "accepted", ["note.md=llm:fake", "paging.md=llm:fake", "paging.md=structure"])  # fmt: skip
+        "accepted",
+        ["note.md=llm:fake", "paging.md=llm:fake", "paging.md=structure"],
+    )
     assert _state(conn, *llm_only) == ("candidate", ["paging.md=llm:fake"])
 
     # the runbook changes: its structure AND its LLM extractions are replaced (the LLM has not
@@ -71,8 +77,7 @@ def test_reimport_and_removal_replace_llm_extractions(project: Project, tmp_path
     runbook.write_text(RUNBOOK.replace("from rf32 to rf64", "to rf128"))
     import_paths(conn, [runbook], project.settings.ingest)
     assert _state(conn, *llm_only) is None
-    assert _state(conn, *shared) == (
-        "accepted", ["note.md=llm:fake", "paging.md=structure"])  # fmt: skip
+    assert _state(conn, *shared) == ("accepted", ["note.md=llm:fake", "paging.md=structure"])
     stale = conn.execute(
         "SELECT COUNT(*) FROM relation_extractions x JOIN source_files sf"
         " ON sf.id = x.source_file_id WHERE sf.path = ? AND x.extractor = 'llm:fake'",
@@ -80,11 +85,14 @@ def test_reimport_and_removal_replace_llm_extractions(project: Project, tmp_path
     ).fetchone()[0]
     assert stale == 0
     # the LLM reads the new text: only what it says now is stored
-    extract_documents(conn, LlmExtractor(answering(_answer)), [str(runbook.resolve())],
-                      threshold=threshold)  # fmt: skip
+    extract_documents(
+        conn, LlmExtractor(answering(_answer)), [str(runbook.resolve())], threshold=threshold
+    )
     assert _state(conn, *llm_only) is None
     assert _state(conn, *shared) == (
-        "accepted", ["note.md=llm:fake", "paging.md=llm:fake", "paging.md=structure"])  # fmt: skip
+        "accepted",
+        ["note.md=llm:fake", "paging.md=llm:fake", "paging.md=structure"],
+    )
 
     # the runbook goes: the fact survives on the note's LLM extraction alone, and without the
     # structure extractor's agreement it is a candidate again; what only the runbook said goes

@@ -36,13 +36,15 @@ def test_cli_review_lists_accepts_and_rejects(tmp_path: Path) -> None:
     listed = json.loads(run_cli("kg", "review", "--json", project=proj, check=True).stdout)
     candidates = listed["relations"]
     assert candidates and all(r["status"] == "candidate" for r in candidates)
-    assert all(r["evidence"] and r["rule"] and r["source"].endswith("paging.md")
-               for r in candidates)  # fmt: skip
+    assert all(
+        r["evidence"] and r["rule"] and r["source"].endswith("paging.md") for r in candidates
+    )
     first, second = candidates[0]["id"], candidates[1]["id"]
     text = run_cli("kg", "review", project=proj, check=True).stdout
     assert f"{listed['counts']['candidate']} candidate" in text
-    out = run_cli("kg", "review", "--accept", str(first), "--reject", str(second),
-                  project=proj, check=True).stdout  # fmt: skip
+    out = run_cli(
+        "kg", "review", "--accept", str(first), "--reject", str(second), project=proj, check=True
+    ).stdout
     assert f"relation {first}: accepted" in out and f"relation {second}: rejected" in out
     project = Project.open(proj)
     assert _status(project, first) == "accepted" and _status(project, second) == "rejected"

@@ -99,20 +99,22 @@ def _var(symbol: str, lo: float, hi: float, more: str = "") -> str:
 def test_formulas_that_can_never_be_evaluated_are_refused_one_line_each(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(
-        "\n".join([
-            _formula("good", "x + 1", _var("x", 0, 10)),
-            _formula("min_above_max", "x + 1", _var("x", 10, 0)),
-            _formula("log_of_negative", "log10(x)", _var("x", -10, -1)),
-            _formula("huge_power", "10 ** (x * 1000)", _var("x", 10, 20)),
-            _formula("never_valid", "x", _var("x", 0, 1), 'conditions = ["x > 2"]\n'),
-            _formula("not_in_set", "x", _var("x", 0, 1, "values = [5]\n")),
-            _formula("erlang_huge", "erlang_b(x, 1000000000)", _var("x", 1, 2)),
-            _formula("twenty_k_terms", "+".join(["x"] * 20_000), _var("x", 0, 1)),
-            _formula("nested_signs", "-" * 5000 + "x", _var("x", 0, 1)),
-            _formula("nested_calls", "abs(" * 80 + "x" + ")" * 80, _var("x", 0, 1)),
-        ]),
+        "\n".join(
+            [
+                _formula("good", "x + 1", _var("x", 0, 10)),
+                _formula("min_above_max", "x + 1", _var("x", 10, 0)),
+                _formula("log_of_negative", "log10(x)", _var("x", -10, -1)),
+                _formula("huge_power", "10 ** (x * 1000)", _var("x", 10, 20)),
+                _formula("never_valid", "x", _var("x", 0, 1), 'conditions = ["x > 2"]\n'),
+                _formula("not_in_set", "x", _var("x", 0, 1, "values = [5]\n")),
+                _formula("erlang_huge", "erlang_b(x, 1000000000)", _var("x", 1, 2)),
+                _formula("twenty_k_terms", "+".join(["x"] * 20_000), _var("x", 0, 1)),
+                _formula("nested_signs", "-" * 5000 + "x", _var("x", 0, 1)),
+                _formula("nested_calls", "abs(" * 80 + "x" + ")" * 80, _var("x", 0, 1)),
+            ]
+        ),
         encoding="utf-8",
-    )  # fmt: skip
+    )
     specs, issues = load_formula_file(path)
     assert [s.id for s in specs] == ["good"]
     text = path.read_text(encoding="utf-8").splitlines()
@@ -123,9 +125,17 @@ def test_formulas_that_can_never_be_evaluated_are_refused_one_line_each(tmp_path
         assert line.startswith(f"{path}:"), line
         assert issue.line is not None and text[issue.line - 1] == "[[formula]]"
         by_id[line.split("formula ", 1)[1].split(":")[0]] = line
-    assert set(by_id) == {"min_above_max", "log_of_negative", "huge_power", "never_valid",
-                          "not_in_set", "erlang_huge", "twenty_k_terms", "nested_signs",
-                          "nested_calls"}  # fmt: skip
+    assert set(by_id) == {
+        "min_above_max",
+        "log_of_negative",
+        "huge_power",
+        "never_valid",
+        "not_in_set",
+        "erlang_huge",
+        "twenty_k_terms",
+        "nested_signs",
+        "nested_calls",
+    }
     assert "min 10 is above max 0" in by_id["min_above_max"]
     assert "no valid inputs" in by_id["log_of_negative"]
     assert "no valid inputs" in by_id["never_valid"] and "x > 2" in by_id["never_valid"]
@@ -202,13 +212,15 @@ def test_generate_runs_past_formulas_that_can_never_be_evaluated(tmp_path: Path)
     folder = tmp_path / "kg" / "formulas"
     folder.mkdir(parents=True)
     (folder / "bad.toml").write_text(
-        "\n".join([
-            _formula("never_ok", "log10(x)", _var("x", -5, -1)),
-            _formula("inverted", "x * 2", _var("x", 5, 1)),
-            _formula("fine_one", "x * 2", _var("x", 1, 5)),
-        ]),
+        "\n".join(
+            [
+                _formula("never_ok", "log10(x)", _var("x", -5, -1)),
+                _formula("inverted", "x * 2", _var("x", 5, 1)),
+                _formula("fine_one", "x * 2", _var("x", 1, 5)),
+            ]
+        ),
         encoding="utf-8",
-    )  # fmt: skip
+    )
     project = tmp_path / "p"
     run_cli("init", "--empty", project=project, check=True)
     imported = run_cli("kg", "import", str(folder.parent), project=project)

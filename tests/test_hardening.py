@@ -66,8 +66,13 @@ def test_write_atomic_refuses_special_files_and_creates_0644(tmp_path: Path) -> 
 def test_output_path_check(tmp_path: Path) -> None:
     proj = tmp_path / "p"
     proj.mkdir()
-    for own in ("telesynth.db", "telesynth.db-wal", "telesynth.db-shm", "telesynth.toml",
-                "models.toml"):  # fmt: skip
+    for own in (
+        "telesynth.db",
+        "telesynth.db-wal",
+        "telesynth.db-shm",
+        "telesynth.toml",
+        "models.toml",
+    ):
         with pytest.raises(TelesynthError, match="project's own"):
             check_output_path(proj, proj / own, force=True)
     with pytest.raises(TelesynthError, match="is a device"):
@@ -83,10 +88,16 @@ def test_output_path_check(tmp_path: Path) -> None:
 def _store_one_accepted(conn: sqlite3.Connection, run_id: int) -> None:
     """One accepted sample in the run's first plan, so the run has something to export."""
     plan_id = conn.execute("SELECT id FROM plans WHERE run_id = ? LIMIT 1", (run_id,)).fetchone()[0]
-    row = Sample(run_id=run_id, plan_id=plan_id, type="factual", generator="kg-template",
-                 status="accepted", question="Which counter shows RRC setup failures?",
-                 answer="pmRrcConnEstabFail counts failed RRC connection setups.",
-                 quality=1.0)  # fmt: skip
+    row = Sample(
+        run_id=run_id,
+        plan_id=plan_id,
+        type="factual",
+        generator="kg-template",
+        status="accepted",
+        question="Which counter shows RRC setup failures?",
+        answer="pmRrcConnEstabFail counts failed RRC connection setups.",
+        quality=1.0,
+    )
     assert store_plan(conn, run_id, plan_id, [row], []) is True
 
 
@@ -96,17 +107,25 @@ def test_export_cli_keeps_the_project_database(bundled: Project, tmp_path: Path)
     _store_one_accepted(conn, run_id)
     before = bundled.database.read_bytes()[:100]
     for target in ("telesynth.db", "telesynth.toml"):
-        result = run_cli("export", str(run_id), "--out", str(bundled.path / target),
-                         project=bundled.path)  # fmt: skip
+        result = run_cli(
+            "export", str(run_id), "--out", str(bundled.path / target), project=bundled.path
+        )
         one_line_error(result, target, "project's own")
     assert bundled.database.read_bytes()[:100] == before
     (tmp_path / "here.jsonl").write_text("precious\n")
-    result = run_cli("export", str(run_id), "--out", str(tmp_path / "here.jsonl"),
-                     project=bundled.path)  # fmt: skip
+    result = run_cli(
+        "export", str(run_id), "--out", str(tmp_path / "here.jsonl"), project=bundled.path
+    )
     one_line_error(result, "here.jsonl", "--force")
     assert (tmp_path / "here.jsonl").read_text() == "precious\n"
-    forced = run_cli("export", str(run_id), "--out", str(tmp_path / "here.jsonl"), "--force",
-                     project=bundled.path)  # fmt: skip
+    forced = run_cli(
+        "export",
+        str(run_id),
+        "--out",
+        str(tmp_path / "here.jsonl"),
+        "--force",
+        project=bundled.path,
+    )
     assert forced.returncode == 0, forced.stderr
     assert stat.S_IMODE((tmp_path / "here.jsonl").stat().st_mode) == 0o644
 
@@ -151,8 +170,9 @@ def _hold_lease_in_child(database: Path, run_id: int) -> subprocess.Popen[str]:
         "print('held', flush=True)\n"
         "time.sleep(120)\n"
     )
-    child = subprocess.Popen([sys.executable, "-c", code, str(database), str(run_id)],
-                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(database), str(run_id)], stdout=subprocess.PIPE, text=True
+    )
     assert child.stdout is not None and child.stdout.readline().strip() == "held"
     return child
 
@@ -303,13 +323,15 @@ def test_devices_and_fifos_are_refused_before_reading(project: Project, tmp_path
     assert time.monotonic() - t0 < 5
     messages = {i.path.name: i.message for i in report.issues}
     assert "device" in messages["zero.md"] and "FIFO" in messages["pipe.md"]
-    result = run_cli("eval", "--student", "tiny-telesynth", "--set", str(zero),
-                     project=project.path)  # fmt: skip
+    result = run_cli(
+        "eval", "--student", "tiny-telesynth", "--set", str(zero), project=project.path
+    )
     one_line_error(result, "zero.md", "device")
     fifo_set = tmp_path / "set.jsonl"  # the own-samples sniffing must not block on it either
     os.mkfifo(fifo_set)
-    result = run_cli("eval", "--student", "tiny-telesynth", "--set", str(fifo_set),
-                     project=project.path)  # fmt: skip
+    result = run_cli(
+        "eval", "--student", "tiny-telesynth", "--set", str(fifo_set), project=project.path
+    )
     one_line_error(result, "set.jsonl", "FIFO")
 
 
@@ -417,8 +439,10 @@ def test_control_tokens_are_stripped_at_import_and_generation(
         Candidate("What is <|im_start|>x?", "It is<|im_end|> y.", ["<|eot_id|>step"])
     )
     assert (candidate.question, candidate.answer, candidate.steps) == (
-        "What is x?", "It is y.", ["step"],
-    )  # fmt: skip
+        "What is x?",
+        "It is y.",
+        ["step"],
+    )
 
 
 # --- smaller ------------------------------------------------------------------------------------
@@ -426,8 +450,10 @@ def test_control_tokens_are_stripped_at_import_and_generation(
 
 def test_pypdf_warnings_do_not_precede_the_error(project: Project, tmp_path: Path) -> None:
     broken = tmp_path / "broken.pdf"
-    broken.write_bytes(b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\ntrailer\n"
-                       b"<< /Root 1 0 R /Size 99 >>\n%%EOF\n")  # fmt: skip
+    broken.write_bytes(
+        b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\ntrailer\n"
+        b"<< /Root 1 0 R /Size 99 >>\n%%EOF\n"
+    )
     result = run_cli("kg", "import", str(broken), project=project.path)
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -437,19 +463,28 @@ def test_pypdf_warnings_do_not_precede_the_error(project: Project, tmp_path: Pat
 def test_fewer_plans_than_asked_are_announced(project: Project, tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
-    (folder / "e.jsonl").write_text("".join(
-        json.dumps({"name": f"Thing {i}", "type": "Concept",
-                    "description": f"Thing {i} is the {i}th thing of the test graph."})
-        + "\n" for i in range(3)
-    ))  # fmt: skip
+    (folder / "e.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "name": f"Thing {i}",
+                    "type": "Concept",
+                    "description": f"Thing {i} is the {i}th thing of the test graph.",
+                }
+            )
+            + "\n"
+            for i in range(3)
+        )
+    )
     import_paths(project.connect(), [folder], project.settings.ingest)
     conn = project.connect()
     mix = {"definition": 0.5, "maths": 0.5}  # no formulas in this graph: maths cannot be planned
     run_id = create_run(conn, RunConfig(n=20, mix=mix))
     planned = conn.execute("SELECT COUNT(*) FROM plans WHERE run_id = ?", (run_id,)).fetchone()[0]
     assert planned == 10
-    result = run_cli("generate", "--n", "20", "--types", "definition=0.5,maths=0.5",
-                     project=project.path)  # fmt: skip
+    result = run_cli(
+        "generate", "--n", "20", "--types", "definition=0.5,maths=0.5", project=project.path
+    )
     assert f"allows {planned} of 20 plans" in result.stderr, result.stderr
 
 

@@ -271,9 +271,14 @@ def test_html_text_and_pdf_documents(project: Project, tmp_path: Path) -> None:
     report = import_paths(project.connect(), [html, text, pdf_path], project.settings.ingest)
     assert report.issues == [] and report.counts.documents == 3
     conn = project.connect()
-    rows = {r["title"]: r for r in conn.execute("SELECT d.title, GROUP_CONCAT(c.heading, '|') h,"
+    rows = {
+        r["title"]: r
+        for r in conn.execute(
+            "SELECT d.title, GROUP_CONCAT(c.heading, '|') h,"
             " GROUP_CONCAT(c.text, ' ') t FROM documents d JOIN chunks c ON c.document_id=d.id"
-            " GROUP BY d.id")}  # fmt: skip
+            " GROUP BY d.id"
+        )
+    }
     vswr = rows["VSWR guide"]
     assert "damaged feeder" in vswr["t"] and "| 1.5 | 14 dB |" in vswr["t"]
     assert "menu" not in vswr["t"] and "var x" not in vswr["t"]

@@ -30,8 +30,9 @@ def answering(answer: Callable[[str], str]) -> FakeModel:
         assert params.json_schema is not None
         return answer(messages[-1]["content"])
 
-    return FakeModel(reply, stop="", figures=lambda _t, _n: {"prompt_tokens": 10,
-                                                              "output_tokens": 5})  # fmt: skip
+    return FakeModel(
+        reply, stop="", figures=lambda _t, _n: {"prompt_tokens": 10, "output_tokens": 5}
+    )
 
 
 def _row(s: str, st: str, p: str, o: str, ot: str) -> dict[str, str]:
@@ -88,15 +89,32 @@ def test_agreement_accepts_and_llm_alone_stays_candidate(project: Project, tmp_p
     def answer(prompt: str) -> str:
         rows = []
         if "Increase defaultPagingCycle" in prompt:  # agrees with a 0.95 structure triple
-            rows.append(_row("Short paging cycle", "RootCause", "resolved_by",
-                             "Increase defaultPagingCycle", "Action"))  # fmt: skip
+            rows.append(
+                _row(
+                    "Short paging cycle",
+                    "RootCause",
+                    "resolved_by",
+                    "Increase defaultPagingCycle",
+                    "Action",
+                )
+            )
         if "signature of Paging channel overload" in prompt:
             # agrees with a structure triple under the threshold (symptom rule, 0.7)
-            rows.append(_row("pmPagDiscarded", "Counter", "indicates",
-                             "Paging channel overload", "RootCause"))  # fmt: skip
+            rows.append(
+                _row(
+                    "pmPagDiscarded", "Counter", "indicates", "Paging channel overload", "RootCause"
+                )
+            )
         if "rf32 to rf64" in prompt:  # only the LLM says this
-            rows.append(_row("Increase defaultPagingCycle", "Action", "uses",
-                             "defaultPagingCycle", "Parameter"))  # fmt: skip
+            rows.append(
+                _row(
+                    "Increase defaultPagingCycle",
+                    "Action",
+                    "uses",
+                    "defaultPagingCycle",
+                    "Parameter",
+                )
+            )
         return json.dumps({"triples": rows})
 
     def status(s: str, p: str, o: str) -> tuple[str, str | None, list[str]]:
@@ -114,9 +132,15 @@ def test_agreement_accepts_and_llm_alone_stays_candidate(project: Project, tmp_p
     report = extract_documents(conn, LlmExtractor(answering(answer)), threshold=0.85)
     assert report.chunks > 0 and report.kept >= 3
     assert status("pmPagDiscarded", "indicates", "Paging channel overload") == (
-        "accepted", "rule:agree", ["llm:fake", "structure"])  # fmt: skip
+        "accepted",
+        "rule:agree",
+        ["llm:fake", "structure"],
+    )
     assert status("Increase defaultPagingCycle", "uses", "defaultPagingCycle") == (
-        "candidate", None, ["llm:fake"])  # fmt: skip
+        "candidate",
+        None,
+        ["llm:fake"],
+    )
     # a second run replaces the model's earlier extractions, it does not add to them
     again = extract_documents(conn, LlmExtractor(answering(lambda _: '{"triples": []}')))
     assert again.kept == 0

@@ -18,9 +18,13 @@ TEXT = (
 
 
 def test_chunk_names_are_typed_and_grounded() -> None:
-    known = Known([("Paging channel overload", "RootCause", []),
-                   ("Check paging load counters", "Check", []),
-                   ("Cell outage", "RootCause", [])])  # fmt: skip
+    known = Known(
+        [
+            ("Paging channel overload", "RootCause", []),
+            ("Check paging load counters", "Check", []),
+            ("Cell outage", "RootCause", []),
+        ]
+    )
     names = chunk_names(TEXT, known)
     assert names["pmPagDiscarded"] == "Counter"
     assert names["Paging channel overload"] == "RootCause"
@@ -30,8 +34,11 @@ def test_chunk_names_are_typed_and_grounded() -> None:
 
 
 def test_enum_schema_types_from_names_and_repeats_dropped() -> None:
-    names = {"Check paging load counters": "Check", "pmPagDiscarded": "Counter",
-             "Paging channel overload": "RootCause"}  # fmt: skip
+    names = {
+        "Check paging load counters": "Check",
+        "pmPagDiscarded": "Counter",
+        "Paging channel overload": "RootCause",
+    }
     schema = triples_schema(names=names)
     shapes = {
         sh["properties"]["predicate"]["enum"][0]: (
@@ -46,10 +53,16 @@ def test_enum_schema_types_from_names_and_repeats_dropped() -> None:
         "checked_by": (["Paging channel overload"], ["Check paging load counters"]),
         "reads": (["Check paging load counters"], ["pmPagDiscarded"]),
     }
-    row = {"subject": "Check paging load counters", "predicate": "reads",
-           "object": "pmPagDiscarded"}  # fmt: skip
-    wrong = {"subject": "pmPagDiscarded", "predicate": "checked_by",
-             "object": "Paging channel overload"}  # fmt: skip
+    row = {
+        "subject": "Check paging load counters",
+        "predicate": "reads",
+        "object": "pmPagDiscarded",
+    }
+    wrong = {
+        "subject": "pmPagDiscarded",
+        "predicate": "checked_by",
+        "object": "Paging channel overload",
+    }
     model = answering(lambda _: json.dumps({"triples": [row, row, wrong]}))
     result = LlmExtractor(model).extract_chunk(0, "Checks", TEXT, names)
     assert model.calls[0][1].json_schema == schema

@@ -45,8 +45,9 @@ def agreeing(messages: Sequence[Message], params: SamplingParams) -> str:
 
 
 def agreeing_judge() -> FakeModel:
-    return FakeModel(agreeing, "agreeing-judge", n_ctx=8192,
-                     figures=lambda _t, _n: {"output_tokens": 12})  # fmt: skip
+    return FakeModel(
+        agreeing, "agreeing-judge", n_ctx=8192, figures=lambda _t, _n: {"output_tokens": 12}
+    )
 
 
 def test_ragas_llm_metrics_run_through_the_local_judge() -> None:
@@ -59,8 +60,12 @@ def test_ragas_llm_metrics_run_through_the_local_judge() -> None:
     v = encoder.embed([question, answer])
     ctx = CallContext()
     scores = scorer.score(v[0], v[1], answer, contexts, contexts[:1], question=question, ctx=ctx)
-    for key in ("llm_faithfulness", "llm_answer_relevancy", "llm_context_precision",
-                "llm_context_recall"):  # fmt: skip
+    for key in (
+        "llm_faithfulness",
+        "llm_answer_relevancy",
+        "llm_context_precision",
+        "llm_context_recall",
+    ):
         assert key in scores, scores.get("judge_errors")
         assert 0.0 <= scores[key] <= 1.0
     assert scores["llm_faithfulness"] == 1.0 and scores["llm_context_recall"] == 1.0
@@ -79,8 +84,12 @@ def test_judge_output_that_does_not_fit_is_an_error_not_a_crash() -> None:
     scorer = LlmScorer(FastScorer(), garbage, HashEncoder())
     v = np.ones((2, 64), dtype=np.float32) / 8
     scores = scorer.score(v[0], v[1], "An answer.", ["A context."], [], question="A question?")
-    metrics = {"llm_faithfulness", "llm_answer_relevancy", "llm_context_precision",
-               "llm_context_recall"}  # fmt: skip
+    metrics = {
+        "llm_faithfulness",
+        "llm_answer_relevancy",
+        "llm_context_precision",
+        "llm_context_recall",
+    }
     assert set(scores["judge_errors"]) == metrics
     assert "answer_relevancy" in scores  # the fast scores are still there
     assert _bounded({"type": "array", "items": {"type": "string"}})["items"]["maxLength"] == 400

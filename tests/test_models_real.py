@@ -28,9 +28,12 @@ QA_SCHEMA = {
 }
 MESSAGES = [
     {"role": "system", "content": "You are a RAN troubleshooting assistant."},
-    {"role": "user", "content": "Context: VSWR Over Threshold indicates Antenna feeder damage.\n"
-                                "Write one QA pair as JSON."},
-]  # fmt: skip
+    {
+        "role": "user",
+        "content": "Context: VSWR Over Threshold indicates Antenna feeder damage.\n"
+        "Write one QA pair as JSON.",
+    },
+]
 TEXTS = [
     "The eNodeB raised a VSWR alarm on sector 2 after heavy rain.",
     "Uplink interference raises the noise floor and lowers the RRC setup success rate.",

@@ -19,10 +19,22 @@ import pytest
 
 from .conftest import SHIPPED_GGUF
 
-CI_VARIABLES = ("CI", "TF_BUILD", "GITHUB_ACTIONS", "GITLAB_CI", "CIRCLECI", "TRAVIS",
-                "JENKINS_URL", "CODEBUILD_BUILD_ID", "BUILDKITE", "TEAMCITY_VERSION", "APPVEYOR",
-                "BITBUCKET_BUILD_NUMBER", "SYSTEM_TEAMFOUNDATIONCOLLECTIONURI",
-                "ORT_RUNNING_UNIT_TESTS")  # fmt: skip
+CI_VARIABLES = (
+    "CI",
+    "TF_BUILD",
+    "GITHUB_ACTIONS",
+    "GITLAB_CI",
+    "CIRCLECI",
+    "TRAVIS",
+    "JENKINS_URL",
+    "CODEBUILD_BUILD_ID",
+    "BUILDKITE",
+    "TEAMCITY_VERSION",
+    "APPVEYOR",
+    "BITBUCKET_BUILD_NUMBER",
+    "SYSTEM_TEAMFOUNDATIONCOLLECTIONURI",
+    "ORT_RUNNING_UNIT_TESTS",
+)
 INET = re.compile(r"(connect|sendto|sendmsg)\(.*sa_family=AF_INET6?\b")
 
 pytestmark = pytest.mark.slow
@@ -36,16 +48,37 @@ def _isolation() -> list[str]:
     probe = subprocess.run([unshare, "-n", "true"], capture_output=True)
     if probe.returncode != 0:
         pytest.skip(f"unshare -n is not permitted here: {probe.stderr.decode().strip()}")
-    return [unshare, "-n", strace, "-f", "-qq", "-e", "signal=none",
-            "-e", "trace=connect,sendto,sendmsg"]  # fmt: skip
+    return [
+        unshare,
+        "-n",
+        strace,
+        "-f",
+        "-qq",
+        "-e",
+        "signal=none",
+        "-e",
+        "trace=connect,sendto,sendmsg",
+    ]
 
 
 def _run(prefix: list[str], log: Path, project: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if k not in CI_VARIABLES and not k.startswith(("TELESYNTH_", "ORT_"))}  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in CI_VARIABLES and not k.startswith(("TELESYNTH_", "ORT_"))
+    }
     env.pop("PYTHONPATH", None)  # no Python-level socket block: the OS is the only guard
-    cmd = [*prefix, "-o", str(log), sys.executable, "-m", "telesynth_tui.cli",
-           "--project", str(project), *args]  # fmt: skip
+    cmd = [
+        *prefix,
+        "-o",
+        str(log),
+        sys.executable,
+        "-m",
+        "telesynth_tui.cli",
+        "--project",
+        str(project),
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
 
 
@@ -70,9 +103,11 @@ def test_init_generate_export_never_touch_the_network(tmp_path: Path) -> None:
 
 
 def _llama_works() -> bool:
-    code = ("from llama_cpp import Llama\n"
-            f"m = Llama({str(SHIPPED_GGUF)!r}, n_ctx=128, verbose=False)\n"
-            "m('hello', max_tokens=2)\n")  # fmt: skip
+    code = (
+        "from llama_cpp import Llama\n"
+        f"m = Llama({str(SHIPPED_GGUF)!r}, n_ctx=128, verbose=False)\n"
+        "m('hello', max_tokens=2)\n"
+    )
     return subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
 
 
@@ -82,11 +117,26 @@ def test_eval_never_touches_the_network(tmp_path: Path) -> None:
     if not _llama_works():
         pytest.skip("llama.cpp cannot decode with the shipped GGUF on this machine")
     project = tmp_path / "p"
-    for number, args in enumerate([("init",), ("generate", "--n", "6", "--types", "maths"),
-                                   ("export", "1", "--format", "rft")]):  # fmt: skip
+    for number, args in enumerate(
+        [
+            ("init",),
+            ("generate", "--n", "6", "--types", "maths"),
+            ("export", "1", "--format", "rft"),
+        ]
+    ):
         assert _run(prefix, tmp_path / f"setup{number}.txt", project, *args).returncode == 0
     log = tmp_path / "eval.txt"
-    result = _run(prefix, log, project, "eval", "--student", "tiny-telesynth", "--set",
-                  str(project / "exports" / "run1-rft.jsonl"), "--limit", "3")  # fmt: skip
+    result = _run(
+        prefix,
+        log,
+        project,
+        "eval",
+        "--student",
+        "tiny-telesynth",
+        "--set",
+        str(project / "exports" / "run1-rft.jsonl"),
+        "--limit",
+        "3",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert _attempts(log) == [], _attempts(log)[:5]

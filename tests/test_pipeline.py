@@ -55,10 +55,15 @@ def test_maths_plans_sample_valid_inputs_and_the_realized_answer_verifies(bundle
         plan = planner.maths()
         assert plan is not None
         p = plan.payload
-        row = conn.execute("SELECT expression, variables, conditions FROM formulas"
-                           " WHERE slug = ?", (p["formula"],)).fetchone()  # fmt: skip
-        raw = {"id": p["formula"], "name": p["name"], "expression": row[0],
-               "conditions": json.loads(row[2])}  # fmt: skip
+        row = conn.execute(
+            "SELECT expression, variables, conditions FROM formulas WHERE slug = ?", (p["formula"],)
+        ).fetchone()
+        raw = {
+            "id": p["formula"],
+            "name": p["name"],
+            "expression": row[0],
+            "conditions": json.loads(row[2]),
+        }
         spec = formula_from_mapping({**raw, "variables": json.loads(row[1])})
         for var in spec.variables:
             assert var.min <= p["inputs"][var.symbol] <= var.max
@@ -72,20 +77,24 @@ def test_filters_with_fake_models() -> None:
     head = EndsCleanlyHead()
     filters = Filters(filter_encoder(), head, FilterSettings(duplicate=0.95))  # type: ignore[arg-type]
     context = ["uplink interference raises the rssi of the cell"]
-    verdicts, vectors = filters.run("why is rssi high on the cell", "The context does not say.",
-                                    context, "factual", {})  # fmt: skip
+    verdicts, vectors = filters.run(
+        "why is rssi high on the cell", "The context does not say.", context, "factual", {}
+    )
     by = {v.filter: v for v in verdicts}
     assert not by["unanswered"].passed and "declines" in by["unanswered"].detail
-    verdicts, vectors = filters.run("why is rssi high on the cell", "uplink interference raises",
-                                    context, "factual", {})  # fmt: skip
+    verdicts, vectors = filters.run(
+        "why is rssi high on the cell", "uplink interference raises", context, "factual", {}
+    )
     by = {v.filter: v for v in verdicts}
     assert by["unanswered"].passed and not by["unfinished"].passed
     filters.accept(vectors["question"])
-    verdicts, _ = filters.run("why is rssi high on the cell", "Uplink interference raises it.",
-                              context, "factual", {})  # fmt: skip
+    verdicts, _ = filters.run(
+        "why is rssi high on the cell", "Uplink interference raises it.", context, "factual", {}
+    )
     assert not {v.filter: v for v in verdicts}["duplicate"].passed
-    verdicts, _ = filters.run("what is the weather in paris", "It is sunny today.",
-                              context, "factual", {})  # fmt: skip
+    verdicts, _ = filters.run(
+        "what is the weather in paris", "It is sunny today.", context, "factual", {}
+    )
     assert not {v.filter: v for v in verdicts}["unrelated"].passed
     maths = {"answer": 47.67, "unit": "dB"}
     ok, _ = filters.run("fspl?", "L = 47.67 dB.", ["fspl formula"], "maths", maths)
@@ -155,8 +164,9 @@ def test_exports_parse_back(generated: Path, tmp_path: Path) -> None:
             assert maths and all({"numeric_answer", "unit", "tolerance"} <= set(r) for r in maths)
             assert all(r["rubric"] and r["reference_answer"] for r in records)
     # the KG-template generator writes one answer per plan: no DPO pairs, no file, non-zero exit
-    dpo = run_cli("export", "1", "--format", "dpo", "--out", str(tmp_path / "d.jsonl"),
-                  project=generated)  # fmt: skip
+    dpo = run_cli(
+        "export", "1", "--format", "dpo", "--out", str(tmp_path / "d.jsonl"), project=generated
+    )
     assert dpo.returncode == 2 and "no DPO pairs" in dpo.stderr
     assert not (tmp_path / "d.jsonl").exists()
 
@@ -166,9 +176,22 @@ def test_resume_after_kill_loses_nothing(tmp_path: Path) -> None:
     run_cli("init", project=proj, check=True)
     env = {**os.environ, "PYTHONPATH": str(OFFLINE_DIR)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "telesynth_tui.cli", "--project", str(proj), "generate", "--n", "40",
-         "--seed", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "telesynth_tui.cli",
+            "--project",
+            str(proj),
+            "generate",
+            "--n",
+            "40",
+            "--seed",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     db_path = proj / "telesynth.db"
     deadline = time.time() + 240
     done = 0
@@ -198,15 +221,28 @@ def test_resume_after_kill_loses_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.real_models
 def test_tiny_gguf_run_completes_and_rejections_keep_raw_text(generated: Path) -> None:
-    result = run_cli("generate", "--n", "6", "--generator", "tiny-telesynth", "--seed", "5",
-                     "--json", project=generated, check=True)  # fmt: skip
+    result = run_cli(
+        "generate",
+        "--n",
+        "6",
+        "--generator",
+        "tiny-telesynth",
+        "--seed",
+        "5",
+        "--json",
+        project=generated,
+        check=True,
+    )
     summary = json.loads(result.stdout)
     assert summary["plans_done"] == 6
     assert summary["output_tokens"] > 0 and summary["energy_source"] in ("rapl", "estimate")
     conn = sqlite3.connect(generated / "telesynth.db")
-    stages = dict(conn.execute(
-        "SELECT stage, COUNT(*) FROM model_calls WHERE run_id = ? GROUP BY stage",
-        (summary["run_id"],)).fetchall())  # fmt: skip
+    stages = dict(
+        conn.execute(
+            "SELECT stage, COUNT(*) FROM model_calls WHERE run_id = ? GROUP BY stage",
+            (summary["run_id"],),
+        ).fetchall()
+    )
     assert stages["generate"] == 6 and summary["model_calls"] == sum(stages.values())
     rows = conn.execute(
         "SELECT status, reason, raw_text FROM samples WHERE run_id = ?", (summary["run_id"],)

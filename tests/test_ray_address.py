@@ -18,8 +18,17 @@ def test_a_ray_head_that_does_not_answer_is_refused_before_the_run(tmp_path: Pat
         (f"127.0.0.1:{port}", f"--ray 127.0.0.1:{port}: no Ray head answers there"),
         ("nonsense", "use local, auto, HOST:PORT or ray://HOST:PORT"),
     ):
-        result = run_cli("generate", "--n", "2", "--generator", "tiny-telesynth", "--ray",
-                         address, project=proj, timeout=60)  # fmt: skip
+        result = run_cli(
+            "generate",
+            "--n",
+            "2",
+            "--generator",
+            "tiny-telesynth",
+            "--ray",
+            address,
+            project=proj,
+            timeout=60,
+        )
         assert result.returncode == 2 and message in result.stderr
         assert result.stderr.count("\n") == 1
     workers = run_cli("generate", "--workers", "2", project=proj)

@@ -17,18 +17,32 @@ from telesynth_tui.pipeline.records import (
 
 def _sample() -> Sample:
     return Sample(
-        run_id=3, plan_id=7, type="factual", generator="kg-template", status="accepted",
-        question="Which counter shows RRC setup failures?", answer="pmRrcConnEstabFail.",
+        run_id=3,
+        plan_id=7,
+        type="factual",
+        generator="kg-template",
+        status="accepted",
+        question="Which counter shows RRC setup failures?",
+        answer="pmRrcConnEstabFail.",
         steps=["pmRrcConnEstabFail."],
-        context=[ContextItem("fact:1", "fact", 1, "RRC setup failure measured_by counter"),
-                 ContextItem("chunk:4", "chunk", 4, "text", {"document_id": 2, "heading": "h"})],
+        context=[
+            ContextItem("fact:1", "fact", 1, "RRC setup failure measured_by counter"),
+            ContextItem("chunk:4", "chunk", 4, "text", {"document_id": 2, "heading": "h"}),
+        ],
         cited=["fact:1"],
-        provenance=Provenance(plan_id=7, plan_type="factual", relation_ids=[1], chunk_ids=[4],
-                              context_keys=["fact:1", "chunk:4"], generator="kg-template"),
-        scores=Scores({"faithfulness": 0.9},
-                      {"duplicate": FilterVerdict("duplicate", True, 0.0, "first")}, []),
+        provenance=Provenance(
+            plan_id=7,
+            plan_type="factual",
+            relation_ids=[1],
+            chunk_ids=[4],
+            context_keys=["fact:1", "chunk:4"],
+            generator="kg-template",
+        ),
+        scores=Scores(
+            {"faithfulness": 0.9}, {"duplicate": FilterVerdict("duplicate", True, 0.0, "first")}, []
+        ),
         quality=0.84,
-    )  # fmt: skip
+    )
 
 
 def test_a_sample_survives_its_row() -> None:
@@ -57,8 +71,16 @@ def test_dta_extras_and_old_rows_read_back() -> None:
     prov = Provenance.from_dict({"plan_id": 1, "teacher": "solver", "judge": None})
     assert prov.extra == {"teacher": "solver", "judge": None}
     assert list(prov.to_dict())[-2:] == ["teacher", "judge"]
-    row = {"run_id": 1, "plan_id": 2, "type": "maths", "status": "rejected", "steps": None,
-           "context": "", "scores": None, "provenance": "{}"}  # fmt: skip
+    row = {
+        "run_id": 1,
+        "plan_id": 2,
+        "type": "maths",
+        "status": "rejected",
+        "steps": None,
+        "context": "",
+        "scores": None,
+        "provenance": "{}",
+    }
     old = Sample.from_row(row)
     assert old.steps == [] and old.context == [] and old.scores.filters is None
     assert Scores.from_dict({"judge": {"score": 1}}).to_dict() == {"judge": {"score": 1}}

@@ -21,8 +21,9 @@ def test_models_list_info_verify(tmp_path: Path) -> None:
     assert "generator" in tiny["roles"] and tiny["context_length"] == 512
     assert len(tiny["sha256"]) == 64 and 1_000_000 < tiny["size_bytes"] < 5_000_000
     assert by_name["minilm-l6-int8"]["roles"] == ["encoder"]
-    info = json.loads(run_cli("models", "info", "tiny-telesynth", "--json", project=proj,
-                              check=True).stdout)  # fmt: skip
+    info = json.loads(
+        run_cli("models", "info", "tiny-telesynth", "--json", project=proj, check=True).stdout
+    )
     assert info["header"]["architecture"] == "llama" and info["header"]["chat_template"]
     verify = run_cli("models", "verify", project=proj, check=True)
     assert "ok   tiny-telesynth" in verify.stdout
@@ -33,8 +34,17 @@ def test_models_add_checks_the_file_and_keeps_the_manifest_intact(tmp_path: Path
     run_cli("init", "--empty", project=proj, check=True)
     copy = tmp_path / "copy.gguf"
     shutil.copyfile(SHIPPED_GGUF, copy)
-    added = run_cli("models", "add", str(copy), "--name", "mine", "--role", "student,teacher",
-                    project=proj, check=True)  # fmt: skip
+    added = run_cli(
+        "models",
+        "add",
+        str(copy),
+        "--name",
+        "mine",
+        "--role",
+        "student,teacher",
+        project=proj,
+        check=True,
+    )
     assert "registered mine: gguf Q8_0" in added.stdout
     manifest = (proj / "models.toml").read_text()
     assert 'name = "mine"' in manifest and 'roles = ["student", "teacher"]' in manifest
@@ -84,9 +94,21 @@ def test_a_model_larger_than_free_memory_is_refused(monkeypatch: object) -> None
 @pytest.mark.real_models
 def test_models_bench_reports_ratios_with_energy_source(tmp_path: Path) -> None:
     out = tmp_path / "bench"
-    result = run_cli("models", "bench", "tiny-telesynth", "minilm-l6-int8", "--runs", "1",
-                     "--tokens", "16", "--out", str(out), "--json", project=tmp_path / "none",
-                     check=True)  # fmt: skip
+    result = run_cli(
+        "models",
+        "bench",
+        "tiny-telesynth",
+        "minilm-l6-int8",
+        "--runs",
+        "1",
+        "--tokens",
+        "16",
+        "--out",
+        str(out),
+        "--json",
+        project=tmp_path / "none",
+        check=True,
+    )
     data = json.loads(result.stdout)
     [gen] = data["generators"]
     assert gen["R_decode"] > 0 and gen["grammar_penalty"] > 0

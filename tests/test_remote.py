@@ -143,42 +143,87 @@ def test_models_add_url_from_the_command_line(
     proj = tmp_path / "p"
     run_cli("init", "--empty", project=proj, check=True)
     monkeypatch.setenv(KEY_ENV, KEY)  # run_cli passes the environment on
-    added = run_cli("models", "add", "--url", server.url, "--name", "srv", "--role",
-                    "generator,judge", "--api-key-env", KEY_ENV, "--n-ctx", "512",
-                    project=proj)  # fmt: skip
+    added = run_cli(
+        "models",
+        "add",
+        "--url",
+        server.url,
+        "--name",
+        "srv",
+        "--role",
+        "generator,judge",
+        "--api-key-env",
+        KEY_ENV,
+        "--n-ctx",
+        "512",
+        project=proj,
+    )
     assert added.returncode == 0, added.stderr
     assert "registered srv: tiny-served at" in added.stdout
     manifest = (proj / "models.toml").read_text()
     assert 'format = "openai"' in manifest and f'api_key_env = "{KEY_ENV}"' in manifest
-    assert KEY not in manifest and not any(KEY in p.read_text(errors="ignore")
-                                           for p in proj.iterdir() if p.is_file())  # fmt: skip
+    assert KEY not in manifest and not any(
+        KEY in p.read_text(errors="ignore") for p in proj.iterdir() if p.is_file()
+    )
     listed = run_cli("models", "list", "--json", project=proj, check=True)
     entry = next(e for e in json.loads(listed.stdout) if e["name"] == "srv")
     assert entry["url"] == server.url and entry["model_id"] == "tiny-served"
     assert run_cli("models", "verify", project=proj).stdout.count("ok   srv") == 1
     port = free_port()
-    refused = run_cli("models", "add", "--url", f"http://127.0.0.1:{port}/v1", "--name", "x",
-                      "--role", "generator", project=proj)  # fmt: skip
+    refused = run_cli(
+        "models",
+        "add",
+        "--url",
+        f"http://127.0.0.1:{port}/v1",
+        "--name",
+        "x",
+        "--role",
+        "generator",
+        project=proj,
+    )
     assert refused.returncode == 2
     assert refused.stderr.strip().count("\n") == 0
     assert "cannot reach the model server (connection refused)" in refused.stderr
-    wrong = run_cli("models", "add", "--url", server.url, "--name", "y", "--role", "generator",
-                    "--api-key-env", KEY_ENV, "--model", "nope", project=proj)  # fmt: skip
+    wrong = run_cli(
+        "models",
+        "add",
+        "--url",
+        server.url,
+        "--name",
+        "y",
+        "--role",
+        "generator",
+        "--api-key-env",
+        KEY_ENV,
+        "--model",
+        "nope",
+        project=proj,
+    )
     assert wrong.returncode == 2 and "no model 'nope' there" in wrong.stderr
-    bad_role = run_cli("models", "add", "--url", server.url, "--name", "z", "--role", "encoder",
-                       project=proj)  # fmt: skip
+    bad_role = run_cli(
+        "models", "add", "--url", server.url, "--name", "z", "--role", "encoder", project=proj
+    )
     assert bad_role.returncode == 2 and "for a served model" in bad_role.stderr
 
 
 # two multiple-choice items in TeleQnA's layout
 TELEQNA = {
-    "question 1": {"question": "Which channel carries the random access preamble?",
-                   "option 1": "PRACH", "option 2": "PDSCH", "option 3": "PBCH",
-                   "answer": "option 1: PRACH", "category": "Lexicon"},
-    "question 2": {"question": "Which counter rises when RRC setup attempts fail?",
-                   "option 1": "pmRrcConnEstabFail", "option 2": "pmPrbUsedDl",
-                   "answer": "option 1: pmRrcConnEstabFail", "category": "Lexicon"},
-}  # fmt: skip
+    "question 1": {
+        "question": "Which channel carries the random access preamble?",
+        "option 1": "PRACH",
+        "option 2": "PDSCH",
+        "option 3": "PBCH",
+        "answer": "option 1: PRACH",
+        "category": "Lexicon",
+    },
+    "question 2": {
+        "question": "Which counter rises when RRC setup attempts fail?",
+        "option 1": "pmRrcConnEstabFail",
+        "option 2": "pmPrbUsedDl",
+        "answer": "option 1: pmRrcConnEstabFail",
+        "category": "Lexicon",
+    },
+}
 
 
 def test_eval_and_a_stopped_server_from_the_command_line(tmp_path: Path) -> None:
@@ -190,10 +235,33 @@ def test_eval_and_a_stopped_server_from_the_command_line(tmp_path: Path) -> None
     proj = tmp_path / "p"
     try:
         run_cli("init", "--empty", project=proj, check=True)
-        run_cli("models", "add", "--url", srv.url, "--name", "srv", "--role", "generator,student",
-                "--n-ctx", "512", project=proj, check=True)  # fmt: skip
-        done = run_cli("eval", "--student", "srv", "--set", str(items), "--format", "teleqna",
-                       "--max-tokens", "8", "--json", project=proj)  # fmt: skip
+        run_cli(
+            "models",
+            "add",
+            "--url",
+            srv.url,
+            "--name",
+            "srv",
+            "--role",
+            "generator,student",
+            "--n-ctx",
+            "512",
+            project=proj,
+            check=True,
+        )
+        done = run_cli(
+            "eval",
+            "--student",
+            "srv",
+            "--set",
+            str(items),
+            "--format",
+            "teleqna",
+            "--max-tokens",
+            "8",
+            "--json",
+            project=proj,
+        )
         assert done.returncode == 0, done.stderr
         summary = json.loads(done.stdout)
         assert summary["items"] == 2 and summary["output_tokens"] > 0

@@ -42,14 +42,24 @@ def test_parallel_run_stores_what_a_sequential_run_stores(
         path = tmp_path / f"p{parallel}"
         shutil.copytree(bundled_template, path)
         args = ["--n", "10", "--generator", "tiny-telesynth", "--seed", "4"]
-        result = run_cli("generate", *args, "--parallel", str(parallel), "--json", project=path,
-                         check=True)  # fmt: skip
+        result = run_cli(
+            "generate", *args, "--parallel", str(parallel), "--json", project=path, check=True
+        )
         summary = json.loads(result.stdout)
         assert summary["plans_done"] == 10 and summary["parallel"] == parallel
         runs[parallel] = stored(path / "telesynth.db")
     assert runs[4] == runs[1]  # temperature 0: the batch changes nothing but the speed
-    text = run_cli("generate", "--n", "2", "--generator", "tiny-telesynth", "--parallel", "2",
-                   project=tmp_path / "p4", check=True)  # fmt: skip
+    text = run_cli(
+        "generate",
+        "--n",
+        "2",
+        "--generator",
+        "tiny-telesynth",
+        "--parallel",
+        "2",
+        project=tmp_path / "p4",
+        check=True,
+    )
     assert "2 plans decoded together" in text.stdout
 
 

@@ -35,8 +35,13 @@ def test_bench_results_are_saved_atomically_and_loaded_oldest_first(project: Pro
 def test_list_eval_runs_newest_first_with_summary_figures(project: Project) -> None:
     conn = project.connect()
     for n, accuracy in enumerate((0.25, 0.75), start=1):
-        summary = {"items": 4 * n, "accuracy": accuracy, "decode_tok_s": 30.0,
-                   "joules_per_output_token": 0.01, "energy_source": "estimate"}  # fmt: skip
+        summary = {
+            "items": 4 * n,
+            "accuracy": accuracy,
+            "decode_tok_s": 30.0,
+            "joules_per_output_token": 0.01,
+            "energy_source": "estimate",
+        }
         conn.execute(
             "INSERT INTO eval_runs(created_at, student, set_path, format, mode, summary)"
             " VALUES ('2030-01-01', 'tiny', '/data/sets/teleqna.json', 'teleqna', 'closed', ?)",

@@ -15,9 +15,19 @@ def test_migrations_create_versioned_schema_in_wal_mode(tmp_path: Path) -> None:
     assert db.migrate(conn) == db.SCHEMA_VERSION == len(db.MIGRATIONS)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     expected = {
-        "source_files", "documents", "chunks", "chunks_fts", "entities", "entity_sources",
-        "mentions", "relations", "relation_evidence", "formulas", "embeddings", "meta",
-    }  # fmt: skip
+        "source_files",
+        "documents",
+        "chunks",
+        "chunks_fts",
+        "entities",
+        "entity_sources",
+        "mentions",
+        "relations",
+        "relation_evidence",
+        "formulas",
+        "embeddings",
+        "meta",
+    }
     assert expected <= tables
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1

@@ -140,9 +140,10 @@ def test_an_interrupted_sharded_run_resumes_to_the_local_result(
             runner, pool = sharded_runner(project, conn, load_run(conn, run_id)[0], "auto", 2)
             try:
                 summary = runner.execute(
-                    run_id, lambda p: stored.append(p.done),
+                    run_id,
+                    lambda p: stored.append(p.done),
                     lambda stop=stop_after: stop is not None and len(stored) >= stop,
-                )  # fmt: skip
+                )
             finally:
                 pool.close()
         if stop_after is not None:
@@ -153,14 +154,16 @@ def test_an_interrupted_sharded_run_resumes_to_the_local_result(
 
 TELEQNA = {
     f"question {i}": {"question": q, "option 1": a, "option 2": b, "answer": f"option 1: {a}"}
-    for i, (q, a, b) in enumerate([
-        ("Which channel carries the random access preamble?", "PRACH", "PDSCH"),
-        ("Which counter counts RRC setup attempts?", "pmRrcConnEstabAtt", "pmPrbUsedDl"),
-        ("What does VSWR measure?", "antenna mismatch", "paging load"),
-        ("Which parameter sets the PRACH root sequence?", "rootSequenceIndex", "qRxLevMin"),
-        ("What raises the uplink interference alarm?", "high RSSI", "low traffic"),
-    ])
-}  # fmt: skip
+    for i, (q, a, b) in enumerate(
+        [
+            ("Which channel carries the random access preamble?", "PRACH", "PDSCH"),
+            ("Which counter counts RRC setup attempts?", "pmRrcConnEstabAtt", "pmPrbUsedDl"),
+            ("What does VSWR measure?", "antenna mismatch", "paging load"),
+            ("Which parameter sets the PRACH root sequence?", "rootSequenceIndex", "qRxLevMin"),
+            ("What raises the uplink interference alarm?", "high RSSI", "low traffic"),
+        ]
+    )
+}
 
 
 def test_eval_on_ray_workers_equals_a_local_eval(
@@ -175,15 +178,21 @@ def test_eval_on_ray_workers_equals_a_local_eval(
     conn = project.connect()
     encoder = project.encoder()
     outputs = []
-    for student in (project.generator("tiny-telesynth"),
-                    sharded_model(project, "tiny-telesynth", "auto", workers=2)):  # fmt: skip
+    for student in (
+        project.generator("tiny-telesynth"),
+        sharded_model(project, "tiny-telesynth", "auto", workers=2),
+    ):
         try:
             summary = run_evaluation(conn, student, encoder, items, "teleqna", max_tokens=12)
         finally:
             student.close()
-        outputs.append(conn.execute(
-            "SELECT item_id, output, correct FROM eval_items WHERE eval_run_id = ?"
-            " ORDER BY item_id", (summary["eval_run"],)).fetchall())  # fmt: skip
+        outputs.append(
+            conn.execute(
+                "SELECT item_id, output, correct FROM eval_items WHERE eval_run_id = ?"
+                " ORDER BY item_id",
+                (summary["eval_run"],),
+            ).fetchall()
+        )
         assert summary["items"] == len(TELEQNA)
     assert outputs[0] == outputs[1] and any(output for _, output, _ in outputs[0])
     workers = {
@@ -208,7 +217,8 @@ def test_without_ray_nothing_of_ray_is_imported(bundled_template: Path, tmp_path
         " else 'no ray')\n"
     )
     env = {**os.environ, "PYTHONPATH": str(OFFLINE_DIR)}  # the network blocked, as run_cli does
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=env, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("no ray")

@@ -21,7 +21,9 @@ def test_ranking_phrases_are_found() -> None:
         "most likely"
     ]
     assert ranking_phrases("The main cause is a bad feeder; the likely cause is VSWR.") == [
-        "main cause", "the likely cause"]  # fmt: skip
+        "main cause",
+        "the likely cause",
+    ]
     assert ranking_phrases("Possible causes of X: a, b and c.") == []
 
 

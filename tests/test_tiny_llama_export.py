@@ -22,8 +22,15 @@ import tinyllama  # noqa: E402
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, object, Path]:
     texts = [p.read_text() for p in sorted((BUNDLED_KG / "docs").rglob("*.md"))[:20]]
     tokenizer = tinyllama.train_tokenizer(texts, 400)
-    cfg = tinyllama.TinyConfig(vocab_size=tokenizer.get_vocab_size(), dim=64, n_layers=2,
-                               n_heads=4, n_kv_heads=2, ffn_dim=128, context=256)  # fmt: skip
+    cfg = tinyllama.TinyConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        dim=64,
+        n_layers=2,
+        n_heads=4,
+        n_kv_heads=2,
+        ffn_dim=128,
+        context=256,
+    )
     torch.manual_seed(0)
     model = tinyllama.TinyLlama(cfg).eval()
     with torch.no_grad():  # non-trivial norms so a missing permutation or norm shows
@@ -62,8 +69,12 @@ def test_tokenizer_id_parity(exported: tuple[object, object, Path]) -> None:
     _, tokenizer, path = exported
     llm = llama_cpp.Llama(str(path), n_ctx=256, verbose=False, n_threads=1, vocab_only=True)
     try:
-        for text in ["RRC Setup Success Rate fell to 91.5 % at 18:00.", "qRxLevMin = -128 dBm",
-                     "<|im_start|>user\nhi<|im_end|>\n", "ü 🙂  two  spaces"]:  # fmt: skip
+        for text in [
+            "RRC Setup Success Rate fell to 91.5 % at 18:00.",
+            "qRxLevMin = -128 dBm",
+            "<|im_start|>user\nhi<|im_end|>\n",
+            "ü 🙂  two  spaces",
+        ]:
             special = text.startswith("<|")
             expected = tokenizer.encode(text).ids  # type: ignore[attr-defined]
             got = llm.tokenize(text.encode(), add_bos=False, special=special)

@@ -30,9 +30,18 @@ from telesynth_tui.tui.screens.review import EditScreen, ReviewScreen
 
 from .fakes import EndsCleanlyHead, FakeModel, filter_encoder
 
-PAIRS = json.dumps({"pairs": [{"question": "Which KPI does uplink interference degrade?",
-                               "answer": "Uplink interference degrades the RRC setup success.",
-                               "steps": [], "cited": [1]}]})  # fmt: skip
+PAIRS = json.dumps(
+    {
+        "pairs": [
+            {
+                "question": "Which KPI does uplink interference degrade?",
+                "answer": "Uplink interference degrades the RRC setup success.",
+                "steps": [],
+                "cited": [1],
+            }
+        ]
+    }
+)
 
 
 def slow_model(delay: float = 0.005) -> FakeModel:
@@ -40,8 +49,13 @@ def slow_model(delay: float = 0.005) -> FakeModel:
     `produced` counts the pieces of the call in progress."""
 
     def figures(text: str, n: int) -> dict[str, Any]:
-        return {"prompt_tokens": 50, "output_tokens": n, "decode_tok_s": 100.0 + n,
-                "energy_j": 0.01 * n, "energy_source": "estimate"}  # fmt: skip
+        return {
+            "prompt_tokens": 50,
+            "output_tokens": n,
+            "decode_tok_s": 100.0 + n,
+            "energy_j": 0.01 * n,
+            "energy_source": "estimate",
+        }
 
     return FakeModel(PAIRS, "slow-fake", stop="", piece_chars=4, delay=delay, figures=figures)
 
@@ -111,8 +125,13 @@ def test_generate_pause_cancel_within_a_token_and_resume(bundled: Project) -> No
             screen.query_one("#n", Input).value = "6"
             screen.query_one("#generator").value = "tiny-telesynth"  # the fake runner's LLM
             await pilot.press("s")
-            await wait_until(pilot, lambda: screen.last_run is not None and "1/" in str(
-                screen.query_one("#gen-status").render()))  # fmt: skip
+            await wait_until(
+                pilot,
+                lambda: (
+                    screen.last_run is not None
+                    and "1/" in str(screen.query_one("#gen-status").render())
+                ),
+            )
             assert "Uplink interference degrades" in screen.stream_text
             await pilot.press("p")  # pause: no plan advances while paused
             await pilot.pause(0.3)
@@ -169,8 +188,9 @@ def _template_run(project: Project, n: int = 5) -> int:
 def test_review_accept_reject_edit_undo_feed_the_exports(bundled: Project, tmp_path: Path) -> None:
     run_id = _template_run(bundled)
     conn = bundled.connect()
-    ids = [r[0] for r in conn.execute("SELECT id FROM samples WHERE run_id = ? ORDER BY id",
-                                      (run_id,))]  # fmt: skip
+    ids = [
+        r[0] for r in conn.execute("SELECT id FROM samples WHERE run_id = ? ORDER BY id", (run_id,))
+    ]
 
     def review(sample_id: int) -> tuple[str | None, str]:
         row = conn.execute("SELECT review, answer FROM samples WHERE id = ?", (sample_id,))
@@ -216,8 +236,12 @@ def test_review_accept_reject_edit_undo_feed_the_exports(bundled: Project, tmp_p
     out = tmp_path / "sft.jsonl"
     export_run(conn, run_id, "sft", out)
     exported = {json.loads(line)["metadata"]["sample_id"] for line in out.read_text().splitlines()}
-    accepted = {r[0] for r in conn.execute(
-        "SELECT id FROM samples WHERE run_id = ? AND status = 'accepted'", (run_id,))}  # fmt: skip
+    accepted = {
+        r[0]
+        for r in conn.execute(
+            "SELECT id FROM samples WHERE run_id = ? AND status = 'accepted'", (run_id,)
+        )
+    }
     assert ids[1] not in exported and ids[0] in exported and ids[2] in exported
     assert exported == (accepted - {ids[1]}) | {ids[0], ids[2]}
 

@@ -28,11 +28,16 @@ from .fakes import FakeModel, HashEncoder
 
 # four TeleQnA questions; the fake student always answers "A" (option 1): items 1 and 2 right
 TELEQNA = {
-    f"question {i}": {"question": f"Which option is right in question {i}?",
-                      "option 1": "first", "option 2": "second", "option 3": "third",
-                      "answer": f"option {answer}: x", "category": "Standards specifications"}
+    f"question {i}": {
+        "question": f"Which option is right in question {i}?",
+        "option 1": "first",
+        "option 2": "second",
+        "option 3": "third",
+        "answer": f"option {answer}: x",
+        "category": "Standards specifications",
+    }
     for i, answer in enumerate((1, 1, 2, 3))
-}  # fmt: skip
+}
 
 
 def answers_a(name: str) -> FakeModel:
@@ -40,8 +45,15 @@ def answers_a(name: str) -> FakeModel:
     are stable)."""
 
     def figures(text: str, n: int) -> dict[str, Any]:
-        return {"prompt_tokens": 30, "output_tokens": 2, "ttft_s": 0.01, "decode_tok_s": 50.0,
-                "wall_s": 0.05, "energy_j": 0.02, "energy_source": "estimate"}  # fmt: skip
+        return {
+            "prompt_tokens": 30,
+            "output_tokens": 2,
+            "ttft_s": 0.01,
+            "decode_tok_s": 50.0,
+            "wall_s": 0.05,
+            "energy_j": 0.02,
+            "energy_source": "estimate",
+        }
 
     return FakeModel("A", name, n_ctx=2048, stop="", figures=figures)
 
@@ -51,15 +63,32 @@ def fake_bench(names: list[str], progress: Callable[[str], None]) -> dict[str, A
     for name in names:
         progress(f"{name}: run 1/1")
         if name.startswith("minilm"):
-            out["encoders"].append({"model": name, "sentences": 64, "batch_size": 32,
-                                    "sentences_per_s": 812.5, "bare_sentences_per_s": 850.0,
-                                    "R_enc": 0.956, "joules_per_sentence": 0.0123,
-                                    "energy_source": "estimate", "peak_rss_mb": 310.2})  # fmt: skip
+            out["encoders"].append(
+                {
+                    "model": name,
+                    "sentences": 64,
+                    "batch_size": 32,
+                    "sentences_per_s": 812.5,
+                    "bare_sentences_per_s": 850.0,
+                    "R_enc": 0.956,
+                    "joules_per_sentence": 0.0123,
+                    "energy_source": "estimate",
+                    "peak_rss_mb": 310.2,
+                }
+            )
         else:
-            out["generators"].append({"model": name, "quantization": "Q8_0", "ttft_s": 0.0123,
-                                      "prefill_tok_s": 2345.6, "decode_tok_s": 456.7,
-                                      "peak_rss_mb": 123.4, "joules_per_token": 0.0021,
-                                      "energy_source": "estimate"})  # fmt: skip
+            out["generators"].append(
+                {
+                    "model": name,
+                    "quantization": "Q8_0",
+                    "ttft_s": 0.0123,
+                    "prefill_tok_s": 2345.6,
+                    "decode_tok_s": 456.7,
+                    "peak_rss_mb": 123.4,
+                    "joules_per_token": 0.0021,
+                    "energy_source": "estimate",
+                }
+            )
     return out
 
 
@@ -152,8 +181,9 @@ def test_kg_search_tree_evidence_and_path(bundled: Project) -> None:
             assert "Evidence (" in text and "RRC Setup Failures" in text
             # Enter on a neighbour in the tree opens that entity
             await pilot.press("t")
-            leaf = next(n for n in tree.root.children[2].children
-                        if str(n.label) == "pmRrcConnEstabAtt")  # fmt: skip
+            leaf = next(
+                n for n in tree.root.children[2].children if str(n.label) == "pmRrcConnEstabAtt"
+            )
             tree.move_cursor(leaf)
             await pilot.press("enter")
             await settle(pilot)

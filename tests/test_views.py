@@ -35,8 +35,9 @@ def ids(kg: KnowledgeGraph, *names: str) -> list[int]:
 def test_k_hop_neighbourhood(small: tuple[Project, KnowledgeGraph]) -> None:
     _, kg = small
     graph = load_graph(kg.conn)
-    alarm, cause, action, param = ids(kg, "High RSSI alarm", "Uplink interference",
-                                      "Find the interferer", "pZeroNominalPusch")  # fmt: skip
+    alarm, cause, action, param = ids(
+        kg, "High RSSI alarm", "Uplink interference", "Find the interferer", "pZeroNominalPusch"
+    )
     assert neighbourhood(graph, alarm, 1) == {alarm: 0, cause: 1}
     assert neighbourhood(graph, alarm, 3) == {alarm: 0, cause: 1, action: 2, param: 3}
     assert neighbourhood(graph, param, 1) == {param: 0, action: 1}  # follows edges backwards too
@@ -45,8 +46,9 @@ def test_k_hop_neighbourhood(small: tuple[Project, KnowledgeGraph]) -> None:
 def test_shortest_path_keeps_edge_direction(small: tuple[Project, KnowledgeGraph]) -> None:
     _, kg = small
     graph = load_graph(kg.conn)
-    alarm, cause, action, param = ids(kg, "High RSSI alarm", "Uplink interference",
-                                      "Find the interferer", "p0NominalPUSCH")  # fmt: skip
+    alarm, cause, action, param = ids(
+        kg, "High RSSI alarm", "Uplink interference", "Find the interferer", "p0NominalPUSCH"
+    )
     path = shortest_path(graph, param, alarm)
     assert [(e.subject_id, e.predicate, e.object_id) for e in path] == [
         (action, "adjusts", param),

@@ -83,9 +83,13 @@ def well_behaved() -> FakeModel:
     return writer_model(lambda _messages, schema: json.dumps(fill(schema)))
 
 
-def write(model: FakeModel, plan_type: str, payload: dict[str, Any],
-          context: list[dict[str, Any]], max_tokens: int = 1024,
-          ) -> tuple[list[Candidate | str], dict[str, Any]]:  # fmt: skip
+def write(
+    model: FakeModel,
+    plan_type: str,
+    payload: dict[str, Any],
+    context: list[dict[str, Any]],
+    max_tokens: int = 1024,
+) -> tuple[list[Candidate | str], dict[str, Any]]:
     """The LLM writer's output for a plan, and the metrics of its model call ({} when none)."""
     ctx = CallContext()
     found = LlmQA(model, max_tokens).write(QARequest(plan_type, payload, context), ctx)
@@ -133,8 +137,11 @@ def test_each_type_gets_its_plan_schema_and_prompt(bundled: Project, plan_type: 
     elif plan_type == "maths":
         for symbol, value in payload["inputs"].items():
             assert symbol in user
-            hop = next(s for s in props["inputs"]["prefixItems"]
-                       if s["properties"]["symbol"]["enum"] == [symbol])  # fmt: skip
+            hop = next(
+                s
+                for s in props["inputs"]["prefixItems"]
+                if s["properties"]["symbol"]["enum"] == [symbol]
+            )
             assert hop["properties"]["value"]["enum"] == [value]
         assert "Computed result:" in user
         # the question states every input, the answer the computed value and unit
@@ -205,8 +212,12 @@ def test_a_question_that_gives_the_answer_away_is_off_plan(bundled: Project) -> 
     fact = payload["fact"]
 
     def reply(_m: Sequence[Message], schema: dict[str, Any]) -> str:
-        return json.dumps({"question": f"How is {fact['subject']} linked to {fact['object']}?",
-                           "answer": fact["object"]})  # fmt: skip
+        return json.dumps(
+            {
+                "question": f"How is {fact['subject']} linked to {fact['object']}?",
+                "answer": fact["object"],
+            }
+        )
 
     [rejection], _ = write(
         writer_model(reply), "factual", payload, plan_context(conn, "factual", payload)
@@ -292,11 +303,23 @@ def test_document_plans_follow_sections_and_run_like_any_plan(
     config = RunConfig(generator="fake-writer", documents=ids, pairs_per_context=4)
     run_id = create_run(conn, config)
     runner = bundled.runner(conn, RunConfig())
-    fake = writer_model(lambda _m, schema: json.dumps({"pairs": [
-        {"question": "What A3 offset did the cluster North team set on the highway cells?",
-         "answer": "They raised the A3 offset from 2 dB to 3 dB."},
-        {"question": "How long does the battery string of site N14 hold the site?",
-         "answer": "It holds the site for four hours."}]}))  # fmt: skip
+    fake = writer_model(
+        lambda _m, schema: json.dumps(
+            {
+                "pairs": [
+                    {
+                        "question": "What A3 offset did the cluster North team set on the "
+                        "highway cells?",
+                        "answer": "They raised the A3 offset from 2 dB to 3 dB.",
+                    },
+                    {
+                        "question": "How long does the battery string of site N14 hold the site?",
+                        "answer": "It holds the site for four hours.",
+                    },
+                ]
+            }
+        )
+    )
     runner.llm = LlmQA(fake, 1024)
     summary = runner.execute(run_id)
     assert summary["plans_done"] == len(plans) and summary["by_type"][DOCUMENT]
@@ -341,9 +364,21 @@ def test_smollm2_is_an_embedded_default_found_without_importing_its_package(
 def test_smollm2_writes_plans_through_the_cli_and_the_summary_says_why(
     bundled: Project, tmp_path: Path
 ) -> None:
-    result = run_cli("generate", "--n", "3", "--generator", SMOLLM2, "--seed", "3",
-                     "--types", "troubleshooting,maths,definition", "--json",
-                     project=bundled.path, check=True, timeout=900)  # fmt: skip
+    result = run_cli(
+        "generate",
+        "--n",
+        "3",
+        "--generator",
+        SMOLLM2,
+        "--seed",
+        "3",
+        "--types",
+        "troubleshooting,maths,definition",
+        "--json",
+        project=bundled.path,
+        check=True,
+        timeout=900,
+    )
     summary = json.loads(result.stdout)
     assert summary["plans_done"] == 3 and summary["output_tokens"] > 0
     conn = sqlite3.connect(bundled.path / "telesynth.db")
@@ -366,11 +401,24 @@ def test_smollm2_writes_plans_through_the_cli_and_the_summary_says_why(
     # document-driven: one section of the user's own document
     doc = _user_doc(tmp_path)
     run_cli("kg", "import", str(doc), project=bundled.path, check=True)
-    result = run_cli("generate", "--from-docs", "--n", "1", "--pairs", "3", "--generator", SMOLLM2,
-                     "--json", project=bundled.path, check=True, timeout=600)  # fmt: skip
+    result = run_cli(
+        "generate",
+        "--from-docs",
+        "--n",
+        "1",
+        "--pairs",
+        "3",
+        "--generator",
+        SMOLLM2,
+        "--json",
+        project=bundled.path,
+        check=True,
+        timeout=600,
+    )
     docs = json.loads(result.stdout)
     assert docs["plans"] == 1 and docs["generated"] >= 1 and DOCUMENT in docs["by_type"]
-    bad = run_cli("generate", "--from-docs", "--docs", "424242", "--generator", SMOLLM2,
-                  project=bundled.path)  # fmt: skip
+    bad = run_cli(
+        "generate", "--from-docs", "--docs", "424242", "--generator", SMOLLM2, project=bundled.path
+    )
     assert bad.returncode != 0 and "no document with id 424242" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -82,10 +82,12 @@ class ProgressLine:
     def __call__(self, p: Any) -> None:
         """A run's progress (pipeline.runner.Progress)."""
         rate = f" {p.tokens_per_s:.0f} tok/s" if p.tokens_per_s else ""
-        energy = (f" {p.joules_per_token:.4f} J/token ({p.energy_source})"
-                  if p.joules_per_token else "")  # fmt: skip
-        self.show(p.done, p.total, f"plans, {p.accepted} accepted, {p.rejected} rejected"
-                                   f"{rate}{energy}")  # fmt: skip
+        energy = (
+            f" {p.joules_per_token:.4f} J/token ({p.energy_source})" if p.joules_per_token else ""
+        )
+        self.show(
+            p.done, p.total, f"plans, {p.accepted} accepted, {p.rejected} rejected{rate}{energy}"
+        )
 
     def show(self, done: int, total: int, detail: str) -> None:
         width = 24
@@ -107,18 +109,22 @@ def threads_origin() -> str:
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    typer.echo(f"run {summary['run_id']}: {summary['plans_done']}/{summary['plans']} plans, "
-               f"{summary['generated']} generated, {summary['accepted']} accepted, "
-               f"{summary['rejected']} rejected")  # fmt: skip
+    typer.echo(
+        f"run {summary['run_id']}: {summary['plans_done']}/{summary['plans']} plans, "
+        f"{summary['generated']} generated, {summary['accepted']} accepted, "
+        f"{summary['rejected']} rejected"
+    )
     if summary["rejected_by_filter"]:
         parts = ", ".join(f"{k} {v}" for k, v in summary["rejected_by_filter"].items())
         typer.echo(f"  rejected by: {parts}")
     for type_, counts in summary["by_type"].items():
         typer.echo(f"  {type_}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     if summary["model_calls"]:
-        typer.echo(f"  model calls {summary['model_calls']}, tokens {summary['prompt_tokens']} "
-                   f"in / {summary['output_tokens']} out, {summary['model_seconds']} s, "
-                   f"{summary['energy_j']} J ({summary['energy_source']})")  # fmt: skip
+        typer.echo(
+            f"  model calls {summary['model_calls']}, tokens {summary['prompt_tokens']} "
+            f"in / {summary['output_tokens']} out, {summary['model_seconds']} s, "
+            f"{summary['energy_j']} J ({summary['energy_source']})"
+        )
         if summary.get("llama_threads"):
             threads = ",".join(map(str, summary["llama_threads"]))
             together = summary.get("parallel", 1)

@@ -56,18 +56,26 @@ def dta(
         if not student:
             raise TelesynthError("dta needs --student NAME")
         new = DtaConfig(
-            student=student, teachers=[t.strip() for t in teachers.split(",") if t.strip()],
-            n=n, mix=parse_mix_option(types) or {}, seed=seed,
-            rewriter=None if rewriter == "none" else rewriter, judge=judge, probes=probes,
+            student=student,
+            teachers=[t.strip() for t in teachers.split(",") if t.strip()],
+            n=n,
+            mix=parse_mix_option(types) or {},
+            seed=seed,
+            rewriter=None if rewriter == "none" else rewriter,
+            judge=judge,
+            probes=probes,
             use_solver=not no_solver,
-        )  # fmt: skip
+        )
     run_id, config = start_dta(project, conn, new, resume)
     progress = ProgressLine(not as_json)
     with store.writing(conn, run_id):
         runner = DtaRunner(conn, project.dta_models(config))
         if not as_json:
-            typer.echo(f"run {run_id}: DTA for {config.student} with teachers "
-                       f"{', '.join(config.teacher_names())}", err=True)  # fmt: skip
+            typer.echo(
+                f"run {run_id}: DTA for {config.student} with teachers "
+                f"{', '.join(config.teacher_names())}",
+                err=True,
+            )
         try:
             summary = runner.execute(run_id, progress)
         finally:
@@ -78,9 +86,13 @@ def dta(
     print_summary(summary)
     profile = summary["profile"]
     marker = profile.get("marker") or "(unmarked)"
-    typer.echo(f"  student style: {profile.get('words')} words, {profile.get('steps')} steps, "
-               f"{profile.get('layout')}, final answer {marker}")  # fmt: skip
-    typer.echo(f"  exemplars: {summary['problems_with_exemplar']} problems, none for "
-               f"{summary['problems_without_exemplar']}; selected by teacher "
-               f"{summary['selected_by_teacher']}; rewrites {summary['rewrites']}")  # fmt: skip
+    typer.echo(
+        f"  student style: {profile.get('words')} words, {profile.get('steps')} steps, "
+        f"{profile.get('layout')}, final answer {marker}"
+    )
+    typer.echo(
+        f"  exemplars: {summary['problems_with_exemplar']} problems, none for "
+        f"{summary['problems_without_exemplar']}; selected by teacher "
+        f"{summary['selected_by_teacher']}; rewrites {summary['rewrites']}"
+    )
     typer.echo(f"  export: telesynth export {run_id} --format sft (or rft)")

@@ -87,9 +87,16 @@ def evaluate(
     progress = ProgressLine(not as_json)
     try:
         summary = run_evaluation(
-            conn, generator, project.encoder(), set_path, fmt, mode, limit, max_tokens,
+            conn,
+            generator,
+            project.encoder(),
+            set_path,
+            fmt,
+            mode,
+            limit,
+            max_tokens,
             lambda done, total: progress.show(done, total, "items"),
-        )  # fmt: skip
+        )
     finally:
         progress.close()
         generator.close()

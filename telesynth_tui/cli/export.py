@@ -72,9 +72,21 @@ def export(
     target_path = out or default_out(project.path, run, fmt, layout, target, hf)
     required = tokenizer is not None or bool(max_tokens)
     counter = None if fmt == "csv" else lambda: project_tokenizer(project, tokenizer, required)
-    result = export_run(project.connect(), run, fmt, target_path, with_context, layout=layout,
-                        target=target, hf=hf, max_tokens=max_tokens, tokenizer=counter,
-                        validation=validation, seed=seed, license_id=license_id)  # fmt: skip
+    result = export_run(
+        project.connect(),
+        run,
+        fmt,
+        target_path,
+        with_context,
+        layout=layout,
+        target=target,
+        hf=hf,
+        max_tokens=max_tokens,
+        tokenizer=counter,
+        validation=validation,
+        seed=seed,
+        license_id=license_id,
+    )
     for warning in result["warnings"]:
         typer.echo(f"warning: {warning}", err=True)
     if as_json:

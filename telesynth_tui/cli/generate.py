@@ -102,9 +102,14 @@ def generate(
         if not 1 <= pairs <= 10:
             raise TelesynthError("--pairs must be between 1 and 10")
         config = RunConfig(
-            n=100 if n is None else n, seed=seed, generator=generator or TEMPLATE,
-            refiner=refiner, judge=judge, pairs_per_context=pairs, min_quality=min_quality,
-        )  # fmt: skip
+            n=100 if n is None else n,
+            seed=seed,
+            generator=generator or TEMPLATE,
+            refiner=refiner,
+            judge=judge,
+            pairs_per_context=pairs,
+            min_quality=min_quality,
+        )
         if docs is not None and not from_docs:
             raise TelesynthError("--docs needs --from-docs")
         if from_docs:
@@ -117,8 +122,11 @@ def generate(
             config.mix = mix
     run_id, stored, planned = start_generation(project, conn, config, resume)
     if config is not None and planned < stored.n:
-        typer.echo(f"note: the knowledge graph allows {planned} of {config.n} plans "
-                   "(import more knowledge for more)", err=True)  # fmt: skip
+        typer.echo(
+            f"note: the knowledge graph allows {planned} of {config.n} plans "
+            "(import more knowledge for more)",
+            err=True,
+        )
     config = stored
     progress = ProgressLine(not as_json)
     with store.writing(conn, run_id):
@@ -132,8 +140,9 @@ def generate(
         if not as_json:
             refining = f", refining with {config.refiner}" if config.refiner else ""
             sharded = f" on {len(pool.actors)} Ray workers" if pool else ""
-            typer.echo(f"run {run_id}: generating with {config.generator}{refining}{sharded}",
-                       err=True)  # fmt: skip
+            typer.echo(
+                f"run {run_id}: generating with {config.generator}{refining}{sharded}", err=True
+            )
         try:
             summary = runner.execute(
                 run_id,

@@ -41,8 +41,13 @@ def init(
         report = import_paths(conn, [bundled], project.settings.ingest)
     stats = kg_stats(conn)
     if as_json:
-        echo_json({"project": str(project.path), "stats": stats,
-                    "issues": [str(i) for i in report.issues] if report else []})  # fmt: skip
+        echo_json(
+            {
+                "project": str(project.path),
+                "stats": stats,
+                "issues": [str(i) for i in report.issues] if report else [],
+            }
+        )
         return
     typer.echo(f"project: {project.path.resolve()}")
     if report:

@@ -52,13 +52,18 @@ def kg_import(
         echo_json(
             {
                 "files": [
-                    {"path": str(f.path), "kind": f.kind, "status": f.status,
-                     "counts": vars(f.counts), "issues": [str(i) for i in f.issues]}
+                    {
+                        "path": str(f.path),
+                        "kind": f.kind,
+                        "status": f.status,
+                        "counts": vars(f.counts),
+                        "issues": [str(i) for i in f.issues],
+                    }
                     for f in report.files
                 ],
                 "counts": vars(report.counts),
             }
-        )  # fmt: skip
+        )
     else:
         print_report(report)
     if report.nothing_imported:
@@ -80,8 +85,11 @@ def print_stats(stats: dict[str, Any]) -> None:
             f"  warning: {stats['relations_missing_evidence']} relations lost their evidence "
             "(an interrupted import); restore it with: telesynth kg repair"
         )
-    for label, key in (("entities", "entities_by_type"), ("relations", "relations_by_predicate"),
-                       ("technology", "entities_by_technology")):  # fmt: skip
+    for label, key in (
+        ("entities", "entities_by_type"),
+        ("relations", "relations_by_predicate"),
+        ("technology", "entities_by_technology"),
+    ):
         parts = ", ".join(f"{k} {v}" for k, v in stats[key].items())
         typer.echo(f"  {label}: {parts or '-'}")
     for rel in stats["cross_technology_relations"]:
@@ -113,10 +121,12 @@ def kg_repair_cmd(as_json: JsonOpt = False) -> None:
     if as_json:
         echo_json(result)
         return
-    typer.echo(f"relations with evidence: {result['with_evidence_before']} before, "
-               f"{result['with_evidence_after']} after, of {result['relations']}; "
-               f"missing evidence: {result['missing_before']} before, "
-               f"{result['missing_after']} after")  # fmt: skip
+    typer.echo(
+        f"relations with evidence: {result['with_evidence_before']} before, "
+        f"{result['with_evidence_after']} after, of {result['relations']}; "
+        f"missing evidence: {result['missing_before']} before, "
+        f"{result['missing_after']} after"
+    )
 
 
 @kg_app.command("search")
@@ -198,8 +208,10 @@ def kg_show(
             f"  formula {formula['slug']}: {formula['expression']} [{formula['output_unit']}]"
         )
     if details["candidate_relations"]:
-        typer.echo(f"  {details['candidate_relations']} extracted relations await review "
-                   "(telesynth kg review)")  # fmt: skip
+        typer.echo(
+            f"  {details['candidate_relations']} extracted relations await review "
+            "(telesynth kg review)"
+        )
 
 
 @kg_app.command("review")
@@ -272,10 +284,14 @@ def kg_extract(
     progress = None if as_json else (lambda line: typer.echo(line, err=True))
     report = extract_with_llm(project, conn, model, document, limit_chunks, progress)
     data = {
-        "chunks": report.chunks, "kept": report.kept, "new_relations": report.stored.relations,
-        "supported": report.stored.supported, "dropped": dict(report.dropped.most_common()),
-        "seconds": report.seconds, "review": review_counts(conn),
-    }  # fmt: skip
+        "chunks": report.chunks,
+        "kept": report.kept,
+        "new_relations": report.stored.relations,
+        "supported": report.stored.supported,
+        "dropped": dict(report.dropped.most_common()),
+        "seconds": report.seconds,
+        "review": review_counts(conn),
+    }
     if as_json:
         echo_json(data)
         return
@@ -298,8 +314,9 @@ def kg_remove(
     from telesynth_tui.graph.candidates import remove_documents
 
     project = open_project()
-    removed = remove_documents(project.connect(), [str(p) for p in paths],
-                               project.settings.ingest.accept_confidence)  # fmt: skip
+    removed = remove_documents(
+        project.connect(), [str(p) for p in paths], project.settings.ingest.accept_confidence
+    )
     if as_json:
         echo_json({"removed": removed})
     else:

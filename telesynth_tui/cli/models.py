@@ -47,11 +47,15 @@ def models_list(as_json: JsonOpt = False) -> None:
         ctx = f"ctx {e.context_length}" if e.context_length else ""
         details = ", ".join(x for x in (e.format, e.quantization, params, ctx) if x)
         if e.remote:
-            typer.echo(f"{e.name:22s} {','.join(e.roles):40s} {details}, {e.model_id} at "
-                       f"{e.url}  [{e.origin}]")  # fmt: skip
+            typer.echo(
+                f"{e.name:22s} {','.join(e.roles):40s} {details}, {e.model_id} at "
+                f"{e.url}  [{e.origin}]"
+            )
             continue
-        typer.echo(f"{e.name:22s} {','.join(e.roles):40s} {details}, {_size(d['size_bytes'])}"
-                   f"  [{e.origin}]")  # fmt: skip
+        typer.echo(
+            f"{e.name:22s} {','.join(e.roles):40s} {details}, {_size(d['size_bytes'])}"
+            f"  [{e.origin}]"
+        )
 
 
 @models_app.command("add")
@@ -104,12 +108,16 @@ def models_add(
         echo_json(entry.to_dict())
         return
     if entry.remote:
-        typer.echo(f"registered {entry.name}: {entry.model_id} at {entry.url}, context "
-                   f"{entry.context_length} ({entry.notes})")  # fmt: skip
+        typer.echo(
+            f"registered {entry.name}: {entry.model_id} at {entry.url}, context "
+            f"{entry.context_length} ({entry.notes})"
+        )
         return
-    typer.echo(f"registered {entry.name}: {entry.format} {entry.quantization}, "
-               f"{entry.parameters / 1e6:.1f}M parameters, context {entry.context_length}, "
-               f"sha256 {entry.sha256[:12]}…")  # fmt: skip
+    typer.echo(
+        f"registered {entry.name}: {entry.format} {entry.quantization}, "
+        f"{entry.parameters / 1e6:.1f}M parameters, context {entry.context_length}, "
+        f"sha256 {entry.sha256[:12]}…"
+    )
 
 
 @models_app.command("info")
@@ -177,8 +185,9 @@ def models_bench(
     from telesynth_tui.modelkit.bench import render_markdown, run_model_bench
 
     project = optional_project()
-    results = run_model_bench(project, names or [], runs, tokens,
-                              lambda line: typer.echo(line, err=True))  # fmt: skip
+    results = run_model_bench(
+        project, names or [], runs, tokens, lambda line: typer.echo(line, err=True)
+    )
     folder = out or (project.path / "bench" if project.exists else None)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)

@@ -26,10 +26,12 @@ def runs(as_json: JsonOpt = False) -> None:
     if not data:
         typer.echo("no runs yet (telesynth generate --n 100)")
     for r in data:
-        typer.echo(f"run {r['run']:3d}  {r['created_at']}  {r['status']:11s} {r['generator']:16s} "
-                   f"seed {r['seed']}  plans {r['plans_done']}/{r['plans']}  accepted "
-                   f"{r['accepted']}  rejected {r['rejected']}"
-                   + (f"  ({r['error']})" if r["error"] else ""))  # fmt: skip
+        typer.echo(
+            f"run {r['run']:3d}  {r['created_at']}  {r['status']:11s} {r['generator']:16s} "
+            f"seed {r['seed']}  plans {r['plans_done']}/{r['plans']}  accepted "
+            f"{r['accepted']}  rejected {r['rejected']}"
+            + (f"  ({r['error']})" if r["error"] else "")
+        )
 
 
 @app.command()

@@ -69,9 +69,16 @@ def create_dta_run(conn: sqlite3.Connection, config: DtaConfig) -> int:
         raise TelesynthError(f"DTA plans maths and troubleshooting only, not {sorted(unknown)}")
     if config.n < 1:
         raise TelesynthError("--n must be at least 1")
-    run_config = RunConfig(n=config.n, mix=config.mix, seed=config.seed, generator="dta",
-                           refiner=config.rewriter, judge=config.judge, min_quality=0.0,
-                           filters={})  # fmt: skip
+    run_config = RunConfig(
+        n=config.n,
+        mix=config.mix,
+        seed=config.seed,
+        generator="dta",
+        refiner=config.rewriter,
+        judge=config.judge,
+        min_quality=0.0,
+        filters={},
+    )
 
     def dta_row(run_id: int) -> None:
         conn.execute(
@@ -124,8 +131,10 @@ class DtaRunner:
         student = self.models.student
         for i, plan in enumerate(planner.plans(counts)):
             problem = make_problem(0, plan.type, json.loads(plan.to_json()), i, [])
-            messages = [{"role": "system", "content": PROBE_SYSTEM},
-                        {"role": "user", "content": problem.question}]  # fmt: skip
+            messages = [
+                {"role": "system", "content": PROBE_SYSTEM},
+                {"role": "user", "content": problem.question},
+            ]
             params = SamplingParams(max_tokens=min(200, student.n_ctx // 2))
             try:
                 done = student.complete(messages, params)
@@ -133,23 +142,39 @@ class DtaRunner:
                 answer, metrics = "", {"error": str(exc)}
             else:
                 answer, metrics = done.text.strip(), done.metrics.to_dict()
-            probes.append({"type": plan.type, "question": problem.question, "answer": answer,
-                           "metrics": metrics})  # fmt: skip
+            probes.append(
+                {
+                    "type": plan.type,
+                    "question": problem.question,
+                    "answer": answer,
+                    "metrics": metrics,
+                }
+            )
         profile = measure([p["answer"] for p in probes])
         with transaction(self.conn):
             self.conn.execute(
                 "UPDATE dta_runs SET profile = ?, probes = ? WHERE run_id = ?",
                 (json.dumps(profile.to_dict()), json.dumps(probes), run_id),
             )
-            calls = [("probe", p["metrics"]["model"], p["metrics"])
-                     for p in probes if p["metrics"].get("model")]  # fmt: skip
+            calls = [
+                ("probe", p["metrics"]["model"], p["metrics"])
+                for p in probes
+                if p["metrics"].get("model")
+            ]
             store.record_calls(self.conn, run_id, None, calls)
         return profile, [p["answer"] for p in probes]
 
     # --- one problem ----------------------------------------------------------------------------
 
-    def _restyle(self, problem: Problem, c: Exemplar, profile: StyleProfile, example: str,
-                 thresholds: Thresholds, calls: list[tuple[str, str, dict]]) -> None:  # fmt: skip
+    def _restyle(
+        self,
+        problem: Problem,
+        c: Exemplar,
+        profile: StyleProfile,
+        example: str,
+        thresholds: Thresholds,
+        calls: list[tuple[str, str, dict]],
+    ) -> None:
         """The exemplar text: the rewriter's, when it keeps the final answer; otherwise the
         teacher's steps laid out in the student's style."""
         laid_out = lay_out(c.solution.steps, c.solution.final, profile)
@@ -161,8 +186,12 @@ class DtaRunner:
             text, metrics = rewriter.rewrite(problem, c.solution, profile, example)
         except TelesynthError as exc:
             c.text = laid_out
-            c.rewrite = {"by": rewriter.name, "kept_final": False, "detail": str(exc),
-                         "fallback": "layout"}  # fmt: skip
+            c.rewrite = {
+                "by": rewriter.name,
+                "kept_final": False,
+                "detail": str(exc),
+                "fallback": "layout",
+            }
             return
         calls.append(("rewrite", rewriter.name, metrics))
         if problem.type == "maths":
@@ -185,13 +214,15 @@ class DtaRunner:
             c.text = laid_out
             c.rewrite["fallback"] = "layout"
 
-    def process(self, run_id: int, config: DtaConfig, plan: sqlite3.Row, profile: StyleProfile,
-                example: str) -> list[Exemplar]:  # fmt: skip
+    def process(
+        self, run_id: int, config: DtaConfig, plan: sqlite3.Row, profile: StyleProfile, example: str
+    ) -> list[Exemplar]:
         thresholds = Thresholds(**config.thresholds)
         payload = json.loads(plan["payload"])
         context = plan_context(self.conn, plan["type"], payload)
-        problem = make_problem(plan["id"], plan["type"], payload,
-                               config.seed * 100_003 + plan["ordinal"], context)  # fmt: skip
+        problem = make_problem(
+            plan["id"], plan["type"], payload, config.seed * 100_003 + plan["ordinal"], context
+        )
         calls: list[tuple[str, str, dict[str, Any]]] = []
         candidates = []
         for teacher in self.models.teachers:  # Phase I: every teacher solves the problem
@@ -224,8 +255,14 @@ class DtaRunner:
         self._store(run_id, plan, problem, candidates, calls)
         return candidates
 
-    def _store(self, run_id: int, plan: sqlite3.Row, problem: Problem,
-               candidates: list[Exemplar], calls: list[tuple[str, str, dict]]) -> None:  # fmt: skip
+    def _store(
+        self,
+        run_id: int,
+        plan: sqlite3.Row,
+        problem: Problem,
+        candidates: list[Exemplar],
+        calls: list[tuple[str, str, dict]],
+    ) -> None:
         cited = [c["key"] for c in problem.context]
         rewriter = self.models.rewriter.name if self.models.rewriter else "layout"
         context = [ContextItem.from_dict(c) for c in problem.context]
@@ -233,25 +270,47 @@ class DtaRunner:
         for c in candidates:
             s = c.solution
             _, steps = segments(c.text) if c.text else ("", [])
-            scores = {"agreement": c.agreement, "judge": c.judge, "style": c.style,
-                      "rewrite": c.rewrite, "selection_score": c.score}  # fmt: skip
+            scores = {
+                "agreement": c.agreement,
+                "judge": c.judge,
+                "style": c.style,
+                "rewrite": c.rewrite,
+                "selection_score": c.score,
+            }
             provenance = Provenance(
-                plan_id=plan["id"], plan_type=plan["type"],
+                plan_id=plan["id"],
+                plan_type=plan["type"],
                 entity_ids=problem.payload.get("entity_ids", []),
                 relation_ids=problem.payload.get("relation_ids", []),
-                formula=problem.payload.get("formula"), chunk_ids=[], context_keys=cited,
+                formula=problem.payload.get("formula"),
+                chunk_ids=[],
+                context_keys=cited,
                 generator=s.teacher,
-                extra={"teacher": s.teacher, "rewriter": c.rewrite.get("by", rewriter),
-                       "judge": c.judge.get("by")},
-            )  # fmt: skip
-            samples.append(Sample(
-                run_id=run_id, plan_id=plan["id"], type=plan["type"], generator=s.teacher,
-                status=c.status, question=problem.question,
-                answer=strip_control_tokens(c.text) or None,
-                steps=[strip_control_tokens(x) for x in steps], context=context, cited=cited,
-                provenance=provenance, raw_text=s.raw_text or s.text, reason=c.reason or None,
-                scores=Scores(scores), quality=c.score,
-            ))  # fmt: skip
+                extra={
+                    "teacher": s.teacher,
+                    "rewriter": c.rewrite.get("by", rewriter),
+                    "judge": c.judge.get("by"),
+                },
+            )
+            samples.append(
+                Sample(
+                    run_id=run_id,
+                    plan_id=plan["id"],
+                    type=plan["type"],
+                    generator=s.teacher,
+                    status=c.status,
+                    question=problem.question,
+                    answer=strip_control_tokens(c.text) or None,
+                    steps=[strip_control_tokens(x) for x in steps],
+                    context=context,
+                    cited=cited,
+                    provenance=provenance,
+                    raw_text=s.raw_text or s.text,
+                    reason=c.reason or None,
+                    scores=Scores(scores),
+                    quality=c.score,
+                )
+            )
         store.store_plan(self.conn, run_id, plan["id"], samples, calls)
 
     # --- the run ----------------------------------------------------------------------------------
@@ -298,13 +357,15 @@ def dta_summary(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:
         elif rewrite:
             rewrites["lost the answer, laid out" if rewrite.get("fallback") else "rewritten"] += 1
     problems = summary["plans_done"]
-    summary.update({
-        "student": row[0] if row else None,
-        "profile": json.loads(row[1]) if row else {},
-        "problems_with_exemplar": sum(selected.values()),
-        "problems_without_exemplar": problems - sum(selected.values()),
-        "candidates_by_teacher": dict(candidates),
-        "selected_by_teacher": dict(selected),
-        "rewrites": dict(rewrites),
-    })  # fmt: skip
+    summary.update(
+        {
+            "student": row[0] if row else None,
+            "profile": json.loads(row[1]) if row else {},
+            "problems_with_exemplar": sum(selected.values()),
+            "problems_without_exemplar": problems - sum(selected.values()),
+            "candidates_by_teacher": dict(candidates),
+            "selected_by_teacher": dict(selected),
+            "rewrites": dict(rewrites),
+        }
+    )
     return summary

@@ -85,9 +85,13 @@ def stated_result(text: str, problem: Problem) -> tuple[str, str] | None:
     symbol = str(p.get("output_symbol") or "")
     if symbol:
         # "SYMBOL = number [unit]", the number not a term of an expression; any unit may follow
-        found = list(re.finditer(
-            rf"(?<![\w.]){re.escape(symbol)}\s*(?:=|≈|is)\s*({_NUMBER})(?!\d|[.,]\d)"
-            rf"(\s*[^\s\d.,;:()=][^\s,;:()=]*)?(?!\s*[-+*^(×·])", text))  # fmt: skip
+        found = list(
+            re.finditer(
+                rf"(?<![\w.]){re.escape(symbol)}\s*(?:=|≈|is)\s*({_NUMBER})(?!\d|[.,]\d)"
+                rf"(\s*[^\s\d.,;:()=][^\s,;:()=]*)?(?!\s*[-+*^(×·])",
+                text,
+            )
+        )
         found = [m for m in found if not (m.group(2) or "").strip().startswith(("/", "*", "+"))]
         if found:
             value, unit = found[-1].group(1), (found[-1].group(2) or "").strip().rstrip(".")
@@ -97,8 +101,9 @@ def stated_result(text: str, problem: Problem) -> tuple[str, str] | None:
     inputs = sorted(p.get("inputs", {}), key=len, reverse=True)
     if inputs:
         names = "|".join(re.escape(s) for s in inputs)
-        tail = re.sub(rf"(?<![\w.])(?:{names})\s*=\s*{_NUMBER}(?:\s*[^\s\d.,;=][^\s,;=]*)?",
-                      " ", tail)  # fmt: skip
+        tail = re.sub(
+            rf"(?<![\w.])(?:{names})\s*=\s*{_NUMBER}(?:\s*[^\s\d.,;=][^\s,;=]*)?", " ", tail
+        )
     tail = _strip_expressions(tail)
     if not quantities(tail):
         return None
@@ -153,8 +158,13 @@ def numeric_value(text: str, problem: Problem) -> tuple[float | None, str]:
     found = stated_result(text, problem)
     if found is None:
         return None, "no value stated for the asked quantity"
-    check = check_numeric(found[0], problem.truth, problem.unit, rel_tol=0.0,
-                          abs_tol=float(problem.payload["tolerance"]))  # fmt: skip
+    check = check_numeric(
+        found[0],
+        problem.truth,
+        problem.unit,
+        rel_tol=0.0,
+        abs_tol=float(problem.payload["tolerance"]),
+    )
     return check.value, check.detail
 
 
@@ -164,13 +174,20 @@ def agree_numeric(problem: Problem, candidates: list[Exemplar]) -> None:
         c.value, c.agreement["detail"] = numeric_value(c.solution.final, problem)
     for c in candidates:
         others = [o for o in candidates if o is not c and o.value is not None]
-        agree = [o.solution.teacher for o in others
-                 if c.value is not None and abs(o.value - c.value) <= tolerance]  # type: ignore[operator]  # fmt: skip
-        c.agreement.update({
-            "truth": c.value is not None and abs(c.value - float(problem.truth or 0)) <= tolerance,
-            "value": c.value, "agree_with": agree,
-            "agree_share": len(agree) / len(others) if others else 1.0,
-        })  # fmt: skip
+        agree = [
+            o.solution.teacher
+            for o in others
+            if c.value is not None and abs(o.value - c.value) <= tolerance
+        ]  # type: ignore[operator]
+        c.agreement.update(
+            {
+                "truth": c.value is not None
+                and abs(c.value - float(problem.truth or 0)) <= tolerance,
+                "value": c.value,
+                "agree_with": agree,
+                "agree_share": len(agree) / len(others) if others else 1.0,
+            }
+        )
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
@@ -186,21 +203,28 @@ def agree_text(
     for i, c in enumerate(candidates):
         to_reference = _cos(own[i], reference)
         others = [j for j in range(len(candidates)) if j != i]
-        agree = [candidates[j].solution.teacher for j in others
-                 if _cos(own[i], own[j]) >= thresholds.text_agreement]  # fmt: skip
-        c.agreement.update({
-            "truth": to_reference >= thresholds.text_agreement,
-            "cosine_to_reference": round(to_reference, 4), "agree_with": agree,
-            "agree_share": len(agree) / len(others) if others else 1.0,
-            "detail": f"cosine {to_reference:.2f} with the documented plan",
-        })  # fmt: skip
+        agree = [
+            candidates[j].solution.teacher
+            for j in others
+            if _cos(own[i], own[j]) >= thresholds.text_agreement
+        ]
+        c.agreement.update(
+            {
+                "truth": to_reference >= thresholds.text_agreement,
+                "cosine_to_reference": round(to_reference, 4),
+                "agree_with": agree,
+                "agree_share": len(agree) / len(others) if others else 1.0,
+                "detail": f"cosine {to_reference:.2f} with the documented plan",
+            }
+        )
 
 
 # --- reflection judge --------------------------------------------------------------------------
 
 
-def check_steps(problem: Problem, steps: list[str], final: str, encoder: Encoder,
-                thresholds: Thresholds) -> dict[str, Any]:  # fmt: skip
+def check_steps(
+    problem: Problem, steps: list[str], final: str, encoder: Encoder, thresholds: Thresholds
+) -> dict[str, Any]:
     """The step checker: a verdict per step (and the final answer), score = share correct."""
     verdicts: list[dict[str, Any]] = []
     if problem.type == "maths":
@@ -222,9 +246,12 @@ def check_steps(problem: Problem, steps: list[str], final: str, encoder: Encoder
                 {"ok": not wrong, "note": "wrong: " + ", ".join(wrong) if wrong else ""}
             )
         final_value, detail = numeric_value(final, problem)
-        verdicts[-1] = {"ok": verdicts[-1]["ok"] and final_value is not None
-                        and abs(final_value - float(p["answer"])) <= float(p["tolerance"]),
-                        "note": detail}  # fmt: skip
+        verdicts[-1] = {
+            "ok": verdicts[-1]["ok"]
+            and final_value is not None
+            and abs(final_value - float(p["answer"])) <= float(p["tolerance"]),
+            "note": detail,
+        }
     else:
         facts = [c["text"] for c in problem.context] + [problem.reference]
         vectors = np.asarray(encoder.embed([*steps, *facts]))
@@ -245,12 +272,16 @@ def step_marks_schema(n_steps: int) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
-            "steps": {"type": "array", "minItems": n_steps, "maxItems": n_steps,
-                      "items": {"type": "boolean"}},
+            "steps": {
+                "type": "array",
+                "minItems": n_steps,
+                "maxItems": n_steps,
+                "items": {"type": "boolean"},
+            },
             "comment": {"type": "string", "maxLength": 120},
         },
         "required": ["steps", "comment"],
-    }  # fmt: skip
+    }
 
 
 class ModelStepChecker:
@@ -262,24 +293,29 @@ class ModelStepChecker:
         self.name = generator.name
         self.max_tokens = max_tokens
 
-    def check(self, problem: Problem, steps: list[str], final: str,
-              ctx: CallContext | None = None) -> dict[str, Any]:  # fmt: skip
+    def check(
+        self, problem: Problem, steps: list[str], final: str, ctx: CallContext | None = None
+    ) -> dict[str, Any]:
         """A verdict per step, score = share marked correct (or an error); the model call's
         metrics go to `ctx`."""
         items = [*steps, f"Final answer: {final}"]
         verified = (
             f"\nThe verified result is {problem.truth:g} {problem.unit}.".rstrip()
-            if problem.truth is not None else f"\nThe documented plan: {problem.reference}"
-        )  # fmt: skip
+            if problem.truth is not None
+            else f"\nThe documented plan: {problem.reference}"
+        )
         request = (
             f"Problem: {problem.question}{verified}\n\nSteps:\n"
             + "\n".join(f"{i}. {s}" for i, s in enumerate(items, 1))
             + "\n\nFor each step, is it correct? Reply as JSON."
         )
-        messages = [{"role": "system", "content": STEP_CHECK_SYSTEM},
-                    {"role": "user", "content": request}]  # fmt: skip
-        params = SamplingParams(max_tokens=self.max_tokens,
-                                json_schema=step_marks_schema(len(items)))  # fmt: skip
+        messages = [
+            {"role": "system", "content": STEP_CHECK_SYSTEM},
+            {"role": "user", "content": request},
+        ]
+        params = SamplingParams(
+            max_tokens=self.max_tokens, json_schema=step_marks_schema(len(items))
+        )
         try:
             text = self.generator.complete(messages, params, ctx).text
         except TelesynthError as exc:
@@ -288,11 +324,13 @@ class ModelStepChecker:
             data = json.loads(text)
             marks = [bool(x) for x in data["steps"]]
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            return {"by": self.name, "error": f"unusable output: {type(exc).__name__}",
-                    "raw": text}  # fmt: skip
+            return {"by": self.name, "error": f"unusable output: {type(exc).__name__}", "raw": text}
         if len(marks) != len(items):
-            return {"by": self.name, "error": f"{len(marks)} verdicts for {len(items)} steps",
-                    "raw": text}  # fmt: skip
+            return {
+                "by": self.name,
+                "error": f"{len(marks)} verdicts for {len(items)} steps",
+                "raw": text,
+            }
         verdicts = [{"ok": m, "note": ""} for m in marks]
         verdicts[-1]["note"] = str(data.get("comment", ""))
         return {"by": self.name, "score": round(sum(marks) / len(marks), 4), "steps": verdicts}
@@ -312,10 +350,15 @@ def select(candidates: list[Exemplar], thresholds: Thresholds) -> Exemplar | Non
         elif not c.agreement.get("truth"):
             c.reason = f"agreement: {c.agreement.get('detail', 'disagrees with the truth')}"
         elif c.judge.get("score", 0.0) < thresholds.min_judge:
-            bad = [f"step {i}: {v['note'] or 'wrong'}"
-                   for i, v in enumerate(c.judge.get("steps", []), 1) if not v["ok"]]  # fmt: skip
-            c.reason = (f"judge ({c.judge.get('by')}): {c.judge.get('score', 0.0):.2f} below "
-                        f"{thresholds.min_judge:.2f}; " + "; ".join(bad[:3]))  # fmt: skip
+            bad = [
+                f"step {i}: {v['note'] or 'wrong'}"
+                for i, v in enumerate(c.judge.get("steps", []), 1)
+                if not v["ok"]
+            ]
+            c.reason = (
+                f"judge ({c.judge.get('by')}): {c.judge.get('score', 0.0):.2f} below "
+                f"{thresholds.min_judge:.2f}; " + "; ".join(bad[:3])
+            )
         else:
             survivors.append(c)
     if not survivors:
@@ -325,6 +368,8 @@ def select(candidates: list[Exemplar], thresholds: Thresholds) -> Exemplar | Non
     best.status, best.reason = "accepted", ""
     for c in survivors:
         if c is not best:
-            c.reason = (f"not selected: {best.solution.teacher}'s exemplar scored higher "
-                        f"({best.score:.2f} vs {c.score:.2f})")  # fmt: skip
+            c.reason = (
+                f"not selected: {best.solution.teacher}'s exemplar scored higher "
+                f"({best.score:.2f} vs {c.score:.2f})"
+            )
     return best

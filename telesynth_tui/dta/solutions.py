@@ -66,8 +66,9 @@ class Teacher(ABC):
     def solve(self, problem: Problem) -> Solution: ...
 
 
-def make_problem(plan_id: int, plan_type: str, payload: dict[str, Any], seed: int,
-                 context: list[dict[str, Any]]) -> Problem:  # fmt: skip
+def make_problem(
+    plan_id: int, plan_type: str, payload: dict[str, Any], seed: int, context: list[dict[str, Any]]
+) -> Problem:
     candidate = TemplateRealizer(seed).realize(plan_type, payload)
     return Problem(plan_id, plan_type, candidate.question, payload, context, candidate.answer)
 
@@ -111,12 +112,16 @@ STEP_MAX_CHARS = 160
 SOLUTION_SCHEMA = {
     "type": "object",
     "properties": {
-        "steps": {"type": "array", "minItems": 1, "maxItems": 6,
-                  "items": {"type": "string", "minLength": 2, "maxLength": STEP_MAX_CHARS}},
+        "steps": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 6,
+            "items": {"type": "string", "minLength": 2, "maxLength": STEP_MAX_CHARS},
+        },
         "final_answer": {"type": "string", "minLength": 1, "maxLength": FINAL_MAX_CHARS},
     },
     "required": ["steps", "final_answer"],
-}  # fmt: skip
+}
 TEACHER_SYSTEM = (
     "You are a senior RAN engineer. Solve the problem step by step using the reference, then "
     "state the final answer (for calculations: the value with its unit)."
@@ -151,8 +156,9 @@ class ModelTeacher(Teacher):
             final = str(data["final_answer"]).strip()
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             cut = " (cut at the token limit)" if done.stop_reason == "length" else ""
-            return Solution(self.name, [], "", text, metrics,
-                            f"unusable output{cut}: {type(exc).__name__}")  # fmt: skip
+            return Solution(
+                self.name, [], "", text, metrics, f"unusable output{cut}: {type(exc).__name__}"
+            )
         if not steps or not final:
             return Solution(self.name, [], "", text, metrics, "empty steps or final answer")
         return Solution(self.name, steps, final, text, metrics)

@@ -41,13 +41,17 @@ class StyleProfile:
 
     def describe(self) -> str:
         layout = {
-            "numbered": "numbered steps (1., 2., ...)", "bulleted": "bullet points (- )",
-            "lines": "one step per line", "prose": "a single paragraph",
-        }[self.layout]  # fmt: skip
+            "numbered": "numbered steps (1., 2., ...)",
+            "bulleted": "bullet points (- )",
+            "lines": "one step per line",
+            "prose": "a single paragraph",
+        }[self.layout]
         marker = f"'{self.marker} <final answer>'" if self.marker else "the final answer"
         equations = "with equations (x = ...)" if self.equations else "in words"
-        return (f"about {self.words} words, {self.steps} step(s) as {layout}, {equations}, "
-                f"ending with {marker}")  # fmt: skip
+        return (
+            f"about {self.words} words, {self.steps} step(s) as {layout}, {equations}, "
+            f"ending with {marker}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,8 +143,10 @@ class Rewriter:
             f"Rewrite this solution in the style of the example: {profile.describe()}. Keep "
             f"every number and the final answer.\n\nExample of the style:\n{example}"
         )
-        messages = [{"role": "system", "content": REWRITE_SYSTEM},
-                    {"role": "user", "content": request}]  # fmt: skip
+        messages = [
+            {"role": "system", "content": REWRITE_SYSTEM},
+            {"role": "user", "content": request},
+        ]
         if not self.generator.fits(messages, self.max_tokens):  # drop the example first
             messages[1]["content"] = request.split("\n\nExample of the style:")[0]
             if not self.generator.fits(messages, self.max_tokens):

@@ -80,8 +80,9 @@ def read_teleqna(path: Path, text: str) -> EvalSet:
                 raise ValueError(f"answer {item['answer']!r} names no option")
             meta = {"category": str(item.get("category", ""))}
             answer = {int(match.group(1)) - 1}
-            out.items.append(EvalItem(key, _clean(item["question"]), "mcq", options, answer,
-                                      meta=meta))  # fmt: skip
+            out.items.append(
+                EvalItem(key, _clean(item["question"]), "mcq", options, answer, meta=meta)
+            )
         except (KeyError, TypeError, ValueError) as exc:
             out.skipped.append(f"{key}: {exc}")
     return out
@@ -111,8 +112,12 @@ def read_mm_csv(path: Path, text: str) -> EvalSet:
     if "option 1" in names:
         return _mm_numbered_options(path, header, rows)
     if "candidate answer 1" in names:
-        return _mm_free(path, rows, [h for h in header if h.lower().startswith("candidate answer")],
-                        "mm-telcobench-long")  # fmt: skip
+        return _mm_free(
+            path,
+            rows,
+            [h for h in header if h.lower().startswith("candidate answer")],
+            "mm-telcobench-long",
+        )
     if {"question", "answer"} <= names:
         return _mm_free(path, rows, ["Answer"], "mm-telcobench-multihop-long")
     raise TelesynthError(f"{path}: unknown CSV layout (header {header[:6]})")
@@ -132,8 +137,9 @@ def _mm_numbered_options(path: Path, header: list[str], rows: list) -> EvalSet:
             answers = {int(m) - 1 for a in listed for m in re.findall(r"(\d+)", str(a))}
             if not answers or not all(0 <= a < len(options) for a in answers):
                 raise ValueError(f"answer {raw!r} names no listed option")
-            out.items.append(EvalItem(f"line {line}", _clean(row["Question"]), "mcq", options,
-                                      answers))  # fmt: skip
+            out.items.append(
+                EvalItem(f"line {line}", _clean(row["Question"]), "mcq", options, answers)
+            )
         except (KeyError, ValueError) as exc:
             out.skipped.append(f"{path.name}:{line}: {exc}")
     return out
@@ -146,15 +152,17 @@ def _mm_letter_options(path: Path, header: list[str], rows: list) -> EvalSet:
         try:
             options = [_clean(row[c]) for c in option_cols]
             raw = _clean(row["Answer"])
-            match = re.match(r"(?:option\s*)?\(?([A-H])\b", raw.replace("*", "").strip(),
-                             re.IGNORECASE)  # fmt: skip
+            match = re.match(
+                r"(?:option\s*)?\(?([A-H])\b", raw.replace("*", "").strip(), re.IGNORECASE
+            )
             if not match:
                 raise ValueError(f"answer {raw!r} names no option letter")
             index = LETTERS.index(match.group(1).upper())
             if index >= len(options):
                 raise ValueError(f"answer {raw!r} is beyond the options")
-            out.items.append(EvalItem(f"line {line}", _clean(row["Question"]), "mcq", options,
-                                      {index}))  # fmt: skip
+            out.items.append(
+                EvalItem(f"line {line}", _clean(row["Question"]), "mcq", options, {index})
+            )
         except (KeyError, ValueError) as exc:
             out.skipped.append(f"{path.name}:{line}: {exc}")
     return out
@@ -169,8 +177,9 @@ def _mm_free(path: Path, rows: list, answer_cols: list[str], fmt: str) -> EvalSe
             out.skipped.append(f"{path.name}:{line}: missing question or reference answer")
             continue
         meta = {k: _clean(row[k]) for k in ("Source", "Section") if row.get(k)}
-        out.items.append(EvalItem(f"line {line}", question, "free", references=references,
-                                  meta=meta))  # fmt: skip
+        out.items.append(
+            EvalItem(f"line {line}", question, "free", references=references, meta=meta)
+        )
     return out
 
 
@@ -187,8 +196,9 @@ def read_oran_jsonl(path: Path, text: str) -> EvalSet:
             index = int(str(answer).strip()) - 1
             if not 0 <= index < len(options):
                 raise ValueError(f"answer {answer!r} is beyond the options")
-            out.items.append(EvalItem(f"line {line}", _clean(str(question)), "mcq", options,
-                                      {index}))  # fmt: skip
+            out.items.append(
+                EvalItem(f"line {line}", _clean(str(question)), "mcq", options, {index})
+            )
         except json.JSONDecodeError as exc:
             out.skipped.append(f"{path.name}:{line}: invalid JSON ({exc.msg})")
         except (TypeError, ValueError) as exc:

@@ -47,8 +47,9 @@ def read_own_samples(path: Path, text: str | None = None) -> EvalSet:
             meta = {"context": context.strip(), "type": str(record.get("type", ""))}
             if record.get("numeric_answer") is not None:  # null unless maths
                 meta.update(numeric=str(record["numeric_answer"]), unit=str(record.get("unit", "")))
-            out.items.append(EvalItem(f"line {line}", question, "free", references=[reference],
-                                      meta=meta))  # fmt: skip
+            out.items.append(
+                EvalItem(f"line {line}", question, "free", references=[reference], meta=meta)
+            )
         except (json.JSONDecodeError, KeyError, StopIteration, TypeError) as exc:
             out.skipped.append(f"{path.name}:{line}: {type(exc).__name__}: {exc}")
         except RecursionError:
@@ -93,13 +94,17 @@ def item_messages(item: EvalItem, mode: str) -> tuple[str, list[Message]]:
     """The prompt an item puts to the student, and the chat messages carrying it."""
     if item.kind == "mcq":
         prompt = _mcq_prompt(item)
-        return prompt, [{"role": "system", "content": MCQ_SYSTEM},
-                        {"role": "user", "content": prompt}]  # fmt: skip
+        return prompt, [
+            {"role": "system", "content": MCQ_SYSTEM},
+            {"role": "user", "content": prompt},
+        ]
     context = item.meta.get("context", "")
-    prompt = item.question if mode == "closed" or not context else (
-        f"Context:\n{context}\n\nQuestion: {item.question}")  # fmt: skip
-    return prompt, [{"role": "system", "content": FREE_SYSTEM},
-                    {"role": "user", "content": prompt}]  # fmt: skip
+    prompt = (
+        item.question
+        if mode == "closed" or not context
+        else (f"Context:\n{context}\n\nQuestion: {item.question}")
+    )
+    return prompt, [{"role": "system", "content": FREE_SYSTEM}, {"role": "user", "content": prompt}]
 
 
 def evaluate_item(
@@ -135,8 +140,9 @@ def summarize(results: list[ItemResult]) -> dict[str, Any]:
     out_tokens = sum(r.metrics.get("output_tokens", 0) for r in results)
     joules = sum(r.metrics.get("energy_j", 0.0) for r in results)
     # a served model's calls measure no energy: no figure rather than 0
-    measured = any(r.metrics.get("energy_source") not in (None, ENERGY_NOT_MEASURED)
-                   for r in results)  # fmt: skip
+    measured = any(
+        r.metrics.get("energy_source") not in (None, ENERGY_NOT_MEASURED) for r in results
+    )
     summary: dict[str, Any] = {
         "items": len(results),
         "accuracy": round(sum(graded) / len(graded), 4) if graded else None,
@@ -180,16 +186,24 @@ def run_evaluation(
     if not items:
         raise TelesynthError(f"{path}: no usable items ({len(data.skipped)} malformed)")
     # the calls to come (a student on Ray workers starts them now)
-    student.expect([(item_messages(item, mode)[1], SamplingParams(max_tokens=max_tokens))
-                    for item in items])  # fmt: skip
+    student.expect(
+        [(item_messages(item, mode)[1], SamplingParams(max_tokens=max_tokens)) for item in items]
+    )
     results = []
     for i, item in enumerate(items, 1):
         results.append(evaluate_item(student, item, mode, encoder, max_tokens))
         progress(i, len(items))
     summary = summarize(results)
-    summary.update({"student": student.name, "set": str(path), "format": data.format,
-                    "mode": mode, "skipped": len(data.skipped),
-                    "skipped_reasons": data.skipped[:20]})  # fmt: skip
+    summary.update(
+        {
+            "student": student.name,
+            "set": str(path),
+            "format": data.format,
+            "mode": mode,
+            "skipped": len(data.skipped),
+            "skipped_reasons": data.skipped[:20],
+        }
+    )
     with transaction(conn):
         cur = conn.execute(
             "INSERT INTO eval_runs(created_at, student, set_path, format, mode, summary)"
@@ -200,16 +214,36 @@ def run_evaluation(
         conn.executemany(
             "INSERT INTO eval_items(eval_run_id, item_id, kind, prompt, output, correct, scores,"
             " metrics) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(eval_id, r.item.id, r.item.kind, r.prompt, r.output,
-              None if r.correct is None else int(r.correct), json.dumps(r.scores),
-              json.dumps(r.metrics)) for r in results],
-        )  # fmt: skip
+            [
+                (
+                    eval_id,
+                    r.item.id,
+                    r.item.kind,
+                    r.prompt,
+                    r.output,
+                    None if r.correct is None else int(r.correct),
+                    json.dumps(r.scores),
+                    json.dumps(r.metrics),
+                )
+                for r in results
+            ],
+        )
     summary["eval_run"] = eval_id
     return summary
 
 
-COMPARE_KEYS = ("items", "accuracy", "rouge_l", "bleu", "embedding_f1", "latency_s", "ttft_s",
-                "decode_tok_s", "joules_per_output_token", "energy_source")  # fmt: skip
+COMPARE_KEYS = (
+    "items",
+    "accuracy",
+    "rouge_l",
+    "bleu",
+    "embedding_f1",
+    "latency_s",
+    "ttft_s",
+    "decode_tok_s",
+    "joules_per_output_token",
+    "energy_source",
+)
 
 
 def compare(conn: sqlite3.Connection, a: int, b: int) -> list[tuple[str, Any, Any]]:

@@ -68,8 +68,9 @@ def store_extractions(
         chunk_id = chunk_ids[t.chunk]
         ids = []
         for ent in (t.subject, t.object):
-            entity_id, created = _entity(conn, index, ent, source_id, chunk_id, extractor,
-                                         t.confidence)  # fmt: skip
+            entity_id, created = _entity(
+                conn, index, ent, source_id, chunk_id, extractor, t.confidence
+            )
             report.entities += created
             ids.append(entity_id)
         if ids[0] == ids[1]:
@@ -145,9 +146,15 @@ def _entity(
         cur = conn.execute(
             "INSERT INTO entities(name, norm_name, type, aliases, description, status,"
             " created_at) VALUES (?, ?, ?, ?, ?, 'candidate', ?)",
-            (name, normalize_name(name), ent.type, json.dumps(list(aliases)), ent.description,
-             now()),
-        )  # fmt: skip
+            (
+                name,
+                normalize_name(name),
+                ent.type,
+                json.dumps(list(aliases)),
+                ent.description,
+                now(),
+            ),
+        )
         entity_id = int(cur.lastrowid or 0)
         index.add(entity_id, ent.type, [name, *aliases])
         created = True
@@ -161,9 +168,12 @@ def _entity(
         if new or (ent.description and not row[2]):
             conn.execute(
                 "UPDATE entities SET aliases = ?, description = ? WHERE id = ?",
-                (json.dumps([*json.loads(row[1] or "[]"), *new]), row[2] or ent.description,
-                 entity_id),
-            )  # fmt: skip
+                (
+                    json.dumps([*json.loads(row[1] or "[]"), *new]),
+                    row[2] or ent.description,
+                    entity_id,
+                ),
+            )
             index.add(entity_id, index.types[entity_id], new)
     conn.execute(
         "INSERT OR IGNORE INTO entity_extractions(entity_id, source_file_id, chunk_id, extractor,"
@@ -307,13 +317,24 @@ def list_candidates(
     out = []
     for r in rows:
         rule, evidence, chunk = (r[11] or "\x1f\x1f").split("\x1f")
-        out.append({
-            "id": r[0], "subject": r[1], "subject_type": r[2], "predicate": r[3],
-            "object": r[4], "object_type": r[5], "status": r[6],
-            "confidence": round(float(r[7] or 0.0), 3), "decided_by": r[8],
-            "source": r[9], "extractors": (r[10] or "").split(","), "rule": rule,
-            "evidence": evidence, "chunk_id": int(chunk) if chunk else None,
-        })  # fmt: skip
+        out.append(
+            {
+                "id": r[0],
+                "subject": r[1],
+                "subject_type": r[2],
+                "predicate": r[3],
+                "object": r[4],
+                "object_type": r[5],
+                "status": r[6],
+                "confidence": round(float(r[7] or 0.0), 3),
+                "decided_by": r[8],
+                "source": r[9],
+                "extractors": (r[10] or "").split(","),
+                "rule": rule,
+                "evidence": evidence,
+                "chunk_id": int(chunk) if chunk else None,
+            }
+        )
     return out
 
 

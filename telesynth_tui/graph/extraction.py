@@ -85,12 +85,36 @@ _ROLES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("verification", ("verif", "validat", "acceptance", "after the fix", "after the change")),
     ("causes", ("cause",)),
     ("checks", ("check", "diagnos", "investigat", "troubleshooting step", "analysis", "isolat")),
-    ("actions", ("action", "fix", "remed", "resolution", "corrective", "recommend", "solution",
-                 "mitigat", "tuning", "optimi")),
-    ("symptoms", ("symptom", "alarm", "indication", "signature", "what you see", "observ",
-                  "detection", "trigger")),
+    (
+        "actions",
+        (
+            "action",
+            "fix",
+            "remed",
+            "resolution",
+            "corrective",
+            "recommend",
+            "solution",
+            "mitigat",
+            "tuning",
+            "optimi",
+        ),
+    ),
+    (
+        "symptoms",
+        (
+            "symptom",
+            "alarm",
+            "indication",
+            "signature",
+            "what you see",
+            "observ",
+            "detection",
+            "trigger",
+        ),
+    ),
     ("procedure", ("procedure", "steps", "workflow", "how to")),
-)  # fmt: skip
+)
 # in a procedure, a step is a check or an action by its first verb
 # fmt: off
 _CHECK_VERBS = {"check", "read", "measure", "compare", "inspect", "review", "verify", "list",
@@ -123,31 +147,92 @@ _BUILTIN_KPIS = {"RSRP", "RSRQ", "SINR", "CQI", "BLER", "RSSI", "SS-RSRP", "SS-R
 # 3GPP network elements and reference points: the domain vocabulary every RAN document uses,
 # typed like the measurement quantities above (name, aliases)
 _BUILTIN_ELEMENTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("eNodeB", "NetworkElement", ("eNB",)), ("gNodeB", "NetworkElement", ("gNB",)),
-    ("gNB-CU", "NetworkElement", ()), ("gNB-DU", "NetworkElement", ()),
-    ("UE", "NetworkElement", ()), ("MME", "NetworkElement", ()), ("SGW", "NetworkElement",
-    ("S-GW",)), ("PGW", "NetworkElement", ("P-GW",)), ("AMF", "NetworkElement", ()),
-    ("SMF", "NetworkElement", ()), ("UPF", "NetworkElement", ()), ("HSS", "NetworkElement", ()),
-    ("UDM", "NetworkElement", ()), ("O-RU", "NetworkElement", ()), ("O-DU", "NetworkElement", ()),
+    ("eNodeB", "NetworkElement", ("eNB",)),
+    ("gNodeB", "NetworkElement", ("gNB",)),
+    ("gNB-CU", "NetworkElement", ()),
+    ("gNB-DU", "NetworkElement", ()),
+    ("UE", "NetworkElement", ()),
+    ("MME", "NetworkElement", ()),
+    ("SGW", "NetworkElement", ("S-GW",)),
+    ("PGW", "NetworkElement", ("P-GW",)),
+    ("AMF", "NetworkElement", ()),
+    ("SMF", "NetworkElement", ()),
+    ("UPF", "NetworkElement", ()),
+    ("HSS", "NetworkElement", ()),
+    ("UDM", "NetworkElement", ()),
+    ("O-RU", "NetworkElement", ()),
+    ("O-DU", "NetworkElement", ()),
     ("O-CU", "NetworkElement", ()),
-    ("S1", "Interface", ("S1-U", "S1-MME", "S1-C")), ("X2", "Interface", ("X2-C", "X2-U")),
-    ("Xn", "Interface", ("Xn-C", "Xn-U")), ("NG", "Interface", ("NG-C", "NG-U")),
-    ("F1", "Interface", ("F1-C", "F1-U")), ("E1", "Interface", ()), ("Uu", "Interface", ()),
-    ("N2", "Interface", ()), ("N3", "Interface", ()),
-)  # fmt: skip
+    ("S1", "Interface", ("S1-U", "S1-MME", "S1-C")),
+    ("X2", "Interface", ("X2-C", "X2-U")),
+    ("Xn", "Interface", ("Xn-C", "Xn-U")),
+    ("NG", "Interface", ("NG-C", "NG-U")),
+    ("F1", "Interface", ("F1-C", "F1-U")),
+    ("E1", "Interface", ()),
+    ("Uu", "Interface", ()),
+    ("N2", "Interface", ()),
+    ("N3", "Interface", ()),
+)
 _STOP = {
-    "the", "a", "an", "of", "in", "on", "at", "to", "for", "and", "or", "with", "by", "from",
-    "is", "are", "be", "too", "not", "no", "low", "high", "wrong", "check", "increase",
-    "decrease", "reduce", "raise", "adjust", "set", "enable", "disable", "replace", "verify",
-    "review", "measure", "run", "restore", "apply", "cell", "cells", "per",
-}  # fmt: skip
+    "the",
+    "a",
+    "an",
+    "of",
+    "in",
+    "on",
+    "at",
+    "to",
+    "for",
+    "and",
+    "or",
+    "with",
+    "by",
+    "from",
+    "is",
+    "are",
+    "be",
+    "too",
+    "not",
+    "no",
+    "low",
+    "high",
+    "wrong",
+    "check",
+    "increase",
+    "decrease",
+    "reduce",
+    "raise",
+    "adjust",
+    "set",
+    "enable",
+    "disable",
+    "replace",
+    "verify",
+    "review",
+    "measure",
+    "run",
+    "restore",
+    "apply",
+    "cell",
+    "cells",
+    "per",
+}
 _NAMEABLE_ROLES = {"causes": "RootCause", "checks": "Check", "actions": "Action"}
 _HEADER_TYPES: tuple[tuple[str, str], ...] = (
-    ("root cause", "RootCause"), ("cause", "RootCause"), ("alarm", "Alarm"),
-    ("action", "Action"), ("remedy", "Action"), ("fix", "Action"), ("check", "Check"),
-    ("parameter", "Parameter"), ("counter", "Counter"), ("kpi", "KPI"),
-    ("specification", "Specification"), ("spec", "Specification"), ("standard", "Specification"),
-)  # fmt: skip
+    ("root cause", "RootCause"),
+    ("cause", "RootCause"),
+    ("alarm", "Alarm"),
+    ("action", "Action"),
+    ("remedy", "Action"),
+    ("fix", "Action"),
+    ("check", "Check"),
+    ("parameter", "Parameter"),
+    ("counter", "Counter"),
+    ("kpi", "KPI"),
+    ("specification", "Specification"),
+    ("spec", "Specification"),
+    ("standard", "Specification"),
+)
 _ABBREV_HEADERS = ("abbreviation", "acronym", "term", "short")
 
 
@@ -269,8 +354,13 @@ def _parse_chunk(index: int, chunk: Chunk) -> list[_Item]:
             item_role = role
             if role == "procedure":
                 first = _strip_md(text).split(maxsplit=1)[0].lower() if text.strip() else ""
-                item_role = ("checks" if first in _CHECK_VERBS else
-                             "actions" if first in _ACTION_VERBS else None)  # fmt: skip
+                item_role = (
+                    "checks"
+                    if first in _CHECK_VERBS
+                    else "actions"
+                    if first in _ACTION_VERBS
+                    else None
+                )
             name = _item_name(text, item_role)
             items.append(
                 _Item(index, item_role, "item", text, name, bold=bool(_BOLD_LEAD_RE.match(text)))
@@ -282,8 +372,7 @@ def _parse_chunk(index: int, chunk: Chunk) -> list[_Item]:
                 for m in re.finditer(r"\*\*(.+?)\*\*", text):
                     phrase = _strip_md(m.group(1)).rstrip(".:;, ")
                     words = phrase.split()
-                    if (words and words[0].lower() in verbs and len(words) <= 9
-                            and phrase != name):  # fmt: skip
+                    if words and words[0].lower() in verbs and len(words) <= 9 and phrase != name:
                         items.append(_Item(index, item_role, "item", text, phrase, bold=True))
         current = None
 
@@ -307,9 +396,15 @@ def _parse_chunk(index: int, chunk: Chunk) -> list[_Item]:
                 continue
             elif len(cells) == len(header):
                 items.append(
-                    _Item(index, role, "row", " | ".join(cells), None, dict(zip(header, cells,
-                                                                          strict=True)))
-                )  # fmt: skip
+                    _Item(
+                        index,
+                        role,
+                        "row",
+                        " | ".join(cells),
+                        None,
+                        dict(zip(header, cells, strict=True)),
+                    )
+                )
             continue
         header = None
         match = _ITEM_RE.match(line)
@@ -466,13 +561,50 @@ def _shared(text: str, names: Sequence[str]) -> list[str]:
 _STATUS_WORDS = {
     variant_key(w)
     for w in (
-        "failure", "fault", "faulty", "error", "loss", "lost", "down", "rate", "level", "count",
-        "cnt", "att", "succ", "fail", "missing", "mismatch", "detected", "exceeded", "degraded",
-        "abnormal", "excessive", "insufficient", "poor", "bad", "link", "power", "success",
-        "ratio", "time", "delay", "drop", "setup", "total", "max", "min", "avg", "mean",
-        "distr", "value", "number", "module", "unit",
+        "failure",
+        "fault",
+        "faulty",
+        "error",
+        "loss",
+        "lost",
+        "down",
+        "rate",
+        "level",
+        "count",
+        "cnt",
+        "att",
+        "succ",
+        "fail",
+        "missing",
+        "mismatch",
+        "detected",
+        "exceeded",
+        "degraded",
+        "abnormal",
+        "excessive",
+        "insufficient",
+        "poor",
+        "bad",
+        "link",
+        "power",
+        "success",
+        "ratio",
+        "time",
+        "delay",
+        "drop",
+        "setup",
+        "total",
+        "max",
+        "min",
+        "avg",
+        "mean",
+        "distr",
+        "value",
+        "number",
+        "module",
+        "unit",
     )
-}  # fmt: skip
+}
 
 
 def _shared_words(words: set[str], names: Sequence[str]) -> list[str]:
@@ -639,15 +771,19 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
             # 'After a tilt or qRxLevMin change, follow RSRP': the actions named by what they
             # adjust, or by a distinctive word, are verified by the measures of that sentence
             for sentence in _sentences(_strip_md(text)):
-                lead = re.match(r"^(?:after|following|once|when|for)\b(.+?)(?:,|\b(?:also\s+)?"
-                                r"(?:watch|follow|verify|check|confirm|monitor|compare|track)\b)",
-                                sentence, re.I)  # fmt: skip
+                lead = re.match(
+                    r"^(?:after|following|once|when|for)\b(.+?)(?:,|\b(?:also\s+)?"
+                    r"(?:watch|follow|verify|check|confirm|monitor|compare|track)\b)",
+                    sentence,
+                    re.I,
+                )
                 if not lead:
                     continue
                 said = [e for e in spot(sentence, known) if e.type in ("KPI", "Counter")]
                 about = lead.group(1)
-                params = {normalize_name(e.name) for e in spot(about, known)
-                          if e.type == "Parameter"}  # fmt: skip
+                params = {
+                    normalize_name(e.name) for e in spot(about, known) if e.type == "Parameter"
+                }
                 by_param = [
                     a
                     for a in actions
@@ -665,8 +801,7 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
                 and (main_kpi in measures)
             ):
                 for each in actions.values():  # "watch <main KPI> ...": every action
-                    emit(each, "verified_by", main_kpi, item,
-                         f"verification_{main_from}_kpi")  # fmt: skip
+                    emit(each, "verified_by", main_kpi, item, f"verification_{main_from}_kpi")
         if item.role != "references":
             _element_clauses(item, emit, known)
         if item.role == "references" and item.kind == "item":
@@ -685,8 +820,15 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
                 miss *= 1.0 - conf
             t = best[key]
             names = "+".join(sorted(rules, key=lambda r: (-rules[r], r)))  # surest first
-            best[key] = XTriple(t.subject, t.predicate, t.object, t.chunk, t.evidence, names,
-                                round(min(0.95, max(1.0 - miss, t.confidence)), 3))  # fmt: skip
+            best[key] = XTriple(
+                t.subject,
+                t.predicate,
+                t.object,
+                t.chunk,
+                t.evidence,
+                names,
+                round(min(0.95, max(1.0 - miss, t.confidence)), 3),
+            )
     out.triples = list(best.values())
     _definitions(items, out, known)
     return out
@@ -750,8 +892,11 @@ def _linked_through_names(
     for item in items:
         if item.kind == "item" and item.role == "causes" and item.name in causes:
             rest = item.text[len(item.name) :] if item.text.startswith(item.name) else item.text
-            keys = {normalize_name(e.name) for e in spot(rest, known)
-                    if e.type in ("Counter", "Parameter")}  # fmt: skip
+            keys = {
+                normalize_name(e.name)
+                for e in spot(rest, known)
+                if e.type in ("Counter", "Parameter")
+            }
             named[item.name] = (item, keys)
     reads: dict[str, tuple[XEntity, set[str]]] = {}
     adjusts: dict[str, tuple[XEntity, set[str]]] = {}
@@ -766,8 +911,13 @@ def _linked_through_names(
                 emit(causes[cause_name], "checked_by", check, item, "cause_names_what_check_reads")
         for action, objects in adjusts.values():
             if keys & objects:
-                emit(causes[cause_name], "resolved_by", action, item,
-                     "cause_names_what_action_adjusts")  # fmt: skip
+                emit(
+                    causes[cause_name],
+                    "resolved_by",
+                    action,
+                    item,
+                    "cause_names_what_action_adjusts",
+                )
 
 
 def _counters_named_after_kpis(items: list[_Item], emit: _Emit, known: Known) -> None:
@@ -790,10 +940,14 @@ def _counters_named_after_kpis(items: list[_Item], emit: _Emit, known: Known) ->
                 emit(kpi, "measured_by", counter, item, "counter_spells_kpi")
 
 
-_CUE_CONNECTS_RE = re.compile(r"\b(?:over|between|via|towards?|interface|link|connect)\w*",
-                              re.IGNORECASE)  # fmt: skip
-_CUE_RAISED_RE = re.compile(r"\b(?:raised?|raises|reported|reports|issued|issues|sent|sends|"
-                            r"on the|from the|of the)\b", re.IGNORECASE)  # fmt: skip
+_CUE_CONNECTS_RE = re.compile(
+    r"\b(?:over|between|via|towards?|interface|link|connect)\w*", re.IGNORECASE
+)
+_CUE_RAISED_RE = re.compile(
+    r"\b(?:raised?|raises|reported|reports|issued|issues|sent|sends|"
+    r"on the|from the|of the)\b",
+    re.IGNORECASE,
+)
 
 
 def _element_clauses(item: _Item, emit: _Emit, known: Known) -> None:
@@ -837,8 +991,11 @@ def _alarms_of_main_element(items: list[_Item], emit: _Emit, known: Known) -> No
 def _parameters(text: str, known: Known) -> list[XEntity]:
     """Parameters named in a short text (an action's name): camelCase identifiers and known
     parameters, even inside a longer known name."""
-    found = [XEntity(c.name, "Parameter") for c in find_candidates(_strip_md(text))
-             if c.type == "Parameter"]  # fmt: skip
+    found = [
+        XEntity(c.name, "Parameter")
+        for c in find_candidates(_strip_md(text))
+        if c.type == "Parameter"
+    ]
     found += [e for e, _, _ in known.of_type("Parameter").find(_strip_md(text))]
     resolved = []
     for e in found:

@@ -20,20 +20,79 @@ from telesynth_tui.graph.issues import ImportIssue
 # TS 38.214 Table 5.2.2.1-2 (CQI table 1, up to 64QAM) and 5.2.2.1-3 (table 2, up to 256QAM):
 # spectral efficiency in bit/s/Hz for CQI 1..15 (CQI 0 = out of range).
 CQI_EFFICIENCY: dict[int, tuple[float, ...]] = {
-    1: (0.1523, 0.2344, 0.3770, 0.6016, 0.8770, 1.1758, 1.4766, 1.9141, 2.4063, 2.7305, 3.3223,
-        3.9023, 4.5234, 5.1152, 5.5547),
-    2: (0.1523, 0.3770, 0.8770, 1.4766, 1.9141, 2.4063, 2.7305, 3.3223, 3.9023, 4.5234, 5.1152,
-        5.5547, 6.2266, 6.9141, 7.4063),
-}  # fmt: skip
+    1: (
+        0.1523,
+        0.2344,
+        0.3770,
+        0.6016,
+        0.8770,
+        1.1758,
+        1.4766,
+        1.9141,
+        2.4063,
+        2.7305,
+        3.3223,
+        3.9023,
+        4.5234,
+        5.1152,
+        5.5547,
+    ),
+    2: (
+        0.1523,
+        0.3770,
+        0.8770,
+        1.4766,
+        1.9141,
+        2.4063,
+        2.7305,
+        3.3223,
+        3.9023,
+        4.5234,
+        5.1152,
+        5.5547,
+        6.2266,
+        6.9141,
+        7.4063,
+    ),
+}
 
 # TS 38.101-1 Table 5.3.2-1, FR1 maximum transmission bandwidth configuration N_RB.
 NR_MAX_PRB: dict[int, dict[float, int]] = {
     15: {5: 25, 10: 52, 15: 79, 20: 106, 25: 133, 30: 160, 35: 188, 40: 216, 45: 242, 50: 270},
-    30: {5: 11, 10: 24, 15: 38, 20: 51, 25: 65, 30: 78, 35: 92, 40: 106, 45: 119, 50: 133,
-         60: 162, 70: 189, 80: 217, 90: 245, 100: 273},
-    60: {10: 11, 15: 18, 20: 24, 25: 31, 30: 38, 35: 44, 40: 51, 45: 58, 50: 65, 60: 79, 70: 93,
-         80: 107, 90: 121, 100: 135},
-}  # fmt: skip
+    30: {
+        5: 11,
+        10: 24,
+        15: 38,
+        20: 51,
+        25: 65,
+        30: 78,
+        35: 92,
+        40: 106,
+        45: 119,
+        50: 133,
+        60: 162,
+        70: 189,
+        80: 217,
+        90: 245,
+        100: 273,
+    },
+    60: {
+        10: 11,
+        15: 18,
+        20: 24,
+        25: 31,
+        30: 38,
+        35: 44,
+        40: 51,
+        45: 58,
+        50: 65,
+        60: 79,
+        70: 93,
+        80: 107,
+        90: 121,
+        100: 135,
+    },
+}
 
 # TS 38.101-2 Table 5.3.2-1, FR2 maximum transmission bandwidth configuration N_RB.
 NR_FR2_MAX_PRB: dict[int, dict[float, int]] = {
@@ -235,9 +294,20 @@ def _depth(tree: ast.AST) -> int:
 
 
 _ALLOWED = (
-    ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.Load, ast.Call,
-    ast.Compare, ast.IfExp, ast.USub, ast.UAdd, *_BINARY, *_COMPARE,
-)  # fmt: skip
+    ast.Expression,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Constant,
+    ast.Name,
+    ast.Load,
+    ast.Call,
+    ast.Compare,
+    ast.IfExp,
+    ast.USub,
+    ast.UAdd,
+    *_BINARY,
+    *_COMPARE,
+)
 
 
 def _check_node(node: ast.AST) -> None:
@@ -357,9 +427,13 @@ class Variable:
 
     def to_record(self) -> dict[str, object]:
         record: dict[str, object] = {
-            "symbol": self.symbol, "unit": self.unit, "min": self.min, "max": self.max,
-            "description": self.description, "integer": self.integer,
-        }  # fmt: skip
+            "symbol": self.symbol,
+            "unit": self.unit,
+            "min": self.min,
+            "max": self.max,
+            "description": self.description,
+            "integer": self.integer,
+        }
         if self.values:
             record["values"] = list(self.values)
         return record

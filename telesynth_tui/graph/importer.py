@@ -278,9 +278,15 @@ class Importer:
                 aliases = [a.strip() for a in aliases.split(";") if a.strip()]
             technology = normalize_technology(str(row.get("technology") or ""))
             if technology is None:
-                result.issues.append(ImportIssue(
-                    raw.path, line, f"unknown technology {row.get('technology')!r} for {name!r} "
-                    "(use LTE, NR or both)", "warning"))  # fmt: skip
+                result.issues.append(
+                    ImportIssue(
+                        raw.path,
+                        line,
+                        f"unknown technology {row.get('technology')!r} for {name!r} "
+                        "(use LTE, NR or both)",
+                        "warning",
+                    )
+                )
                 technology = ""
             upsert = self.kg.upsert_entity(
                 name,
@@ -332,10 +338,12 @@ class Importer:
             if spec.entity and entity_id is None:
                 result.issues.append(
                     ImportIssue(
-                        raw.path, None, f"formula {spec.id}: unknown entity {spec.entity!r}",
+                        raw.path,
+                        None,
+                        f"formula {spec.id}: unknown entity {spec.entity!r}",
                         "warning",
                     )
-                )  # fmt: skip
+                )
             if self.kg.add_formula(spec, src, entity_id):
                 result.counts.formulas += 1
             else:
@@ -363,8 +371,9 @@ class Importer:
         self, row: dict[str, str], path: Path, root: Path, src: int, line: int
     ) -> int | str:
         """The new relation's id, or what is wrong with the row."""
-        subject, predicate, obj = (str(row.get(k) or "").strip() for k in
-                                   ("subject", "predicate", "object"))  # fmt: skip
+        subject, predicate, obj = (
+            str(row.get(k) or "").strip() for k in ("subject", "predicate", "object")
+        )
         if not (subject and predicate and obj):
             return "subject, predicate and object are all required"
         if predicate not in PREDICATES:

@@ -70,15 +70,17 @@ def triples_schema(
             objects = [n for n, t in typed.items() if allowed_o is None or t in allowed_o]
             if not subjects or not objects or (subjects == objects and len(subjects) < 2):
                 continue
-            shapes.append({
-                "type": "object",
-                "properties": {
-                    "subject": {"type": "string", "enum": subjects},
-                    "predicate": {"type": "string", "enum": [p]},
-                    "object": {"type": "string", "enum": objects},
-                },
-                "required": ["subject", "predicate", "object"],
-            })  # fmt: skip
+            shapes.append(
+                {
+                    "type": "object",
+                    "properties": {
+                        "subject": {"type": "string", "enum": subjects},
+                        "predicate": {"type": "string", "enum": [p]},
+                        "object": {"type": "string", "enum": objects},
+                    },
+                    "required": ["subject", "predicate", "object"],
+                }
+            )
         if shapes:
             return {
                 "type": "object",
@@ -215,8 +217,11 @@ class LlmExtractor:
         seen: set[tuple[str, str, str]] = set()
         for row in rows if isinstance(rows, list) else []:
             if names and isinstance(row, dict):  # the types are the graph's, not the model's
-                row = {**row, "subject_type": names.get(str(row.get("subject", "")), ""),
-                       "object_type": names.get(str(row.get("object", "")), "")}  # fmt: skip
+                row = {
+                    **row,
+                    "subject_type": names.get(str(row.get("subject", "")), ""),
+                    "object_type": names.get(str(row.get("object", "")), ""),
+                }
             triple, reason = self.check(index, text, row)
             if triple is None:
                 result.dropped.append(reason)
@@ -252,9 +257,14 @@ class LlmExtractor:
             return None, f"{predicate} cannot end at a {o_type} ({obj!r})"
         span = evidence_span(text, subject, obj) or ""
         triple = XTriple(
-            XEntity(subject, s_type), predicate, XEntity(obj, o_type), index, span, "schema",
+            XEntity(subject, s_type),
+            predicate,
+            XEntity(obj, o_type),
+            index,
+            span,
+            "schema",
             LLM_CONFIDENCE,
-        )  # fmt: skip
+        )
         return triple, ""
 
 
@@ -286,8 +296,9 @@ def chunk_names(text: str, known: Known, limit: int = MAX_NAMES) -> dict[str, st
         if cand.type in ("Counter", "Parameter"):
             found.setdefault(cand.name, cand.type)
     for m in re.finditer(r"\b(?:TS|TR)\s?\d{2}\.\d{3}(?:-\d)?\b", text):
-        found.setdefault(" ".join(m.group().replace("TS", "TS ").replace("TR", "TR ").split()),
-                         "Specification")  # fmt: skip
+        found.setdefault(
+            " ".join(m.group().replace("TS", "TS ").replace("TR", "TR ").split()), "Specification"
+        )
     grounded = {n: t for n, t in found.items() if _find(n, text) is not None}
     return dict(list(grounded.items())[:limit])
 
@@ -333,8 +344,10 @@ def extract_documents(
             report.dropped.update(_reason_kind(r) for r in result.dropped)
             triples += result.triples
             if progress:
-                progress(f"{path.rsplit('/', 1)[-1]} chunk {index + 1}/{len(chunks)}: "
-                         f"{len(result.triples)} kept, {len(result.dropped)} dropped")  # fmt: skip
+                progress(
+                    f"{path.rsplit('/', 1)[-1]} chunk {index + 1}/{len(chunks)}: "
+                    f"{len(result.triples)} kept, {len(result.dropped)} dropped"
+                )
         with transaction(conn):
             conn.execute(  # a second run replaces this model's earlier extractions
                 "DELETE FROM relation_extractions WHERE source_file_id = ? AND extractor = ?",
@@ -383,8 +396,14 @@ def open_generator(project: Any, model: str) -> TextModel:
         if not path.is_file():
             raise TelesynthError(f"{model}: no such model file")
         m = project.settings.models
-        return LlamaGenerator(path, path.stem, threads=m.llama_threads, n_ctx=m.n_ctx,
-                              n_batch=m.n_batch, energy=project.energy_meter())  # fmt: skip
+        return LlamaGenerator(
+            path,
+            path.stem,
+            threads=m.llama_threads,
+            n_ctx=m.n_ctx,
+            n_batch=m.n_batch,
+            energy=project.energy_meter(),
+        )
     return project.generator(model)
 
 
@@ -398,8 +417,13 @@ def extract_with_llm(
 ) -> LlmReport:
     generator = open_generator(project, model)
     try:
-        return extract_documents(conn, LlmExtractor(generator), paths,
-                                 project.settings.ingest.accept_confidence, limit_chunks,
-                                 progress)  # fmt: skip
+        return extract_documents(
+            conn,
+            LlmExtractor(generator),
+            paths,
+            project.settings.ingest.accept_confidence,
+            limit_chunks,
+            progress,
+        )
     finally:
         generator.close()

@@ -24,10 +24,15 @@ def entity_details(conn: sqlite3.Connection, entity_id: int) -> dict[str, Any]:
         (entity_id,),
     ).fetchone()
     relations = [
-        {"id": r[0], "subject": r[1], "predicate": r[2], "object": r[3],
-         "source": r[4].rsplit('/', 1)[-1] + (f":{r[5]}" if r[5] is not None else ""),
-         "evidence_chunk_ids": [int(x) for x in (r[6] or "").split(",") if x],
-         "status": r[7]}
+        {
+            "id": r[0],
+            "subject": r[1],
+            "predicate": r[2],
+            "object": r[3],
+            "source": r[4].rsplit("/", 1)[-1] + (f":{r[5]}" if r[5] is not None else ""),
+            "evidence_chunk_ids": [int(x) for x in (r[6] or "").split(",") if x],
+            "status": r[7],
+        }
         for r in conn.execute(
             """
             SELECT r.id, s.name, r.predicate, o.name, sf.path, r.line,
@@ -40,7 +45,7 @@ def entity_details(conn: sqlite3.Connection, entity_id: int) -> dict[str, Any]:
             """,
             (entity_id, entity_id),
         )
-    ]  # fmt: skip
+    ]
     sources = [
         r[0]
         for r in conn.execute(
@@ -202,10 +207,14 @@ def relation_groups(details: Mapping[str, Any]) -> list[dict[str, Any]]:
         predicate = relation["predicate"]
         group = groups.setdefault(
             ("out" if outgoing else "in", predicate),
-            {"direction": "out" if outgoing else "in", "predicate": predicate,
-             "label": f"{predicate} →" if outgoing else f"← {predicate}",
-             "entities": [], "evidence_chunk_ids": []},
-        )  # fmt: skip
+            {
+                "direction": "out" if outgoing else "in",
+                "predicate": predicate,
+                "label": f"{predicate} →" if outgoing else f"← {predicate}",
+                "entities": [],
+                "evidence_chunk_ids": [],
+            },
+        )
         group["entities"].append(relation["object"] if outgoing else relation["subject"])
         group["evidence_chunk_ids"].extend(relation["evidence_chunk_ids"])
     return sorted(groups.values(), key=lambda g: (g["direction"] == "in", g["predicate"]))

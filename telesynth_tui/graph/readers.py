@@ -114,8 +114,17 @@ class _HtmlToMarkdown(HTMLParser):
 
     _SKIP: ClassVar[set[str]] = {"script", "style", "nav", "noscript", "template"}
     _BLOCK: ClassVar[set[str]] = {
-        "p", "div", "section", "article", "li", "br", "pre", "blockquote", "dd", "dt",
-    }  # fmt: skip
+        "p",
+        "div",
+        "section",
+        "article",
+        "li",
+        "br",
+        "pre",
+        "blockquote",
+        "dd",
+        "dt",
+    }
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -221,8 +230,17 @@ def pdf_to_text(raw: RawFile) -> tuple[str, str]:
             title = str(reader.metadata.get("/Title") or "").strip() if reader.metadata else ""
     except ReadError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError,
-            IndexError, ZeroDivisionError, RecursionError) as exc:  # fmt: skip
+    except (
+        PdfReadError,
+        ValueError,
+        KeyError,
+        TypeError,
+        OSError,
+        AttributeError,
+        IndexError,
+        ZeroDivisionError,
+        RecursionError,
+    ) as exc:
         raise ReadError(f"not a readable PDF: {type(exc).__name__}: {exc}") from None
     finally:
         pypdf_log.removeHandler(handler)

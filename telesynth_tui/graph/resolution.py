@@ -93,15 +93,19 @@ def merge_entities(conn: sqlite3.Connection, keep: int, drop: int) -> None:
     conn.execute("UPDATE entities SET aliases = ? WHERE id = ?", (json.dumps(aliases), keep))
     conn.execute(
         "UPDATE entities SET description = ? WHERE id = ? AND description = ''",
-        (conn.execute("SELECT description FROM entities WHERE id = ?", (drop,)).fetchone()[0],
-         keep),
-    )  # fmt: skip
+        (
+            conn.execute("SELECT description FROM entities WHERE id = ?", (drop,)).fetchone()[0],
+            keep,
+        ),
+    )
     for table, cols in (
         ("mentions", ("chunk_id", "surface", "start")),
         ("entity_sources", ("source_file_id",)),
-        ("entity_extractions", ("source_file_id", "chunk_id", "extractor", "surface",
-                                "confidence")),
-    ):  # fmt: skip
+        (
+            "entity_extractions",
+            ("source_file_id", "chunk_id", "extractor", "surface", "confidence"),
+        ),
+    ):
         names = ", ".join(cols)
         conn.execute(
             f"INSERT OR IGNORE INTO {table}(entity_id, {names})"

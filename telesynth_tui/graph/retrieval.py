@@ -359,12 +359,21 @@ class Retriever:
                     continue
                 items.append(
                     ContextItem(
-                        "chunk", row["id"], row["text"], row["n_tokens"], scores[key], ranks,
-                        {"document_id": row["doc_id"], "document": row["title"],
-                         "heading": row["heading"], "ordinal": row["ordinal"],
-                         "source": row["path"]},
+                        "chunk",
+                        row["id"],
+                        row["text"],
+                        row["n_tokens"],
+                        scores[key],
+                        ranks,
+                        {
+                            "document_id": row["doc_id"],
+                            "document": row["title"],
+                            "heading": row["heading"],
+                            "ordinal": row["ordinal"],
+                            "source": row["path"],
+                        },
                     )
-                )  # fmt: skip
+                )
             else:
                 edge = facts[int(raw_id)]
                 subject = graph.nodes[edge.subject_id]["name"]
@@ -374,13 +383,24 @@ class Retriever:
                 src = fact_sources.get(edge.relation_id)
                 items.append(
                     ContextItem(
-                        "fact", edge.relation_id, text, count_tokens(text), scores[key], ranks,
-                        {"subject_id": edge.subject_id, "subject": subject,
-                         "predicate": edge.predicate, "object_id": edge.object_id, "object": obj,
-                         "source": src[0] if src else None, "line": src[1] if src else None,
-                         "evidence_chunk_ids": evidence},
+                        "fact",
+                        edge.relation_id,
+                        text,
+                        count_tokens(text),
+                        scores[key],
+                        ranks,
+                        {
+                            "subject_id": edge.subject_id,
+                            "subject": subject,
+                            "predicate": edge.predicate,
+                            "object_id": edge.object_id,
+                            "object": obj,
+                            "source": src[0] if src else None,
+                            "line": src[1] if src else None,
+                            "evidence_chunk_ids": evidence,
+                        },
                     )
-                )  # fmt: skip
+                )
         return items
 
 

@@ -14,9 +14,20 @@ from telesynth_tui.infra import now
 from telesynth_tui.text import normalize_name
 
 ENTITY_TYPES = (
-    "Alarm", "KPI", "Counter", "Parameter", "RootCause", "Check", "Action", "NetworkElement",
-    "Interface", "Procedure", "Formula", "Concept", "Specification",
-)  # fmt: skip
+    "Alarm",
+    "KPI",
+    "Counter",
+    "Parameter",
+    "RootCause",
+    "Check",
+    "Action",
+    "NetworkElement",
+    "Interface",
+    "Procedure",
+    "Formula",
+    "Concept",
+    "Specification",
+)
 
 # predicate -> (allowed subject types, allowed object types); None means any type
 PREDICATES: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {
@@ -205,15 +216,22 @@ class KnowledgeGraph:
             cur = self.conn.execute(
                 "INSERT INTO entities(name, norm_name, type, aliases, description, status,"
                 " created_at, technology) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (name, norm, type_, json.dumps(list(dict.fromkeys(aliases))), description,
-                 status, now(), technology),
-            )  # fmt: skip
+                (
+                    name,
+                    norm,
+                    type_,
+                    json.dumps(list(dict.fromkeys(aliases))),
+                    description,
+                    status,
+                    now(),
+                    technology,
+                ),
+            )
             entity_id, created = int(cur.lastrowid or 0), True
         else:
             if technology and row["technology"] != technology:
                 if row["technology"] and row["status"] == "curated":
-                    warning = (f"entity {name!r} is already {row['technology']}, "
-                               f"not {technology}")  # fmt: skip
+                    warning = f"entity {name!r} is already {row['technology']}, not {technology}"
                 else:
                     self.conn.execute(
                         "UPDATE entities SET technology = ? WHERE id = ?", (technology, row["id"])
@@ -438,11 +456,21 @@ class KnowledgeGraph:
             "INSERT OR IGNORE INTO formulas(slug, name, description, expression, variables,"
             " output_symbol, output_unit, example, reference, entity_id, source_file_id,"
             " conditions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (record["slug"], record["name"], record["description"], record["expression"],
-             json.dumps(record["variables"]), record["output_symbol"], record["output_unit"],
-             json.dumps(record["example"]), record["reference"], entity_id, source_id,
-             json.dumps(record["conditions"])),
-        )  # fmt: skip
+            (
+                record["slug"],
+                record["name"],
+                record["description"],
+                record["expression"],
+                json.dumps(record["variables"]),
+                record["output_symbol"],
+                record["output_unit"],
+                json.dumps(record["example"]),
+                record["reference"],
+                entity_id,
+                source_id,
+                json.dumps(record["conditions"]),
+            ),
+        )
         return cur.rowcount == 1
 
 

@@ -10,8 +10,17 @@ import sqlite3
 from collections.abc import Iterable
 
 TECHNOLOGIES = ("LTE", "NR", "both")
-_SPELLINGS = {"lte": "LTE", "4g": "LTE", "e-utra": "LTE", "nr": "NR", "5g": "NR",
-              "both": "both", "lte/nr": "both", "nr/lte": "both", "": ""}  # fmt: skip
+_SPELLINGS = {
+    "lte": "LTE",
+    "4g": "LTE",
+    "e-utra": "LTE",
+    "nr": "NR",
+    "5g": "NR",
+    "both": "both",
+    "lte/nr": "both",
+    "nr/lte": "both",
+    "": "",
+}
 
 
 def normalize_technology(text: str) -> str | None:
@@ -39,7 +48,15 @@ def cross_technology_relations(conn: sqlite3.Connection) -> list[dict[str, objec
         " AND s.technology != o.technology AND r.status = 'accepted' ORDER BY r.id"
     ).fetchall()
     return [
-        {"relation_id": r[0], "subject": r[1], "subject_technology": r[2], "predicate": r[3],
-         "object": r[4], "object_technology": r[5], "file": r[6], "line": r[7]}
+        {
+            "relation_id": r[0],
+            "subject": r[1],
+            "subject_technology": r[2],
+            "predicate": r[3],
+            "object": r[4],
+            "object_technology": r[5],
+            "file": r[6],
+            "line": r[7],
+        }
         for r in rows
-    ]  # fmt: skip
+    ]

@@ -353,8 +353,9 @@ class LlamaGenerator(TextModel):
             chain.close()
             raise GeneratorError("llama.cpp rejected the grammar of the JSON schema")
         single_data = (llama_cpp.llama_token_data * 1)()
-        single = llama_cpp.llama_token_data_array(data=single_data, size=1, selected=-1,
-                                                  sorted=False)  # fmt: skip
+        single = llama_cpp.llama_token_data_array(
+            data=single_data, size=1, selected=-1, sorted=False
+        )
         full = LlamaTokenDataArray(n_vocab=self.llm.n_vocab())
         ctx = self.llm._ctx.ctx
         try:

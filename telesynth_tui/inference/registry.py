@@ -103,12 +103,27 @@ def write_manifest(path: Path, entries: list[ModelEntry]) -> None:
             base = package_dir(entry.package) or entry.path.parent
         if not entry.remote:
             record["path"] = _relative(entry.path, base)
-            record["tokenizer"] = (_relative(entry.tokenizer, path.parent)
-                                   if entry.tokenizer else None)  # fmt: skip
+            record["tokenizer"] = (
+                _relative(entry.tokenizer, path.parent) if entry.tokenizer else None
+            )
         lines.append("[[model]]")
-        for key in ("name", "roles", "path", "format", "quantization", "parameters",
-                    "context_length", "chat_template", "sha256", "tokenizer", "notes",
-                    "package", "url", "model_id", "api_key_env"):  # fmt: skip
+        for key in (
+            "name",
+            "roles",
+            "path",
+            "format",
+            "quantization",
+            "parameters",
+            "context_length",
+            "chat_template",
+            "sha256",
+            "tokenizer",
+            "notes",
+            "package",
+            "url",
+            "model_id",
+            "api_key_env",
+        ):
             if record.get(key) not in (None, ""):
                 lines.append(f"{key} = {_toml_value(record[key])}")
         lines.append("")
@@ -218,10 +233,17 @@ def inspect_model(
         except GGUFError as exc:
             raise RegistryError(str(exc)) from None
         return ModelEntry(
-            name, roles, path.resolve(), "gguf", header.quantization, header.parameter_count,
-            header.context_length or 0, "gguf" if header.chat_template else "",
-            sha256_file(path), None,
-        )  # fmt: skip
+            name,
+            roles,
+            path.resolve(),
+            "gguf",
+            header.quantization,
+            header.parameter_count,
+            header.context_length or 0,
+            "gguf" if header.chat_template else "",
+            sha256_file(path),
+            None,
+        )
     if suffix == ".onnx":
         if set(roles) - {"encoder", "classifier"}:
             raise RegistryError(f"{path}: an ONNX model can be an encoder or a classifier")
@@ -230,9 +252,18 @@ def inspect_model(
             from telesynth_tui.inference.encoder import OnnxEncoder
 
             OnnxEncoder(path, tokenizer, name, threads=1)  # raises EncoderError if unusable
-        return ModelEntry(name, roles, path.resolve(), "onnx", _onnx_quantization(path),
-                          _onnx_parameters(path), 0, "", sha256_file(path),
-                          tokenizer.resolve() if tokenizer else None)  # fmt: skip
+        return ModelEntry(
+            name,
+            roles,
+            path.resolve(),
+            "onnx",
+            _onnx_quantization(path),
+            _onnx_parameters(path),
+            0,
+            "",
+            sha256_file(path),
+            tokenizer.resolve() if tokenizer else None,
+        )
     raise RegistryError(f"{path}: unsupported model format {suffix!r} (use .gguf or .onnx)")
 
 
@@ -327,11 +358,17 @@ class Registry:
         model = RemoteModel(name, url, model_id, api_key_env, context_length)
         try:
             entry = ModelEntry(
-                name, roles, Path(model.url), REMOTE_FORMAT, context_length=model.n_ctx,
-                origin="project", url=model.url, model_id=model.model_id,
+                name,
+                roles,
+                Path(model.url),
+                REMOTE_FORMAT,
+                context_length=model.n_ctx,
+                origin="project",
+                url=model.url,
+                model_id=model.model_id,
                 api_key_env=api_key_env,
                 notes=f"served by {model.info.kind} at {model.url}",
-            )  # fmt: skip
+            )
         finally:
             model.close()
         own = read_manifest(self.project, "project")

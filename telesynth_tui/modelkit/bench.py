@@ -27,16 +27,22 @@ from telesynth_tui.inference.metrics import CallMetrics, decode_rate
 from telesynth_tui.inference.registry import ModelEntry
 
 BENCH_MESSAGES = [
-    {"role": "system", "content": "You are a RAN troubleshooting assistant. Answer from the "
-                                  "context and cite it."},
-    {"role": "user", "content": (
-        "Context: After a PRACH configuration change on an NR cell the RRC Setup Success Rate "
-        "fell from 99.2 % to 93.5 %. pmRaAttCbra rose while pmRrcConnEstabAtt stayed flat, and "
-        "the root sequence index now equals that of a neighbour cell 4 km away. Uplink RSSI is "
-        "normal, no VSWR or synchronisation alarm is active.\n"
-        "Write a troubleshooting plan: likely causes, checks with the counters to read, actions "
-        "with parameter changes, and how to verify.")},
-]  # fmt: skip
+    {
+        "role": "system",
+        "content": "You are a RAN troubleshooting assistant. Answer from the context and cite it.",
+    },
+    {
+        "role": "user",
+        "content": (
+            "Context: After a PRACH configuration change on an NR cell the RRC Setup Success Rate "
+            "fell from 99.2 % to 93.5 %. pmRaAttCbra rose while pmRrcConnEstabAtt stayed flat, and "
+            "the root sequence index now equals that of a neighbour cell 4 km away. Uplink RSSI is "
+            "normal, no VSWR or synchronisation alarm is active.\n"
+            "Write a troubleshooting plan: likely causes, checks with the counters to read, "
+            "actions with parameter changes, and how to verify."
+        ),
+    },
+]
 BENCH_SCHEMA = {
     "type": "object",
     "properties": {
@@ -79,7 +85,7 @@ PIPELINE_SCHEMA = {
         "cited": {"type": "array", "maxItems": 4, "items": {"type": "integer"}},
     },
     "required": ["question", "causes", "checks", "actions", "verification", "cited"],
-}  # fmt: skip  (a complete object fits in about 300 tokens)
+}  # a complete object fits in about 300 tokens
 PIPELINE_TASK = (
     "Write one troubleshooting question-answer pair as JSON: the question describes a symptom; "
     "the answer lists likely causes, checks with the KPIs and counters to read, actions with "
@@ -136,8 +142,14 @@ class BareLoop:
 
     def __init__(self, path: Path, threads: int, n_ctx: int, n_batch: int) -> None:
         with _quiet_stderr():
-            self.llm = new_llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_batch,
-                             n_threads=threads, n_threads_batch=threads, verbose=False)  # fmt: skip
+            self.llm = new_llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_batch=n_batch,
+                n_threads=threads,
+                n_threads_batch=threads,
+                verbose=False,
+            )
 
     def run(self, prompt: list[int], max_tokens: int) -> dict[str, float | None]:
         self.llm.reset()
@@ -349,10 +361,16 @@ def run_model_bench(
     registry = project.registry()
     entries = [registry.get(n) for n in names] if names else registry.entries()
     m = project.settings.models
-    results: dict[str, Any] = {"generators": [], "encoders": [], "settings": {
-        "llama_threads": threads_label(m.llama_threads), "onnx_threads": m.onnx_threads,
-        "n_ctx": m.n_ctx, "n_batch": m.n_batch,
-    }}  # fmt: skip
+    results: dict[str, Any] = {
+        "generators": [],
+        "encoders": [],
+        "settings": {
+            "llama_threads": threads_label(m.llama_threads),
+            "onnx_threads": m.onnx_threads,
+            "n_ctx": m.n_ctx,
+            "n_batch": m.n_batch,
+        },
+    }
     texts: list[str] | None = None
     for entry in entries:
         problem = registry.check(entry)
@@ -376,9 +394,11 @@ def run_model_bench(
             from telesynth_tui.modelkit.bench_remote import bench_remote
 
             contexts = pipeline_contexts(project.settings.bundled_kg, runs)
-            results["generators"].append(bench_remote(entry, contexts, pipeline_messages,
-                                                      PIPELINE_SCHEMA, runs, max_tokens,
-                                                      progress))  # fmt: skip
+            results["generators"].append(
+                bench_remote(
+                    entry, contexts, pipeline_messages, PIPELINE_SCHEMA, runs, max_tokens, progress
+                )
+            )
         elif "encoder" in entry.roles:
             texts = texts or corpus_sentences(project.settings.bundled_kg)
             result = bench_encoder(project.encoder(entry.name), texts, runs, progress)
@@ -427,9 +447,11 @@ def render_markdown(results: dict[str, Any]) -> str:
             "|---|---|---|---|---|" + "---|" * len(extra),
         ]
         for e in encs:
-            row = (f"| {e['model']} | {e['sentences_per_s']} | {e['bare_sentences_per_s']} "
-                   f"| {e['R_enc']} | {_fmt(e['joules_per_sentence'], 1, 5)} "
-                   f"({e['energy_source']}) |")  # fmt: skip
+            row = (
+                f"| {e['model']} | {e['sentences_per_s']} | {e['bare_sentences_per_s']} "
+                f"| {e['R_enc']} | {_fmt(e['joules_per_sentence'], 1, 5)} "
+                f"({e['energy_source']}) |"
+            )
             row += "".join(f" {e.get(k, '')} |" for k in extra)
             lines.append(row)
     return "\n".join(lines) + "\n"

@@ -90,8 +90,14 @@ def bench_remote(
     """Runs interleaved (with `schema`, then free for as many tokens) on the messages `build`
     makes of `contexts` (the GGUF bench's pipeline-shaped prompts), then the same prompts with 1
     and with `in_flight` requests at a time."""
-    model = RemoteModel(entry.name, entry.url, entry.model_id, entry.api_key_env,
-                        entry.context_length, max_in_flight=in_flight)  # fmt: skip
+    model = RemoteModel(
+        entry.name,
+        entry.url,
+        entry.model_id,
+        entry.api_key_env,
+        entry.context_length,
+        max_in_flight=in_flight,
+    )
     budget = min(max_tokens, model.n_ctx // 2)
     free: list[CallMetrics] = []
     constrained: list[CallMetrics] = []

@@ -33,9 +33,12 @@ def without_control_tokens(candidate: Candidate) -> Candidate:
     texts = [candidate.question, candidate.answer, *candidate.steps]
     if not any(has_control_tokens(t) for t in texts):
         return candidate
-    return replace(candidate, question=strip_control_tokens(candidate.question),
-                   answer=strip_control_tokens(candidate.answer),
-                   steps=[strip_control_tokens(s) for s in candidate.steps])  # fmt: skip
+    return replace(
+        candidate,
+        question=strip_control_tokens(candidate.question),
+        answer=strip_control_tokens(candidate.answer),
+        steps=[strip_control_tokens(s) for s in candidate.steps],
+    )
 
 
 class AcceptPolicy:
@@ -73,8 +76,9 @@ class AcceptPolicy:
         reason: str | None
         if isinstance(item, str):  # the model's output could not be used: keep it and say why
             rejection = Rejection.parse(item)
-            return replace(template, raw_text=rejection.raw_text, status=REJECTED,
-                           reason=rejection.reason), None  # fmt: skip
+            return replace(
+                template, raw_text=rejection.raw_text, status=REJECTED, reason=rejection.reason
+            ), None
         item = without_control_tokens(item)
         known = {}
         for position, c in enumerate(context):
@@ -100,8 +104,9 @@ class AcceptPolicy:
             )
         q = quality(scores)
         filters: dict[str, FilterVerdict] = {v.filter: v for v in verdicts}
-        gated = GateItem(plan_type, item.question, item.answer, list(item.steps), texts, payload,
-                         draft)  # fmt: skip
+        gated = GateItem(
+            plan_type, item.question, item.answer, list(item.steps), texts, payload, draft
+        )
         with self.clock.timed("filter"):
             gate_reasons = self.gate.check(gated)
         gate = [str(r) for r in gate_reasons]
@@ -115,8 +120,16 @@ class AcceptPolicy:
         else:
             status, reason = ACCEPTED, None
             self.gate.accept(gated, "an accepted sample of this run")
-        sample = replace(template, question=item.question, answer=item.answer,
-                         steps=list(item.steps), cited=list(item.cited),
-                         raw_text=item.raw_text or None, status=status, reason=reason,
-                         scores=Scores(scores, filters, gate), quality=q)  # fmt: skip
+        sample = replace(
+            template,
+            question=item.question,
+            answer=item.answer,
+            steps=list(item.steps),
+            cited=list(item.cited),
+            raw_text=item.raw_text or None,
+            status=status,
+            reason=reason,
+            scores=Scores(scores, filters, gate),
+            quality=q,
+        )
         return sample, vectors["question"]

@@ -58,8 +58,9 @@ def select_documents(conn: sqlite3.Connection, spec: str, bundled: Path) -> list
     return ids
 
 
-def document_plans(conn: sqlite3.Connection, document_ids: list[int], pairs: int,
-                   limit: int | None = None) -> list[Plan]:  # fmt: skip
+def document_plans(
+    conn: sqlite3.Connection, document_ids: list[int], pairs: int, limit: int | None = None
+) -> list[Plan]:
     """One plan per section of each document, in document order, at most `limit`."""
     plans: list[Plan] = []
     for doc_id in document_ids:
@@ -75,10 +76,13 @@ def document_plans(conn: sqlite3.Connection, document_ids: list[int], pairs: int
         for section in _sections(chunks):
             heading = section[0]["heading"] or ""
             payload: dict[str, Any] = {
-                "document_id": doc_id, "title": doc["title"] or Path(doc["path"]).name,
-                "source": doc["path"], "heading": heading,
-                "chunk_ids": [int(c["id"]) for c in section], "pairs": pairs,
-            }  # fmt: skip
+                "document_id": doc_id,
+                "title": doc["title"] or Path(doc["path"]).name,
+                "source": doc["path"],
+                "heading": heading,
+                "chunk_ids": [int(c["id"]) for c in section],
+                "pairs": pairs,
+            }
             entity_ids = [
                 int(r[0])
                 for r in conn.execute(
@@ -123,8 +127,18 @@ def section_context(conn: sqlite3.Connection, payload: dict[str, Any]) -> list[d
         ids,
     ).fetchall()
     return [
-        {"key": f"chunk:{r['id']}", "kind": "chunk", "id": r["id"], "text": r["text"],
-         "provenance": {"document_id": r["doc_id"], "document": r["title"],
-                        "heading": r["heading"], "ordinal": r["ordinal"], "source": r["path"]}}
+        {
+            "key": f"chunk:{r['id']}",
+            "kind": "chunk",
+            "id": r["id"],
+            "text": r["text"],
+            "provenance": {
+                "document_id": r["doc_id"],
+                "document": r["title"],
+                "heading": r["heading"],
+                "ordinal": r["ordinal"],
+                "source": r["path"],
+            },
+        }
         for r in rows
-    ]  # fmt: skip
+    ]

@@ -47,9 +47,13 @@ class FilterSettings:
 
 
 def unrelated_features(
-    question: str, answer: str, texts: list[str], q_vec: np.ndarray, a_vec: np.ndarray,
+    question: str,
+    answer: str,
+    texts: list[str],
+    q_vec: np.ndarray,
+    a_vec: np.ndarray,
     ctx: np.ndarray,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Semantic (best and mean cosine of question and answer to the context items) and lexical
     (share of their content words found in the context) closeness: the unrelated head's input."""
     from telesynth_tui.pipeline.scoring import content_words
@@ -59,9 +63,17 @@ def unrelated_features(
     q_sims, a_sims = ctx @ q_vec, ctx @ a_vec
     words = set().union(*(content_words(t) for t in texts))
     qw, aw = content_words(question), content_words(answer)
-    return np.array([q_sims.max(), a_sims.max(), q_sims.mean(), a_sims.mean(),
-                     len(qw & words) / max(len(qw), 1), len(aw & words) / max(len(aw), 1)],
-                    dtype=np.float32)  # fmt: skip
+    return np.array(
+        [
+            q_sims.max(),
+            a_sims.max(),
+            q_sims.mean(),
+            a_sims.mean(),
+            len(qw & words) / max(len(qw), 1),
+            len(aw & words) / max(len(aw), 1),
+        ],
+        dtype=np.float32,
+    )
 
 
 class ClassifierHead:
@@ -108,8 +120,9 @@ class Filters:
         if match:
             return Verdict("unanswered", False, similarity, f"declines: '{match.group()}'")
         if similarity >= self.settings.unanswered_similarity:
-            return Verdict("unanswered", False, similarity,
-                           f"reads like a refusal (cosine {similarity:.2f})")  # fmt: skip
+            return Verdict(
+                "unanswered", False, similarity, f"reads like a refusal (cosine {similarity:.2f})"
+            )
         return Verdict("unanswered", True, similarity, "answers")
 
     def unfinished(self, answer: str, ctx: CallContext | None = None) -> Verdict:
@@ -123,9 +136,14 @@ class Filters:
         return Verdict("unfinished", True, p, "complete")
 
     def unrelated(
-        self, q_vec: np.ndarray, a_vec: np.ndarray, ctx: np.ndarray,
-        question: str = "", answer: str = "", texts: list[str] | None = None,
-    ) -> Verdict:  # fmt: skip
+        self,
+        q_vec: np.ndarray,
+        a_vec: np.ndarray,
+        ctx: np.ndarray,
+        question: str = "",
+        answer: str = "",
+        texts: list[str] | None = None,
+    ) -> Verdict:
         if ctx.size == 0:
             return Verdict("unrelated", False, 0.0, "no context")
         if self.unrelated_head is not None:
@@ -153,8 +171,12 @@ class Filters:
         return Verdict("duplicate", True, best, "new")
 
     def maths(self, answer: str, payload: dict[str, Any]) -> Verdict:
-        check = check_numeric(answer, float(payload["answer"]), str(payload.get("unit", "")),
-                              rel_tol=self.settings.maths_rel_tolerance)  # fmt: skip
+        check = check_numeric(
+            answer,
+            float(payload["answer"]),
+            str(payload.get("unit", "")),
+            rel_tol=self.settings.maths_rel_tolerance,
+        )
         return Verdict("maths", check.ok, check.value, check.detail)
 
     def run(

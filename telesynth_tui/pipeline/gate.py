@@ -411,11 +411,16 @@ def rule_relation(item: GateItem, view: ItemView) -> list[str]:
     ranked = _RANKING_RE.search(f"{item.question} {item.answer}")
     if ranked:
         for name in view.link(item.question):
-            ranked_causes = {o for s, p, o in view.facts.edges | view.index.edges
-                             if s == name and p == "indicates"}  # fmt: skip
+            ranked_causes = {
+                o
+                for s, p, o in view.facts.edges | view.index.edges
+                if s == name and p == "indicates"
+            }
             if len(ranked_causes) > 1:
-                out.append(f"'{ranked.group()}' ranks {len(ranked_causes)} causes of '{name}' "
-                           "that the graph does not rank")  # fmt: skip
+                out.append(
+                    f"'{ranked.group()}' ranks {len(ranked_causes)} causes of '{name}' "
+                    "that the graph does not rank"
+                )
                 break
     return list(dict.fromkeys(out))
 

@@ -41,28 +41,41 @@ SYSTEM = (
 )
 # how a relation reads in a sentence
 PHRASES = {
-    "indicates": "can indicate", "resolved_by": "is resolved by", "checked_by": "is checked by",
-    "reads": "reads", "adjusts": "adjusts", "verified_by": "is verified by",
-    "degrades": "degrades", "measured_by": "is measured by", "raised_by": "is raised by",
-    "affects": "affects", "triggers": "triggers", "part_of": "is part of",
-    "connects": "connects", "uses": "uses", "defined_in": "is defined in",
-    "computes": "computes", "has_input": "takes as an input", "is_a": "is a",
+    "indicates": "can indicate",
+    "resolved_by": "is resolved by",
+    "checked_by": "is checked by",
+    "reads": "reads",
+    "adjusts": "adjusts",
+    "verified_by": "is verified by",
+    "degrades": "degrades",
+    "measured_by": "is measured by",
+    "raised_by": "is raised by",
+    "affects": "affects",
+    "triggers": "triggers",
+    "part_of": "is part of",
+    "connects": "connects",
+    "uses": "uses",
+    "defined_in": "is defined in",
+    "computes": "computes",
+    "has_input": "takes as an input",
+    "is_a": "is a",
     "related_to": "is related to",
-}  # fmt: skip
+}
 # what a multi-hop question asks, by the chain's predicates ({s}: the chain's start)
 CHAIN_INTENTS = {
     ("indicates", "resolved_by"): "Ask which action resolves a cause that {s} can indicate.",
     ("indicates", "resolved_by", "adjusts"): (
-        "Ask which parameter is changed by the action that resolves a cause that {s} can "
-        "indicate."),
+        "Ask which parameter is changed by the action that resolves a cause that {s} can indicate."
+    ),
     ("indicates", "checked_by"): "Ask which check confirms a cause that {s} can indicate.",
     ("checked_by", "reads"): "Ask which KPI or counter is read by the check for {s}.",
     ("indicates", "checked_by", "reads"): (
-        "Ask which KPI or counter is read when checking a cause that {s} can indicate."),
+        "Ask which KPI or counter is read when checking a cause that {s} can indicate."
+    ),
     ("resolved_by", "adjusts"): "Ask which parameter is adjusted by the action that resolves {s}.",
     ("resolved_by", "verified_by"): "Ask how the fix for {s} is verified.",
     ("degrades", "measured_by"): "Ask which counter measures the KPI that {s} degrades.",
-}  # fmt: skip
+}
 CHARS_PER_TOKEN = 2.5  # a cautious average for JSON text on small vocabularies
 QUESTION_CHARS = 180  # a question is one sentence; longer ones are loops
 REPEAT_PENALTY = 1.1  # greedy decoding of small models loops without it
@@ -129,13 +142,25 @@ def _question(low: int, high: int, must: str = "", starts: str = _STARTS) -> dic
     one that names it (the grammar lets the model write freely and only closes the question
     once the name is in it)."""
     if not must or any(c in must for c in '"\\?.') or len(must) > high // 2:
-        return {"type": "string", "pattern": f"^({starts}) {_FREE}{{{low - 8},{high - 40}}}\\?$",
-                "maxLength": high, "x-starts": starts, "x-body": high - 40}  # fmt: skip
+        return {
+            "type": "string",
+            "pattern": f"^({starts}) {_FREE}{{{low - 8},{high - 40}}}\\?$",
+            "maxLength": high,
+            "x-starts": starts,
+            "x-body": high - 40,
+        }
     head = 60
     tail = max(10, high - 40 - len(must) - head)
     pattern = f"^({starts}) {_FREE}{{0,{head}}}{_literal(must)}{_FREE}{{0,{tail}}}\\?$"
-    return {"type": "string", "pattern": pattern, "maxLength": high, "x-starts": starts,
-            "x-must": must, "x-head": head, "x-tail": tail}  # fmt: skip
+    return {
+        "type": "string",
+        "pattern": pattern,
+        "maxLength": high,
+        "x-starts": starts,
+        "x-must": must,
+        "x-head": head,
+        "x-tail": tail,
+    }
 
 
 def _enum_list(names: list[str]) -> dict[str, Any]:
@@ -329,11 +354,13 @@ class Writer:
     def _inputs_text(self) -> str:
         p = self.p
         units = {k: "" if u in NO_UNIT else u for k, u in p["units"].items()}
-        return _join([
-            f"{(p['descriptions'].get(k) or k).rstrip('.')} {k} = {_fmt_number(v)} "
-            f"{units.get(k, '')}".rstrip()
-            for k, v in p["inputs"].items()
-        ])  # fmt: skip
+        return _join(
+            [
+                f"{(p['descriptions'].get(k) or k).rstrip('.')} {k} = {_fmt_number(v)} "
+                f"{units.get(k, '')}".rstrip()
+                for k, v in p["inputs"].items()
+            ]
+        )
 
     # --- the schema -------------------------------------------------------------------------
 
@@ -352,29 +379,53 @@ class Writer:
                         item[key] = _enum_list(c[key])
                 causes.append(_object(item))
             n = len(causes)
-            return _object({"question": question, "causes": {
-                "type": "array", "prefixItems": causes, "minItems": n, "maxItems": n}})  # fmt: skip
+            return _object(
+                {
+                    "question": question,
+                    "causes": {
+                        "type": "array",
+                        "prefixItems": causes,
+                        "minItems": n,
+                        "maxItems": n,
+                    },
+                }
+            )
         if self.type == "multi_hop":
             path = self.p["path"]
             names = list(dict.fromkeys([path[0]["subject"], *(f["object"] for f in path)]))
-            hops = [_object({"from": {"enum": [f["subject"]]},
-                             "relation": {"enum": [phrase(f["predicate"])]},
-                             "to": {"enum": [f["object"]]}}) for f in path]  # fmt: skip
+            hops = [
+                _object(
+                    {
+                        "from": {"enum": [f["subject"]]},
+                        "relation": {"enum": [phrase(f["predicate"])]},
+                        "to": {"enum": [f["object"]]},
+                    }
+                )
+                for f in path
+            ]
             n = len(path)
-            return _object({
-                "question": question,
-                "chain": {"type": "array", "prefixItems": hops, "minItems": n, "maxItems": n},
-                "answer": {"enum": names[1:]},
-            })  # fmt: skip
+            return _object(
+                {
+                    "question": question,
+                    "chain": {"type": "array", "prefixItems": hops, "minItems": n, "maxItems": n},
+                    "answer": {"enum": names[1:]},
+                }
+            )
         if self.type == "maths":
-            inputs = [_object({"symbol": {"enum": [k]}, "value": {"enum": [v]}})
-                      for k, v in self.p["inputs"].items()]  # fmt: skip
+            inputs = [
+                _object({"symbol": {"enum": [k]}, "value": {"enum": [v]}})
+                for k, v in self.p["inputs"].items()
+            ]
             props: dict[str, Any] = {
                 "question": question,
-                "inputs": {"type": "array", "prefixItems": inputs, "minItems": len(inputs),
-                           "maxItems": len(inputs)},
+                "inputs": {
+                    "type": "array",
+                    "prefixItems": inputs,
+                    "minItems": len(inputs),
+                    "maxItems": len(inputs),
+                },
                 "value": {"enum": [float(_fmt_number(self.p["answer"]).replace(",", ""))]},
-            }  # fmt: skip
+            }
             if self.p["unit"]:
                 props["unit"] = {"enum": [self.p["unit"]]}
             return _object(props)
@@ -383,10 +434,10 @@ class Writer:
         if self.type == "definition":
             return _object({"question": question})
         if self.type == DOCUMENT:
-            pair = _object({"question": _question(15, high),
-                            "answer": text(10, 480)})  # fmt: skip
-            return _object({"pairs": {"type": "array", "items": pair, "minItems": 1,
-                                      "maxItems": self.pairs}})  # fmt: skip
+            pair = _object({"question": _question(15, high), "answer": text(10, 480)})
+            return _object(
+                {"pairs": {"type": "array", "items": pair, "minItems": 1, "maxItems": self.pairs}}
+            )
         raise TelesynthError(f"no output schema for plan type {self.type!r}")
 
     def fitted_schema(self, max_tokens: int) -> dict[str, Any] | None:
@@ -453,12 +504,16 @@ class Writer:
             said = (hop["from"], hop["relation"], hop["to"])
             truth = (fact["subject"], phrase(fact["predicate"]), fact["object"])
             if said != truth:
-                return [f"generate: off plan: step {i} of the chain says '{' '.join(said)}', "
-                        f"the graph has '{' '.join(truth)}'"]  # fmt: skip
+                return [
+                    f"generate: off plan: step {i} of the chain says '{' '.join(said)}', "
+                    f"the graph has '{' '.join(truth)}'"
+                ]
             steps.append(f"{' '.join(truth)}.")
         if data["answer"] != end:
-            return [f"generate: off plan: the answer slot names {data['answer']}, the chain ends "
-                    f"at {end}"]  # fmt: skip
+            return [
+                f"generate: off plan: the answer slot names {data['answer']}, the chain ends "
+                f"at {end}"
+            ]
         answer = f"{end}. " + " ".join(steps)
         return [Candidate(question, answer, steps)]
 
@@ -467,13 +522,16 @@ class Writer:
         for given in data["inputs"]:
             want = float(p["inputs"][given["symbol"]])
             if not math.isclose(float(given["value"]), want, rel_tol=1e-6, abs_tol=1e-12):
-                return [f"generate: off plan: input {given['symbol']} = {given['value']}, the "
-                        f"plan samples {_fmt_number(want)}"]  # fmt: skip
+                return [
+                    f"generate: off plan: input {given['symbol']} = {given['value']}, the "
+                    f"plan samples {_fmt_number(want)}"
+                ]
         symbol = p["output_symbol"] or "result"
         unit = p["unit"]
         units = {k: "" if u in NO_UNIT else u for k, u in p["units"].items()}
-        inputs = ", ".join(f"{k} = {_fmt_number(v)} {units.get(k, '')}".rstrip()
-                           for k, v in p["inputs"].items())  # fmt: skip
+        inputs = ", ".join(
+            f"{k} = {_fmt_number(v)} {units.get(k, '')}".rstrip() for k, v in p["inputs"].items()
+        )
         # the question states every input: the model's question, led by the inputs
         stem = data["question"].strip()
         question = f"Given {self._inputs_text()}: {stem[0].lower()}{stem[1:]}"
@@ -481,8 +539,11 @@ class Writer:
         # the worked solution is written by code: formula, inputs, substitution, result (the
         # 135M model's own worked steps were garbage in 6 of 7 accepted maths samples)
         substituted = substitute(p["expression"], p["inputs"])
-        steps = [f"Formula: {symbol} = {p['expression']}.", f"Inputs: {inputs}.",
-                 f"Substituting: {symbol} = {substituted}."]  # fmt: skip
+        steps = [
+            f"Formula: {symbol} = {p['expression']}.",
+            f"Inputs: {inputs}.",
+            f"Substituting: {symbol} = {substituted}.",
+        ]
         steps.append(f"Result: {symbol} = {result}.")
         answer = f"With {symbol} = {p['expression']} and {inputs}: {symbol} = {result}."
         return [Candidate(question, answer, steps)]
@@ -509,8 +570,10 @@ class Writer:
         return [Candidate(question, answer, [answer])]
 
     def _assemble_document(self, data: dict[str, Any]) -> list[Candidate | str]:
-        return [Candidate(pair["question"].strip(), pair["answer"].strip(), [])
-                for pair in data["pairs"]]  # fmt: skip
+        return [
+            Candidate(pair["question"].strip(), pair["answer"].strip(), [])
+            for pair in data["pairs"]
+        ]
 
 
 def substitute(expression: str, inputs: dict[str, float]) -> str:
@@ -543,13 +606,15 @@ def plan_names(plan_type: str, payload: dict[str, Any]) -> list[str]:
 _NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?")
 
 
-def dropped_facts(plan_type: str, payload: dict[str, Any], draft: Candidate,
-                  refined: Candidate) -> list[str]:  # fmt: skip
+def dropped_facts(
+    plan_type: str, payload: dict[str, Any], draft: Candidate, refined: Candidate
+) -> list[str]:
     """Plan entities and numbers the draft states that the refinement no longer does."""
     before = " ".join([draft.answer, *draft.steps]).lower()
     after = " ".join([refined.answer, *refined.steps]).lower()
-    lost = [n for n in plan_names(plan_type, payload) if n.lower() in before and
-            n.lower() not in after]  # fmt: skip
+    lost = [
+        n for n in plan_names(plan_type, payload) if n.lower() in before and n.lower() not in after
+    ]
     numbers = {float(x) for x in _NUMBER.findall(after)}
     lost += [x for x in dict.fromkeys(_NUMBER.findall(before)) if float(x) not in numbers]
     return lost
@@ -571,12 +636,17 @@ class LlmQA(QASource):
     def call_json(
         self, messages: list[Message], schema: dict[str, Any], ctx: CallContext | None = None
     ) -> Completion:
-        params = SamplingParams(max_tokens=self.max_tokens, temperature=0.0, json_schema=schema,
-                                repeat_penalty=self.repeat_penalty)  # fmt: skip
+        params = SamplingParams(
+            max_tokens=self.max_tokens,
+            temperature=0.0,
+            json_schema=schema,
+            repeat_penalty=self.repeat_penalty,
+        )
         return self.generator.complete(messages, params, ctx)
 
-    def fit(self, build: Callable[[list[dict[str, Any]]], list[Message]],
-            context: list[dict[str, Any]]) -> list[Message]:  # fmt: skip
+    def fit(
+        self, build: Callable[[list[dict[str, Any]]], list[Message]], context: list[dict[str, Any]]
+    ) -> list[Message]:
         """Messages whose prompt leaves room for the answer: drop trailing context items."""
         items = list(context)
         messages = build(items)
@@ -588,8 +658,10 @@ class LlmQA(QASource):
     @staticmethod
     def messages(context: list[dict[str, Any]], task: str) -> list[Message]:
         """System text, then the plan's context, then the task: one shared prefix per plan."""
-        return [{"role": "system", "content": SYSTEM},
-                {"role": "user", "content": f"{facts_block(context)}\n\n{task}"}]  # fmt: skip
+        return [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": f"{facts_block(context)}\n\n{task}"},
+        ]
 
     def _not_run(self, reason: str, ctx: CallContext | None) -> str:
         """The rejection of a call the model could not make; the call is still recorded (no
@@ -619,8 +691,10 @@ class LlmQA(QASource):
         writer = Writer(plan_type, request.payload, request.pairs)
         schema = writer.fitted_schema(self.max_tokens)
         if schema is None:
-            reason = (f"generate: the {self.max_tokens}-token output budget cannot hold a "
-                      f"complete answer to this {plan_type} plan")  # fmt: skip
+            reason = (
+                f"generate: the {self.max_tokens}-token output budget cannot hold a "
+                f"complete answer to this {plan_type} plan"
+            )
             return [self._not_run(reason, ctx)]
         task = writer.task()
         messages = self.fit(lambda items: self.messages(items, task), request.context)
@@ -668,11 +742,17 @@ class LlmQA(QASource):
         n_steps = max(2, min(10, len(candidate.steps) + 1))
         budget = int(self.max_tokens * CHARS_PER_TOKEN)
         step_len = max(60, min(300, (budget // 2 - 60) // n_steps))
-        schema = _object({
-            "answer": _text(10, max(80, min(1200, budget // 2 - 40))),
-            "steps": {"type": "array", "items": _text(5, step_len), "minItems": 1,
-                      "maxItems": n_steps},
-        })  # fmt: skip
+        schema = _object(
+            {
+                "answer": _text(10, max(80, min(1200, budget // 2 - 40))),
+                "steps": {
+                    "type": "array",
+                    "items": _text(5, step_len),
+                    "minItems": 1,
+                    "maxItems": n_steps,
+                },
+            }
+        )
         messages = self.fit(lambda items: self.messages(items, task), context)
         try:
             done = self.call_json(messages, schema, ctx)
@@ -692,8 +772,9 @@ class LlmQA(QASource):
             return f"refine: unusable output ({type(exc).__name__})\n{text}"
         if not answer:
             return f"refine: empty answer\n{text}"
-        refined = Candidate(candidate.question, answer, steps or candidate.steps,
-                            candidate.cited, raw_text=text)  # fmt: skip
+        refined = Candidate(
+            candidate.question, answer, steps or candidate.steps, candidate.cited, raw_text=text
+        )
         lost = dropped_facts(plan_type, payload, candidate, refined)
         if lost:
             return f"refine: dropped facts of the draft: {_join(lost[:6])}\n{text}"

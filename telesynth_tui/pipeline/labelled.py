@@ -140,9 +140,12 @@ def refusal_examples(kg_dir: Path, held_out: bool, seed: int = 0) -> tuple[list[
 
 
 def unrelated_examples(
-    conn: sqlite3.Connection, retrieval: RetrievalSettings, encoder: Encoder, plans: int = 150,
+    conn: sqlite3.Connection,
+    retrieval: RetrievalSettings,
+    encoder: Encoder,
+    plans: int = 150,
     seed: int = 1,
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Head features of realized QA pairs with their own retrieved context (0) and with the
     context of another plan (1: swapped). One planner makes both sets in turn, so the second
     (held-out) set is about the entities and relations the first one did not use."""

@@ -116,16 +116,16 @@ class LlmScorer(Scorer):
         self._loop.close()
         self.fast.close()
 
-    def _arguments(self, name: str, question: str, answer: str, contexts: list[str],
-                   references: list[str]) -> dict[str, Any]:  # fmt: skip
+    def _arguments(
+        self, name: str, question: str, answer: str, contexts: list[str], references: list[str]
+    ) -> dict[str, Any]:
         reference = answer if not references else " ".join(references)
         if name == "llm_faithfulness":
             return {"user_input": question, "response": answer, "retrieved_contexts": contexts}
         if name == "llm_answer_relevancy":
             return {"user_input": question, "response": answer}
         if name == "llm_context_precision":
-            return {"user_input": question, "reference": reference,
-                    "retrieved_contexts": contexts}  # fmt: skip
+            return {"user_input": question, "reference": reference, "retrieved_contexts": contexts}
         return {"user_input": question, "retrieved_contexts": contexts, "reference": reference}
 
     def score(

@@ -65,8 +65,9 @@ class PlanSteps(Generic[P, D, R]):
         """Steps of a plan processed in one go, one plan at a time."""
         return PlanSteps(lambda plan: plan, lambda plan, _: process(plan))
 
-    def run(self, plans: Sequence[P], on_finished: Callable[[P, R], None],
-            cancel: Callable[[], bool]) -> None:  # fmt: skip
+    def run(
+        self, plans: Sequence[P], on_finished: Callable[[P, R], None], cancel: Callable[[], bool]
+    ) -> None:
         """Process `plans` in order until one is cancelled; `on_finished` sees each outcome."""
 
         def finish(plan: P, draft: D) -> bool:

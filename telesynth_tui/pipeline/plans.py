@@ -29,8 +29,12 @@ from telesynth_tui.graph.technology import compatible, specific
 MAX_PLANS = 100_000  # plans of one run at most (all are stored when the run starts)
 PLAN_TYPES = ("troubleshooting", "multi_hop", "maths", "factual", "definition")
 DEFAULT_MIX = {
-    "troubleshooting": 0.3, "multi_hop": 0.2, "maths": 0.25, "factual": 0.15, "definition": 0.1,
-}  # fmt: skip
+    "troubleshooting": 0.3,
+    "multi_hop": 0.2,
+    "maths": 0.25,
+    "factual": 0.15,
+    "definition": 0.1,
+}
 # relation chains a multi-hop question may follow (predicates in order)
 CHAINS = [
     ("indicates", "resolved_by"),
@@ -76,8 +80,9 @@ def allocate(n: int, mix: dict[str, float]) -> dict[str, int]:
     """Split n across types by weight (largest remainder), every listed type at least once."""
     if not 1 <= n <= MAX_PLANS:
         raise TelesynthError(f"--n must be between 1 and {MAX_PLANS}, not {n}")
-    bad = [t for t, w in mix.items() if not (isinstance(w, int | float) and math.isfinite(w))
-           or w < 0]  # fmt: skip
+    bad = [
+        t for t, w in mix.items() if not (isinstance(w, int | float) and math.isfinite(w)) or w < 0
+    ]
     if bad:
         raise TelesynthError(f"the weight of {', '.join(bad)} must be a number of 0 or more")
     weights = {t: w for t, w in mix.items() if w > 0}
@@ -171,16 +176,25 @@ class Planner:
 
     def _fact(self, edge: tuple[int, int, str, int]) -> dict[str, Any]:
         rid, s, p, o = edge
-        return {"relation_id": rid, "subject": self._name(s), "subject_id": s, "predicate": p,
-                "object": self._name(o), "object_id": o,
-                "subject_type": self.names.get(s, ("", "", ""))[1],
-                "object_type": self.names.get(o, ("", "", ""))[1]}  # fmt: skip
+        return {
+            "relation_id": rid,
+            "subject": self._name(s),
+            "subject_id": s,
+            "predicate": p,
+            "object": self._name(o),
+            "object_id": o,
+            "subject_type": self.names.get(s, ("", "", ""))[1],
+            "object_type": self.names.get(o, ("", "", ""))[1],
+        }
 
     # --- plan types -----------------------------------------------------------------------
 
     def factual(self) -> Plan | None:
-        edges = [e for e in self.edges
-                 if e[2] != "related_to" and e[1] in self.names and self._fits("", e)]  # fmt: skip
+        edges = [
+            e
+            for e in self.edges
+            if e[2] != "related_to" and e[1] in self.names and self._fits("", e)
+        ]
         edge = self._least_used(edges, self._edge_use)
         if edge is None:
             return None
@@ -188,10 +202,19 @@ class Planner:
         tech = self._narrow("", edge)
         # every true object of the same subject and predicate (in the same technology) is a
         # correct answer
-        answers = [self._name(e[3]) for e in self.out_edges.get(edge[1], [])
-                   if e[2] == edge[2] and self._fits(tech, e)]  # fmt: skip
-        return self._use(Plan("factual", {"fact": fact, "answers": answers, "technology": tech},
-                              [edge[1], edge[3]], [edge[0]]))  # fmt: skip
+        answers = [
+            self._name(e[3])
+            for e in self.out_edges.get(edge[1], [])
+            if e[2] == edge[2] and self._fits(tech, e)
+        ]
+        return self._use(
+            Plan(
+                "factual",
+                {"fact": fact, "answers": answers, "technology": tech},
+                [edge[1], edge[3]],
+                [edge[0]],
+            )
+        )
 
     def multi_hop(self) -> Plan | None:
         starts = []
@@ -206,8 +229,11 @@ class Planner:
                 continue
             path, tech = [first], self._narrow("", first)
             for predicate in chain[1:]:
-                options = [e for e in self.out_edges.get(path[-1][3], [])
-                           if e[2] == predicate and self._fits(tech, e)]  # fmt: skip
+                options = [
+                    e
+                    for e in self.out_edges.get(path[-1][3], [])
+                    if e[2] == predicate and self._fits(tech, e)
+                ]
                 nxt = self._least_used(options, self._edge_use)
                 if nxt is None:
                     break
@@ -216,8 +242,11 @@ class Planner:
             if len(path) == len(chain):
                 facts = [self._fact(e) for e in path]
                 ids = [path[0][1], *(e[3] for e in path)]
-                return self._use(Plan("multi_hop", {"path": facts, "technology": tech}, ids,
-                                      [e[0] for e in path]))  # fmt: skip
+                return self._use(
+                    Plan(
+                        "multi_hop", {"path": facts, "technology": tech}, ids, [e[0] for e in path]
+                    )
+                )
         return None
 
     def troubleshooting(self) -> Plan | None:
@@ -226,8 +255,11 @@ class Planner:
         if symptom is None:
             return None
         tech = "".join(specific([self._tech(symptom)]))
-        causes = [e for e in self.out_edges.get(symptom, [])
-                  if e[2] == "indicates" and self._fits(tech, e)]  # fmt: skip
+        causes = [
+            e
+            for e in self.out_edges.get(symptom, [])
+            if e[2] == "indicates" and self._fits(tech, e)
+        ]
         self.rng.shuffle(causes)
         causes.sort(key=self._edge_use)
         used_edges: list[tuple[int, int, str, int]] = []
@@ -251,25 +283,35 @@ class Planner:
             cause = cause_edge[3]
             out = self.out_edges.get(cause, [])
             checks = keep([e for e in out if e[2] == "checked_by"], 2)
-            reads = keep([r for c in checks for r in self.out_edges.get(c[3], [])
-                          if r[2] == "reads"], 3)  # fmt: skip
+            reads = keep(
+                [r for c in checks for r in self.out_edges.get(c[3], []) if r[2] == "reads"], 3
+            )
             actions = keep([e for e in out if e[2] == "resolved_by"], 2)
-            adjusts = keep([a for x in actions for a in self.out_edges.get(x[3], [])
-                            if a[2] == "adjusts"], 2)  # fmt: skip
-            verifies = keep([v for x in actions for v in self.out_edges.get(x[3], [])
-                             if v[2] == "verified_by"], 2)  # fmt: skip
+            adjusts = keep(
+                [a for x in actions for a in self.out_edges.get(x[3], []) if a[2] == "adjusts"], 2
+            )
+            verifies = keep(
+                [v for x in actions for v in self.out_edges.get(x[3], []) if v[2] == "verified_by"],
+                2,
+            )
             used_edges += [cause_edge, *checks, *reads, *actions, *adjusts, *verifies]
-            steps.append({
-                "cause": self._name(cause),
-                "checks": [self._name(c[3]) for c in checks],
-                "reads": [self._name(r[3]) for r in reads],
-                "actions": [self._name(a[3]) for a in actions],
-                "adjusts": [self._name(a[3]) for a in adjusts],
-                "verify": [self._name(v[3]) for v in verifies],
-            })  # fmt: skip
+            steps.append(
+                {
+                    "cause": self._name(cause),
+                    "checks": [self._name(c[3]) for c in checks],
+                    "reads": [self._name(r[3]) for r in reads],
+                    "actions": [self._name(a[3]) for a in actions],
+                    "adjusts": [self._name(a[3]) for a in adjusts],
+                    "verify": [self._name(v[3]) for v in verifies],
+                }
+            )
         entity_ids = sorted({symptom, *(e[3] for e in used_edges)})
-        payload = {"symptom": self._name(symptom), "symptom_type": self.names[symptom][1],
-                   "causes": steps, "technology": tech}  # fmt: skip
+        payload = {
+            "symptom": self._name(symptom),
+            "symptom_type": self.names[symptom][1],
+            "causes": steps,
+            "technology": tech,
+        }
         return self._use(Plan("troubleshooting", payload, entity_ids, [e[0] for e in used_edges]))
 
     def definition(self) -> Plan | None:
@@ -278,8 +320,13 @@ class Planner:
         if entity is None:
             return None
         name, type_, description = self.names[entity]
-        return self._use(Plan("definition", {"entity": name, "entity_type": type_,
-                                             "description": description}, [entity]))  # fmt: skip
+        return self._use(
+            Plan(
+                "definition",
+                {"entity": name, "entity_type": type_, "description": description},
+                [entity],
+            )
+        )
 
     def _formulas(self) -> list[tuple[int, int | None, FormulaSpec]]:
         """The project's formulas that can be built; one that cannot is left out (and noted)."""
@@ -291,13 +338,20 @@ class Planner:
             ).fetchall()
             for row in rows:
                 try:
-                    spec = formula_from_mapping({
-                        "id": row[1], "name": row[2], "description": row[3],
-                        "expression": row[4], "variables": json.loads(row[5]),
-                        "output_symbol": row[6], "output_unit": row[7],
-                        "example": json.loads(row[8]) if row[8] else None, "reference": row[9],
-                        "conditions": json.loads(row[11] or "[]"),
-                    })  # fmt: skip
+                    spec = formula_from_mapping(
+                        {
+                            "id": row[1],
+                            "name": row[2],
+                            "description": row[3],
+                            "expression": row[4],
+                            "variables": json.loads(row[5]),
+                            "output_symbol": row[6],
+                            "output_unit": row[7],
+                            "example": json.loads(row[8]) if row[8] else None,
+                            "reference": row[9],
+                            "conditions": json.loads(row[11] or "[]"),
+                        }
+                    )
                 except (FormulaError, ValueError) as exc:
                     self.unusable[str(row[1])] = str(exc)
                     continue
@@ -325,12 +379,18 @@ class Planner:
             break
         self.entity_use[-formula_id] += 1  # formulas count under negative ids
         payload = {
-            "formula": spec.id, "name": spec.name, "expression": spec.expression,
-            "inputs": inputs, "units": {v.symbol: v.unit for v in spec.variables},
+            "formula": spec.id,
+            "name": spec.name,
+            "expression": spec.expression,
+            "inputs": inputs,
+            "units": {v.symbol: v.unit for v in spec.variables},
             "descriptions": {v.symbol: v.description for v in spec.variables},
-            "answer": truth, "unit": spec.output_unit, "output_symbol": spec.output_symbol,
-            "tolerance": max(abs(truth) * 0.01, 1e-6), "reference": spec.reference,
-        }  # fmt: skip
+            "answer": truth,
+            "unit": spec.output_unit,
+            "output_symbol": spec.output_symbol,
+            "tolerance": max(abs(truth) * 0.01, 1e-6),
+            "reference": spec.reference,
+        }
         return self._use(Plan("maths", payload, [entity_id] if entity_id else []))
 
     def _sample_inputs(self, spec: FormulaSpec) -> dict[str, float]:

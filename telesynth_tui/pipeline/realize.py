@@ -79,8 +79,11 @@ TROUBLESHOOTING_TEMPLATES = (
     "A cell shows {symptom}. What are the possible causes, what should be checked and what should "
     "be changed?",
 )
-SYMPTOM_PHRASES = {"Alarm": "the alarm '{s}'", "KPI": "a degraded {s}",
-                   "Counter": "abnormal {s} values"}  # fmt: skip
+SYMPTOM_PHRASES = {
+    "Alarm": "the alarm '{s}'",
+    "KPI": "a degraded {s}",
+    "Counter": "abnormal {s} values",
+}
 NO_UNIT = {"", "1", "-", "index", "ratio"}
 DEFINITION_TEMPLATES = ("What is {e}?", "Explain the {t} '{e}'.", "Define {e} in RAN terms.")
 MATHS_TEMPLATES = (
@@ -91,15 +94,17 @@ MATHS_TEMPLATES = (
 CHAIN_QUESTIONS = {
     ("indicates", "resolved_by"): "Which action resolves a cause indicated by {s}?",
     ("indicates", "resolved_by", "adjusts"): (
-        "Which parameter is changed by the action that resolves a cause indicated by {s}?"),
+        "Which parameter is changed by the action that resolves a cause indicated by {s}?"
+    ),
     ("indicates", "checked_by"): "Which check confirms a cause indicated by {s}?",
     ("checked_by", "reads"): "What does the check for {s} read?",
     ("indicates", "checked_by", "reads"): (
-        "Which KPI or counter is read when checking a cause indicated by {s}?"),
+        "Which KPI or counter is read when checking a cause indicated by {s}?"
+    ),
     ("resolved_by", "adjusts"): "Which parameter is adjusted when resolving {s}?",
     ("resolved_by", "verified_by"): "How is the fix for {s} verified?",
     ("degrades", "measured_by"): "Which counter measures the KPI degraded by {s}?",
-}  # fmt: skip
+}
 
 
 # phrases that rank causes or actions; the graph documents which causes a symptom can indicate,
@@ -127,9 +132,11 @@ def fmt_input(value: float) -> str:
 
 def missing_inputs(question: str, payload: dict[str, Any]) -> list[str]:
     """Symbols of a maths plan whose value the question does not state."""
-    return [k for k, v in payload["inputs"].items()
-            if not re.search(rf"\({re.escape(k)}\) = {re.escape(fmt_input(v))}(?!\d|\.\d)",
-                             question)]  # fmt: skip
+    return [
+        k
+        for k, v in payload["inputs"].items()
+        if not re.search(rf"\({re.escape(k)}\) = {re.escape(fmt_input(v))}(?!\d|\.\d)", question)
+    ]
 
 
 def _short_description(text: str) -> str:
@@ -183,8 +190,12 @@ class TemplateRealizer(QASource):
         questions, answer = FACT_TEMPLATES.get(
             f["predicate"], (("How is {s} related to {o}?",), "{s} is related to {o}.")
         )
-        values = {"s": f["subject"], "o": f["object"], "st": f["subject_type"].lower(),
-                  "ot": f["object_type"].lower()}  # fmt: skip
+        values = {
+            "s": f["subject"],
+            "o": f["object"],
+            "st": f["subject_type"].lower(),
+            "ot": f["object_type"].lower(),
+        }
         question = self.rng.choice(questions).format(**values)
         others = [a for a in p.get("answers", []) if a != f["object"]]
         text = answer.format(**values)
@@ -198,10 +209,12 @@ class TemplateRealizer(QASource):
         start, end = path[0]["subject"], path[-1]["object"]
         template = CHAIN_QUESTIONS.get(chain)
         question = (
-            template.format(s=start) if template and self.rng.random() < 0.7
+            template.format(s=start)
+            if template and self.rng.random() < 0.7
             else MULTI_HOP_TEMPLATES[0].format(
-                start=start, chain=" then ".join(c.replace("_", " ") for c in chain))
-        )  # fmt: skip
+                start=start, chain=" then ".join(c.replace("_", " ") for c in chain)
+            )
+        )
         steps = [f"{f['subject']} {f['predicate'].replace('_', ' ')} {f['object']}." for f in path]
         answer = f"{end}. " + " ".join(steps)
         return Candidate(question, answer, steps, [f"fact:{f['relation_id']}" for f in path])
@@ -239,11 +252,13 @@ class TemplateRealizer(QASource):
             f"{_short_description(p['descriptions'].get(k) or '') or k} ({k}) = {fmt_input(v)}"
             f" {units[k]}".strip()
             for k, v in p["inputs"].items()
-        )  # fmt: skip
+        )
         question = self.rng.choice(MATHS_TEMPLATES).format(
-            name=p["name"], inputs=inputs, expression=p["expression"],
+            name=p["name"],
+            inputs=inputs,
+            expression=p["expression"],
             symbol=p["output_symbol"] or "the result",
-        )  # fmt: skip
+        )
         result = f"{_fmt_number(p['answer'])} {p['unit']}".strip()
         symbol = p["output_symbol"] or "result"
         steps = [

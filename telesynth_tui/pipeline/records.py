@@ -15,9 +15,22 @@ from typing import Any, NamedTuple
 
 # the columns a stored sample writes (JSON-encoded where they hold lists or objects)
 SAMPLE_COLUMNS = (
-    "run_id", "plan_id", "type", "question", "answer", "steps", "context", "cited",
-    "provenance", "generator", "raw_text", "status", "reason", "scores", "quality",
-)  # fmt: skip
+    "run_id",
+    "plan_id",
+    "type",
+    "question",
+    "answer",
+    "steps",
+    "context",
+    "cited",
+    "provenance",
+    "generator",
+    "raw_text",
+    "status",
+    "reason",
+    "scores",
+    "quality",
+)
 ACCEPTED = "accepted"
 REJECTED = "rejected"
 
@@ -57,12 +70,16 @@ class ContextItem:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ContextItem:
-        return cls(str(d.get("key", "")), str(d.get("kind", "")), d.get("id", ""),
-                   str(d.get("text", "")), d.get("provenance"))  # fmt: skip
+        return cls(
+            str(d.get("key", "")),
+            str(d.get("kind", "")),
+            d.get("id", ""),
+            str(d.get("text", "")),
+            d.get("provenance"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"key": self.key, "kind": self.kind, "id": self.id,
-                               "text": self.text}  # fmt: skip
+        out: dict[str, Any] = {"key": self.key, "kind": self.kind, "id": self.id, "text": self.text}
         if self.provenance is not None:
             out["provenance"] = self.provenance
         return out
@@ -83,18 +100,31 @@ class Provenance:
     generator: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    FIELDS = ("plan_id", "plan_type", "entity_ids", "relation_ids", "formula", "chunk_ids",
-              "context_keys", "generator")  # fmt: skip
+    FIELDS = (
+        "plan_id",
+        "plan_type",
+        "entity_ids",
+        "relation_ids",
+        "formula",
+        "chunk_ids",
+        "context_keys",
+        "generator",
+    )
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> Provenance:
         d = d or {}
         return cls(
-            d.get("plan_id"), d.get("plan_type"), list(d.get("entity_ids") or []),
-            list(d.get("relation_ids") or []), d.get("formula"), list(d.get("chunk_ids") or []),
-            [str(k) for k in d.get("context_keys") or []], d.get("generator"),
+            d.get("plan_id"),
+            d.get("plan_type"),
+            list(d.get("entity_ids") or []),
+            list(d.get("relation_ids") or []),
+            d.get("formula"),
+            list(d.get("chunk_ids") or []),
+            [str(k) for k in d.get("context_keys") or []],
+            d.get("generator"),
             {k: v for k, v in d.items() if k not in cls.FIELDS},
-        )  # fmt: skip
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**{k: getattr(self, k) for k in self.FIELDS}, **self.extra}
@@ -111,12 +141,20 @@ class FilterVerdict:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FilterVerdict:
-        return cls(str(d.get("filter", "")), bool(d.get("passed")), d.get("score"),
-                   str(d.get("detail", "")))  # fmt: skip
+        return cls(
+            str(d.get("filter", "")),
+            bool(d.get("passed")),
+            d.get("score"),
+            str(d.get("detail", "")),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"filter": self.filter, "passed": self.passed, "score": self.score,
-                "detail": self.detail}  # fmt: skip
+        return {
+            "filter": self.filter,
+            "passed": self.passed,
+            "score": self.score,
+            "detail": self.detail,
+        }
 
 
 @dataclass
@@ -192,16 +230,22 @@ class Sample:
     def to_row(self) -> dict[str, Any]:
         """The SAMPLE_COLUMNS of the row, JSON columns encoded."""
         return {
-            "run_id": self.run_id, "plan_id": self.plan_id, "type": self.type,
-            "question": self.question, "answer": self.answer,
+            "run_id": self.run_id,
+            "plan_id": self.plan_id,
+            "type": self.type,
+            "question": self.question,
+            "answer": self.answer,
             "steps": json.dumps(self.steps),
             "context": json.dumps([c.to_dict() for c in self.context]),
             "cited": json.dumps(self.cited),
             "provenance": json.dumps(self.provenance.to_dict()),
-            "generator": self.generator, "raw_text": self.raw_text, "status": self.status,
-            "reason": self.reason, "scores": json.dumps(self.scores.to_dict()),
+            "generator": self.generator,
+            "raw_text": self.raw_text,
+            "status": self.status,
+            "reason": self.reason,
+            "scores": json.dumps(self.scores.to_dict()),
             "quality": self.quality,
-        }  # fmt: skip
+        }
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Sample:
@@ -214,22 +258,36 @@ class Sample:
         quality = get("quality")
         payload = get("payload")
         return cls(
-            run_id=int(row["run_id"]), plan_id=int(row["plan_id"]), type=str(row["type"]),
-            generator=str(get("generator") or ""), status=str(row["status"]),
-            question=get("question"), answer=get("answer"),
+            run_id=int(row["run_id"]),
+            plan_id=int(row["plan_id"]),
+            type=str(row["type"]),
+            generator=str(get("generator") or ""),
+            status=str(row["status"]),
+            question=get("question"),
+            answer=get("answer"),
             steps=[str(s) for s in _json(get("steps")) or []],
             context=[ContextItem.from_dict(c) for c in _json(get("context")) or []],
             cited=[str(k) for k in _json(get("cited")) or []],
             provenance=Provenance.from_dict(_json(get("provenance"))),
-            raw_text=get("raw_text"), reason=get("reason"),
+            raw_text=get("raw_text"),
+            reason=get("reason"),
             scores=Scores.from_dict(_json(get("scores"))),
             quality=None if quality is None else float(quality),
-            id=get("id"), review=get("review"), created_at=get("created_at"),
+            id=get("id"),
+            review=get("review"),
+            created_at=get("created_at"),
             payload=_json(payload) if isinstance(payload, str | bytes) else payload,
-        )  # fmt: skip
+        )
 
     def listing(self) -> dict[str, Any]:
         """The fields a sample list shows (`telesynth samples`), scores decoded."""
-        return {"id": self.id, "type": self.type, "status": self.status, "reason": self.reason,
-                "quality": self.quality, "question": self.question, "answer": self.answer,
-                "scores": self.scores.to_dict()}  # fmt: skip
+        return {
+            "id": self.id,
+            "type": self.type,
+            "status": self.status,
+            "reason": self.reason,
+            "quality": self.quality,
+            "question": self.question,
+            "answer": self.answer,
+            "scores": self.scores.to_dict(),
+        }

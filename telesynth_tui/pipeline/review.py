@@ -34,8 +34,9 @@ def review_run(conn: sqlite3.Connection, run_id: int | None) -> int | None:
     return run_id
 
 
-def sample_ids(conn: sqlite3.Connection, run_id: int, show: str = "all",
-               order: str = "id") -> list[int]:  # fmt: skip
+def sample_ids(
+    conn: sqlite3.Connection, run_id: int, show: str = "all", order: str = "id"
+) -> list[int]:
     if show not in FILTERS or order not in ORDERS:
         raise TelesynthError(f"unknown filter {show!r} or order {order!r}")
     return store.sample_ids(conn, run_id, show, order)

@@ -19,8 +19,28 @@ from typing import Any
 from telesynth_tui.units import check_numeric
 
 _WORD_RE = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
-_STOP = frozenset({"the", "and", "for", "with", "from", "that", "this", "into", "its", "are",
-                   "was", "has", "have", "then", "than", "when", "which", "per"})  # fmt: skip
+_STOP = frozenset(
+    {
+        "the",
+        "and",
+        "for",
+        "with",
+        "from",
+        "that",
+        "this",
+        "into",
+        "its",
+        "are",
+        "was",
+        "has",
+        "have",
+        "then",
+        "than",
+        "when",
+        "which",
+        "per",
+    }
+)
 TERM_SHARE = 0.6  # share of a term's words an answer must contain for the term to count
 
 
@@ -45,13 +65,17 @@ def numeric_reward(
     """1.0 when the answer states the reference value within its tolerance (unit-aware: dB vs
     linear, Hz vs kHz/MHz, dBm vs W), 0.0 when not, None for items without a numeric answer."""
     out: list[float | None] = []
-    for completion, truth, u, tol in zip(completions, numeric_answer, unit, tolerance,
-                                         strict=True):  # fmt: skip
+    for completion, truth, u, tol in zip(completions, numeric_answer, unit, tolerance, strict=True):
         if truth is None:
             out.append(None)
             continue
-        check = check_numeric(completion_text(completion), float(truth), u or "", rel_tol=0.0,
-                              abs_tol=float(tol if tol is not None else 1e-6))  # fmt: skip
+        check = check_numeric(
+            completion_text(completion),
+            float(truth),
+            u or "",
+            rel_tol=0.0,
+            abs_tol=float(tol if tol is not None else 1e-6),
+        )
         out.append(1.0 if check.ok else 0.0)
     return out
 

@@ -106,8 +106,19 @@ def run_pending_plans(
             done += 1
             status, reason = outcome[-1] if outcome else ("", "")
             rates = store.last_rates(conn, run_id)
-            progress(Progress(run_id, done, len(plans), counts["accepted"], counts["rejected"],
-                              plan["type"], status, reason, *rates))  # fmt: skip
+            progress(
+                Progress(
+                    run_id,
+                    done,
+                    len(plans),
+                    counts["accepted"],
+                    counts["rejected"],
+                    plan["type"],
+                    status,
+                    reason,
+                    *rates,
+                )
+            )
 
         steps.run([p for p in plans if p["status"] != "done"], finished, cancel)
         return done == len(plans)
@@ -224,9 +235,12 @@ class Runner:
         stages = {stage: CallContext(cancel, on_token) for stage in ("generate", "refine")}
         stages.update({stage: CallContext(cancel) for stage in ("filter", "score")})
         found, context = self._candidates(
-            config, plan["type"], payload, plan_seed(config, plan["ordinal"]),
+            config,
+            plan["type"],
+            payload,
+            plan_seed(config, plan["ordinal"]),
             stages["generate"],
-        )  # fmt: skip
+        )
         if cancel():
             return None
         # (item, the draft it refines): a failed refinement is kept and its draft judged too
@@ -257,15 +271,20 @@ class Runner:
         generator = self.llm.name if self.llm else TEMPLATE
         texts = [c["text"] for c in context]
         template = Sample(
-            run_id, plan["id"], plan["type"], generator, "",
+            run_id,
+            plan["id"],
+            plan["type"],
+            generator,
+            "",
             context=[ContextItem.from_dict(c) for c in context],
             provenance=provenance(plan, payload, context, generator),
-        )  # fmt: skip
+        )
         samples: list[Sample] = []
         vectors: list[np.ndarray | None] = []
         for item, draft in drafted.judged:
-            sample, vector = self.policy.assess(item, template, payload, context, texts, draft,
-                                                stages["filter"], stages["score"])  # fmt: skip
+            sample, vector = self.policy.assess(
+                item, template, payload, context, texts, draft, stages["filter"], stages["score"]
+            )
             samples.append(sample)
             vectors.append(vector)
         calls = [
@@ -327,9 +346,11 @@ class Runner:
 
         with self.batched(parallel) as turn:
             steps: PlanSteps[sqlite3.Row, PlanDraft, Outcome] = PlanSteps(
-                lambda plan: self.draft_plan(config, plan, cancel, on_token), finish,
-                parallel, turn,
-            )  # fmt: skip
+                lambda plan: self.draft_plan(config, plan, cancel, on_token),
+                finish,
+                parallel,
+                turn,
+            )
             finished = run_pending_plans(self.conn, run_id, steps, progress, cancel)
         summary = store.run_summary(self.conn, run_id)
         summary["parallel"] = parallel

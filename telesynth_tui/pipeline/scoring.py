@@ -30,12 +30,52 @@ import numpy as np
 from telesynth_tui.inference.base import CallContext
 
 _WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9\-]{3,}|\d+(?:\.\d+)?")
-_STOP = frozenset({
-    "this", "that", "with", "from", "what", "which", "when", "where", "there", "their", "they",
-    "them", "have", "been", "were", "will", "would", "should", "could", "about", "into", "than",
-    "then", "also", "only", "more", "most", "such", "each", "other", "these", "those", "your",
-    "does", "done", "given", "using", "used", "after", "before", "while", "because",
-})  # fmt: skip
+_STOP = frozenset(
+    {
+        "this",
+        "that",
+        "with",
+        "from",
+        "what",
+        "which",
+        "when",
+        "where",
+        "there",
+        "their",
+        "they",
+        "them",
+        "have",
+        "been",
+        "were",
+        "will",
+        "would",
+        "should",
+        "could",
+        "about",
+        "into",
+        "than",
+        "then",
+        "also",
+        "only",
+        "more",
+        "most",
+        "such",
+        "each",
+        "other",
+        "these",
+        "those",
+        "your",
+        "does",
+        "done",
+        "given",
+        "using",
+        "used",
+        "after",
+        "before",
+        "while",
+        "because",
+    }
+)
 
 
 def content_words(text: str) -> set[str]:
@@ -114,8 +154,12 @@ class FastScorer(Scorer):
 
 def quality(scores: dict[str, Any]) -> float:
     """Mean of the judge's ragas metrics when present, else of the fast scores."""
-    judged = ("llm_faithfulness", "llm_answer_relevancy", "llm_context_precision",
-              "llm_context_recall")  # fmt: skip
+    judged = (
+        "llm_faithfulness",
+        "llm_answer_relevancy",
+        "llm_context_precision",
+        "llm_context_recall",
+    )
     fast = ("answer_relevancy", "faithfulness", "context_precision", "context_recall")
     keys = judged if any(k in scores for k in judged) else fast
     values = [float(scores[k]) for k in keys if k in scores]

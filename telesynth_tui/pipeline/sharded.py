@@ -77,16 +77,27 @@ class ModelSpec:
 
     @classmethod
     def of(cls, entry: ModelEntry, threads: int | None, n_ctx: int, n_batch: int) -> ModelSpec:
-        return cls(entry.name, entry.format, str(entry.path), entry.url, entry.model_id,
-                   entry.api_key_env, entry.context_length, threads, n_ctx, n_batch)  # fmt: skip
+        return cls(
+            entry.name,
+            entry.format,
+            str(entry.path),
+            entry.url,
+            entry.model_id,
+            entry.api_key_env,
+            entry.context_length,
+            threads,
+            n_ctx,
+            n_batch,
+        )
 
     def load(self) -> TextModel:
         """The model, loaded in this process."""
         if self.format == "openai":
             from telesynth_tui.inference.remote import RemoteModel
 
-            return RemoteModel(self.name, self.url, self.model_id, self.api_key_env,
-                               self.context_length)  # fmt: skip
+            return RemoteModel(
+                self.name, self.url, self.model_id, self.api_key_env, self.context_length
+            )
         if self.format != "gguf":
             raise ShardError(f"model {self.name!r} is not a GGUF or a served model")
         path = Path(self.path)
@@ -101,8 +112,9 @@ class Drafter:
     """The work a Ray worker does for a plan: the writer's call and the refiner's calls. Ray
     runs it as an actor (`ray.remote(Drafter)`), one plan at a time."""
 
-    def __init__(self, writer: ModelSpec, refiner: ModelSpec | None, max_tokens: int,
-                 seed: int) -> None:  # fmt: skip
+    def __init__(
+        self, writer: ModelSpec, refiner: ModelSpec | None, max_tokens: int, seed: int
+    ) -> None:
         self.where = f"{socket.gethostname()}:{os.getpid()}"
         self.llm = LlmQA(writer.load(), max_tokens, seed)
         self.refiner: LlmQA | None = None
@@ -112,9 +124,13 @@ class Drafter:
 
     def facts(self) -> dict[str, Any]:
         """What the driver needs to know of the models: names and budgets."""
-        return {"name": self.llm.name, "context_budget": self.llm.context_budget,
-                "max_tokens": self.llm.max_tokens, "where": self.where,
-                "refiner": self.refiner.name if self.refiner else None}  # fmt: skip
+        return {
+            "name": self.llm.name,
+            "context_budget": self.llm.context_budget,
+            "max_tokens": self.llm.max_tokens,
+            "where": self.where,
+            "refiner": self.refiner.name if self.refiner else None,
+        }
 
     def draft(self, request: QARequest) -> dict[str, Any]:
         """The writer's candidates and the refiner's result for each of them, with the metrics
@@ -126,11 +142,16 @@ class Drafter:
             for item in found:
                 if isinstance(item, Candidate):
                     refine_ctx = CallContext()
-                    result = self.refiner.refine(item, request.context, request.plan_type,
-                                                 request.payload, refine_ctx)  # fmt: skip
+                    result = self.refiner.refine(
+                        item, request.context, request.plan_type, request.payload, refine_ctx
+                    )
                     refined.append((result, self._mark(refine_ctx.metrics)))
-        return {"found": found, "metrics": self._mark(ctx.metrics), "refined": refined,
-                "where": self.where}  # fmt: skip
+        return {
+            "found": found,
+            "metrics": self._mark(ctx.metrics),
+            "refined": refined,
+            "where": self.where,
+        }
 
     def _mark(self, metrics: list[CallMetrics]) -> list[CallMetrics]:
         for m in metrics:
@@ -203,8 +224,9 @@ class WorkerPool:
     """Ray actors of one class (`Drafter` or `ModelHost`) holding `writer`, each built with
     `args`, and the work handed to them."""
 
-    def __init__(self, address: str, workers: int | None, worker: type, writer: ModelSpec,
-                 *args: Any) -> None:  # fmt: skip
+    def __init__(
+        self, address: str, workers: int | None, worker: type, writer: ModelSpec, *args: Any
+    ) -> None:
         os.environ.update(RAY_OFFLINE_ENV)
         import ray
 
@@ -270,8 +292,9 @@ class WorkerPool:
                 return ray.get(pending.ref)
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
                 if pending.tries >= RESUBMITS:
-                    raise ShardError(f"work failed on {RESUBMITS + 1} Ray workers: "
-                                     f"{_first_line(exc)}") from None  # fmt: skip
+                    raise ShardError(
+                        f"work failed on {RESUBMITS + 1} Ray workers: {_first_line(exc)}"
+                    ) from None
                 pending = self.submit(pending.method, *pending.args, tries=pending.tries + 1)
             except ray.exceptions.RayTaskError as exc:
                 raise ShardError(f"a Ray worker failed: {_first_line(exc)}") from None
@@ -306,8 +329,9 @@ class ShardedQA(LlmQA):
 
     def refining(self, name: str) -> ShardedQA:
         """The refiner as the driver sees it: the refinements in the writer's drafts."""
-        view = ShardedQA(self.pool, {"max_tokens": self.max_tokens,
-                                     "context_budget": self.context_budget}, name)  # fmt: skip
+        view = ShardedQA(
+            self.pool, {"max_tokens": self.max_tokens, "context_budget": self.context_budget}, name
+        )
         view.source = self
         return view
 
@@ -406,8 +430,9 @@ def sharded_runner(
 ) -> tuple[ShardedRunner, WorkerPool]:
     """The run's pipeline in this process and its model calls on Ray workers."""
     if config.generator == TEMPLATE:
-        raise ShardError("--ray needs --generator NAME: the KG-template realizer has no model "
-                         "calls to share out")  # fmt: skip
+        raise ShardError(
+            "--ray needs --generator NAME: the KG-template realizer has no model calls to share out"
+        )
     registry = project.registry()
     m = project.settings.models
     specs = []
@@ -420,8 +445,9 @@ def sharded_runner(
     local = RunConfig(**{**asdict(config), "generator": TEMPLATE, "refiner": None})
     base = project.runner(conn, local)  # retriever, filters and scorer; no model loaded here
     pool = WorkerPool(address, workers, Drafter, writer, refiner, config.max_tokens, config.seed)
-    runner = ShardedRunner(conn, base.retriever, base.filters, base.policy.scorer,
-                           gate=base.policy.gate)  # fmt: skip
+    runner = ShardedRunner(
+        conn, base.retriever, base.filters, base.policy.scorer, gate=base.policy.gate
+    )
     facts = pool.facts[0]
     qa = ShardedQA(pool, facts, facts["name"])
     refining = qa.refining(str(facts["refiner"])) if refiner is not None else None
@@ -440,8 +466,12 @@ class ModelHost:
         self.model = spec.load()
 
     def facts(self) -> dict[str, Any]:
-        return {"name": self.model.name, "n_ctx": self.model.n_ctx,
-                "n_vocab": self.model.n_vocab, "where": self.where}  # fmt: skip
+        return {
+            "name": self.model.name,
+            "n_ctx": self.model.n_ctx,
+            "n_vocab": self.model.n_vocab,
+            "where": self.where,
+        }
 
     def tokenize(self, text: str) -> list[int]:
         return self.model.tokenize(text)

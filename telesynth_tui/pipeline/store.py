@@ -135,8 +135,9 @@ def mark_running(conn: sqlite3.Connection, run_id: int) -> None:
     conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (run_id,))
 
 
-def finish_run(conn: sqlite3.Connection, run_id: int, finished: bool,
-               summary: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+def finish_run(
+    conn: sqlite3.Connection, run_id: int, finished: bool, summary: dict[str, Any]
+) -> dict[str, Any]:
     with transaction(conn):
         conn.execute(
             "UPDATE runs SET status = ?, summary = ? WHERE id = ?",
@@ -153,11 +154,21 @@ def list_runs(conn: sqlite3.Connection) -> list[dict[str, Any]]:
         status = lease.shown_status(conn, run_id, stored_status)
         summary = run_summary(conn, run_id)
         cfg = json.loads(config)
-        data.append({"run": run_id, "created_at": created, "status": status,
-                     "generator": cfg["generator"], "seed": cfg["seed"], "n": cfg["n"],
-                     **{k: summary[k] for k in ("plans", "plans_done", "generated", "accepted",
-                                                "rejected")},
-                     "error": failure_reason(conn, run_id)})  # fmt: skip
+        data.append(
+            {
+                "run": run_id,
+                "created_at": created,
+                "status": status,
+                "generator": cfg["generator"],
+                "seed": cfg["seed"],
+                "n": cfg["n"],
+                **{
+                    k: summary[k]
+                    for k in ("plans", "plans_done", "generated", "accepted", "rejected")
+                },
+                "error": failure_reason(conn, run_id),
+            }
+        )
     return data
 
 
@@ -173,30 +184,49 @@ def recent_runs(conn: sqlite3.Connection, limit: int = 10) -> list[dict[str, Any
     out = []
     for run_id, created, status, config, student, accepted, rejected, reviewed in rows:
         cfg = json.loads(config)
-        out.append({"run": run_id, "created_at": created, "status": status,
-                    "kind": "dta" if student else "generate",
-                    "generator": f"dta → {student}" if student else cfg["generator"],
-                    "n": cfg["n"], "accepted": accepted or 0, "rejected": rejected or 0,
-                    "reviewed": reviewed or 0})  # fmt: skip
+        out.append(
+            {
+                "run": run_id,
+                "created_at": created,
+                "status": status,
+                "kind": "dta" if student else "generate",
+                "generator": f"dta → {student}" if student else cfg["generator"],
+                "n": cfg["n"],
+                "accepted": accepted or 0,
+                "rejected": rejected or 0,
+                "reviewed": reviewed or 0,
+            }
+        )
     return out
 
 
 # --- samples and model calls -----------------------------------------------------------------
 
 
-def record_calls(conn: sqlite3.Connection, run_id: int, plan_id: int | None,
-                 calls: Iterable[tuple[str, str, dict[str, Any]]]) -> None:  # fmt: skip
+def record_calls(
+    conn: sqlite3.Connection,
+    run_id: int,
+    plan_id: int | None,
+    calls: Iterable[tuple[str, str, dict[str, Any]]],
+) -> None:
     """Model calls (`ModelCall`s, or (stage, model, metrics) tuples) of a run, inside the
     caller's transaction."""
     conn.executemany(
         "INSERT INTO model_calls(run_id, plan_id, stage, model, metrics) VALUES (?, ?, ?, ?, ?)",
-        [(run_id, plan_id, c.stage, c.model, json.dumps(c.metrics))
-         for c in (ModelCall(*call) for call in calls)],
-    )  # fmt: skip
+        [
+            (run_id, plan_id, c.stage, c.model, json.dumps(c.metrics))
+            for c in (ModelCall(*call) for call in calls)
+        ],
+    )
 
 
-def store_plan(conn: sqlite3.Connection, run_id: int, plan_id: int, samples: Sequence[Sample],
-               calls: Iterable[tuple[str, str, dict[str, Any]]]) -> bool:  # fmt: skip
+def store_plan(
+    conn: sqlite3.Connection,
+    run_id: int,
+    plan_id: int,
+    samples: Sequence[Sample],
+    calls: Iterable[tuple[str, str, dict[str, Any]]],
+) -> bool:
     """A plan's samples, its model calls and its done mark, all or nothing, and only once:
     False (nothing written) when the plan is already stored. Refused when another process holds
     the run's lease."""
@@ -274,8 +304,9 @@ def _where(which: str, order: str = "id") -> tuple[str, str]:
     return SELECTIONS[which], ORDERS[order]
 
 
-def samples(conn: sqlite3.Connection, run_id: int, which: str = "all",
-            limit: int | None = None) -> list[Sample]:  # fmt: skip
+def samples(
+    conn: sqlite3.Connection, run_id: int, which: str = "all", limit: int | None = None
+) -> list[Sample]:
     """The run's samples of one selection (SELECTIONS), with their plan's payload, in id
     order; at most `limit`."""
     where, order = _where(which)
@@ -287,8 +318,9 @@ def samples(conn: sqlite3.Connection, run_id: int, which: str = "all",
     return [Sample.from_row(r) for r in rows]
 
 
-def sample_ids(conn: sqlite3.Connection, run_id: int, which: str = "all",
-               order: str = "id") -> list[int]:  # fmt: skip
+def sample_ids(
+    conn: sqlite3.Connection, run_id: int, which: str = "all", order: str = "id"
+) -> list[int]:
     where, order_by = _where(which, order)
     rows = conn.execute(
         f"SELECT s.id FROM samples s WHERE s.run_id = ? AND {where} ORDER BY {order_by}",
@@ -304,8 +336,9 @@ def sample(conn: sqlite3.Connection, sample_id: int) -> Sample:
     return Sample.from_row(row)
 
 
-def review_state(conn: sqlite3.Connection, sample_id: int) -> tuple[str | None, str | None,
-                                                                     str | None]:  # fmt: skip
+def review_state(
+    conn: sqlite3.Connection, sample_id: int
+) -> tuple[str | None, str | None, str | None]:
     """A sample's review, answer and steps (JSON) as stored."""
     row = conn.execute(
         "SELECT review, answer, steps FROM samples WHERE id = ?", (sample_id,)
@@ -329,8 +362,13 @@ def edit_answer(conn: sqlite3.Connection, sample_id: int, answer: str, steps: li
     )
 
 
-def restore_review(conn: sqlite3.Connection, sample_id: int, review: str | None,
-                   answer: str | None, steps: str | None) -> None:  # fmt: skip
+def restore_review(
+    conn: sqlite3.Connection,
+    sample_id: int,
+    review: str | None,
+    answer: str | None,
+    steps: str | None,
+) -> None:
     conn.execute(
         "UPDATE samples SET review = ?, answer = ?, steps = ? WHERE id = ?",
         (review, answer, steps, sample_id),

@@ -45,11 +45,13 @@ class TelesynthApp(App[None]):
     }
     DEFAULT_MODE = "dashboard"
     BINDINGS = [
-        *(Binding(key, f"switch_mode('{mode}')", title, show=False)
-          for mode, (key, title, _) in SCREENS.items()),
+        *(
+            Binding(key, f"switch_mode('{mode}')", title, show=False)
+            for mode, (key, title, _) in SCREENS.items()
+        ),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("ctrl+q", "quit", "Quit"),
-    ]  # fmt: skip
+    ]
 
     def __init__(self, backends: Backends) -> None:
         super().__init__()
@@ -73,8 +75,9 @@ class TelesynthApp(App[None]):
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for mode, (key, title, help_text) in SCREENS.items():
-            yield SystemCommand(f"Go to {title} ({key})", help_text,
-                                lambda mode=mode: self.switch_mode(mode))  # fmt: skip
+            yield SystemCommand(
+                f"Go to {title} ({key})", help_text, lambda mode=mode: self.switch_mode(mode)
+            )
         yield SystemCommand("Keys and help (?)", "Every key of this screen", self.action_help)
         yield from getattr(screen, "commands", lambda: [])()
 

@@ -23,8 +23,7 @@ class BaseScreen(Screen[None]):
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             error = event.worker.error
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
-            self.notify(message, title=f"{event.worker.name} failed", severity="error",
-                        timeout=10)  # fmt: skip
+            self.notify(message, title=f"{event.worker.name} failed", severity="error", timeout=10)
             self.worker_failed(event.worker.name, message)
 
     def worker_failed(self, name: str, message: str) -> None:

@@ -16,9 +16,12 @@ from telesynth_tui.pipeline.export.records import FLOAT_SCORES, Shape, scores
 from telesynth_tui.pipeline.export.schema import features
 
 CARD_SUFFIX = ".card.md"
-TASKS = {"sft": ["text-generation", "question-answering"],
-         "rft": ["text-generation", "question-answering"],
-         "dpo": ["text-generation"], "csv": ["question-answering"]}  # fmt: skip
+TASKS = {
+    "sft": ["text-generation", "question-answering"],
+    "rft": ["text-generation", "question-answering"],
+    "dpo": ["text-generation"],
+    "csv": ["question-answering"],
+}
 
 
 def yaml(value: Any, indent: int = 0) -> str:
@@ -59,8 +62,13 @@ def _scalar(v: Any) -> str:
 
 
 def size_category(n: int) -> str:
-    for bound, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
-                         (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):  # fmt: skip
+    for bound, label in (
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+    ):
         if n < bound:
             return label
     return "n>1T" if n > 10**12 else "10M<n<100M"
@@ -89,18 +97,24 @@ def front_matter(
 def hf_extra(shape: Shape, splits: dict[str, str]) -> dict[str, Any]:
     """`configs` and `dataset_info` of a dataset folder whose splits are the given files."""
     return {
-        "configs": [{"config_name": "default",
-                     "data_files": [{"split": s, "path": p} for s, p in splits.items()]}],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [{"split": s, "path": p} for s, p in splits.items()],
+            }
+        ],
         "dataset_info": {"features": features(shape)},
-    }  # fmt: skip
+    }
 
 
 def _distribution(values: list[float]) -> str:
     if not values:
         return "-"
     q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
-    return (f"min {min(values):.2f} · q1 {q[0]:.2f} · median {q[1]:.2f} · q3 {q[2]:.2f} · "
-            f"max {max(values):.2f}")  # fmt: skip
+    return (
+        f"min {min(values):.2f} · q1 {q[0]:.2f} · median {q[1]:.2f} · q3 {q[2]:.2f} · "
+        f"max {max(values):.2f}"
+    )
 
 
 def _generation_lines(conn: sqlite3.Connection, run_id: int, config: dict[str, Any]) -> list[str]:
@@ -108,9 +122,11 @@ def _generation_lines(conn: sqlite3.Connection, run_id: int, config: dict[str, A
         "SELECT student, config, profile FROM dta_runs WHERE run_id = ?", (run_id,)
     ).fetchone()
     if dta is None:
-        return [f"- generator: {config['generator']}; refiner: {config.get('refiner') or 'none'}; "
-                "scoring: fast (ragas non-LLM context precision/recall, embedding relevancy, "
-                "lexical faithfulness)"]  # fmt: skip
+        return [
+            f"- generator: {config['generator']}; refiner: {config.get('refiner') or 'none'}; "
+            "scoring: fast (ragas non-LLM context precision/recall, embedding relevancy, "
+            "lexical faithfulness)"
+        ]
     dta_config, profile = json.loads(dta[1]), json.loads(dta[2])
     teachers = (["solver"] if dta_config.get("use_solver") else []) + dta_config["teachers"]
     return [
@@ -155,11 +171,16 @@ def _token_lines(tokens: dict[str, Any] | None, warnings: list[str]) -> list[str
         return "-" if v is None else f"{v:.0f}"
 
     lines = [
-        f"Counted with the chat template and tokenizer of `{tokens['tokenizer']}`.", "",
-        "| part | median | p95 | max |", "|---|---|---|---|",
-        *(f"| {part} | {cell(tokens[part]['median'])} | {cell(tokens[part]['p95'])} | "
-          f"{cell(tokens[part]['max'])} |" for part in ("prompt", "completion", "total")),
-    ]  # fmt: skip
+        f"Counted with the chat template and tokenizer of `{tokens['tokenizer']}`.",
+        "",
+        "| part | median | p95 | max |",
+        "|---|---|---|---|",
+        *(
+            f"| {part} | {cell(tokens[part]['median'])} | {cell(tokens[part]['p95'])} | "
+            f"{cell(tokens[part]['max'])} |"
+            for part in ("prompt", "completion", "total")
+        ),
+    ]
     if tokens["max_tokens"] is not None:
         lines += [
             "",
@@ -170,43 +191,70 @@ def _token_lines(tokens: dict[str, Any] | None, warnings: list[str]) -> list[str
     return lines
 
 
-def body(conn: sqlite3.Connection, run_id: int, shape: Shape, files: str, count: int,
-         tokens: dict[str, Any] | None, warnings: list[str],
-         splits: dict[str, int] | None = None) -> list[str]:  # fmt: skip
+def body(
+    conn: sqlite3.Connection,
+    run_id: int,
+    shape: Shape,
+    files: str,
+    count: int,
+    tokens: dict[str, Any] | None,
+    warnings: list[str],
+    splits: dict[str, int] | None = None,
+) -> list[str]:
     summary = store.run_summary(conn, run_id)
     config = store.run_config(conn, run_id)
     everything = store.samples(conn, run_id)
     generated = max(summary["generated"], 1)
     key = shape.name.split("/")[0]
-    split_line = (", split by plan: " + ", ".join(f"{k} {v}" for k, v in splits.items())
-                  if splits else "")  # fmt: skip
+    split_line = (
+        ", split by plan: " + ", ".join(f"{k} {v}" for k, v in splits.items()) if splits else ""
+    )
     lines = [
-        f"# Dataset card: run {run_id} ({shape.fmt.upper()})", "",
+        f"# Dataset card: run {run_id} ({shape.fmt.upper()})",
+        "",
         f"File: {files} — {count} records{split_line}, made by telesynth from its telecom "
-        "knowledge graph.", "",
-        "## Layout", "",
+        "knowledge graph.",
+        "",
+        "## Layout",
+        "",
         f"Layout `{shape.name}` (version {shape.name.split('/')[1]}): {_COLUMNS[key]}. Every "
         "key is present in every record, null where it does not apply; `metadata` has the same "
-        "shape for generation and DTA runs.", "",
-        *(["## Token lengths", "", *_token_lines(tokens, warnings), ""]
-          if shape.fmt != "csv" else []),
-        "## Generation", "",
+        "shape for generation and DTA runs.",
+        "",
+        *(
+            ["## Token lengths", "", *_token_lines(tokens, warnings), ""]
+            if shape.fmt != "csv"
+            else []
+        ),
+        "## Generation",
+        "",
         *_generation_lines(conn, run_id, config),
         f"- seed {config['seed']}, {summary['plans']} plans, mix "
         + ", ".join(f"{k} {v:g}" for k, v in config["mix"].items()),
         f"- minimum quality {config['min_quality']}; filters "
-        + ", ".join(f"{k} {v:g}" for k, v in config["filters"].items()), "",
-        "## Counts", "",
+        + ", ".join(f"{k} {v:g}" for k, v in config["filters"].items()),
+        "",
+        "## Counts",
+        "",
         f"{summary['generated']} generated, {summary['accepted']} accepted, "
-        f"{summary['rejected']} rejected.", "",
-        "| type | accepted | rejected |", "|---|---|---|",
-        *(f"| {t} | {c.get('accepted', 0)} | {c.get('rejected', 0)} |"
-          for t, c in summary["by_type"].items()), "",
-        "## Drop rate per filter", "",
-        "| filter | dropped | share of generated |", "|---|---|---|",
+        f"{summary['rejected']} rejected.",
+        "",
+        "| type | accepted | rejected |",
+        "|---|---|---|",
+        *(
+            f"| {t} | {c.get('accepted', 0)} | {c.get('rejected', 0)} |"
+            for t, c in summary["by_type"].items()
+        ),
+        "",
+        "## Drop rate per filter",
+        "",
+        "| filter | dropped | share of generated |",
+        "|---|---|---|",
         *(f"| {k} | {v} | {v / generated:.1%} |" for k, v in summary["rejected_by_filter"].items()),
-        "", "## Score distributions (accepted samples)", "",
-    ]  # fmt: skip
+        "",
+        "## Score distributions (accepted samples)",
+        "",
+    ]
     accepted = [s for s in everything if s.accepted]
     normal = [{**scores(s.scores), "quality": s.quality} for s in accepted]
     for name in (*FLOAT_SCORES, "quality"):
@@ -214,18 +262,22 @@ def body(conn: sqlite3.Connection, run_id: int, shape: Shape, files: str, count:
         if values or name == "quality":
             lines.append(f"- {name}: {_distribution(values)}")
     lines += [
-        "", "## Models, tokens and energy", "",
+        "",
+        "## Models, tokens and energy",
+        "",
         f"- model calls: {summary['model_calls']}; tokens in {summary['prompt_tokens']}, "
         f"out {summary['output_tokens']}; model time {summary['model_seconds']} s",
         f"- energy: {summary['energy_j']} J "
         f"(source: {summary['energy_source'] or 'no model calls'})",
-        "", "## Provenance", "",
+        "",
+        "## Provenance",
+        "",
         "Every record's `metadata` (or, for the openai target, the side file keyed by sample "
         "id) names its sample, plan, the context item ids it was built from (chunks, facts, "
         "formulas), the entity and relation ids of the plan, the generator and its scores. The "
         "knowledge comes from the bundled `kg/` documents (written for telesynth) and whatever "
         "the project imported: set the license (--license) to match your sources.",
-    ]  # fmt: skip
+    ]
     return lines
 
 
@@ -283,14 +335,24 @@ def folder_readme(folder: Path) -> str | None:
         item["data_files"] = [{"split": "train", "path": sorted(files)}]
         configs.append(item)
         infos.append({"config_name": config, "features": features(shape)})
-    matter = {"configs": configs, "dataset_info": infos, "tags": ["telecom", "synthetic"],
-              "telesynth_exports": True}  # fmt: skip
-    lines = ["# telesynth exports", "",
-             "Each config is one export layout; its files are exports of different runs, read "
-             "together with `datasets.load_dataset(\"<this folder>\", \"<config>\")`. Each "
-             f"file's own card (`*{CARD_SUFFIX}`) tells how it was made.", "",
-             *(f"- `{c}`: {', '.join(f'`{f}`' for f in sorted(files))}"
-               for c, (_, files) in sorted(groups.items()))]  # fmt: skip
+    matter = {
+        "configs": configs,
+        "dataset_info": infos,
+        "tags": ["telecom", "synthetic"],
+        "telesynth_exports": True,
+    }
+    lines = [
+        "# telesynth exports",
+        "",
+        "Each config is one export layout; its files are exports of different runs, read "
+        'together with `datasets.load_dataset("<this folder>", "<config>")`. Each '
+        f"file's own card (`*{CARD_SUFFIX}`) tells how it was made.",
+        "",
+        *(
+            f"- `{c}`: {', '.join(f'`{f}`' for f in sorted(files))}"
+            for c, (_, files) in sorted(groups.items())
+        ),
+    ]
     return render(matter, lines)
 
 

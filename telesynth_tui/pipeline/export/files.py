@@ -70,17 +70,27 @@ def csv_text(items: list[Item], kind: str) -> str:
     for item in items:
         s = item.sample
         score = scores(s.scores)
-        writer.writerow({
-            "sample_id": s.id, "run_id": s.run_id, "run_kind": kind, "type": s.type,
-            "status": s.status, "review": s.review or "",
-            "quality": "" if s.quality is None else s.quality,
-            **{k: "" if v is None else (json.dumps(v) if isinstance(v, list) else v)
-               for k, v in score.items()},
-            "question": s.question or "", "answer": s.answer or "",
-            "steps": json.dumps(s.steps, ensure_ascii=False),
-            "cited": json.dumps(s.cited, ensure_ascii=False),
-            "reason": s.reason or "", "generator": s.generator,
-        })  # fmt: skip
+        writer.writerow(
+            {
+                "sample_id": s.id,
+                "run_id": s.run_id,
+                "run_kind": kind,
+                "type": s.type,
+                "status": s.status,
+                "review": s.review or "",
+                "quality": "" if s.quality is None else s.quality,
+                **{
+                    k: "" if v is None else (json.dumps(v) if isinstance(v, list) else v)
+                    for k, v in score.items()
+                },
+                "question": s.question or "",
+                "answer": s.answer or "",
+                "steps": json.dumps(s.steps, ensure_ascii=False),
+                "cited": json.dumps(s.cited, ensure_ascii=False),
+                "reason": s.reason or "",
+                "generator": s.generator,
+            }
+        )
     return buffer.getvalue()
 
 
@@ -95,6 +105,8 @@ def split_by_plan(items: list[Item], validation: float, seed: int) -> dict[str, 
     if validation > 0 and len(plans) >= 2:
         n_val = min(max(n_val, 1), len(plans) - 1)
     held = set(plans[:n_val])
-    splits = {"train": [i for i in items if i.sample.plan_id not in held],
-              "validation": [i for i in items if i.sample.plan_id in held]}  # fmt: skip
+    splits = {
+        "train": [i for i in items if i.sample.plan_id not in held],
+        "validation": [i for i in items if i.sample.plan_id in held],
+    }
     return {k: v for k, v in splits.items() if v}

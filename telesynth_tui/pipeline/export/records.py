@@ -23,10 +23,18 @@ SYSTEM = "You are a RAN troubleshooting and telecom engineering assistant."
 
 # scores of generation runs (fast and judge), then the selection figures of DTA runs
 FLOAT_SCORES = (
-    "answer_relevancy", "faithfulness", "context_precision", "context_recall",
-    "llm_faithfulness", "llm_answer_relevancy", "llm_context_precision", "llm_context_recall",
-    "selection_score", "style", "judge_score",
-)  # fmt: skip
+    "answer_relevancy",
+    "faithfulness",
+    "context_precision",
+    "context_recall",
+    "llm_faithfulness",
+    "llm_answer_relevancy",
+    "llm_context_precision",
+    "llm_context_recall",
+    "selection_score",
+    "style",
+    "judge_score",
+)
 SCORE_KEYS = (*FLOAT_SCORES, "judge_by", "agrees_with")
 
 Message = dict[str, str]
@@ -89,16 +97,21 @@ def scores(sample_scores: Scores) -> dict[str, Any]:
     return out
 
 
-def metadata(s: Sample, kind: str, with_context: bool = False,
-             context_kept: int | None = None) -> dict[str, Any]:  # fmt: skip
+def metadata(
+    s: Sample, kind: str, with_context: bool = False, context_kept: int | None = None
+) -> dict[str, Any]:
     """Provenance and scores, one shape for every run kind and format. `context_items` is how
     many context items the prompt holds, `context_trimmed` how many were dropped to fit."""
     prov = s.provenance
     n_context = len(s.context) if with_context else 0
     kept = n_context if context_kept is None else context_kept
     return {
-        "sample_id": s.id, "run_id": s.run_id, "run_kind": kind, "plan_id": s.plan_id,
-        "type": s.type, "generator": s.generator,
+        "sample_id": s.id,
+        "run_id": s.run_id,
+        "run_kind": kind,
+        "plan_id": s.plan_id,
+        "type": s.type,
+        "generator": s.generator,
         "quality": float(s.quality) if s.quality is not None else None,
         "review": s.review,
         "context_ids": [str(k) for k in prov.context_keys],
@@ -107,10 +120,12 @@ def metadata(s: Sample, kind: str, with_context: bool = False,
         "relation_ids": _ints(prov.relation_ids),
         "chunk_ids": _ints(prov.chunk_ids),
         "formula": prov.formula,
-        "context_items": kept, "context_trimmed": n_context - kept,
+        "context_items": kept,
+        "context_trimmed": n_context - kept,
         "scores": scores(s.scores),
-        "rejected_sample_id": None, "rejected_reason": None,
-    }  # fmt: skip
+        "rejected_sample_id": None,
+        "rejected_reason": None,
+    }
 
 
 def context_order(s: Sample) -> list[ContextItem]:
@@ -138,8 +153,9 @@ def user_message(s: Sample, with_context: bool, keep: int | None = None) -> str:
     return f"Context:\n{context}\n\nQuestion: {s.question}"
 
 
-def prompt(s: Sample, with_context: bool, keep: int | None = None,
-           system_role: str = "system") -> list[Message]:  # fmt: skip
+def prompt(
+    s: Sample, with_context: bool, keep: int | None = None, system_role: str = "system"
+) -> list[Message]:
     return [
         {"role": system_role, "content": SYSTEM},
         {"role": "user", "content": user_message(s, with_context, keep)},
@@ -165,24 +181,39 @@ def rubric(s: Sample) -> list[dict[str, Any]]:
         symbol = payload.get("output_symbol") or "the result"
         unit = payload.get("unit", "")
         return [
-            {"criterion": f"States {symbol} = {_g(payload['answer'])} {unit} within "
-                          f"{payload['tolerance']:.3g}".strip(), "terms": []},
+            {
+                "criterion": f"States {symbol} = {_g(payload['answer'])} {unit} within "
+                f"{payload['tolerance']:.3g}".strip(),
+                "terms": [],
+            },
             {"criterion": f"Uses {payload.get('expression')}", "terms": []},
-            {"criterion": "Shows the inputs with their units",
-             "terms": [_g(float(v)) for v in payload.get("inputs", {}).values()]},
-        ]  # fmt: skip
+            {
+                "criterion": "Shows the inputs with their units",
+                "terms": [_g(float(v)) for v in payload.get("inputs", {}).values()],
+            },
+        ]
     if s.type == "troubleshooting":
         causes = payload.get("causes", [])
-        items = [{"criterion": f"Names the possible cause '{c['cause']}'", "terms": [c["cause"]]}
-                 for c in causes]  # fmt: skip
-        items += [{"criterion": f"Includes the check '{x}'", "terms": [x]}
-                  for c in causes for x in c.get("checks", [])]  # fmt: skip
-        items += [{"criterion": f"Proposes the action '{x}'", "terms": [x]}
-                  for c in causes for x in c.get("actions", [])]  # fmt: skip
+        items = [
+            {"criterion": f"Names the possible cause '{c['cause']}'", "terms": [c["cause"]]}
+            for c in causes
+        ]
+        items += [
+            {"criterion": f"Includes the check '{x}'", "terms": [x]}
+            for c in causes
+            for x in c.get("checks", [])
+        ]
+        items += [
+            {"criterion": f"Proposes the action '{x}'", "terms": [x]}
+            for c in causes
+            for x in c.get("actions", [])
+        ]
         items.append({"criterion": "Says how to verify the fix", "terms": []})
         return items
-    return [{"criterion": f"Agrees with: {step}", "terms": [step]}
-            for step in (s.steps or [s.answer or ""])[:4]]  # fmt: skip
+    return [
+        {"criterion": f"Agrees with: {step}", "terms": [step]}
+        for step in (s.steps or [s.answer or ""])[:4]
+    ]
 
 
 def references(s: Sample) -> dict[str, Any]:
@@ -224,18 +255,19 @@ def record(item: Item, shape: Shape, kind: str, with_context: bool) -> dict[str,
         out: dict[str, Any] = {"messages": [*msgs, *assistant(s.answer)]}
     elif shape.fmt == "rft":
         if openai:  # reasoning models take instructions as a developer message
-            return {"messages": prompt(s, with_context, item.keep, "developer"),
-                    **references(s)}  # fmt: skip
+            return {"messages": prompt(s, with_context, item.keep, "developer"), **references(s)}
         out = {"messages": msgs, "prompt": msgs, **references(s)}
     else:
         assert item.rejected is not None
         r = item.rejected
         meta.update(rejected_sample_id=r.id, rejected_reason=r.reason)
         if openai:
-            return {"input": {"messages": msgs}, "preferred_output": assistant(s.answer),
-                    "non_preferred_output": assistant(r.answer)}  # fmt: skip
-        out = {"prompt": msgs, "chosen": assistant(s.answer),
-               "rejected": assistant(r.answer)}  # fmt: skip
+            return {
+                "input": {"messages": msgs},
+                "preferred_output": assistant(s.answer),
+                "non_preferred_output": assistant(r.answer),
+            }
+        out = {"prompt": msgs, "chosen": assistant(s.answer), "rejected": assistant(r.answer)}
     if openai:
         return out
     return {**out, "metadata": meta}
@@ -245,8 +277,7 @@ def side_record(line: int, item: Item, kind: str, with_context: bool) -> dict[st
     """The provenance of an openai-target record, keyed by sample id and line number."""
     meta = metadata(item.sample, kind, with_context, item.keep)
     if item.rejected is not None:
-        meta.update(rejected_sample_id=item.rejected.id,
-                    rejected_reason=item.rejected.reason)  # fmt: skip
+        meta.update(rejected_sample_id=item.rejected.id, rejected_reason=item.rejected.reason)
     return {"line": line, "sample_id": item.sample.id, "metadata": meta}
 
 

@@ -46,8 +46,9 @@ def project_tokenizer(project: Any, name: str | None, required: bool) -> Tokeniz
     return Tokenizer(generator.name, count)
 
 
-def default_out(project_dir: Path, run_id: int, fmt: str, layout: str, target: str,
-                hf: bool) -> Path:  # fmt: skip
+def default_out(
+    project_dir: Path, run_id: int, fmt: str, layout: str, target: str, hf: bool
+) -> Path:
     """exports/run<N>-<format>[-<layout>][-openai].<jsonl|csv>, or a -hf folder."""
     name = f"run{run_id}-{fmt}"
     name += f"-{layout}" if layout != "messages" else ""
@@ -107,9 +108,14 @@ def export_run(
         tokens = lengths.summary()
         if (warning := lengths.warning()) is not None:
             warnings.append(warning)
-    result: dict[str, Any] = {"run": run_id, "format": fmt, "layout": shape.name,
-                              "records": len(chosen), "tokens": tokens,
-                              "warnings": warnings}  # fmt: skip
+    result: dict[str, Any] = {
+        "run": run_id,
+        "format": fmt,
+        "layout": shape.name,
+        "records": len(chosen),
+        "tokens": tokens,
+        "warnings": warnings,
+    }
     if hf:
         return {
             **result,
@@ -154,18 +160,30 @@ def export_run(
     if fmt != "csv":
         if readme.exists() and not card.ours(readme):
             result["readme"] = None
-            warnings.append(f"{readme} is not telesynth's: left as it is (the folder's configs "
-                            "for load_dataset are not written)")  # fmt: skip
+            warnings.append(
+                f"{readme} is not telesynth's: left as it is (the folder's configs "
+                "for load_dataset are not written)"
+            )
         elif (text := card.folder_readme(out.parent)) is not None:
             _write(readme, text)
             result["readme"] = str(readme)
     return result
 
 
-def _dataset_folder(conn: sqlite3.Connection, run_id: int, shape: Shape, out: Path,
-                    chosen: list[Any], kind: str, with_context: bool, validation: float,
-                    seed: int | None, license_id: str, tokens: dict[str, Any] | None,
-                    warnings: list[str]) -> dict[str, Any]:  # fmt: skip
+def _dataset_folder(
+    conn: sqlite3.Connection,
+    run_id: int,
+    shape: Shape,
+    out: Path,
+    chosen: list[Any],
+    kind: str,
+    with_context: bool,
+    validation: float,
+    seed: int | None,
+    license_id: str,
+    tokens: dict[str, Any] | None,
+    warnings: list[str],
+) -> dict[str, Any]:
     """A folder `datasets.load_dataset(out)` and the Hub read: parquet splits and README.md."""
     if out.exists() and not out.is_dir():
         raise TelesynthError(f"{out}: exists and is not a folder")
@@ -177,11 +195,17 @@ def _dataset_folder(conn: sqlite3.Connection, run_id: int, shape: Shape, out: Pa
         records = [record(i, shape, kind, with_context) for i in part]
         _write(out / paths[name], files.parquet(records, shape))
     counts = {name: len(part) for name, part in splits.items()}
-    matter = card.front_matter(shape, run_id, len(chosen), license_id, list(paths.values()),
-                               card.hf_extra(shape, paths))  # fmt: skip
+    matter = card.front_matter(
+        shape, run_id, len(chosen), license_id, list(paths.values()), card.hf_extra(shape, paths)
+    )
     matter["telesynth"].update(split_seed=seed, validation=validation)
     listing = ", ".join(f"`{p}`" for p in paths.values())
     lines = card.body(conn, run_id, shape, listing, len(chosen), tokens, warnings, counts)
     _write(out / "README.md", card.render(matter, lines))
-    return {"folder": str(out), "splits": counts, "split_seed": seed,
-            "card": str(out / "README.md"), "file": str(out)}  # fmt: skip
+    return {
+        "folder": str(out),
+        "splits": counts,
+        "split_seed": seed,
+        "card": str(out / "README.md"),
+        "file": str(out),
+    }

@@ -19,18 +19,38 @@ def schema(shape: Shape) -> pa.Schema:
     strings, ints = pa.list_(pa.string()), pa.list_(pa.int64())
     score_fields = [(k, pa.float64()) for k in FLOAT_SCORES]
     scores = pa.struct([*score_fields, ("judge_by", pa.string()), ("agrees_with", strings)])
-    metadata = pa.struct([
-        ("sample_id", pa.int64()), ("run_id", pa.int64()), ("run_kind", pa.string()),
-        ("plan_id", pa.int64()), ("type", pa.string()), ("generator", pa.string()),
-        ("quality", pa.float64()), ("review", pa.string()), ("context_ids", strings),
-        ("cited", strings), ("entity_ids", ints), ("relation_ids", ints), ("chunk_ids", ints),
-        ("formula", pa.string()), ("context_items", pa.int64()), ("context_trimmed", pa.int64()),
-        ("scores", scores), ("rejected_sample_id", pa.int64()), ("rejected_reason", pa.string()),
-    ])  # fmt: skip
+    metadata = pa.struct(
+        [
+            ("sample_id", pa.int64()),
+            ("run_id", pa.int64()),
+            ("run_kind", pa.string()),
+            ("plan_id", pa.int64()),
+            ("type", pa.string()),
+            ("generator", pa.string()),
+            ("quality", pa.float64()),
+            ("review", pa.string()),
+            ("context_ids", strings),
+            ("cited", strings),
+            ("entity_ids", ints),
+            ("relation_ids", ints),
+            ("chunk_ids", ints),
+            ("formula", pa.string()),
+            ("context_items", pa.int64()),
+            ("context_trimmed", pa.int64()),
+            ("scores", scores),
+            ("rejected_sample_id", pa.int64()),
+            ("rejected_reason", pa.string()),
+        ]
+    )
     rubric = pa.list_(pa.struct([("criterion", pa.string()), ("terms", strings)]))
-    refs = [("reference_answer", pa.string()), ("rubric", rubric), ("type", pa.string()),
-            ("numeric_answer", pa.float64()), ("unit", pa.string()),
-            ("tolerance", pa.float64())]  # fmt: skip
+    refs = [
+        ("reference_answer", pa.string()),
+        ("rubric", rubric),
+        ("type", pa.string()),
+        ("numeric_answer", pa.float64()),
+        ("unit", pa.string()),
+        ("tolerance", pa.float64()),
+    ]
     openai = shape.target == "openai"
     if shape.fmt == "sft" and shape.layout == "prompt-completion":
         fields = [("prompt", messages), ("completion", messages)]
@@ -39,8 +59,11 @@ def schema(shape: Shape) -> pa.Schema:
     elif shape.fmt == "rft":
         fields = [("messages", messages), *([] if openai else [("prompt", messages)]), *refs]
     elif openai:
-        fields = [("input", pa.struct([("messages", messages)])),
-                  ("preferred_output", messages), ("non_preferred_output", messages)]  # fmt: skip
+        fields = [
+            ("input", pa.struct([("messages", messages)])),
+            ("preferred_output", messages),
+            ("non_preferred_output", messages),
+        ]
     else:
         fields = [("prompt", messages), ("chosen", messages), ("rejected", messages)]
     if not openai:
@@ -57,8 +80,12 @@ def _feature(t: pa.DataType) -> dict[str, Any]:
     if pa.types.is_list(t):
         inner = _feature(t.value_type)
         return {"list": inner["dtype"] if set(inner) == {"dtype"} else inner.get("struct", inner)}
-    names = {pa.string(): "string", pa.int64(): "int64", pa.float64(): "float64",
-             pa.bool_(): "bool"}  # fmt: skip
+    names = {
+        pa.string(): "string",
+        pa.int64(): "int64",
+        pa.float64(): "float64",
+        pa.bool_(): "bool",
+    }
     return {"dtype": names[t]}
 
 

@@ -47,14 +47,18 @@ class Lengths:
             over = sum(1 for t in self.total if t > limit)
             if not over:
                 return None
-            return (f"{over} of {len(self.total)} records exceed {limit} tokens (TRL's default "
-                    f"max_length, which cuts the answer off): pass --max-tokens N to trim their "
-                    f"context, or raise max_length")  # fmt: skip
+            return (
+                f"{over} of {len(self.total)} records exceed {limit} tokens (TRL's default "
+                f"max_length, which cuts the answer off): pass --max-tokens N to trim their "
+                f"context, or raise max_length"
+            )
         if not self.over:
             return None
         ids = ", ".join(str(i) for i in self.over[:5]) + (" ..." if len(self.over) > 5 else "")
-        return (f"{len(self.over)} records exceed --max-tokens {limit} even without context "
-                f"(samples {ids}): raise the limit or leave them out")  # fmt: skip
+        return (
+            f"{len(self.over)} records exceed --max-tokens {limit} even without context "
+            f"(samples {ids}): raise the limit or leave them out"
+        )
 
 
 def figures(values: list[int]) -> dict[str, float | None]:
@@ -62,8 +66,11 @@ def figures(values: list[int]) -> dict[str, float | None]:
         return {"median": None, "p95": None, "max": None}
     ordered = sorted(values)
     p95 = ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]  # nearest rank
-    return {"median": float(statistics.median(ordered)), "p95": float(p95),
-            "max": float(ordered[-1])}  # fmt: skip
+    return {
+        "median": float(statistics.median(ordered)),
+        "p95": float(p95),
+        "max": float(ordered[-1]),
+    }
 
 
 def _answers(item: Item) -> list[str]:

@@ -97,20 +97,35 @@ class BenchScreen(BaseScreen):
         models = self.query_one("#bench-models", SelectionList)
         models.border_title = "Models (space selects)"
         gen = self.query_one("#bench-gen", DataTable)
-        for label, width in (("#", 2), ("model", 16), ("TTFT ms", 7), ("prefill", 7),
-                             ("decode", 7), ("RSS MB", 6), ("J/token src", 16)):  # fmt: skip
+        for label, width in (
+            ("#", 2),
+            ("model", 16),
+            ("TTFT ms", 7),
+            ("prefill", 7),
+            ("decode", 7),
+            ("RSS MB", 6),
+            ("J/token src", 16),
+        ):
             gen.add_column(label, width=width)
         enc = self.query_one("#bench-enc", DataTable)
-        for label, width in (("#", 2), ("model", 16), ("sent/s", 7), ("bare/s", 7),
-                             ("R_enc", 5), ("J/sentence src", 16), ("RSS MB", 6)):  # fmt: skip
+        for label, width in (
+            ("#", 2),
+            ("model", 16),
+            ("sent/s", 7),
+            ("bare/s", 7),
+            ("R_enc", 5),
+            ("J/sentence src", 16),
+            ("RSS MB", 6),
+        ):
             enc.add_column(label, width=width)
         self._status("Select models (space), then Run benchmark (ctrl+r). Rates in tok/s.")
         self._show_results()
         self.load()
 
     def commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("Run the benchmark (ctrl+r)", "Benchmark the selected models",
-                            self.action_run)  # fmt: skip
+        yield SystemCommand(
+            "Run the benchmark (ctrl+r)", "Benchmark the selected models", self.action_run
+        )
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -147,8 +162,7 @@ class BenchScreen(BaseScreen):
         from telesynth_tui.modelkit.bench import load_results
 
         project = self.backends.project
-        entries = [e for e in project.registry().entries()
-                   if e.text_model or "encoder" in e.roles]  # fmt: skip
+        entries = [e for e in project.registry().entries() if e.text_model or "encoder" in e.roles]
         models = [(e.name, f"{e.name} · {e.quantization or e.format}") for e in entries]
         default = project.settings.models.generator
         records = load_results(project.path) if project.exists else []
@@ -208,20 +222,26 @@ class BenchScreen(BaseScreen):
         for number, record in enumerate(self.records, start=1):
             for g in record.get("generators", []):
                 gen.add_row(
-                    str(number), Text(str(g.get("model", "?"))), _num(g.get("ttft_s"), 1000),
-                    _num(g.get("prefill_tok_s")), _num(g.get("decode_tok_s")),
+                    str(number),
+                    Text(str(g.get("model", "?"))),
+                    _num(g.get("ttft_s"), 1000),
+                    _num(g.get("prefill_tok_s")),
+                    _num(g.get("decode_tok_s")),
                     _num(g.get("peak_rss_mb")),
                     Text(_energy(g.get("joules_per_token"), g.get("energy_source"))),
-                )  # fmt: skip
+                )
                 if g.get("decode_tok_s") is not None:
                     latest[str(g.get("model"))] = float(g["decode_tok_s"])
             for e in record.get("encoders", []):
                 enc.add_row(
-                    str(number), Text(str(e.get("model", "?"))), _num(e.get("sentences_per_s")),
-                    _num(e.get("bare_sentences_per_s")), _num(e.get("R_enc"), digits=2),
+                    str(number),
+                    Text(str(e.get("model", "?"))),
+                    _num(e.get("sentences_per_s")),
+                    _num(e.get("bare_sentences_per_s")),
+                    _num(e.get("R_enc"), digits=2),
                     Text(_energy(e.get("joules_per_sentence"), e.get("energy_source"))),
                     _num(e.get("peak_rss_mb")),
-                )  # fmt: skip
+                )
         if gen.row_count:
             gen.move_cursor(row=gen.row_count - 1)
         else:

@@ -13,8 +13,15 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from telesynth_tui.tui.base import BaseScreen, size
 
-KG_KEYS = ("documents", "chunks", "entities", "candidate_entities", "relations", "formulas",
-           "embeddings")  # fmt: skip
+KG_KEYS = (
+    "documents",
+    "chunks",
+    "entities",
+    "candidate_entities",
+    "relations",
+    "formulas",
+    "embeddings",
+)
 
 
 class DashboardScreen(BaseScreen):
@@ -80,14 +87,27 @@ class DashboardScreen(BaseScreen):
         models.clear()
         for m in data["models"]:
             rate = f"{m['decode_tok_s']:.0f}" if m["decode_tok_s"] else "-"
-            models.add_row(m["name"], m["quantization"] or "-", size(m["size_bytes"]),
-                           str(m["context"] or "-"), rate, ",".join(m["roles"]))  # fmt: skip
+            models.add_row(
+                m["name"],
+                m["quantization"] or "-",
+                size(m["size_bytes"]),
+                str(m["context"] or "-"),
+                rate,
+                ",".join(m["roles"]),
+            )
         runs = self.query_one("#runs-table", DataTable)
         runs.clear()
         for r in data["runs"]:
-            runs.add_row(str(r["run"]), r["status"], r["generator"], str(r["n"]),
-                         str(r["accepted"]), str(r["rejected"]), str(r["reviewed"]),
-                         key=str(r["run"]))  # fmt: skip
+            runs.add_row(
+                str(r["run"]),
+                r["status"],
+                r["generator"],
+                str(r["n"]),
+                str(r["accepted"]),
+                str(r["rejected"]),
+                str(r["reviewed"]),
+                key=str(r["run"]),
+            )
         if not data["runs"]:
             runs.add_row("-", "no runs yet: press 3 to generate", "", "", "", "", "")
 

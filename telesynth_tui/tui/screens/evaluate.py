@@ -130,11 +130,17 @@ class EvaluateScreen(BaseScreen):
 
     def on_mount(self) -> None:
         runs = self.query_one("#ev-runs", DataTable)
-        for label, key, width in (("run", "id", 5), ("student", "student", 14),
-                                  ("format", "format", 9), ("mode", "mode", 6),
-                                  ("items", "items", 5), ("acc", "accuracy", 5),
-                                  ("R-L", "rouge_l", 5), ("tok/s", "tok_s", 6),
-                                  ("J/tok", "j_tok", 7)):  # fmt: skip
+        for label, key, width in (
+            ("run", "id", 5),
+            ("student", "student", 14),
+            ("format", "format", 9),
+            ("mode", "mode", 6),
+            ("items", "items", 5),
+            ("acc", "accuracy", 5),
+            ("R-L", "rouge_l", 5),
+            ("tok/s", "tok_s", 6),
+            ("J/tok", "j_tok", 7),
+        ):
             runs.add_column(label, width=width, key=key)
         self.query_one("#ev-compare-table", DataTable).add_columns("", "run a", "run b")
         self._status("Pick a student and a set, then Evaluate (ctrl+r).")
@@ -143,10 +149,12 @@ class EvaluateScreen(BaseScreen):
         self.action_refresh()
 
     def commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("Evaluate the student (ctrl+r)", "Run the evaluation set",
-                            self.action_evaluate)  # fmt: skip
-        yield SystemCommand("Clear the comparison (x)", "Unmark the evaluation runs",
-                            self.action_clear_marks)  # fmt: skip
+        yield SystemCommand(
+            "Evaluate the student (ctrl+r)", "Run the evaluation set", self.action_evaluate
+        )
+        yield SystemCommand(
+            "Clear the comparison (x)", "Unmark the evaluation runs", self.action_clear_marks
+        )
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -225,8 +233,10 @@ class EvaluateScreen(BaseScreen):
         project = self.backends.project
         entries = project.registry().entries()
         students = [e.name for e in entries if e.text_model]
-        default = next((e.name for e in entries if e.text_model and "student" in e.roles),
-                       students[0] if students else "")  # fmt: skip
+        default = next(
+            (e.name for e in entries if e.text_model and "student" in e.roles),
+            students[0] if students else "",
+        )
         conn = self.backends.connect()
         try:
             runs = list_eval_runs(conn)
@@ -245,9 +255,14 @@ class EvaluateScreen(BaseScreen):
         conn = self.backends.connect()
         try:
             summary = run_evaluation(
-                conn, student, _LazyEncoder(self.backends.encoder), path, mode=mode, limit=limit,
+                conn,
+                student,
+                _LazyEncoder(self.backends.encoder),
+                path,
+                mode=mode,
+                limit=limit,
                 progress=progress,
-            )  # fmt: skip
+            )
         finally:
             conn.close()
             student.close()
@@ -281,11 +296,17 @@ class EvaluateScreen(BaseScreen):
         self.marked = [m for m in self.marked if m in present]
         for run in message.runs:
             table.add_row(
-                self._id_cell(run["id"]), Text(run["student"]), Text(run["format"]),
-                run["mode"], _num(run["items"]), _num(run["accuracy"]), _num(run["rouge_l"]),
-                _num(run["decode_tok_s"], 0), _num(run["joules_per_output_token"], 4),
+                self._id_cell(run["id"]),
+                Text(run["student"]),
+                Text(run["format"]),
+                run["mode"],
+                _num(run["items"]),
+                _num(run["accuracy"]),
+                _num(run["rouge_l"]),
+                _num(run["decode_tok_s"], 0),
+                _num(run["joules_per_output_token"], 4),
                 key=str(run["id"]),
-            )  # fmt: skip
+            )
         if not message.runs:
             table.add_row("-", Text("none yet", style="dim"), *[""] * 7)
         elif cursor:
@@ -301,8 +322,10 @@ class EvaluateScreen(BaseScreen):
         s = message.summary
         accuracy = "-" if s.get("accuracy") is None else f"{s['accuracy']:.2f}"
         skipped = f", {s['skipped']} skipped" if s.get("skipped") else ""
-        self._done(f"run {s['eval_run']}: {self._run_label}: {s['items']} items, "
-                   f"accuracy {accuracy}{skipped}")  # fmt: skip
+        self._done(
+            f"run {s['eval_run']}: {self._run_label}: {s['items']} items, "
+            f"accuracy {accuracy}{skipped}"
+        )
         self.notify(f"Evaluation {s['eval_run']} stored: accuracy {accuracy}", timeout=4)
         self.load()
 
@@ -317,8 +340,11 @@ class EvaluateScreen(BaseScreen):
         for key, value_a, value_b in message.rows:
             values[key] = (value_a, value_b)
             digits = 4 if key == "joules_per_output_token" else 2
-            table.add_row(key.replace("joules_per_output_token", "J/token").replace("_", " "),
-                          Text(_num(value_a, digits)), Text(_num(value_b, digits)))  # fmt: skip
+            table.add_row(
+                key.replace("joules_per_output_token", "J/token").replace("_", " "),
+                Text(_num(value_a, digits)),
+                Text(_num(value_b, digits)),
+            )
         self.query_one("#ev-compare").add_class("shown")
         self._plot(a, b, values)
 

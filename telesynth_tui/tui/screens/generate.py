@@ -74,8 +74,13 @@ class GenerateScreen(BaseScreen):
             self.text = text
 
     class Advanced(Message):
-        def __init__(self, progress: Any, stages: dict[str, float],
-                     rejections: list[tuple[int, str, str]], sample: str) -> None:  # fmt: skip
+        def __init__(
+            self,
+            progress: Any,
+            stages: dict[str, float],
+            rejections: list[tuple[int, str, str]],
+            sample: str,
+        ) -> None:
             super().__init__()
             self.progress, self.stages = progress, stages
             self.rejections, self.sample = rejections, sample
@@ -121,8 +126,14 @@ class GenerateScreen(BaseScreen):
             yield Label("types")
             yield Input(DEFAULT_TYPES, id="types", compact=True)
         with Horizontal(classes="form-row"):
-            yield Select([(TEMPLATE, TEMPLATE)], value=TEMPLATE, id="generator", compact=True,
-                         allow_blank=False, prompt="generator")  # fmt: skip
+            yield Select(
+                [(TEMPLATE, TEMPLATE)],
+                value=TEMPLATE,
+                id="generator",
+                compact=True,
+                allow_blank=False,
+                prompt="generator",
+            )
             yield Select([], id="refiner", compact=True, prompt="no refiner")
             yield Select([], id="judge", compact=True, prompt="no judge")
         with Horizontal(classes="form-row", id="buttons"):
@@ -163,8 +174,9 @@ class GenerateScreen(BaseScreen):
     # --- actions ----------------------------------------------------------------------------
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        {"start": self.action_start, "pause": self.action_pause,
-         "cancel": self.action_cancel}[str(event.button.id)]()  # fmt: skip
+        {"start": self.action_start, "pause": self.action_pause, "cancel": self.action_cancel}[
+            str(event.button.id)
+        ]()
 
     def _config(self) -> Any:
         from telesynth_tui.errors import TelesynthError
@@ -183,9 +195,15 @@ class GenerateScreen(BaseScreen):
             mix = parse_mix(value("types"))
         except (ValueError, TelesynthError) as exc:
             raise ValueError(f"check the form: {exc}") from None
-        return RunConfig(n=n, mix=mix, seed=seed, generator=chosen("generator") or TEMPLATE,
-                         refiner=chosen("refiner"), judge=chosen("judge"),
-                         min_quality=min_quality)  # fmt: skip
+        return RunConfig(
+            n=n,
+            mix=mix,
+            seed=seed,
+            generator=chosen("generator") or TEMPLATE,
+            refiner=chosen("refiner"),
+            judge=chosen("judge"),
+            min_quality=min_quality,
+        )
 
     def _parallel(self) -> int:
         """Plans decoded together by a GGUF generator."""
@@ -295,13 +313,16 @@ class GenerateScreen(BaseScreen):
                 tokens.flush()
                 rows = samples_after(conn, run_id, seen)
                 seen = max([seen, *(r.id or 0 for r in rows)])
-                rejected = [(int(r.id or 0), r.type, r.reason or "") for r in rows
-                            if r.status == "rejected"]  # fmt: skip
+                rejected = [
+                    (int(r.id or 0), r.type, r.reason or "") for r in rows if r.status == "rejected"
+                ]
                 shown = next((r for r in rows if r.accepted), None)
-                sample = (f"[{shown.type}] Q: {shown.question}\nA: {shown.answer}\n"
-                          if shown else "")  # fmt: skip
-                self.post_message(self.Advanced(p, dict(runner.stage_seconds), rejected,
-                                                "" if runner.llm else sample))  # fmt: skip
+                sample = f"[{shown.type}] Q: {shown.question}\nA: {shown.answer}\n" if shown else ""
+                self.post_message(
+                    self.Advanced(
+                        p, dict(runner.stage_seconds), rejected, "" if runner.llm else sample
+                    )
+                )
 
             def cancel() -> bool:
                 while self.paused.is_set() and not worker.is_cancelled:
@@ -332,8 +353,10 @@ class GenerateScreen(BaseScreen):
         p = message.progress
         self.query_one("#gen-progress", ProgressBar).update(total=p.total, progress=p.done)
         paused = " · paused" if self.paused.is_set() else ""
-        self._status(f"run {p.run_id}: {p.done}/{p.total} plans · {p.accepted} accepted · "
-                     f"{p.rejected} rejected{paused}")  # fmt: skip
+        self._status(
+            f"run {p.run_id}: {p.done}/{p.total} plans · {p.accepted} accepted · "
+            f"{p.rejected} rejected{paused}"
+        )
         spent = sum(message.stages.values()) or 1.0
         parts = [f"{s} {message.stages[s] / spent:.0%}" for s in STAGES if message.stages.get(s)]
         if p.tokens_per_s:
@@ -368,7 +391,8 @@ class GenerateScreen(BaseScreen):
             self.notify(message.error, title="generation failed", severity="error")
 
     def commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("Start generation", "Start a run with the form's settings",
-                            self.action_start)  # fmt: skip
+        yield SystemCommand(
+            "Start generation", "Start a run with the form's settings", self.action_start
+        )
         yield SystemCommand("Cancel generation", "Stop within one token", self.action_cancel)
         yield SystemCommand("Resume last run", "Continue the run stopped here", self.action_resume)

@@ -35,8 +35,16 @@ class HelpScreen(ModalScreen[None]):
         own = [b for b in self.for_screen.BINDINGS if isinstance(b, Binding)] + [
             Binding(*b) for b in self.for_screen.BINDINGS if isinstance(b, tuple)
         ]
-        text = "\n".join([INTRO, "", "[b]Everywhere[/b]", *_keys(self.app_bindings), "",
-                          f"[b]{type(self.for_screen).__name__.removesuffix('Screen')}[/b]",
-                          *_keys(own)])  # fmt: skip
+        text = "\n".join(
+            [
+                INTRO,
+                "",
+                "[b]Everywhere[/b]",
+                *_keys(self.app_bindings),
+                "",
+                f"[b]{type(self.for_screen).__name__.removesuffix('Screen')}[/b]",
+                *_keys(own),
+            ]
+        )
         with VerticalScroll(id="help-box"):
             yield Static(text)

@@ -125,14 +125,21 @@ class KgScreen(BaseScreen):
         )
 
     def commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("Search the knowledge graph (/)", "Entities and document passages",
-                            self.action_focus_search)  # fmt: skip
-        yield SystemCommand("Review extracted relations (c)",
-                            "Candidates from your documents: a accepts, x rejects",
-                            self.action_candidates)  # fmt: skip
-        yield SystemCommand("Shortest path between two entities (p)",
-                            "The chain of relations linking two entities",
-                            self.action_focus_path)  # fmt: skip
+        yield SystemCommand(
+            "Search the knowledge graph (/)",
+            "Entities and document passages",
+            self.action_focus_search,
+        )
+        yield SystemCommand(
+            "Review extracted relations (c)",
+            "Candidates from your documents: a accepts, x rejects",
+            self.action_candidates,
+        )
+        yield SystemCommand(
+            "Shortest path between two entities (p)",
+            "The chain of relations linking two entities",
+            self.action_focus_path,
+        )
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -158,8 +165,9 @@ class KgScreen(BaseScreen):
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value or ""
         kind, _, raw_id = key.partition(":")
         if kind != "r":
-            self.notify("Press c to list extracted relations, then a or x on one.",
-                        severity="warning")  # fmt: skip
+            self.notify(
+                "Press c to list extracted relations, then a or x on one.", severity="warning"
+            )
             return
         self.decide(int(raw_id), decision)
 
@@ -308,8 +316,9 @@ class KgScreen(BaseScreen):
                 name.stylize("italic")
             table.add_row(name, entity["type"], key=f"e:{entity['id']}")
         for chunk in message.chunks:
-            table.add_row(_passage_label(chunk), Text("passage", style="dim"),
-                          key=f"c:{chunk['id']}")  # fmt: skip
+            table.add_row(
+                _passage_label(chunk), Text("passage", style="dim"), key=f"c:{chunk['id']}"
+            )
         if not message.entities and not message.chunks:
             table.add_row(Text(f"nothing matches {message.query!r}", style="dim"), "")
             return
@@ -348,8 +357,10 @@ class KgScreen(BaseScreen):
         row = table.get_row_index(key)
         if table.cursor_row == row and row + 1 < table.row_count:
             table.move_cursor(row=row + 1)
-        self.notify(f"{candidate['subject']} -{candidate['predicate']}-> "
-                    f"{candidate['object']}: {message.status}")  # fmt: skip
+        self.notify(
+            f"{candidate['subject']} -{candidate['predicate']}-> "
+            f"{candidate['object']}: {message.status}"
+        )
 
     def on_kg_screen_entity_loaded(self, message: EntityLoaded) -> None:
         details = message.details
@@ -409,8 +420,11 @@ def _candidate_text(r: dict[str, Any]) -> Text:
     text.append(f"{r['subject']} ({r['subject_type']})\n", style="bold")
     text.append(f"  -{r['predicate']}->\n", style="bold")
     text.append(f"{r['object']} ({r['object_type']})\n\n", style="bold")
-    text.append(f"{r['status']} · confidence {r['confidence']:.2f} · rule {r['rule']} · "
-                f"{', '.join(r['extractors'])}\n", style="dim")  # fmt: skip
+    text.append(
+        f"{r['status']} · confidence {r['confidence']:.2f} · rule {r['rule']} · "
+        f"{', '.join(r['extractors'])}\n",
+        style="dim",
+    )
     text.append(f"{str(r['source']).rsplit('/', 1)[-1]}\n\n", style="dim")
     text.append(str(r["evidence"]))
     text.append("\n\na accepts, x rejects; Enter opens the subject", style="dim")

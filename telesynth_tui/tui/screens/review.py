@@ -21,9 +21,14 @@ from telesynth_tui.tui.base import BaseScreen, bar
 
 SHOW = ("all", "rejected", "accepted", "unreviewed")
 ORDER = ("id", "quality")
-SCORE_LABELS = {"answer_relevancy": "relevancy", "faithfulness": "faithful",
-                "context_precision": "ctx precision", "context_recall": "ctx recall",
-                "style": "style", "selection_score": "selection"}  # fmt: skip
+SCORE_LABELS = {
+    "answer_relevancy": "relevancy",
+    "faithfulness": "faithful",
+    "context_precision": "ctx precision",
+    "context_recall": "ctx recall",
+    "style": "style",
+    "selection_score": "selection",
+}
 
 
 class EditScreen(ModalScreen[str | None]):
@@ -278,17 +283,21 @@ class ReviewScreen(BaseScreen):
             view = (
                 "" if (self.show, self.order) == ("all", "id") else f" · {self.show}/{self.order}"
             )
-            text = (f"run {self.run_id} · {where} · #{s.id} {s.type} · pipeline "
-                    f"{s.status} · review [b]{s.review or '-'}[/b] · "
-                    f"q {quality}{view}")  # fmt: skip
+            text = (
+                f"run {self.run_id} · {where} · #{s.id} {s.type} · pipeline "
+                f"{s.status} · review [b]{s.review or '-'}[/b] · "
+                f"q {quality}{view}"
+            )
         self.query_one("#review-status", Static).update(text)
 
     def commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Review another run", "Open a run by number", self.action_choose_run)
-        yield SystemCommand("Show only rejected / accepted / unreviewed", "Cycle the filter",
-                            self.action_cycle_show)  # fmt: skip
-        yield SystemCommand("Order by quality (worst first)", "Toggle id / quality order",
-                            self.action_cycle_order)  # fmt: skip
+        yield SystemCommand(
+            "Show only rejected / accepted / unreviewed", "Cycle the filter", self.action_cycle_show
+        )
+        yield SystemCommand(
+            "Order by quality (worst first)", "Toggle id / quality order", self.action_cycle_order
+        )
 
 
 def render_sample(s: Sample, facts: list[str]) -> str:
@@ -296,16 +305,21 @@ def render_sample(s: Sample, facts: list[str]) -> str:
     context with the cited items highlighted, provenance."""
     e = escape
     question = s.question or "(none: the model output was unusable)"
-    lines = [f"[b $accent]Question[/]\n{e(question)}",
-             f"\n[b $accent]Answer[/]\n{e(s.answer or '-')}"]  # fmt: skip
+    lines = [
+        f"[b $accent]Question[/]\n{e(question)}",
+        f"\n[b $accent]Answer[/]\n{e(s.answer or '-')}",
+    ]
     if s.reason:
         lines.append(f"\n[b red]Rejected by the pipeline:[/] {e(s.reason)}")
     if len(s.steps) > 1:
         lines.append("\n[b $accent]Steps[/]")
         lines += [f"  {i}. {e(str(step))}" for i, step in enumerate(s.steps, 1)]
     scores = s.scores
-    shown = [(label, scores.get(k)) for k, label in SCORE_LABELS.items()
-             if isinstance(scores.get(k), int | float)]  # fmt: skip
+    shown = [
+        (label, scores.get(k))
+        for k, label in SCORE_LABELS.items()
+        if isinstance(scores.get(k), int | float)
+    ]
     judge = scores.get("judge", {})
     if isinstance(judge, dict) and "score" in judge:
         shown.append((f"judge ({judge.get('by')})", judge["score"]))
@@ -322,8 +336,10 @@ def render_sample(s: Sample, facts: list[str]) -> str:
     agreement = scores.get("agreement")
     if agreement:
         others = ", ".join(agreement.get("agree_with", [])) or "no other teacher"
-        lines.append(f"\n[b $accent]Agreement[/] {e(str(agreement.get('detail', '')))}; "
-                     f"agrees with {e(others)}")  # fmt: skip
+        lines.append(
+            f"\n[b $accent]Agreement[/] {e(str(agreement.get('detail', '')))}; "
+            f"agrees with {e(others)}"
+        )
     cited = set(s.cited)
     if s.context:
         lines.append("\n[b $accent]Context[/] (cited items highlighted)")
@@ -335,9 +351,10 @@ def render_sample(s: Sample, facts: list[str]) -> str:
                 lines.append(f"  [dim][{i}] {e(item.key)} {text}[/dim]")
     prov = s.provenance
     lines.append("\n[b $accent]Provenance[/]")
-    lines.append(f"  plan {prov.plan_id} ({prov.plan_type}) · generator "
-                 f"{e(str(s.generator))}" + (f" · formula {prov.formula}"
-                                              if prov.formula else ""))  # fmt: skip
+    lines.append(
+        f"  plan {prov.plan_id} ({prov.plan_type}) · generator "
+        f"{e(str(s.generator))}" + (f" · formula {prov.formula}" if prov.formula else "")
+    )
     lines += [f"  {e(fact)}" for fact in facts]
     if prov.chunk_ids:
         lines.append(f"  chunks {', '.join(str(c) for c in prov.chunk_ids)}")
