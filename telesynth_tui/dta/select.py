@@ -177,8 +177,8 @@ def agree_numeric(problem: Problem, candidates: list[Exemplar]) -> None:
         agree = [
             o.solution.teacher
             for o in others
-            if c.value is not None and abs(o.value - c.value) <= tolerance
-        ]  # type: ignore[operator]
+            if c.value is not None and o.value is not None and abs(o.value - c.value) <= tolerance
+        ]
         c.agreement.update(
             {
                 "truth": c.value is not None
