@@ -232,18 +232,10 @@ def run_evaluation(
     return summary
 
 
-COMPARE_KEYS = (
-    "items",
-    "accuracy",
-    "rouge_l",
-    "bleu",
-    "embedding_f1",
-    "latency_s",
-    "ttft_s",
-    "decode_tok_s",
-    "joules_per_output_token",
-    "energy_source",
-)
+# fmt: off
+COMPARE_KEYS = ("items", "accuracy", "rouge_l", "bleu", "embedding_f1", "latency_s", "ttft_s",
+                "decode_tok_s", "joules_per_output_token", "energy_source")
+# fmt: on
 
 
 def compare(conn: sqlite3.Connection, a: int, b: int) -> list[tuple[str, Any, Any]]:

@@ -13,21 +13,10 @@ from telesynth_tui.graph.linking import Gazetteer, find_candidates
 from telesynth_tui.infra import now
 from telesynth_tui.text import normalize_name
 
-ENTITY_TYPES = (
-    "Alarm",
-    "KPI",
-    "Counter",
-    "Parameter",
-    "RootCause",
-    "Check",
-    "Action",
-    "NetworkElement",
-    "Interface",
-    "Procedure",
-    "Formula",
-    "Concept",
-    "Specification",
-)
+# fmt: off
+ENTITY_TYPES = ("Alarm", "KPI", "Counter", "Parameter", "RootCause", "Check", "Action",
+                "NetworkElement", "Interface", "Procedure", "Formula", "Concept", "Specification")
+# fmt: on
 
 # predicate -> (allowed subject types, allowed object types); None means any type
 PREDICATES: dict[str, tuple[frozenset[str] | None, frozenset[str] | None]] = {

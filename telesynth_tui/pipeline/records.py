@@ -14,23 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 # the columns a stored sample writes (JSON-encoded where they hold lists or objects)
-SAMPLE_COLUMNS = (
-    "run_id",
-    "plan_id",
-    "type",
-    "question",
-    "answer",
-    "steps",
-    "context",
-    "cited",
-    "provenance",
-    "generator",
-    "raw_text",
-    "status",
-    "reason",
-    "scores",
-    "quality",
-)
+# fmt: off
+SAMPLE_COLUMNS = ("run_id", "plan_id", "type", "question", "answer", "steps", "context", "cited",
+                  "provenance", "generator", "raw_text", "status", "reason", "scores", "quality")
+# fmt: on
 ACCEPTED = "accepted"
 REJECTED = "rejected"
 

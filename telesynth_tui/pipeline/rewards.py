@@ -19,28 +19,10 @@ from typing import Any
 from telesynth_tui.units import check_numeric
 
 _WORD_RE = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
-_STOP = frozenset(
-    {
-        "the",
-        "and",
-        "for",
-        "with",
-        "from",
-        "that",
-        "this",
-        "into",
-        "its",
-        "are",
-        "was",
-        "has",
-        "have",
-        "then",
-        "than",
-        "when",
-        "which",
-        "per",
-    }
-)
+# fmt: off
+_STOP = frozenset({"the", "and", "for", "with", "from", "that", "this", "into", "its", "are",
+                   "was", "has", "have", "then", "than", "when", "which", "per"})
+# fmt: on
 TERM_SHARE = 0.6  # share of a term's words an answer must contain for the term to count
 
 

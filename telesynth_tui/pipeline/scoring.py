@@ -30,52 +30,13 @@ import numpy as np
 from telesynth_tui.inference.base import CallContext
 
 _WORD_RE = re.compile(r"[A-Za-z][A-Za-z0-9\-]{3,}|\d+(?:\.\d+)?")
-_STOP = frozenset(
-    {
-        "this",
-        "that",
-        "with",
-        "from",
-        "what",
-        "which",
-        "when",
-        "where",
-        "there",
-        "their",
-        "they",
-        "them",
-        "have",
-        "been",
-        "were",
-        "will",
-        "would",
-        "should",
-        "could",
-        "about",
-        "into",
-        "than",
-        "then",
-        "also",
-        "only",
-        "more",
-        "most",
-        "such",
-        "each",
-        "other",
-        "these",
-        "those",
-        "your",
-        "does",
-        "done",
-        "given",
-        "using",
-        "used",
-        "after",
-        "before",
-        "while",
-        "because",
-    }
-)
+# fmt: off
+_STOP = frozenset({"this", "that", "with", "from", "what", "which", "when", "where", "there",
+                   "their", "they", "them", "have", "been", "were", "will", "would", "should",
+                   "could", "about", "into", "than", "then", "also", "only", "more", "most",
+                   "such", "each", "other", "these", "those", "your", "does", "done", "given",
+                   "using", "used", "after", "before", "while", "because"})
+# fmt: on
 
 
 def content_words(text: str) -> set[str]:

@@ -22,19 +22,11 @@ TARGETS = ("trl", "openai")
 SYSTEM = "You are a RAN troubleshooting and telecom engineering assistant."
 
 # scores of generation runs (fast and judge), then the selection figures of DTA runs
-FLOAT_SCORES = (
-    "answer_relevancy",
-    "faithfulness",
-    "context_precision",
-    "context_recall",
-    "llm_faithfulness",
-    "llm_answer_relevancy",
-    "llm_context_precision",
-    "llm_context_recall",
-    "selection_score",
-    "style",
-    "judge_score",
-)
+# fmt: off
+FLOAT_SCORES = ("answer_relevancy", "faithfulness", "context_precision", "context_recall",
+                "llm_faithfulness", "llm_answer_relevancy", "llm_context_precision",
+                "llm_context_recall", "selection_score", "style", "judge_score")
+# fmt: on
 SCORE_KEYS = (*FLOAT_SCORES, "judge_by", "agrees_with")
 
 Message = dict[str, str]

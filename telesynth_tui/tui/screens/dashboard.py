@@ -13,15 +13,10 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from telesynth_tui.tui.base import BaseScreen, size
 
-KG_KEYS = (
-    "documents",
-    "chunks",
-    "entities",
-    "candidate_entities",
-    "relations",
-    "formulas",
-    "embeddings",
-)
+# fmt: off
+KG_KEYS = ("documents", "chunks", "entities", "candidate_entities", "relations", "formulas",
+           "embeddings")
+# fmt: on
 
 
 class DashboardScreen(BaseScreen):
