@@ -188,7 +188,10 @@ class BatchScheduler:
                     self.slots[call.slot] = call
                     admitted.append(call)
             for call in admitted:
-                self._guarded(call, self._prefill)
+                try:
+                    self._prefill(call)
+                except Exception as exc:  # this call fails; the others go on
+                    call.error = exc
             active = [c for c in self.slots if c is not None and not (c.stop or c.error)]
             if active:
                 try:
@@ -198,12 +201,6 @@ class BatchScheduler:
                         call.error = call.error or exc
             for call in [c for c in self.slots if c is not None and (c.stop or c.error)]:
                 self._end(call)
-
-    def _guarded(self, call: _Call, work: Callable[[_Call], None]) -> None:
-        try:
-            work(call)
-        except Exception as exc:
-            call.error = exc
 
     def _best_slot(self, prompt: list[int]) -> int:
         """The free slot whose cached tokens share the longest prefix with `prompt`."""
