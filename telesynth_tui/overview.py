@@ -9,6 +9,7 @@ from typing import Any
 
 from telesynth_tui.graph.stats import kg_stats
 from telesynth_tui.pipeline import store
+from telesynth_tui.runs import list_runs
 
 
 def measured_speeds(conn: sqlite3.Connection) -> dict[str, float]:
@@ -45,5 +46,5 @@ def project_overview(project: Any, conn: sqlite3.Connection) -> dict[str, Any]:
         "project": str(project.path),
         "kg": kg_stats(conn),
         "models": models,
-        "runs": store.recent_runs(conn),
+        "runs": list_runs(conn, limit=10, newest_first=True),
     }

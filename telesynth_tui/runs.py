@@ -7,18 +7,19 @@ from __future__ import annotations
 import math
 import sqlite3
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.pipeline import store
-from telesynth_tui.pipeline.records import Sample
+from telesynth_tui.pipeline.records import RunListing, Sample
 from telesynth_tui.pipeline.store import TEMPLATE, RunConfig
 
 if TYPE_CHECKING:
     from telesynth_tui.dta.runner import DtaConfig
     from telesynth_tui.project import Project
 
-SAMPLE_STATUSES = ("accepted", "rejected")
+SAMPLE_FILTERS = ("all", "accepted", "rejected", "unreviewed", "reviewed")
+SAMPLE_ORDERS = tuple(store.ORDERS)
 
 
 def check_models(project: Project, names: Iterable[str | None]) -> None:
@@ -83,19 +84,35 @@ def start_dta(
     return create_dta_run(conn, config), config
 
 
-def list_runs(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Every run with its status, generator, seed, plans and sample counts."""
-    return store.list_runs(conn)
+def list_runs(
+    conn: sqlite3.Connection, limit: int | None = None, newest_first: bool = False
+) -> list[RunListing]:
+    """The runs (all, or the latest `limit`) with their status as users should read it,
+    generator, progress and sample counts: what `telesynth runs` and the dashboard show."""
+    return store.list_runs(conn, limit, newest_first)
+
+
+def sample_ids(
+    conn: sqlite3.Connection, run_id: int, show: str = "all", order: str = "id"
+) -> list[int]:
+    """The ids of the run's samples that `show` selects (SAMPLE_FILTERS), in `order`
+    (SAMPLE_ORDERS): the list `telesynth samples` prints and the review screen steps through."""
+    if show not in SAMPLE_FILTERS:
+        raise TelesynthError(f"--show must be one of {', '.join(SAMPLE_FILTERS)}, not {show!r}")
+    if order not in SAMPLE_ORDERS:
+        raise TelesynthError(f"--order must be one of {', '.join(SAMPLE_ORDERS)}, not {order!r}")
+    store.check_run(conn, run_id)
+    return store.sample_ids(conn, run_id, show, order)
 
 
 def list_samples(
-    conn: sqlite3.Connection, run_id: int, status: str | None = None, limit: int = 50
+    conn: sqlite3.Connection,
+    run_id: int,
+    show: str = "all",
+    order: str = "id",
+    limit: int | None = None,
 ) -> list[Sample]:
-    """The run's samples in id order, only accepted or rejected ones if asked, at most
-    `limit`."""
-    if status is not None and status not in SAMPLE_STATUSES:
-        raise TelesynthError(f"--status must be accepted or rejected, not {status!r}")
-    if limit < 1:
+    """The first `limit` samples of `sample_ids(conn, run_id, show, order)`."""
+    if limit is not None and limit < 1:
         raise TelesynthError(f"--limit must be at least 1, not {limit}")
-    store.check_run(conn, run_id)
-    return store.samples(conn, run_id, status or "all", limit)
+    return [store.sample(conn, i) for i in sample_ids(conn, run_id, show, order)[:limit]]

@@ -92,6 +92,8 @@ def run_status(project: Project, run_id: int) -> tuple[str, int, int]:
 
 
 def test_dashboard_help_and_palette(bundled: Project) -> None:
+    killed = create_run(bundled.connect(), RunConfig(n=2))  # stored as running, no writer
+
     async def scenario() -> None:
         app = create_app(bundled, fake_backends(bundled, slow_model()))
         async with app.run_test(size=(80, 24)) as pilot:
@@ -99,6 +101,8 @@ def test_dashboard_help_and_palette(bundled: Project) -> None:
             await pilot.pause()
             text = str(app.screen.query_one("#project-line").render())
             assert "bundled" in text and "939 entities" in text and "2229 relations" in text
+            runs = app.screen.query_one("#runs-table")
+            assert runs.get_row_at(0)[:4] == [str(killed), "interrupted", TEMPLATE, "0/2"]
             models = app.screen.query_one("#models-table")
             assert "tiny-telesynth" in str(models.get_row_at(0) + models.get_row_at(1))
             await pilot.press("question_mark")

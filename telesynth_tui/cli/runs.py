@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -21,30 +22,33 @@ def runs(as_json: JsonOpt = False) -> None:
 
     data = list_runs(open_project().connect())
     if as_json:
-        echo_json(data)
+        echo_json([asdict(r) for r in data])
         return
     if not data:
         typer.echo("no runs yet (telesynth generate --n 100)")
     for r in data:
         typer.echo(
-            f"run {r['run']:3d}  {r['created_at']}  {r['status']:11s} {r['generator']:16s} "
-            f"seed {r['seed']}  plans {r['plans_done']}/{r['plans']}  accepted "
-            f"{r['accepted']}  rejected {r['rejected']}"
-            + (f"  ({r['error']})" if r["error"] else "")
+            f"run {r.run:3d}  {r.created_at}  {r.status:11s} {r.generator:16s} "
+            f"seed {r.seed}  plans {r.plans_done}/{r.plans}  accepted {r.accepted}  "
+            f"rejected {r.rejected}  reviewed {r.reviewed}" + (f"  ({r.error})" if r.error else "")
         )
 
 
 @app.command()
 def samples(
     run: Annotated[int, typer.Argument(help="Run id.")],
-    status: Annotated[str | None, typer.Option(help="accepted or rejected.")] = None,
+    show: Annotated[
+        str,
+        typer.Option("--show", "--status", help="all, accepted, rejected, unreviewed or reviewed."),
+    ] = "all",
+    order: Annotated[str, typer.Option(help="id or quality (lowest first).")] = "id",
     limit: Annotated[int, typer.Option(help="Rows at most.")] = 50,
     as_json: JsonOpt = False,
 ) -> None:
     """Samples of a run with their scores and, for rejections, the reason."""
     from telesynth_tui.runs import list_samples
 
-    rows = [s.listing() for s in list_samples(open_project().connect(), run, status, limit)]
+    rows = [s.listing() for s in list_samples(open_project().connect(), run, show, order, limit)]
     if as_json:
         echo_json(rows)
         return

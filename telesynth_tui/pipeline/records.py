@@ -32,6 +32,27 @@ class ModelCall(NamedTuple):
 
 
 @dataclass(frozen=True)
+class RunListing:
+    """One run as the run lists show it: kind, status as users should read it, progress and
+    sample counts (every field is shown by `telesynth runs` and the dashboard)."""
+
+    run: int
+    created_at: str
+    status: str
+    kind: str  # generate or dta
+    generator: str  # the generator, or "dta → <student>"
+    seed: int
+    n: int
+    plans: int
+    plans_done: int
+    generated: int
+    accepted: int
+    rejected: int
+    reviewed: int
+    error: str | None
+
+
+@dataclass(frozen=True)
 class Rejection:
     """A model output that could not be used: why, and the model's raw text (kept)."""
 

@@ -11,8 +11,6 @@ from telesynth_tui.pipeline import store
 from telesynth_tui.pipeline.records import Sample
 
 DECISIONS = ("accepted", "rejected")
-ORDERS = tuple(store.ORDERS)
-FILTERS = ("all", "accepted", "rejected", "unreviewed", "reviewed")
 
 
 @dataclass(frozen=True)
@@ -32,14 +30,6 @@ def review_run(conn: sqlite3.Connection, run_id: int | None) -> int | None:
     if not store.run_exists(conn, run_id):
         raise TelesynthError(f"no run {run_id}")
     return run_id
-
-
-def sample_ids(
-    conn: sqlite3.Connection, run_id: int, show: str = "all", order: str = "id"
-) -> list[int]:
-    if show not in FILTERS or order not in ORDERS:
-        raise TelesynthError(f"unknown filter {show!r} or order {order!r}")
-    return store.sample_ids(conn, run_id, show, order)
 
 
 def load_sample(conn: sqlite3.Connection, sample_id: int) -> Sample:

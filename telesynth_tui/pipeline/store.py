@@ -21,7 +21,7 @@ from telesynth_tui.pipeline import lease
 from telesynth_tui.pipeline.filters import FilterSettings
 from telesynth_tui.pipeline.gate import DEFAULT_MIN_QUALITY
 from telesynth_tui.pipeline.plans import DEFAULT_MIX, Plan
-from telesynth_tui.pipeline.records import SAMPLE_COLUMNS, ModelCall, Sample
+from telesynth_tui.pipeline.records import SAMPLE_COLUMNS, ModelCall, RunListing, Sample
 
 TEMPLATE = "kg-template"  # the generator name of the KG-template realizer
 
@@ -146,56 +146,42 @@ def finish_run(
     return summary
 
 
-def list_runs(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Every run with its shown status, generator, seed, size, counts and failure reason."""
-    rows = conn.execute("SELECT id, created_at, status, config FROM runs ORDER BY id").fetchall()
-    data = []
-    for run_id, created, stored_status, config in rows:
-        status = lease.shown_status(conn, run_id, stored_status)
-        summary = run_summary(conn, run_id)
-        cfg = json.loads(config)
-        data.append(
-            {
-                "run": run_id,
-                "created_at": created,
-                "status": status,
-                "generator": cfg["generator"],
-                "seed": cfg["seed"],
-                "n": cfg["n"],
-                **{
-                    k: summary[k]
-                    for k in ("plans", "plans_done", "generated", "accepted", "rejected")
-                },
-                "error": failure_reason(conn, run_id),
-            }
-        )
-    return data
-
-
-def recent_runs(conn: sqlite3.Connection, limit: int = 10) -> list[dict[str, Any]]:
-    """The latest runs, newest first, with their kind and sample counts (the dashboard)."""
+def list_runs(
+    conn: sqlite3.Connection, limit: int | None = None, newest_first: bool = False
+) -> list[RunListing]:
+    """The runs in id order (or newest first), at most `limit`, with their shown status,
+    plan progress, sample counts and failure reason."""
     rows = conn.execute(
         "SELECT r.id, r.created_at, r.status, r.config, d.student,"
-        " SUM(s.status = 'accepted'), SUM(s.status = 'rejected'), SUM(s.review IS NOT NULL)"
+        " (SELECT COUNT(*) FROM plans p WHERE p.run_id = r.id),"
+        " (SELECT COUNT(*) FROM plans p WHERE p.run_id = r.id AND p.status = 'done'),"
+        " COUNT(s.id), COALESCE(SUM(s.status = 'accepted'), 0),"
+        " COALESCE(SUM(s.review IS NOT NULL), 0)"
         " FROM runs r LEFT JOIN samples s ON s.run_id = r.id"
-        " LEFT JOIN dta_runs d ON d.run_id = r.id GROUP BY r.id ORDER BY r.id DESC LIMIT ?",
-        (limit,),
+        " LEFT JOIN dta_runs d ON d.run_id = r.id"
+        f" GROUP BY r.id ORDER BY r.id {'DESC' if newest_first else 'ASC'} LIMIT ?",
+        (-1 if limit is None else limit,),
     ).fetchall()
     out = []
-    for run_id, created, status, config, student, accepted, rejected, reviewed in rows:
+    for run_id, created, stored, config, student, plans, done, made, accepted, reviewed in rows:
         cfg = json.loads(config)
         out.append(
-            {
-                "run": run_id,
-                "created_at": created,
-                "status": status,
-                "kind": "dta" if student else "generate",
-                "generator": f"dta → {student}" if student else cfg["generator"],
-                "n": cfg["n"],
-                "accepted": accepted or 0,
-                "rejected": rejected or 0,
-                "reviewed": reviewed or 0,
-            }
+            RunListing(
+                run=run_id,
+                created_at=created,
+                status=lease.shown_status(conn, run_id, stored),
+                kind="dta" if student else "generate",
+                generator=f"dta → {student}" if student else cfg["generator"],
+                seed=cfg["seed"],
+                n=cfg["n"],
+                plans=plans,
+                plans_done=done,
+                generated=made,
+                accepted=accepted,
+                rejected=made - accepted,
+                reviewed=reviewed,
+                error=failure_reason(conn, run_id),
+            )
         )
     return out
 

@@ -94,14 +94,14 @@ class DashboardScreen(BaseScreen):
         runs.clear()
         for r in data["runs"]:
             runs.add_row(
-                str(r["run"]),
-                r["status"],
-                r["generator"],
-                str(r["n"]),
-                str(r["accepted"]),
-                str(r["rejected"]),
-                str(r["reviewed"]),
-                key=str(r["run"]),
+                str(r.run),
+                r.status,
+                r.generator,
+                f"{r.plans_done}/{r.plans}",
+                str(r.accepted),
+                str(r.rejected),
+                str(r.reviewed),
+                key=str(r.run),
             )
         if not data["runs"]:
             runs.add_row("-", "no runs yet: press 3 to generate", "", "", "", "", "")

@@ -145,7 +145,8 @@ class ReviewScreen(BaseScreen):
 
     @work(thread=True, exclusive=True, group="review-list", exit_on_error=False)
     def list_samples(self, run_id: int | None, keep: int | None) -> None:
-        from telesynth_tui.pipeline.review import review_run, sample_ids
+        from telesynth_tui.pipeline.review import review_run
+        from telesynth_tui.runs import sample_ids
 
         def job(conn: Any) -> None:
             chosen = review_run(conn, run_id)

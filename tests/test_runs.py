@@ -1,0 +1,48 @@
+"""Runs and samples are listed by one core function each, for the command line and the app."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from telesynth_tui.overview import project_overview
+from telesynth_tui.pipeline import review
+from telesynth_tui.pipeline.runner import create_run
+from telesynth_tui.pipeline.store import RunConfig
+from telesynth_tui.project import Project
+from telesynth_tui.runs import list_runs, sample_ids
+
+from .conftest import run_cli
+
+
+def test_the_dashboard_and_the_cli_list_the_same_runs(bundled: Project) -> None:
+    run_cli("generate", "--n", "4", "--seed", "3", project=bundled.path, check=True)
+    conn = bundled.connect()
+    killed = create_run(conn, RunConfig(n=2))  # stored as running, no process writes it
+    cli = json.loads(run_cli("runs", "--json", project=bundled.path, check=True).stdout)
+    shown = [asdict(r) for r in project_overview(bundled, conn)["runs"]]
+    assert shown == cli[::-1]
+    assert [r["status"] for r in shown] == ["interrupted", "finished"]
+    assert shown[0]["run"] == killed and shown[1]["plans_done"] == shown[1]["plans"] == 4
+    assert [asdict(r) for r in list_runs(conn, limit=1, newest_first=True)] == shown[:1]
+
+
+def test_samples_list_what_the_review_screen_steps_through(bundled: Project) -> None:
+    run_cli("generate", "--n", "6", "--seed", "5", project=bundled.path, check=True)
+    conn = bundled.connect()
+    everything = sample_ids(conn, 1)
+    assert len(everything) >= 4
+    review.decide(conn, everything[0], "rejected")
+
+    def listed(*args: str) -> list[int]:
+        out = run_cli("samples", "1", *args, "--json", project=bundled.path, check=True)
+        return [row["id"] for row in json.loads(out.stdout)]
+
+    assert listed() == everything
+    assert listed("--show", "reviewed") == sample_ids(conn, 1, "reviewed") == everything[:1]
+    unreviewed = sample_ids(conn, 1, "unreviewed", "quality")
+    assert listed("--show", "unreviewed", "--order", "quality") == unreviewed
+    assert sorted(unreviewed) == everything[1:]
+    assert listed("--limit", "2") == everything[:2]
+    runs = run_cli("runs", project=bundled.path, check=True).stdout
+    assert "reviewed 1" in runs
