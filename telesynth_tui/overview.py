@@ -7,6 +7,7 @@ import sqlite3
 import statistics
 from typing import Any
 
+from telesynth_tui.evaluate import history
 from telesynth_tui.graph.stats import kg_stats
 from telesynth_tui.pipeline import store
 from telesynth_tui.runs import list_runs
@@ -15,13 +16,8 @@ from telesynth_tui.runs import list_runs
 def measured_speeds(conn: sqlite3.Connection) -> dict[str, float]:
     """Median decode tok/s per model over its generation calls recorded in this project."""
     rates: dict[str, list[float]] = {}
-    evaluated = conn.execute(
-        "SELECT r.student, json_extract(i.metrics, '$.decode_tok_s') FROM eval_items i"
-        " JOIN eval_runs r ON r.id = i.eval_run_id"
-        " WHERE json_extract(i.metrics, '$.decode_tok_s') IS NOT NULL"
-    ).fetchall()
-    for model, rate in [*store.decode_rates(conn), *evaluated]:
-        rates.setdefault(model, []).append(float(rate))
+    for model, rate in [*store.decode_rates(conn), *history.decode_rates(conn)]:
+        rates.setdefault(model, []).append(rate)
     return {m: statistics.median(v) for m, v in rates.items()}
 
 

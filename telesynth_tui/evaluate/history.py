@@ -8,6 +8,16 @@ from pathlib import Path
 from typing import Any
 
 
+def decode_rates(conn: sqlite3.Connection) -> list[tuple[str, float]]:
+    """(student, decode tok/s) of every evaluated item that measured one."""
+    rows = conn.execute(
+        "SELECT r.student, json_extract(i.metrics, '$.decode_tok_s') FROM eval_items i"
+        " JOIN eval_runs r ON r.id = i.eval_run_id"
+        " WHERE json_extract(i.metrics, '$.decode_tok_s') IS NOT NULL"
+    ).fetchall()
+    return [(str(model), float(rate)) for model, rate in rows]
+
+
 def list_eval_runs(conn: sqlite3.Connection, limit: int = 100) -> list[dict[str, Any]]:
     """The latest evaluation runs: id, student, set (file name), format, mode and the summary
     figures (items, accuracy, rouge_l, decode_tok_s, joules_per_output_token, energy_source)."""
