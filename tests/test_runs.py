@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from telesynth_tui.overview import project_overview
+from telesynth_tui.overview import measured_speeds, project_overview
 from telesynth_tui.pipeline import review
 from telesynth_tui.pipeline.runner import create_run
 from telesynth_tui.pipeline.store import RunConfig
@@ -46,3 +46,23 @@ def test_samples_list_what_the_review_screen_steps_through(bundled: Project) -> 
     assert listed("--limit", "2") == everything[:2]
     runs = run_cli("runs", project=bundled.path, check=True).stdout
     assert "reviewed 1" in runs
+
+
+def test_model_speeds_are_medians_over_generation_and_evaluation_calls(project: Project) -> None:
+    conn = project.connect()
+    conn.execute(
+        "INSERT INTO eval_runs(created_at, student, set_path, format, mode, summary)"
+        " VALUES ('t', 'student-a', 'x.jsonl', 'ours', 'open', '{}')"
+    )
+    for rate in (10.0, 30.0, None):
+        metrics = json.dumps({} if rate is None else {"decode_tok_s": rate})
+        conn.execute(
+            "INSERT INTO eval_items(eval_run_id, item_id, kind, prompt, output, scores, metrics)"
+            " VALUES (1, 'i', 'open', 'p', 'o', '{}', ?)",
+            (metrics,),
+        )
+    conn.execute(
+        "INSERT INTO model_calls(stage, model, metrics) VALUES ('generate', 'student-a', ?)",
+        (json.dumps({"decode_tok_s": 50.0}),),
+    )
+    assert measured_speeds(conn) == {"student-a": 30.0}
