@@ -221,11 +221,18 @@ class _Pending:
 
 
 class WorkerPool:
-    """Ray actors of one class (`Drafter` or `ModelHost`) holding `writer`, each built with
-    `args`, and the work handed to them."""
+    """Ray actors of one class (`Drafter`, `ModelHost` or a subclass) holding `writer`, each
+    built with `args`, and the work handed to them. A worker reserves the writer's llama.cpp
+    threads, or no CPU when its models are served (`served`; by default: the writer is)."""
 
     def __init__(
-        self, address: str, workers: int | None, worker: type, writer: ModelSpec, *args: Any
+        self,
+        address: str,
+        workers: int | None,
+        worker: type,
+        writer: ModelSpec,
+        *args: Any,
+        served: bool | None = None,
     ) -> None:
         os.environ.update(RAY_OFFLINE_ENV)
         import ray
@@ -240,19 +247,20 @@ class WorkerPool:
                         ray.init(_node_ip_address="127.0.0.1", **options)
                     else:
                         ray.init(address=address, **options)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
+            except Exception as exc:  # Ray raises bare Exception when its node does not start
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
                 if "InvalidAuthToken" in said.text:
                     first += (
                         "; the head wants its token: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN"
                     )
-                raise ShardError(
-                    f"--ray {address}: cannot join the Ray cluster ({first})"
-                ) from None
+                verb = (
+                    "start a local Ray instance" if address == "local" else "join the Ray cluster"
+                )
+                raise ShardError(f"--ray {address}: cannot {verb} ({first})") from None
             sys.stderr.write(said.text)
         # a GGUF worker reserves its llama.cpp threads; a server's client reserves no CPU, and
         # as many run by default as requests may be in flight to the server
-        served = writer.format == "openai"
+        served = writer.format == "openai" if served is None else served
         threads = 0 if served else writer.threads or 1
         if workers is None:
             cpus = int(ray.cluster_resources().get("CPU", 1))
