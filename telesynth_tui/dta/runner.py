@@ -149,6 +149,7 @@ def _restyle(
     example: str,
     thresholds: Thresholds,
     calls: list[tuple[str, str, dict]],
+    cancel: Callable[[], bool] | None = None,
 ) -> None:
     """The exemplar text: the rewriter's, when it keeps the final answer; otherwise the
     teacher's steps laid out in the student's style."""
@@ -158,7 +159,7 @@ def _restyle(
         c.text, c.rewrite = laid_out, {"by": "layout", "kept_final": True}
         return
     try:
-        text, metrics = rewriter.rewrite(problem, c.solution, profile, example)
+        text, metrics = rewriter.rewrite(problem, c.solution, profile, example, cancel)
     except TelesynthError as exc:
         c.text = laid_out
         c.rewrite = {
@@ -191,15 +192,23 @@ def _restyle(
 
 
 def solve_problem(
-    models: DtaModels, problem: Problem, config: DtaConfig, profile: StyleProfile, example: str
-) -> tuple[list[Exemplar], list[tuple[str, str, dict[str, Any]]]]:
+    models: DtaModels,
+    problem: Problem,
+    config: DtaConfig,
+    profile: StyleProfile,
+    example: str,
+    cancel: Callable[[], bool] = lambda: False,
+) -> tuple[list[Exemplar], list[tuple[str, str, dict[str, Any]]]] | None:
     """The model work of one problem, with no database: every teacher's solution, rewritten,
-    checked, judged and selected, and the metrics of its model calls (stage, model, metrics)."""
+    checked, judged and selected, and the metrics of its model calls (stage, model, metrics).
+    None when `cancel` is set meanwhile (the model call running stops within a token)."""
     thresholds = Thresholds(**config.thresholds)
     calls: list[tuple[str, str, dict[str, Any]]] = []
     candidates = []
     for teacher in models.teachers:  # Phase I: every teacher solves the problem
-        solution = teacher.solve(problem)
+        solution = teacher.solve(problem, cancel)
+        if cancel():
+            return None
         if solution.metrics:
             calls.append(("solve", teacher.name, solution.metrics))
         candidates.append(Exemplar(solution))
@@ -209,15 +218,19 @@ def solve_problem(
     elif usable:
         agree_text(problem, usable, models.encoder, thresholds)
     for c in usable:  # Phase II: rewrite, check, judge
-        _restyle(models, problem, c, profile, example, thresholds, calls)
+        _restyle(models, problem, c, profile, example, thresholds, calls, cancel)
+        if cancel():
+            return None
         c.style = similarity(c.text, profile)
         _, steps = segments(c.text)
         *body, final = steps or [""]
         c.judge = check_steps(problem, body, final, models.encoder, thresholds)
         checker = models.step_checker
         if checker is not None:
-            ctx = CallContext()
+            ctx = CallContext(cancel=cancel)
             verdict = checker.check(problem, body, final, ctx)
+            if cancel():
+                return None
             calls += [("judge", m.model, m.to_dict()) for m in ctx.metrics]
             if "score" in verdict:
                 verdict["step_check"] = c.judge["score"]
@@ -402,11 +415,20 @@ class DtaRunner(DtaRun):
         self.models = models
 
     def process(
-        self, run_id: int, config: DtaConfig, plan: sqlite3.Row, profile: StyleProfile, example: str
-    ) -> list[tuple[str, str]]:
+        self,
+        run_id: int,
+        config: DtaConfig,
+        plan: sqlite3.Row,
+        profile: StyleProfile,
+        example: str,
+        cancel: Callable[[], bool] = lambda: False,
+    ) -> list[tuple[str, str]] | None:
+        """The problem solved and stored; None (nothing stored) when cancelled meanwhile."""
         problem = self.problem(config, plan)
-        candidates, calls = solve_problem(self.models, problem, config, profile, example)
-        return self.store(run_id, plan, problem, candidates, calls)
+        solved = solve_problem(self.models, problem, config, profile, example, cancel)
+        if solved is None:
+            return None
+        return self.store(run_id, plan, problem, *solved)
 
     def steps(
         self,
@@ -416,7 +438,9 @@ class DtaRunner(DtaRun):
         example: str,
         cancel: Callable[[], bool] = lambda: False,
     ) -> PlanSteps[sqlite3.Row, Any, list[tuple[str, str]]]:
-        return PlanSteps.single(lambda plan: self.process(run_id, config, plan, profile, example))
+        return PlanSteps.single(
+            lambda plan: self.process(run_id, config, plan, profile, example, cancel)
+        )
 
 
 def dta_summary(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:

@@ -88,11 +88,15 @@ class DtaHost(ModelHost):
 
     def solve(
         self, problem: Problem, profile: StyleProfile, example: str
-    ) -> tuple[list[Exemplar], Calls]:
-        candidates, calls = solve_problem(self.models, problem, self.config, profile, example)
-        for _, _, metrics in calls:
+    ) -> tuple[list[Exemplar], Calls] | None:
+        """The problem's candidates and model calls; None when cancelled (`cancel`)."""
+        with self.running.call() as cancelled:
+            solved = solve_problem(self.models, problem, self.config, profile, example, cancelled)
+        if solved is None:
+            return None
+        for _, _, metrics in solved[1]:
             metrics.setdefault("extra", {})["ray_worker"] = self.where
-        return candidates, calls
+        return solved
 
 
 @dataclass
