@@ -6,7 +6,10 @@ of the server). Every way starts from a copy of one project with the bundled kno
 samples stored are compared with the one-process run. Wall time counts the run only (Ray's
 start-up and the workers' model loading are reported apart).
 Results: bench/results/scale.json and .md.
+With `--llama-server PATH` (or TELESYNTH_LLAMA_SERVER), also llama.cpp's own `llama-server` with
+4 slots decoded together, at 1 and 4 requests in flight.
 Run: PYTHONPATH=. .venv/bin/python bench/scale.py [--model tiny-telesynth] [--n 12]
+     [--llama-server PATH]
 """
 
 from __future__ import annotations
@@ -80,7 +83,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _serve(path: Path, threads: int, n_ctx: int) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(
+    path: Path, threads: int, n_ctx: int, llama_server: Path | None = None, slots: int = 4
+) -> tuple[subprocess.Popen[bytes], str]:
+    """llama-cpp-python's server, or llama.cpp's `llama-server` with `slots` sequences decoded
+    together (each with the context `n_ctx`), serving `path` as "served" on 127.0.0.1."""
     port = _free_port()
     cmd = [
         sys.executable,
@@ -103,6 +110,25 @@ def _serve(path: Path, threads: int, n_ctx: int) -> tuple[subprocess.Popen[bytes
         "--interrupt_requests",
         "False",
     ]
+    if llama_server is not None:
+        cmd = [
+            str(llama_server),
+            "--model",
+            str(path),
+            "--alias",
+            "served",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ctx-size",
+            str(n_ctx * slots),
+            "--parallel",
+            str(slots),
+            "--threads",
+            str(threads),
+            "--no-webui",
+        ]
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
     for _ in range(300):
@@ -112,7 +138,7 @@ def _serve(path: Path, threads: int, n_ctx: int) -> tuple[subprocess.Popen[bytes
         except OSError:
             time.sleep(0.3)
     process.kill()
-    raise SystemExit("llama_cpp.server did not start")
+    raise SystemExit(f"{cmd[0]} did not start")
 
 
 def main() -> None:
@@ -122,6 +148,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-tokens", type=int, default=400)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--llama-server",
+        type=Path,
+        default=os.environ.get("TELESYNTH_LLAMA_SERVER") or None,
+        help="also measure llama.cpp's llama-server (4 slots) at 1 and 4 requests in flight",
+    )
     parser.add_argument("--render", type=Path, help="only re-render a saved scale JSON")
     args = parser.parse_args()
     if args.render:
@@ -161,23 +193,32 @@ def main() -> None:
             rows["2 Ray workers"]["same_samples"] = (
                 _samples(two, rows["2 Ray workers"]["run_id"]) == reference
             )
-            process, url = _serve(entry.path, cores, n_ctx)
-            try:
-                for name, workers in (("HTTP, 1 in flight", None), ("HTTP, 4 in flight", 4)):
-                    project = copy(name.replace(" ", "").replace(",", ""))
-                    project.registry().add_remote(url, "served", ["generator"], "served", "", n_ctx)
-                    served = RunConfig(**{**config.__dict__, "generator": "served"})
-                    print(f"{name} ...", flush=True)
-                    if workers is None:
-                        rows[name] = _run(project, served)
-                    else:
-                        rows[name] = _run(project, served, "auto", workers)
-                    rows[name]["same_samples"] = (
-                        _samples(project, rows[name]["run_id"]) == reference
-                    )
-            finally:
-                process.terminate()
-                process.wait(timeout=30)
+            servers: list[tuple[str, Path | None]] = [("HTTP", None)]
+            if args.llama_server is not None:
+                servers.append(("llama-server", args.llama_server))
+            for label, binary in servers:
+                process, url = _serve(entry.path, cores, n_ctx, binary)
+                try:
+                    for name, workers in (
+                        (f"{label}, 1 in flight", None),
+                        (f"{label}, 4 in flight", 4),
+                    ):
+                        project = copy(name.replace(" ", "").replace(",", ""))
+                        project.registry().add_remote(
+                            url, "served", ["generator"], "served", "", n_ctx
+                        )
+                        served = RunConfig(**{**config.__dict__, "generator": "served"})
+                        print(f"{name} ...", flush=True)
+                        if workers is None:
+                            rows[name] = _run(project, served)
+                        else:
+                            rows[name] = _run(project, served, "auto", workers)
+                        rows[name]["same_samples"] = (
+                            _samples(project, rows[name]["run_id"]) == reference
+                        )
+                finally:
+                    process.terminate()
+                    process.wait(timeout=30)
         finally:
             ray.shutdown()
     result = {
@@ -190,6 +231,7 @@ def main() -> None:
             "one process": "llama.cpp on every core",
             "2 Ray workers": "1 each",
             "HTTP": f"the server's {cores}",
+            "llama-server": f"the server's {cores}, 4 slots decoded together",
         },
         "runs": rows,
     }
@@ -230,10 +272,12 @@ def write(result: dict[str, Any], out: Path, model: str) -> None:
         f"cores, so spreading the work can only hide the pipeline's own time behind the "
         f"model's: at most x{result['overlap_bound']} (run wall / model time of the one-process "
         "run). Gains beyond that come from single-threaded decoders using the cores better than "
-        "one multi-threaded one. llama-cpp-python's server decodes one request at a time, so 4 "
+        "one multi-threaded one, or from decoding several sequences in one batch. "
+        "llama-cpp-python's server decodes one request at a time, so 4 "
         "requests in flight only overlap the driver's work with its decoding; its JSON schema "
         "runs through llama.cpp's grammar, not llguidance, so its samples differ from the "
-        "in-process run's.",
+        "in-process run's. llama.cpp's llama-server (rows `llama-server`, when measured) decodes "
+        "its 4 slots together in one batch, as the in-process `--parallel` does.",
         "",
         f"Ray start-up: {result['ray_start_s']} s (not in the run wall time).",
         "",

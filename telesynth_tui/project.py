@@ -176,28 +176,9 @@ class Project:
     def dta_models(self, config: DtaConfig) -> DtaModels:
         """The student, teachers, rewriter and judge of a DTA run; a model named in several
         roles is loaded once."""
-        from telesynth_tui.dta.runner import DtaModels
-        from telesynth_tui.dta.select import ModelStepChecker
-        from telesynth_tui.dta.solutions import SOLVER, ModelTeacher, SolverTeacher, Teacher
-        from telesynth_tui.dta.style import Rewriter
+        from telesynth_tui.dta.runner import build_dta_models
 
-        loaded: dict[str, TextModel] = {}
-
-        def load(name: str) -> TextModel:
-            if name not in loaded:
-                loaded[name] = self.generator(name)
-            return loaded[name]
-
-        student = load(config.student)
-        teachers: list[Teacher] = [
-            SolverTeacher() if name == SOLVER else ModelTeacher(load(name))
-            for name in config.teacher_names()
-        ]
-        rewriter = None
-        if config.rewriter:
-            rewriter = Rewriter(student if config.rewriter == "student" else load(config.rewriter))
-        checker = ModelStepChecker(load(config.judge)) if config.judge else None
-        return DtaModels(student, teachers, self.encoder(), rewriter, checker)
+        return build_dta_models(config, self.generator, self.encoder())
 
     def connect(self) -> sqlite3.Connection:
         """A new connection (one per thread), migrated to the current schema."""

@@ -1,8 +1,11 @@
-"""A real llama-cpp-python server (`python -m llama_cpp.server`) on 127.0.0.1, for the tests of
-the OpenAI-compatible back end."""
+"""Real model servers on 127.0.0.1 for the tests of the OpenAI-compatible back end:
+llama-cpp-python's (`python -m llama_cpp.server`) and llama.cpp's own `llama-server` (when one
+is built here)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -66,7 +69,7 @@ class LlamaServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 err = self.process.stderr.read() if self.process.stderr else ""
-                pytest.fail(f"llama_cpp.server exited: {err[-800:]}")
+                pytest.fail(f"the model server exited: {err[-800:]}")
             try:
                 with urllib.request.urlopen(request, timeout=2) as response:
                     if response.status == 200:
@@ -74,7 +77,7 @@ class LlamaServer:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.3)
         self.stop()
-        pytest.fail("llama_cpp.server did not answer within 90 s")
+        pytest.fail("the model server did not answer within 90 s")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -84,3 +87,54 @@ class LlamaServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=15)
+
+
+def llama_server_binary() -> Path | None:
+    """llama.cpp's own `llama-server`: the file named by TELESYNTH_LLAMA_SERVER, else the one on
+    PATH (None: not built here)."""
+    named = os.environ.get("TELESYNTH_LLAMA_SERVER")
+    if named:
+        return Path(named) if Path(named).is_file() else None
+    found = shutil.which("llama-server")
+    return Path(found) if found else None
+
+
+class LlamaCppServer(LlamaServer):
+    """llama.cpp's `llama-server` serving one GGUF as `alias` on 127.0.0.1 with `slots`
+    sequences decoded together, started and stopped by a test."""
+
+    def __init__(
+        self,
+        binary: Path,
+        model: Path,
+        alias: str = "served",
+        n_ctx: int = 2048,
+        slots: int = 2,
+        threads: int = 1,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.alias = alias
+        self.api_key = None
+        cmd = [
+            str(binary),
+            "--model",
+            str(model),
+            "--alias",
+            alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--ctx-size",
+            str(n_ctx),
+            "--parallel",
+            str(slots),
+            "--threads",
+            str(threads),
+            "--no-webui",
+        ]
+        self.process = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        self._wait()

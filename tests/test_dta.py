@@ -202,8 +202,8 @@ def test_dta_resumes_without_redoing_problems(bundled: Project) -> None:
     config = DtaConfig(student="student", teachers=[], n=5, rewriter=None, probes=1)
     run_id = create_dta_run(conn, config)
     models = DtaModels(student, [SolverTeacher()], HashEncoder())
-    stop = iter([False, False, True])
-    first = DtaRunner(conn, models).execute(run_id, cancel=lambda: next(stop))
+    stored: list[object] = []
+    first = DtaRunner(conn, models).execute(run_id, stored.append, lambda: len(stored) >= 2)
     assert first["plans_done"] == 2
     assert conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()[0] == (
         "interrupted"

@@ -104,8 +104,12 @@ class ProgressLine:
             sys.stderr.write("\n")
 
 
-def threads_origin() -> str:
-    return "set" if open_project().settings.models.llama_threads else "auto: every core"
+def threads_origin(ray_workers: int = 0) -> str:
+    """Where the llama.cpp thread count came from: the project's setting, or the default of
+    the process that ran the model (every core here, one thread on a Ray worker)."""
+    if open_project().settings.models.llama_threads:
+        return "set"
+    return "default for a Ray worker: 1" if ray_workers else "auto: every core"
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -125,10 +129,14 @@ def print_summary(summary: dict[str, Any]) -> None:
             f"in / {summary['output_tokens']} out, {summary['model_seconds']} s, "
             f"{summary['energy_j']} J ({summary['energy_source']})"
         )
+        workers = summary.get("ray_workers", 0)
         if summary.get("llama_threads"):
             threads = ",".join(map(str, summary["llama_threads"]))
             together = summary.get("parallel", 1)
             batched = f", {together} plans decoded together" if together > 1 else ""
-            typer.echo(f"  llama.cpp threads {threads} ({threads_origin()}){batched}")
+            where = f" per Ray worker, {workers} worker processes" if workers else ""
+            typer.echo(f"  llama.cpp threads {threads}{where} ({threads_origin(workers)}){batched}")
+        elif workers:
+            typer.echo(f"  model calls on {workers} Ray worker processes")
     if "why_nothing_accepted" in summary:
         typer.echo(f"  nothing accepted: {summary['why_nothing_accepted']}")

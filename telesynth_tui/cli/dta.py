@@ -40,15 +40,33 @@ def dta(
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the problems.")] = 0,
     resume: Annotated[int | None, typer.Option(help="Continue an interrupted DTA run.")] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Solve the problems on Ray workers: 'local' (a Ray instance on this machine), "
+            "'auto' (the cluster this machine joined) or the head's HOST:PORT.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="With --ray: workers (default: the cluster's CPUs).", min=1)
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Data Trajectory Alignment: teachers solve planned problems, solutions are rewritten into the
     student's style and the best exemplar per problem is kept when answers agree and the judge
     approves; export it with telesynth export RUN."""
-    from telesynth_tui.dta.runner import DtaConfig, DtaRunner
+    from telesynth_tui.dta.runner import DtaConfig, DtaRun, DtaRunner
     from telesynth_tui.pipeline import store
     from telesynth_tui.runs import start_dta
 
+    if workers is not None and ray is None:
+        raise TelesynthError("--workers needs --ray ADDRESS")
+    if ray is not None:  # a head that does not answer is refused before a run is created
+        from telesynth_tui.pipeline.sharded import check_address
+
+        check_address(ray)
     project = open_project()
     conn = project.connect()
     new = None
@@ -69,17 +87,27 @@ def dta(
     run_id, config = start_dta(project, conn, new, resume)
     progress = ProgressLine(not as_json)
     with store.writing(conn, run_id):
-        runner = DtaRunner(conn, project.dta_models(config))
+        pool = None
+        runner: DtaRun
+        if ray is not None:
+            from telesynth_tui.dta.sharded import sharded_dta
+
+            runner, pool = sharded_dta(project, conn, config, ray, workers)
+        else:
+            runner = DtaRunner(conn, project.dta_models(config))
         if not as_json:
+            sharded = f" on {len(pool.actors)} Ray workers" if pool else ""
             typer.echo(
                 f"run {run_id}: DTA for {config.student} with teachers "
-                f"{', '.join(config.teacher_names())}",
+                f"{', '.join(config.teacher_names())}{sharded}",
                 err=True,
             )
         try:
             summary = runner.execute(run_id, progress)
         finally:
             progress.close()
+            if pool is not None:
+                pool.close()
     if as_json:
         echo_json(summary)
         return

@@ -27,7 +27,15 @@ from telesynth_tui.dta.select import (
     numeric_value,
     select,
 )
-from telesynth_tui.dta.solutions import DTA_TYPES, SOLVER, Problem, Teacher, make_problem
+from telesynth_tui.dta.solutions import (
+    DTA_TYPES,
+    SOLVER,
+    ModelTeacher,
+    Problem,
+    SolverTeacher,
+    Teacher,
+    make_problem,
+)
 from telesynth_tui.dta.style import Rewriter, StyleProfile, lay_out, measure, segments, similarity
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.inference.base import CallContext, Encoder, SamplingParams, TextModel
@@ -109,10 +117,139 @@ class DtaModels:
     step_checker: ModelStepChecker | None = None  # the reflection judge's model
 
 
-class DtaRunner:
-    def __init__(self, conn: sqlite3.Connection, models: DtaModels) -> None:
+def build_dta_models(
+    config: DtaConfig, load: Callable[[str], TextModel], encoder: Encoder
+) -> DtaModels:
+    """The student, teachers, rewriter and judge of a DTA run, each model loaded by `load` once
+    whatever roles it has."""
+    loaded: dict[str, TextModel] = {}
+
+    def model(name: str) -> TextModel:
+        if name not in loaded:
+            loaded[name] = load(name)
+        return loaded[name]
+
+    student = model(config.student)
+    teachers: list[Teacher] = [
+        SolverTeacher() if name == SOLVER else ModelTeacher(model(name))
+        for name in config.teacher_names()
+    ]
+    rewriter = None
+    if config.rewriter:
+        rewriter = Rewriter(student if config.rewriter == "student" else model(config.rewriter))
+    checker = ModelStepChecker(model(config.judge)) if config.judge else None
+    return DtaModels(student, teachers, encoder, rewriter, checker)
+
+
+def _restyle(
+    models: DtaModels,
+    problem: Problem,
+    c: Exemplar,
+    profile: StyleProfile,
+    example: str,
+    thresholds: Thresholds,
+    calls: list[tuple[str, str, dict]],
+    cancel: Callable[[], bool] | None = None,
+) -> None:
+    """The exemplar text: the rewriter's, when it keeps the final answer; otherwise the
+    teacher's steps laid out in the student's style."""
+    laid_out = lay_out(c.solution.steps, c.solution.final, profile)
+    rewriter = models.rewriter
+    if rewriter is None:
+        c.text, c.rewrite = laid_out, {"by": "layout", "kept_final": True}
+        return
+    try:
+        text, metrics = rewriter.rewrite(problem, c.solution, profile, example, cancel)
+    except TelesynthError as exc:
+        c.text = laid_out
+        c.rewrite = {
+            "by": rewriter.name,
+            "kept_final": False,
+            "detail": str(exc),
+            "fallback": "layout",
+        }
+        return
+    calls.append(("rewrite", rewriter.name, metrics))
+    if problem.type == "maths":
+        value, detail = numeric_value(text, problem)
+        original = c.value if c.value is not None else problem.truth
+        kept = (
+            value is not None
+            and original is not None
+            and abs(value - original) <= float(problem.payload["tolerance"])
+        )
+    else:
+        vectors = models.encoder.embed([text or " ", c.solution.text])
+        cos = float(sum(a * b for a, b in zip(vectors[0], vectors[1], strict=True)))
+        kept = cos >= thresholds.rewrite_keeps
+        detail = f"cosine {cos:.2f} with the teacher's solution"
+    c.rewrite = {"by": rewriter.name, "kept_final": kept, "detail": detail, "text": text}
+    if kept:
+        c.text = text
+    else:
+        c.text = laid_out
+        c.rewrite["fallback"] = "layout"
+
+
+def solve_problem(
+    models: DtaModels,
+    problem: Problem,
+    config: DtaConfig,
+    profile: StyleProfile,
+    example: str,
+    cancel: Callable[[], bool] = lambda: False,
+) -> tuple[list[Exemplar], list[tuple[str, str, dict[str, Any]]]] | None:
+    """The model work of one problem, with no database: every teacher's solution, rewritten,
+    checked, judged and selected, and the metrics of its model calls (stage, model, metrics).
+    None when `cancel` is set meanwhile (the model call running stops within a token)."""
+    thresholds = Thresholds(**config.thresholds)
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+    candidates = []
+    for teacher in models.teachers:  # Phase I: every teacher solves the problem
+        solution = teacher.solve(problem, cancel)
+        if cancel():
+            return None
+        if solution.metrics:
+            calls.append(("solve", teacher.name, solution.metrics))
+        candidates.append(Exemplar(solution))
+    usable = [c for c in candidates if not c.solution.error]
+    if problem.type == "maths":
+        agree_numeric(problem, usable)
+    elif usable:
+        agree_text(problem, usable, models.encoder, thresholds)
+    for c in usable:  # Phase II: rewrite, check, judge
+        _restyle(models, problem, c, profile, example, thresholds, calls, cancel)
+        if cancel():
+            return None
+        c.style = similarity(c.text, profile)
+        _, steps = segments(c.text)
+        *body, final = steps or [""]
+        c.judge = check_steps(problem, body, final, models.encoder, thresholds)
+        checker = models.step_checker
+        if checker is not None:
+            ctx = CallContext(cancel=cancel)
+            verdict = checker.check(problem, body, final, ctx)
+            if cancel():
+                return None
+            calls += [("judge", m.model, m.to_dict()) for m in ctx.metrics]
+            if "score" in verdict:
+                verdict["step_check"] = c.judge["score"]
+                c.judge = verdict
+            else:
+                c.judge["model_judge_error"] = f"{checker.name}: {verdict['error']}"
+    select(candidates, thresholds)
+    return candidates, calls
+
+
+class DtaRun:
+    """What every DTA run does in the process that writes the project: the student's style,
+    the problems, and storing each problem's candidates. Subclasses say where the model work
+    of a problem runs (`steps`)."""
+
+    def __init__(self, conn: sqlite3.Connection, student: TextModel, rewriter: str) -> None:
         self.conn = conn
-        self.models = models
+        self.student = student  # answers the style probes
+        self.rewriter = rewriter  # the rewriter's name, "layout" without one
 
     # --- the student's style ------------------------------------------------------------------
 
@@ -128,7 +265,7 @@ class DtaRunner:
         planner = Planner(self.conn, config.seed + 7919, store.sample_provenances(self.conn))
         counts = allocate(config.probes, config.mix) if config.probes else {}
         probes = []
-        student = self.models.student
+        student = self.student
         for i, plan in enumerate(planner.plans(counts)):
             problem = make_problem(0, plan.type, json.loads(plan.to_json()), i, [])
             messages = [
@@ -166,105 +303,26 @@ class DtaRunner:
 
     # --- one problem ----------------------------------------------------------------------------
 
-    def _restyle(
-        self,
-        problem: Problem,
-        c: Exemplar,
-        profile: StyleProfile,
-        example: str,
-        thresholds: Thresholds,
-        calls: list[tuple[str, str, dict]],
-    ) -> None:
-        """The exemplar text: the rewriter's, when it keeps the final answer; otherwise the
-        teacher's steps laid out in the student's style."""
-        laid_out = lay_out(c.solution.steps, c.solution.final, profile)
-        rewriter = self.models.rewriter
-        if rewriter is None:
-            c.text, c.rewrite = laid_out, {"by": "layout", "kept_final": True}
-            return
-        try:
-            text, metrics = rewriter.rewrite(problem, c.solution, profile, example)
-        except TelesynthError as exc:
-            c.text = laid_out
-            c.rewrite = {
-                "by": rewriter.name,
-                "kept_final": False,
-                "detail": str(exc),
-                "fallback": "layout",
-            }
-            return
-        calls.append(("rewrite", rewriter.name, metrics))
-        if problem.type == "maths":
-            value, detail = numeric_value(text, problem)
-            original = c.value if c.value is not None else problem.truth
-            kept = (
-                value is not None
-                and original is not None
-                and abs(value - original) <= float(problem.payload["tolerance"])
-            )
-        else:
-            vectors = self.models.encoder.embed([text or " ", c.solution.text])
-            cos = float(sum(a * b for a, b in zip(vectors[0], vectors[1], strict=True)))
-            kept = cos >= thresholds.rewrite_keeps
-            detail = f"cosine {cos:.2f} with the teacher's solution"
-        c.rewrite = {"by": rewriter.name, "kept_final": kept, "detail": detail, "text": text}
-        if kept:
-            c.text = text
-        else:
-            c.text = laid_out
-            c.rewrite["fallback"] = "layout"
-
-    def process(
-        self, run_id: int, config: DtaConfig, plan: sqlite3.Row, profile: StyleProfile, example: str
-    ) -> list[Exemplar]:
-        thresholds = Thresholds(**config.thresholds)
+    def problem(self, config: DtaConfig, plan: sqlite3.Row) -> Problem:
+        """The plan posed as a problem, with its context from the graph."""
         payload = json.loads(plan["payload"])
         context = plan_context(self.conn, plan["type"], payload)
-        problem = make_problem(
+        return make_problem(
             plan["id"], plan["type"], payload, config.seed * 100_003 + plan["ordinal"], context
         )
-        calls: list[tuple[str, str, dict[str, Any]]] = []
-        candidates = []
-        for teacher in self.models.teachers:  # Phase I: every teacher solves the problem
-            solution = teacher.solve(problem)
-            if solution.metrics:
-                calls.append(("solve", teacher.name, solution.metrics))
-            candidates.append(Exemplar(solution))
-        usable = [c for c in candidates if not c.solution.error]
-        if problem.type == "maths":
-            agree_numeric(problem, usable)
-        elif usable:
-            agree_text(problem, usable, self.models.encoder, thresholds)
-        for c in usable:  # Phase II: rewrite, check, judge
-            self._restyle(problem, c, profile, example, thresholds, calls)
-            c.style = similarity(c.text, profile)
-            _, steps = segments(c.text)
-            *body, final = steps or [""]
-            c.judge = check_steps(problem, body, final, self.models.encoder, thresholds)
-            checker = self.models.step_checker
-            if checker is not None:
-                ctx = CallContext()
-                verdict = checker.check(problem, body, final, ctx)
-                calls += [("judge", m.model, m.to_dict()) for m in ctx.metrics]
-                if "score" in verdict:
-                    verdict["step_check"] = c.judge["score"]
-                    c.judge = verdict
-                else:
-                    c.judge["model_judge_error"] = f"{checker.name}: {verdict['error']}"
-        select(candidates, thresholds)
-        self._store(run_id, plan, problem, candidates, calls)
-        return candidates
 
-    def _store(
+    def store(
         self,
         run_id: int,
         plan: sqlite3.Row,
         problem: Problem,
         candidates: list[Exemplar],
         calls: list[tuple[str, str, dict]],
-    ) -> None:
+    ) -> list[tuple[str, str]]:
+        """The problem's candidates stored (once: a plan already done is not written again);
+        their (status, reason), the selected one last."""
         cited = [c["key"] for c in problem.context]
-        rewriter = self.models.rewriter.name if self.models.rewriter else "layout"
+        rewriter = self.rewriter
         context = [ContextItem.from_dict(c) for c in problem.context]
         samples = []
         for c in candidates:
@@ -312,6 +370,9 @@ class DtaRunner:
                 )
             )
         store.store_plan(self.conn, run_id, plan["id"], samples, calls)
+        chosen = [c for c in candidates if c.status == "accepted"]
+        others = [c for c in candidates if c.status != "accepted"]
+        return [(c.status, c.reason) for c in others + chosen]  # the outcome shown last
 
     # --- the run ----------------------------------------------------------------------------------
 
@@ -327,14 +388,59 @@ class DtaRunner:
         profile, answers = self.profile(run_id, config)
         example = " ".join(next((a for a in answers if a.strip()), "").split()[:60])
 
-        def process(plan: sqlite3.Row) -> list[tuple[str, str]]:
-            candidates = self.process(run_id, config, plan, profile, example)
-            chosen = [c for c in candidates if c.status == "accepted"]
-            others = [c for c in candidates if c.status != "accepted"]
-            return [(c.status, c.reason) for c in others + chosen]  # the outcome shown last
-
-        finished = run_pending_plans(self.conn, run_id, PlanSteps.single(process), progress, cancel)
+        steps = self.steps(run_id, config, profile, example, cancel)
+        finished = run_pending_plans(self.conn, run_id, steps, progress, cancel)
         return store.finish_run(self.conn, run_id, finished, dta_summary(self.conn, run_id))
+
+    def steps(
+        self,
+        run_id: int,
+        config: DtaConfig,
+        profile: StyleProfile,
+        example: str,
+        cancel: Callable[[], bool] = lambda: False,
+    ) -> PlanSteps[sqlite3.Row, Any, list[tuple[str, str]]]:
+        """How the run's pending problems are solved and stored, in plan order (`cancel` is
+        polled between problems, and by a model call that can stop sooner)."""
+        raise NotImplementedError
+
+
+class DtaRunner(DtaRun):
+    """A DTA run with its models in this process."""
+
+    def __init__(self, conn: sqlite3.Connection, models: DtaModels) -> None:
+        super().__init__(
+            conn, models.student, models.rewriter.name if models.rewriter else "layout"
+        )
+        self.models = models
+
+    def process(
+        self,
+        run_id: int,
+        config: DtaConfig,
+        plan: sqlite3.Row,
+        profile: StyleProfile,
+        example: str,
+        cancel: Callable[[], bool] = lambda: False,
+    ) -> list[tuple[str, str]] | None:
+        """The problem solved and stored; None (nothing stored) when cancelled meanwhile."""
+        problem = self.problem(config, plan)
+        solved = solve_problem(self.models, problem, config, profile, example, cancel)
+        if solved is None:
+            return None
+        return self.store(run_id, plan, problem, *solved)
+
+    def steps(
+        self,
+        run_id: int,
+        config: DtaConfig,
+        profile: StyleProfile,
+        example: str,
+        cancel: Callable[[], bool] = lambda: False,
+    ) -> PlanSteps[sqlite3.Row, Any, list[tuple[str, str]]]:
+        return PlanSteps.single(
+            lambda plan: self.process(run_id, config, plan, profile, example, cancel)
+        )
 
 
 def dta_summary(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.inference.base import TextModel
+from telesynth_tui.inference.base import CallContext, TextModel
 from telesynth_tui.pipeline.generate_llm import LlmQA, numbered
 from telesynth_tui.pipeline.realize import NO_UNIT, TemplateRealizer, _fmt_number, fmt_input
 
@@ -63,7 +64,8 @@ class Teacher(ABC):
     name: str
 
     @abstractmethod
-    def solve(self, problem: Problem) -> Solution: ...
+    def solve(self, problem: Problem, cancel: Callable[[], bool] | None = None) -> Solution:
+        """The solution; a model call polls `cancel` between tokens."""
 
 
 def make_problem(
@@ -88,7 +90,7 @@ class SolverTeacher(Teacher):
 
     name = SOLVER
 
-    def solve(self, problem: Problem) -> Solution:
+    def solve(self, problem: Problem, cancel: Callable[[], bool] | None = None) -> Solution:
         p = problem.payload
         if problem.type == "maths":
             units = {k: ("" if u in NO_UNIT else u) for k, u in p["units"].items()}
@@ -135,7 +137,7 @@ class ModelTeacher(Teacher):
         self.llm = LlmQA(generator, max_tokens)
         self.name = generator.name
 
-    def solve(self, problem: Problem) -> Solution:
+    def solve(self, problem: Problem, cancel: Callable[[], bool] | None = None) -> Solution:
         def build(items: list[dict[str, Any]]) -> list[dict[str, str]]:
             request = (
                 f"Reference:\n{numbered(items)}\n\nProblem: {problem.question}\nReply as JSON."
@@ -146,7 +148,8 @@ class ModelTeacher(Teacher):
             ]
 
         try:
-            done = self.llm.call_json(self.llm.fit(build, problem.context), SOLUTION_SCHEMA)
+            messages = self.llm.fit(build, problem.context)
+            done = self.llm.call_json(messages, SOLUTION_SCHEMA, CallContext(cancel=cancel))
         except TelesynthError as exc:
             return Solution(self.name, [], "", error=f"teacher failed: {exc}")
         text, metrics = done.text, done.metrics.to_dict()

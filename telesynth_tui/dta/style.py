@@ -13,12 +13,13 @@ from __future__ import annotations
 import re
 import statistics
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from telesynth_tui.dta.solutions import Problem, Solution
 from telesynth_tui.errors import TelesynthError
-from telesynth_tui.inference.base import SamplingParams, TextModel
+from telesynth_tui.inference.base import CallContext, SamplingParams, TextModel
 
 LAYOUTS = ("numbered", "bulleted", "lines", "prose")
 _NUMBERED = re.compile(r"^\s*(?:step\s*)?\d+[.):]\s+", re.IGNORECASE)
@@ -135,7 +136,12 @@ class Rewriter:
         self.max_tokens = min(max_tokens, generator.n_ctx // 2)
 
     def rewrite(
-        self, problem: Problem, solution: Solution, profile: StyleProfile, example: str
+        self,
+        problem: Problem,
+        solution: Solution,
+        profile: StyleProfile,
+        example: str,
+        cancel: Callable[[], bool] | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """(rewritten text, metrics); raises TelesynthError when the model cannot run."""
         request = (
@@ -151,5 +157,6 @@ class Rewriter:
             messages[1]["content"] = request.split("\n\nExample of the style:")[0]
             if not self.generator.fits(messages, self.max_tokens):
                 raise TelesynthError(f"{self.name}: the solution does not fit its context")
-        done = self.generator.complete(messages, SamplingParams(max_tokens=self.max_tokens))
+        params = SamplingParams(max_tokens=self.max_tokens)
+        done = self.generator.complete(messages, params, CallContext(cancel=cancel))
         return done.text.strip(), done.metrics.to_dict()

@@ -22,6 +22,20 @@ server, vLLM, Ollama): chat completions streamed as server-sent events.
   four bytes. `render()` cannot apply the server's chat template: it gives the messages as plain
   text, close enough to count tokens for fitting a prompt.
 
+Where the servers differ (llama-server checked against a real one, vLLM and Ollama against
+their documented answers):
+- llama-server honours `json_schema`, reports `timings` and cached prompt tokens, lists its
+  per-slot context and vocabulary in `/v1/models`, and answers any model name with its one
+  model (so the id is checked against the list, not by a request).
+- vLLM honours `json_schema` but refuses schemas its grammar back end cannot compile ("features
+  not supported by xgrammar"): the call steps down to `json_object` and validates. It reports
+  `max_model_len`, tokenizes at `/tokenize`, may end a dropped request with the finish reason
+  `abort` (an error here), and sends stream errors as `{"error": {"message": ...}}`.
+- Ollama lists models with their tag (`name:latest`; a name without a tag means that one), has
+  no tokenize endpoint (estimated), sends `prompt_tokens` 0 for a cached prompt (counted here
+  instead), and before structured outputs ignored `json_schema`: every schema-bound answer is
+  therefore validated whatever the mode (`schema_valid`).
+
 The API key is read from the environment variable named at registration, never stored.
 """
 
@@ -47,6 +61,7 @@ from telesynth_tui.inference.metrics import ENERGY_NOT_MEASURED, CallMetrics, de
 DEFAULT_N_CTX = 4096
 SCHEMA_MODES = ("json_schema", "json_object+schema", "json_object")
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+FAILED_FINISH = ("error", "abort")  # vLLM's finish reasons of a request the engine dropped
 
 
 class RemoteError(TelesynthError):
@@ -328,6 +343,8 @@ class RemoteModel(TextModel):
                 response.close()
             wall = time.perf_counter() - t0
             cpu = time.process_time() - cpu0
+        if finish in FAILED_FINISH:
+            raise RemoteError(f"{self.url}: the server gave up on the answer ({finish})")
         if stop != "cancelled" and not finish:
             raise RemoteError(
                 f"{self.url}: the server ended the answer without a finish reason (cut off; "
@@ -339,10 +356,11 @@ class RemoteModel(TextModel):
         text = "".join(pieces)
         counted = "server" if usage.get("completion_tokens") is not None else "counted"
         metrics.output_tokens = int(usage.get("completion_tokens") or len(pieces))
-        if usage.get("prompt_tokens") is not None:
+        if usage.get("prompt_tokens"):
             metrics.prompt_tokens = int(usage["prompt_tokens"])
-        else:
+        else:  # none sent, or Ollama's 0 for a prompt it had cached
             metrics.prompt_tokens = len(self.tokenize(self.render(messages)))
+            counted = "server output, counted prompt" if counted == "server" else counted
         metrics.ttft_s = (t_first - t0) if t_first is not None else None
         metrics.decode_tok_s = decode_rate(metrics.output_tokens, t_first, t_last)
         if timings.get("prompt_per_second"):
@@ -361,11 +379,15 @@ class RemoteModel(TextModel):
             "json_schema": params.json_schema is not None,
             "json_mode": mode,
         }
+        details = usage.get("prompt_tokens_details")
+        if isinstance(details, dict) and details.get("cached_tokens") is not None:
+            metrics.extra["cached_prompt_tokens"] = int(details["cached_tokens"])
         if timings:
             metrics.extra["server_timings"] = timings
             if timings.get("predicted_per_second"):
                 metrics.extra["server_decode_tok_s"] = float(timings["predicted_per_second"])
-        if params.json_schema is not None and mode != "json_schema" and stop == "eos":
+        # validated in every mode: a server may ignore a response format it does not know
+        if params.json_schema is not None and stop == "eos":
             errors = validate(text, params.json_schema)
             metrics.extra["schema_valid"] = not errors
             if errors:
@@ -377,9 +399,12 @@ class RemoteModel(TextModel):
 
 
 def _about_format(detail: str) -> bool:
-    """Whether a 400/422 answer complains about the response format (not something else)."""
+    """Whether a 400/422/500 answer complains about the response format or its schema (vLLM:
+    "The provided JSON schema contains features not supported by xgrammar", "Failed to
+    transform json schema into a grammar"), not something else."""
     lowered = detail.lower()
-    return "response_format" in lowered or "json_schema" in lowered
+    words = ("response_format", "json_schema", "json schema", "grammar", "structured output")
+    return any(word in lowered for word in words)
 
 
 def _status_message(url: str, model_id: str, status: int, detail: str) -> str:
@@ -389,6 +414,15 @@ def _status_message(url: str, model_id: str, status: int, detail: str) -> str:
     if status == 404 and model_id:
         return f"{url}: HTTP 404 for model {model_id!r} ({detail})"
     return f"{url}: HTTP {status}: {detail}"
+
+
+def _error_text(event: dict[str, Any]) -> str:
+    """The message of an error event: {"error": "..."}, {"error": {"message": ...}} (vLLM,
+    Ollama, llama-server) or vLLM's older {"object": "error", "message": ...}."""
+    error = event.get("error", event)
+    if isinstance(error, dict):
+        error = error.get("message") or error
+    return " ".join(str(error).split())[:200]
 
 
 def _events(response: httpx.Response, url: str) -> Iterator[dict[str, Any]]:
@@ -404,8 +438,8 @@ def _events(response: httpx.Response, url: str) -> Iterator[dict[str, Any]]:
                 event = json.loads(data)
             except json.JSONDecodeError:
                 raise RemoteError(f"{url}: the stream sent a line that is not JSON") from None
-            if isinstance(event, dict) and "error" in event:
-                raise RemoteError(f"{url}: the server stopped with: {event['error']}")
+            if isinstance(event, dict) and ("error" in event or event.get("object") == "error"):
+                raise RemoteError(f"{url}: the server stopped with: {_error_text(event)}")
             if isinstance(event, dict):
                 yield event
     except httpx.TimeoutException:
@@ -433,6 +467,8 @@ def probe(client: httpx.Client, url: str, model_id: str = "") -> ServerInfo:
         raise RemoteError(f"{url}/models: not an OpenAI-compatible model list") from None
     if not served:
         raise RemoteError(f"{url}: the server lists no model")
+    if model_id and model_id not in served and f"{model_id}:latest" in served:
+        model_id = f"{model_id}:latest"  # Ollama lists a model under its default tag
     if model_id and model_id not in served:
         raise RemoteError(
             f"{url}: no model {model_id!r} there (served: {', '.join(served[:8])}); use --model"

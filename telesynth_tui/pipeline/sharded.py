@@ -26,6 +26,7 @@ import socket
 import sqlite3
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,6 +55,7 @@ RAY_OFFLINE_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_DISABLE_IMPORT_WARNING":
 ACTOR_RESTARTS = 3  # a killed worker is restarted this often, its tasks retried as often
 RESUBMITS = 3  # then a plan whose worker is gone goes to another worker this often
 SERVED_WORKERS = 4  # workers by default for a served model (requests in flight to its server)
+CONTROL = "control"  # a worker's concurrency group of cancels, beside its one running call
 
 
 class ShardError(TelesynthError):
@@ -108,6 +110,35 @@ class ModelSpec:
         return LlamaGenerator(path, self.name, self.threads, self.n_ctx, self.n_batch)
 
 
+class Running:
+    """The calls a worker is running, by Ray task id, each with a cancel flag its model polls
+    between tokens. The worker's `cancel(task)` runs in the actor's control thread beside the
+    call (see `WorkerPool`), so the driver's cancel stops the running call within a token."""
+
+    def __init__(self) -> None:
+        self.flags: dict[str, threading.Event] = {}
+        self.lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def call(self) -> Iterator[Callable[[], bool]]:
+        """For the block, the cancel flag of the Ray task being run."""
+        import ray
+
+        task = ray.get_runtime_context().get_task_id() or ""
+        with self.lock:
+            flag = self.flags.setdefault(task, threading.Event())
+        try:
+            yield flag.is_set
+        finally:
+            with self.lock:
+                self.flags.pop(task, None)
+
+    def cancel(self, task: str) -> None:
+        """Stop the call of `task` (set before it starts, it stops at once)."""
+        with self.lock:
+            self.flags.setdefault(task, threading.Event()).set()
+
+
 class Drafter:
     """The work a Ray worker does for a plan: the writer's call and the refiner's calls. Ray
     runs it as an actor (`ray.remote(Drafter)`), one plan at a time."""
@@ -116,6 +147,7 @@ class Drafter:
         self, writer: ModelSpec, refiner: ModelSpec | None, max_tokens: int, seed: int
     ) -> None:
         self.where = f"{socket.gethostname()}:{os.getpid()}"
+        self.running = Running()
         self.llm = LlmQA(writer.load(), max_tokens, seed)
         self.refiner: LlmQA | None = None
         if refiner is not None:
@@ -132,16 +164,24 @@ class Drafter:
             "refiner": self.refiner.name if self.refiner else None,
         }
 
+    def cancel(self, task: str) -> None:
+        """Stop the running call of Ray task `task` within a token."""
+        self.running.cancel(task)
+
     def draft(self, request: QARequest) -> dict[str, Any]:
         """The writer's candidates and the refiner's result for each of them, with the metrics
         of every call."""
-        ctx = CallContext()
+        with self.running.call() as cancelled:
+            return self._draft(request, cancelled)
+
+    def _draft(self, request: QARequest, cancelled: Callable[[], bool]) -> dict[str, Any]:
+        ctx = CallContext(cancel=cancelled)
         found = self.llm.write(request, ctx)
         refined: list[tuple[Candidate | str, list[CallMetrics]]] = []
         if self.refiner is not None:
             for item in found:
                 if isinstance(item, Candidate):
-                    refine_ctx = CallContext()
+                    refine_ctx = CallContext(cancel=cancelled)
                     result = self.refiner.refine(
                         item, request.context, request.plan_type, request.payload, refine_ctx
                     )
@@ -221,11 +261,18 @@ class _Pending:
 
 
 class WorkerPool:
-    """Ray actors of one class (`Drafter` or `ModelHost`) holding `writer`, each built with
-    `args`, and the work handed to them."""
+    """Ray actors of one class (`Drafter`, `ModelHost` or a subclass) holding `writer`, each
+    built with `args`, and the work handed to them. A worker reserves the writer's llama.cpp
+    threads, or no CPU when its models are served (`served`; by default: the writer is)."""
 
     def __init__(
-        self, address: str, workers: int | None, worker: type, writer: ModelSpec, *args: Any
+        self,
+        address: str,
+        workers: int | None,
+        worker: type,
+        writer: ModelSpec,
+        *args: Any,
+        served: bool | None = None,
     ) -> None:
         os.environ.update(RAY_OFFLINE_ENV)
         import ray
@@ -240,26 +287,32 @@ class WorkerPool:
                         ray.init(_node_ip_address="127.0.0.1", **options)
                     else:
                         ray.init(address=address, **options)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
+            except Exception as exc:  # Ray raises bare Exception when its node does not start
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
                 if "InvalidAuthToken" in said.text:
                     first += (
                         "; the head wants its token: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN"
                     )
-                raise ShardError(
-                    f"--ray {address}: cannot join the Ray cluster ({first})"
-                ) from None
+                verb = (
+                    "start a local Ray instance" if address == "local" else "join the Ray cluster"
+                )
+                raise ShardError(f"--ray {address}: cannot {verb} ({first})") from None
             sys.stderr.write(said.text)
         # a GGUF worker reserves its llama.cpp threads; a server's client reserves no CPU, and
         # as many run by default as requests may be in flight to the server
-        served = writer.format == "openai"
+        served = writer.format == "openai" if served is None else served
         threads = 0 if served else writer.threads or 1
         if workers is None:
             cpus = int(ray.cluster_resources().get("CPU", 1))
             workers = SERVED_WORKERS if served else max(1, cpus // threads)
-        remote: Any = ray.remote(
-            num_cpus=threads, max_restarts=ACTOR_RESTARTS, max_task_retries=ACTOR_RESTARTS
-        )(worker)
+        # the work runs one call at a time; `cancel` runs in its own thread beside it
+        actor_options: dict[str, Any] = {
+            "num_cpus": threads,
+            "max_restarts": ACTOR_RESTARTS,
+            "max_task_retries": ACTOR_RESTARTS,
+            "concurrency_groups": {CONTROL: 1},
+        }
+        remote: Any = ray.remote(**actor_options)(worker)
         self.actors: list[Any] = [remote.remote(writer, *args) for _ in range(workers)]
         try:
             self.facts = ray.get([a.facts.remote() for a in self.actors])
@@ -282,10 +335,10 @@ class WorkerPool:
         goes to another worker."""
         ray = self.ray
         while True:
-            ready, _ = ray.wait([pending.ref], timeout=0.25)
+            ready, _ = ray.wait([pending.ref], timeout=0.1)
             if not ready:
                 if cancel():
-                    ray.cancel(pending.ref, force=False)
+                    self.stop(pending)
                     return None
                 continue
             try:
@@ -298,6 +351,13 @@ class WorkerPool:
                 pending = self.submit(pending.method, *pending.args, tries=pending.tries + 1)
             except ray.exceptions.RayTaskError as exc:
                 raise ShardError(f"a Ray worker failed: {_first_line(exc)}") from None
+
+    def stop(self, pending: _Pending) -> None:
+        """Cancel the work: its worker stops the call within a token (or as soon as it starts),
+        and the work returns what it had with the stop reason `cancelled`."""
+        actor = self.actors[pending.actor]
+        with contextlib.suppress(self.ray.exceptions.RayError):
+            actor.cancel.options(concurrency_group=CONTROL).remote(pending.ref.task_id().hex())
 
     def close(self) -> None:
         for actor in getattr(self, "actors", []):
@@ -463,6 +523,7 @@ class ModelHost:
 
     def __init__(self, spec: ModelSpec) -> None:
         self.where = f"{socket.gethostname()}:{os.getpid()}"
+        self.running = Running()
         self.model = spec.load()
 
     def facts(self) -> dict[str, Any]:
@@ -472,6 +533,10 @@ class ModelHost:
             "n_vocab": self.model.n_vocab,
             "where": self.where,
         }
+
+    def cancel(self, task: str) -> None:
+        """Stop the running call of Ray task `task` within a token."""
+        self.running.cancel(task)
 
     def tokenize(self, text: str) -> list[int]:
         return self.model.tokenize(text)
@@ -484,7 +549,8 @@ class ModelHost:
     ) -> tuple[str, CallMetrics | None, str]:
         """(text, metrics, "") or ("", None, the error's one line)."""
         try:
-            done = self.model.complete(messages, params)
+            with self.running.call() as cancelled:
+                done = self.model.complete(messages, params, CallContext(cancel=cancelled))
         except TelesynthError as exc:
             return "", None, str(exc)
         done.metrics.extra["ray_worker"] = self.where

@@ -414,6 +414,10 @@ def run_summary(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:
         "llama_threads": sorted(
             {c["extra"]["threads"] for c in calls if "threads" in c.get("extra", {})}
         ),
+        # the Ray worker processes that ran the model calls (a restarted worker is a new one)
+        "ray_workers": len(
+            {c["extra"]["ray_worker"] for c in calls if "ray_worker" in c.get("extra", {})}
+        ),
     }
     if rows and not accepted:
         top = reasons.most_common(1)
