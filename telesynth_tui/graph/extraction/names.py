@@ -1,0 +1,274 @@
+"""Typed mentions in text (known names, counters, camelCase parameters, KPI and alarm phrases,
+measurement quantities, 3GPP elements and interfaces) and the name matching the rules use
+(content words, plural-tolerant mentions, overlaps)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from telesynth_tui.graph.extraction.model import XEntity
+from telesynth_tui.graph.linking import Gazetteer, find_candidates
+from telesynth_tui.graph.resolution import variant_key
+from telesynth_tui.text import normalize_name
+
+KPI_RE = re.compile(
+    r"\b((?:(?:[A-Z][A-Za-z0-9/-]*|of|over|to|per)\s+){0,5}"
+    r"(?:Success Rate|Drop Rate|Failure Rate|Rate|Ratio|Throughput|Availability|Utili[sz]ation|"
+    r"Latency|Level))\b"
+)
+_ALARM_RE = re.compile(r"\b((?:[A-Z][A-Za-z0-9/-]*\s+){0,4}[A-Z][A-Za-z0-9/-]*)\s+[Aa]larms?\b")
+# measurement quantities every RAN document uses: generic domain vocabulary, typed as KPIs
+_BUILTIN_KPIS = {"RSRP", "RSRQ", "SINR", "CQI", "BLER", "RSSI", "SS-RSRP", "SS-RSRQ", "SS-SINR"}
+# 3GPP network elements and reference points: the domain vocabulary every RAN document uses,
+# typed like the measurement quantities above (name, aliases)
+_BUILTIN_ELEMENTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("eNodeB", "NetworkElement", ("eNB",)),
+    ("gNodeB", "NetworkElement", ("gNB",)),
+    ("gNB-CU", "NetworkElement", ()),
+    ("gNB-DU", "NetworkElement", ()),
+    ("UE", "NetworkElement", ()),
+    ("MME", "NetworkElement", ()),
+    ("SGW", "NetworkElement", ("S-GW",)),
+    ("PGW", "NetworkElement", ("P-GW",)),
+    ("AMF", "NetworkElement", ()),
+    ("SMF", "NetworkElement", ()),
+    ("UPF", "NetworkElement", ()),
+    ("HSS", "NetworkElement", ()),
+    ("UDM", "NetworkElement", ()),
+    ("O-RU", "NetworkElement", ()),
+    ("O-DU", "NetworkElement", ()),
+    ("O-CU", "NetworkElement", ()),
+    ("S1", "Interface", ("S1-U", "S1-MME", "S1-C")),
+    ("X2", "Interface", ("X2-C", "X2-U")),
+    ("Xn", "Interface", ("Xn-C", "Xn-U")),
+    ("NG", "Interface", ("NG-C", "NG-U")),
+    ("F1", "Interface", ("F1-C", "F1-U")),
+    ("E1", "Interface", ()),
+    ("Uu", "Interface", ()),
+    ("N2", "Interface", ()),
+    ("N3", "Interface", ()),
+)
+# fmt: off
+_STOP = {"the", "a", "an", "of", "in", "on", "at", "to", "for", "and", "or", "with", "by",
+         "from", "is", "are", "be", "too", "not", "no", "low", "high", "wrong", "check",
+         "increase", "decrease", "reduce", "raise", "adjust", "set", "enable", "disable",
+         "replace", "verify", "review", "measure", "run", "restore", "apply", "cell", "cells",
+         "per"}
+
+
+class Known:
+    """Names the graph already knows (name, type), looked up by surface."""
+
+    def __init__(self, entries: Sequence[tuple[str, str, Sequence[str]]] = ()) -> None:
+        self.gaz = Gazetteer()
+        self.entities: list[tuple[str, str]] = []
+        self._entries = list(entries)
+        self._typed: dict[str, Known] = {}
+        for name, type_, aliases in entries:
+            self.gaz.add(len(self.entities), [name, *aliases])
+            self.entities.append((name, type_))
+
+    def extended(self, entries: Sequence[tuple[str, str, Sequence[str]]]) -> Known:
+        """These names plus more (name, type, aliases); the first spelling of a name wins."""
+        return Known([*self._entries, *entries]) if entries else self
+
+    def of_type(self, type_: str) -> Known:
+        if type_ not in self._typed:
+            self._typed[type_] = Known([(n, t, a) for n, t, a in self._entries if t == type_])
+        return self._typed[type_]
+
+    def find(self, text: str) -> list[tuple[XEntity, int, int]]:
+        """(entity, start, end) of every known name in the text."""
+        return [
+            (
+                XEntity(self.entities[m.entity_id][0], self.entities[m.entity_id][1]),
+                m.start,
+                m.start + len(m.surface),
+            )
+            for m in self.gaz.find(text)
+        ]
+
+
+def strip_md(text: str) -> str:
+    return re.sub(r"[*_`]", "", text).strip()
+
+
+def spot(text: str, known: Known) -> list[XEntity]:
+    """Typed mentions in a span: known names, counters, camelCase parameters, KPI and alarm
+    phrases, measurement quantities (specifications apart, see `specs.spec_mentions`)."""
+    plain = strip_md(text)
+    found: list[tuple[int, XEntity]] = []
+    taken: list[tuple[int, int]] = []
+
+    def add(entity: XEntity, start: int, end: int) -> None:
+        if any(a < end and start < b for a, b in taken):
+            return
+        taken.append((start, end))
+        found.append((start, entity))
+
+    hits = [h for h in known.find(plain) if h[0].type != "Specification"]
+    for entity, start, end in hits:  # elements and interfaces after the named phrases
+        if entity.type not in ("NetworkElement", "Interface"):
+            add(entity, start, end)
+    for cand in find_candidates(plain):
+        if cand.type in ("Counter", "Parameter"):
+            add(XEntity(cand.name, cand.type), cand.start, cand.start + len(cand.surface))
+    for m in _ALARM_RE.finditer(plain):
+        name = m.group(1)
+        if plain[m.end(1) :].lstrip().startswith("Alarm"):  # 'High Temperature Alarm'
+            name = f"{name} Alarm"
+        first = name.split()[0]
+        if first in ("A", "An", "The", "No", "Any", "Each", "Every"):
+            name = " ".join(name.split()[1:])
+        if name:
+            add(XEntity(name, "Alarm"), m.start(), m.end())
+    for m in KPI_RE.finditer(plain):
+        words = m.group(1).split()
+        while words and words[0] in ("of", "over", "to", "per", "The", "A", "An", "High", "Low"):
+            words = words[1:]
+        if len(words) >= 2:
+            add(XEntity(" ".join(words), "KPI"), m.start(1), m.end(1))
+    for m in re.finditer(r"\b[A-Z][A-Z-]{2,7}\b", plain):
+        if m.group() in _BUILTIN_KPIS:
+            add(XEntity(m.group(), "KPI"), m.start(), m.end())
+    for entity, start, end in hits:
+        if entity.type in ("NetworkElement", "Interface"):
+            add(entity, start, end)
+    found.sort(key=lambda item: item[0])
+    return list(dict.fromkeys(e for _, e in found))
+
+
+def content(name: str) -> set[str]:
+    return {variant_key(w) for w in normalize_name(name).split() if w not in _STOP and len(w) > 2}
+
+
+def name_words(name: str) -> set[str]:
+    """Content words of a name, identifiers split at their capitals: 'pmRrcConnEstabFailLicense'
+    gives 'license' among others."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
+    return content(spaced)
+
+
+def mentions(text: str, names: Sequence[str]) -> list[str]:
+    """Which of the names occur in the text (case-insensitive, plural-tolerant)."""
+    key = " " + " ".join(variant_key(w) for w in normalize_name(strip_md(text)).split()) + " "
+    return [n for n in names if f" {variant_key(n)} " in key]
+
+
+def overlap(text: str, names: Sequence[str]) -> list[str]:
+    """The one name closest to the text by content words (Jaccard), none on a tie."""
+    words = content(text)
+    scored = []
+    for n in names:
+        cw = content(n)
+        if cw and words & cw:
+            scored.append((len(words & cw) / len(words | cw), n))
+    if not scored:
+        return []
+    scored.sort(reverse=True)
+    if len(scored) > 1 and scored[0][0] == scored[1][0]:
+        return []
+    return [scored[0][1]]
+
+
+def covered(text: str, names: Sequence[str]) -> list[str]:
+    """Names most of whose content words occur in the text (plural-tolerant)."""
+    words = content(text)
+    out = []
+    for n in names:
+        cw = content(n)
+        if len(cw) >= 2 and len(cw & words) / len(cw) >= 0.6:
+            out.append(n)
+    return out
+
+
+def shared(text: str, names: Sequence[str]) -> list[str]:
+    """Names that share a distinctive content word with the text: a word found in few of
+    the names (so 'fans and filters' meets 'fan unit wear' and 'blocked air filter', but a
+    word every cause has links nothing)."""
+    return shared_words(content(text), names)
+
+
+# words that say how something fails, not what: they tie no symptom to a cause
+_STATUS_WORDS = {
+    variant_key(w)
+    for w in (
+        "failure",
+        "fault",
+        "faulty",
+        "error",
+        "loss",
+        "lost",
+        "down",
+        "rate",
+        "level",
+        "count",
+        "cnt",
+        "att",
+        "succ",
+        "fail",
+        "missing",
+        "mismatch",
+        "detected",
+        "exceeded",
+        "degraded",
+        "abnormal",
+        "excessive",
+        "insufficient",
+        "poor",
+        "bad",
+        "link",
+        "power",
+        "success",
+        "ratio",
+        "time",
+        "delay",
+        "drop",
+        "setup",
+        "total",
+        "max",
+        "min",
+        "avg",
+        "mean",
+        "distr",
+        "value",
+        "number",
+        "module",
+        "unit",
+    )
+}
+
+
+def shared_words(words: set[str], names: Sequence[str]) -> list[str]:
+    words = words - _STATUS_WORDS
+    df: dict[str, int] = {}
+    for n in names:
+        for w in content(n):
+            df[w] = df.get(w, 0) + 1
+    limit = max(1, len(names) // 3)
+    return [n for n in names if any(df[w] <= limit for w in content(n) & words)]
+
+
+def with_builtins(known: Known) -> Known:
+    """The known names plus the 3GPP elements and interfaces the graph does not name yet."""
+    return known.extended([(n, t, a) for n, t, a in _BUILTIN_ELEMENTS if not known.find(n)])
+
+
+IDENT_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{1,40}")
+
+
+def parameters(text: str, known: Known) -> list[XEntity]:
+    """Parameters named in a short text (an action's name): camelCase identifiers and known
+    parameters, even inside a longer known name."""
+    found = [
+        XEntity(c.name, "Parameter")
+        for c in find_candidates(strip_md(text))
+        if c.type == "Parameter"
+    ]
+    found += [e for e, _, _ in known.of_type("Parameter").find(strip_md(text))]
+    resolved = []
+    for e in found:
+        hits = known.find(e.name)
+        resolved.append(hits[0][0] if hits and hits[0][0].type == "Parameter" else e)
+    return list(dict.fromkeys(resolved))
