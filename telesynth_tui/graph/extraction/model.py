@@ -48,6 +48,12 @@ CONFIDENCE = {
     "spec_reference_list_parameter": 0.75,
     "spec_reference_parameters": 0.9,
     "spec_reference_structures": 0.7,
+    "cue_affects": 0.5,
+    "cue_uses": 0.5,
+    "cue_parameter_of_procedure": 0.7,
+    "cue_triggers": 0.3,
+    "cue_part_of": 0.3,
+    "cue_is_a": 0.3,
 }
 
 # an item named by its first clause (no bold lead) is less surely a named check or action

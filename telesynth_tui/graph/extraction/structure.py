@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from telesynth_tui.graph.chunking import Chunk
+from telesynth_tui.graph.extraction.cues import sentence_cues
 from telesynth_tui.graph.extraction.definitions import definitions
 from telesynth_tui.graph.extraction.elements import alarms_of_main_element, element_clauses
 from telesynth_tui.graph.extraction.layout import NAMEABLE_ROLES, parse_chunk, unname_commentary
@@ -23,7 +24,11 @@ from telesynth_tui.graph.extraction.model import (
     ev,
 )
 from telesynth_tui.graph.extraction.names import Known, with_builtins
-from telesynth_tui.graph.extraction.runbook import linked_through_names, read_runbook, runbook_item
+from telesynth_tui.graph.extraction.runbook import (
+    linked_through_names,
+    read_runbook,
+    runbook_item,
+)
 from telesynth_tui.graph.extraction.specs import inline_specs, reference_item
 from telesynth_tui.graph.extraction.tables import table_row, with_table_names
 from telesynth_tui.text import normalize_name
@@ -58,6 +63,7 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
         runbook_item(item, rb, emit, known)
         if item.role != "references":
             element_clauses(item, emit, known)
+            sentence_cues(item, emit, known)
         if item.role == "references" and item.kind == "item":
             reference_item(item, emit, known, items)
         elif item.role != "references":
