@@ -7,7 +7,14 @@ import re
 
 from telesynth_tui.graph.extraction.layout import sentences
 from telesynth_tui.graph.extraction.model import Emit, Item, XEntity
-from telesynth_tui.graph.extraction.names import Known, spot, strip_md
+from telesynth_tui.graph.extraction.names import (
+    BUILTIN_ELEMENTS,
+    ELEMENT_TECHNOLOGY,
+    INTERFACE_ENDPOINTS,
+    Known,
+    spot,
+    strip_md,
+)
 
 _CUE_CONNECTS_RE = re.compile(
     r"\b(?:over|between|via|towards?|interface|link|connect)\w*", re.IGNORECASE
@@ -30,11 +37,18 @@ def element_clauses(item: Item, emit: Emit, known: Known) -> None:
             elements = [e for e in found if e.type == "NetworkElement"]
             if len(interfaces) == 1 and elements and _CUE_CONNECTS_RE.search(clause):
                 for e in elements:
-                    emit(interfaces[0], "connects", e, item, "interface_clause_connects")
+                    if links(interfaces[0], e):
+                        emit(interfaces[0], "connects", e, item, "interface_clause_connects")
+            elif len(interfaces) == 1 and interfaces[0].name in INTERFACE_ENDPOINTS:
+                # a standard interface named with its endpoints links them, cue or not
+                for e in elements:
+                    if e.name in INTERFACE_ENDPOINTS[interfaces[0].name]:
+                        emit(interfaces[0], "connects", e, item, "interface_names_endpoint")
             alarms = [e for e in found if e.type == "Alarm"]
             if alarms and len(elements) == 1 and _CUE_RAISED_RE.search(clause):
                 for a in alarms:
-                    emit(a, "raised_by", elements[0], item, "alarm_clause_element")
+                    if technology_agrees(a, elements[0]):
+                        emit(a, "raised_by", elements[0], item, "alarm_clause_element")
 
 
 def alarms_of_main_element(items: list[Item], emit: Emit, known: Known) -> None:
@@ -54,4 +68,20 @@ def alarms_of_main_element(items: list[Item], emit: Emit, known: Known) -> None:
     if n < 0.6 * sum(counts.values()):
         return
     for alarm, item in alarms.items():
-        emit(alarm, "raised_by", main, item, "alarm_main_element")
+        if technology_agrees(alarm, main):
+            emit(alarm, "raised_by", main, item, "alarm_main_element")
+
+
+def links(interface: XEntity, element: XEntity) -> bool:
+    """Can the interface link the element? A standard interface links only its endpoints."""
+    ends = INTERFACE_ENDPOINTS.get(interface.name)
+    known_element = element.name in {n for n, t, _ in BUILTIN_ELEMENTS if t == "NetworkElement"}
+    return ends is None or not known_element or element.name in ends
+
+
+def technology_agrees(alarm: XEntity, element: XEntity) -> bool:
+    """An alarm named after an interface or element of one radio technology ('Xn Link
+    Failure') is not raised by an element of the other."""
+    theirs = ELEMENT_TECHNOLOGY.get(element.name, "")
+    ours = {ELEMENT_TECHNOLOGY.get(w, "") for w in alarm.name.split()} - {""}
+    return not theirs or not ours or ours == {theirs}

@@ -22,7 +22,7 @@ _ALARM_RE = re.compile(r"\b((?:[A-Z][A-Za-z0-9/-]*\s+){0,4}[A-Z][A-Za-z0-9/-]*)\
 _BUILTIN_KPIS = {"RSRP", "RSRQ", "SINR", "CQI", "BLER", "RSSI", "SS-RSRP", "SS-RSRQ", "SS-SINR"}
 # 3GPP network elements and reference points: the domain vocabulary every RAN document uses,
 # typed like the measurement quantities above (name, aliases)
-_BUILTIN_ELEMENTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+BUILTIN_ELEMENTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("eNodeB", "NetworkElement", ("eNB",)),
     ("gNodeB", "NetworkElement", ("gNB",)),
     ("gNB-CU", "NetworkElement", ()),
@@ -49,6 +49,40 @@ _BUILTIN_ELEMENTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("N2", "Interface", ()),
     ("N3", "Interface", ()),
 )
+# the elements each standard interface links (3GPP architecture: TS 36.401, TS 38.401, TS 23.501)
+INTERFACE_ENDPOINTS: dict[str, frozenset[str]] = {
+    "S1": frozenset({"eNodeB", "MME", "SGW"}),
+    "X2": frozenset({"eNodeB", "gNodeB"}),
+    "Xn": frozenset({"gNodeB"}),
+    "NG": frozenset({"gNodeB", "AMF", "UPF"}),
+    "F1": frozenset({"gNB-CU", "gNB-DU"}),
+    "E1": frozenset({"gNB-CU"}),
+    "Uu": frozenset({"UE", "eNodeB", "gNodeB"}),
+    "N2": frozenset({"gNodeB", "AMF"}),
+    "N3": frozenset({"gNodeB", "UPF"}),
+}
+# the radio technology of the elements and interfaces above that belong to one
+ELEMENT_TECHNOLOGY = {
+    **dict.fromkeys(("eNodeB", "MME", "SGW", "PGW", "HSS", "S1", "X2"), "LTE"),
+    **dict.fromkeys(
+        (
+            "gNodeB",
+            "gNB-CU",
+            "gNB-DU",
+            "AMF",
+            "SMF",
+            "UPF",
+            "UDM",
+            "Xn",
+            "NG",
+            "F1",
+            "E1",
+            "N2",
+            "N3",
+        ),
+        "NR",
+    ),
+}
 # fmt: off
 _STOP = {"the", "a", "an", "of", "in", "on", "at", "to", "for", "and", "or", "with", "by",
          "from", "is", "are", "be", "too", "not", "no", "low", "high", "wrong", "check",
@@ -252,7 +286,7 @@ def shared_words(words: set[str], names: Sequence[str]) -> list[str]:
 
 def with_builtins(known: Known) -> Known:
     """The known names plus the 3GPP elements and interfaces the graph does not name yet."""
-    return known.extended([(n, t, a) for n, t, a in _BUILTIN_ELEMENTS if not known.find(n)])
+    return known.extended([(n, t, a) for n, t, a in BUILTIN_ELEMENTS if not known.find(n)])
 
 
 IDENT_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{1,40}")

@@ -7,7 +7,7 @@ import re
 
 from telesynth_tui.graph.extraction.measures import kpi_formulas
 from telesynth_tui.graph.extraction.model import Emit, Item, XEntity
-from telesynth_tui.graph.extraction.names import Known, spot, strip_md
+from telesynth_tui.graph.extraction.names import ELEMENT_TECHNOLOGY, Known, spot, strip_md
 from telesynth_tui.text import normalize_name
 
 _SPEC_RE = re.compile(
@@ -57,6 +57,18 @@ def inline_specs(item: Item, emit: Emit, known: Known) -> None:
                 emit(mentioned[-1], "defined_in", spec, item, "spec_inline")
 
 
+def spec_technology(spec: XEntity) -> str:
+    """'LTE' for the 36 series, 'NR' for the 38 series, '' for the others."""
+    m = re.match(r"T[SR] (3[68])\.", spec.name)
+    return ("LTE" if m.group(1) == "36" else "NR") if m else ""
+
+
+def same_technology(entity: XEntity, spec: XEntity) -> bool:
+    """False when an LTE-only element or interface meets an NR-series spec, or the reverse."""
+    ours, theirs = ELEMENT_TECHNOLOGY.get(entity.name, ""), spec_technology(spec)
+    return not ours or not theirs or ours == theirs
+
+
 def reference_item(item: Item, emit: Emit, known: Known, items: list[Item]) -> None:
     """'TS 36.321: MAC random access procedure ...' in a References list."""
     text = strip_md(item.text)
@@ -68,7 +80,11 @@ def reference_item(item: Item, emit: Emit, known: Known, items: list[Item]) -> N
     for e in spot(description, known):
         if e.type == "Parameter":
             emit(e, "defined_in", spec, item, "spec_reference_list_parameter")
-        elif e.type in ("Procedure", "Concept", "Interface", "NetworkElement", "Formula"):
+        # a network element is described by many specifications and defined by none of them;
+        # an interface of one radio technology is not defined in the other's series
+        elif e.type in ("Procedure", "Concept", "Interface", "Formula") and same_technology(
+            e, spec
+        ):
             emit(e, "defined_in", spec, item, "spec_reference_list")
     for pattern, type_, rule in (
         (r"\bcounters?\b|performance measurements?", "Counter", "spec_reference_counters"),
