@@ -38,7 +38,7 @@ def test_links_allows_elements_it_does_not_know() -> None:
     assert not links(XEntity("S1", "Interface"), XEntity("UE", "NetworkElement"))
     assert not links(XEntity("F1", "Interface"), XEntity("AMF", "NetworkElement"))
     assert links(XEntity("CPRI", "Interface"), XEntity("Radio Unit", "NetworkElement"))
-    assert links(XEntity("F1", "Interface"), XEntity("Baseband Unit", "NetworkElement"))
+    assert links(XEntity("F1", "Interface"), XEntity("Cell Site Router", "NetworkElement"))
 
 
 def test_alarm_technology_must_agree_with_the_element() -> None:

@@ -11,6 +11,9 @@ from telesynth_tui.graph.extraction.names import (
     BUILTIN_ELEMENTS,
     ELEMENT_TECHNOLOGY,
     INTERFACE_ENDPOINTS,
+    NODE_PARTS,
+    PROTOCOL_INTERFACES,
+    UNIT_PARTS,
     Known,
     spot,
     strip_md,
@@ -56,12 +59,26 @@ def alarms_of_main_element(items: list[Item], emit: Emit, known: Known) -> None:
     raised by that element."""
     counts: dict[XEntity, int] = {}
     alarms: dict[XEntity, Item] = {}
+    first: dict[str, Item] = {}  # element name -> the first item that names it
     for item in items:
         for e in spot(item.text, known):
             if e.type == "NetworkElement" and e.name != "UE":
-                counts[e] = counts.get(e, 0) + 1
+                first.setdefault(e.name, item)
+                # a part of a split node counts for the node
+                node = XEntity(NODE_PARTS[e.name], e.type) if e.name in NODE_PARTS else e
+                counts[node] = counts.get(node, 0) + 1
             elif e.type == "Alarm":
                 alarms.setdefault(e, item)
+    parts = [*NODE_PARTS.items(), *((u, n) for u in UNIT_PARTS for n in ("eNodeB", "gNodeB"))]
+    for part, whole in parts:
+        if part in first and whole in first:  # the document names the node and its part
+            emit(
+                XEntity(part, "NetworkElement"),
+                "part_of",
+                XEntity(whole, "NetworkElement"),
+                first[part],
+                "element_part_of_node",
+            )
     if not counts or not alarms:
         return
     main, n = max(counts.items(), key=lambda kv: kv[1])
@@ -70,6 +87,20 @@ def alarms_of_main_element(items: list[Item], emit: Emit, known: Known) -> None:
     for alarm, item in alarms.items():
         if technology_agrees(alarm, main):
             emit(alarm, "raised_by", main, item, "alarm_main_element")
+
+
+def protocols_of_interfaces(items: list[Item], emit: Emit, known: Known) -> None:
+    """A sentence that names a transport protocol and an interface it runs under ('the SCTP
+    association of the S1 link'): the protocol is part of the interface."""
+    for item in items:
+        if item.kind == "row":
+            continue
+        for sentence in sentences(strip_md(item.text)):
+            found = spot(sentence, known)
+            for protocol in [e for e in found if e.name in PROTOCOL_INTERFACES]:
+                for e in found:
+                    if e.type == "Interface" and e.name in PROTOCOL_INTERFACES[protocol.name]:
+                        emit(protocol, "part_of", e, item, "protocol_part_of_interface")
 
 
 def links(interface: XEntity, element: XEntity) -> bool:

@@ -17,7 +17,19 @@ KPI_RE = re.compile(
     r"(?:Success Rate|Drop Rate|Failure Rate|Rate|Ratio|Throughput|Availability|Utili[sz]ation|"
     r"Latency|Level))\b"
 )
-_ALARM_RE = re.compile(r"\b((?:[A-Z][A-Za-z0-9/-]*\s+){0,4}[A-Z][A-Za-z0-9/-]*)\s+[Aa]larms?\b")
+# ('Supporting alarms: A, B' introduces a list: no alarm is named 'Supporting')
+_ALARM_RE = re.compile(
+    r"(?<![\w-])((?:[A-Z][A-Za-z0-9/-]*\s+){0,4}[A-Z][A-Za-z0-9/-]*)\s+[Aa]larms?\b(?!\s*:)"
+)
+_QUANTITY_LOSSES = {"Path", "Return", "Packet", "Insertion", "Cable", "Feeder", "Coupling",
+                    "Penetration", "Body", "Propagation", "Fading", "Mismatch"}  # fmt: skip
+# a Title Case name that says what failed, without the word 'alarm': 'S1 Link Failure',
+# 'Synchronisation Loss', 'License Expired' (not followed by a further capitalised word, so
+# 'Packet Loss Rate' stays a KPI)
+_FAULT_NAME_RE = re.compile(
+    r"(?<![\w-])((?:[A-Z][A-Za-z0-9/-]*\s+){1,4}(?:Failure|Fault|Loss|Expired|Exceeded|Degraded|"
+    r"Down|Timeout|Conflict|Disconnect))\b(?!\s+[A-Z])"
+)
 # measurement quantities every RAN document uses: generic domain vocabulary, typed as KPIs
 _BUILTIN_KPIS = {"RSRP", "RSRQ", "SINR", "CQI", "BLER", "RSSI", "SS-RSRP", "SS-RSRQ", "SS-SINR"}
 # 3GPP network elements and reference points: the domain vocabulary every RAN document uses,
@@ -36,9 +48,12 @@ BUILTIN_ELEMENTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("UPF", "NetworkElement", ()),
     ("HSS", "NetworkElement", ()),
     ("UDM", "NetworkElement", ()),
-    ("O-RU", "NetworkElement", ()),
+    ("Radio Unit", "NetworkElement", ("RRU", "Remote Radio Unit", "O-RU")),
+    ("Baseband Unit", "NetworkElement", ("BBU",)),
     ("O-DU", "NetworkElement", ()),
     ("O-CU", "NetworkElement", ()),
+    ("CPRI", "Interface", ("eCPRI",)),
+    ("AISG", "Interface", ()),
     ("S1", "Interface", ("S1-U", "S1-MME", "S1-C")),
     ("X2", "Interface", ("X2-C", "X2-U")),
     ("Xn", "Interface", ("Xn-C", "Xn-U")),
@@ -48,6 +63,12 @@ BUILTIN_ELEMENTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Uu", "Interface", ()),
     ("N2", "Interface", ()),
     ("N3", "Interface", ()),
+    # transport protocols of the interfaces
+    ("SCTP", "Concept", ()),
+    ("GTP-U", "Concept", ()),
+    # radio events of the standard, not alarms though named like one
+    ("Radio Link Failure", "Concept", ("RLF",)),
+    ("Beam Failure", "Concept", ()),
 )
 # the elements each standard interface links (3GPP architecture: TS 36.401, TS 38.401, TS 23.501)
 INTERFACE_ENDPOINTS: dict[str, frozenset[str]] = {
@@ -60,6 +81,15 @@ INTERFACE_ENDPOINTS: dict[str, frozenset[str]] = {
     "Uu": frozenset({"UE", "eNodeB", "gNodeB"}),
     "N2": frozenset({"gNodeB", "AMF"}),
     "N3": frozenset({"gNodeB", "UPF"}),
+}
+# the split RAN node's parts (TS 38.401, O-RAN architecture)
+NODE_PARTS = {"gNB-CU": "gNodeB", "gNB-DU": "gNodeB", "O-CU": "gNodeB", "O-DU": "gNodeB"}
+# units every base station is built from (either technology)
+UNIT_PARTS = ("Radio Unit", "Baseband Unit")
+# the transport protocol of the interfaces' control planes (SCTP) and user planes (GTP-U)
+PROTOCOL_INTERFACES = {
+    "SCTP": frozenset({"S1", "X2", "NG", "Xn", "F1", "E1", "N2"}),
+    "GTP-U": frozenset({"S1", "X2", "NG", "Xn", "F1", "N3"}),
 }
 # the radio technology of the elements and interfaces above that belong to one
 ELEMENT_TECHNOLOGY = {
@@ -107,6 +137,10 @@ class Known:
         """These names plus more (name, type, aliases); the first spelling of a name wins."""
         return Known([*self._entries, *entries]) if entries else self
 
+    def preferring(self, entries: Sequence[tuple[str, str, Sequence[str]]]) -> Known:
+        """These names first (their spelling and type win), then the known ones."""
+        return Known([*entries, *self._entries])
+
     def of_type(self, type_: str) -> Known:
         if type_ not in self._typed:
             self._typed[type_] = Known([(n, t, a) for n, t, a in self._entries if t == type_])
@@ -145,9 +179,14 @@ def spot(text: str, known: Known) -> list[XEntity]:
     for entity, start, end in hits:  # elements and interfaces after the named phrases
         if entity.type not in ("NetworkElement", "Interface"):
             add(entity, start, end)
+    elements = [(a, b) for e, a, b in hits if e.type in ("NetworkElement", "Interface")]
     for cand in find_candidates(plain):
-        if cand.type in ("Counter", "Parameter"):
-            add(XEntity(cand.name, cand.type), cand.start, cand.start + len(cand.surface))
+        start, end = cand.start, cand.start + len(cand.surface)
+        # 'gNB-CU', 'eCPRI' look like identifiers but are the standard's elements
+        if cand.type in ("Counter", "Parameter") and not any(
+            a < end and start < b for a, b in elements
+        ):
+            add(XEntity(cand.name, cand.type), start, end)
     for m in _ALARM_RE.finditer(plain):
         name = m.group(1)
         if plain[m.end(1) :].lstrip().startswith("Alarm"):  # 'High Temperature Alarm'
@@ -157,15 +196,23 @@ def spot(text: str, known: Known) -> list[XEntity]:
             name = " ".join(name.split()[1:])
         if name:
             add(XEntity(name, "Alarm"), m.start(), m.end())
+    for m in _FAULT_NAME_RE.finditer(plain):
+        words = m.group(1).split()
+        while words and words[0] in ("A", "An", "The", "No", "Any", "Each", "Every", "If"):
+            words = words[1:]
+        # 'Path Loss', 'Return Loss': a measured quantity in dB, not a fault
+        if len(words) >= 2 and words[-2] not in _QUANTITY_LOSSES:
+            add(XEntity(" ".join(words), "Alarm"), m.end(1) - len(" ".join(words)), m.end(1))
     for m in KPI_RE.finditer(plain):
         words = m.group(1).split()
         while words and words[0] in ("of", "over", "to", "per", "The", "A", "An", "High", "Low"):
             words = words[1:]
         if len(words) >= 2:
             add(XEntity(" ".join(words), "KPI"), m.start(1), m.end(1))
-    for m in re.finditer(r"\b[A-Z][A-Z-]{2,7}\b", plain):
-        if m.group() in _BUILTIN_KPIS:
-            add(XEntity(m.group(), "KPI"), m.start(), m.end())
+    # 'Uplink RSSI', 'DL SINR': a link direction before a measurement quantity is its name's
+    for m in re.finditer(r"\b(?:(Uplink|Downlink|UL|DL)\s+)?([A-Z][A-Z-]{2,7})\b", plain):
+        if m.group(2) in _BUILTIN_KPIS:
+            add(XEntity(" ".join(m.group(1, 2)) if m.group(1) else m.group(2), "KPI"), *m.span())
     for entity, start, end in hits:
         if entity.type in ("NetworkElement", "Interface"):
             add(entity, start, end)
@@ -285,8 +332,10 @@ def shared_words(words: set[str], names: Sequence[str]) -> list[str]:
 
 
 def with_builtins(known: Known) -> Known:
-    """The known names plus the 3GPP elements and interfaces the graph does not name yet."""
-    return known.extended([(n, t, a) for n, t, a in BUILTIN_ELEMENTS if not known.find(n)])
+    """The known names plus the 3GPP elements and interfaces, typed as the standard types
+    them even where an earlier document's pattern typed the name otherwise ('gNB-CU' is an
+    element, not a parameter)."""
+    return known.preferring(BUILTIN_ELEMENTS)
 
 
 IDENT_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{1,40}")

@@ -11,7 +11,11 @@ from collections.abc import Sequence
 from telesynth_tui.graph.chunking import Chunk
 from telesynth_tui.graph.extraction.cues import sentence_cues
 from telesynth_tui.graph.extraction.definitions import definitions
-from telesynth_tui.graph.extraction.elements import alarms_of_main_element, element_clauses
+from telesynth_tui.graph.extraction.elements import (
+    alarms_of_main_element,
+    element_clauses,
+    protocols_of_interfaces,
+)
 from telesynth_tui.graph.extraction.layout import NAMEABLE_ROLES, parse_chunk, unname_commentary
 from telesynth_tui.graph.extraction.measures import counters_named_after_kpis
 from telesynth_tui.graph.extraction.model import (
@@ -71,6 +75,7 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
     linked_through_names(items, rb.causes, best, emit, known)
     counters_named_after_kpis(items, emit, known)
     alarms_of_main_element(items, emit, known)
+    protocols_of_interfaces(items, emit, known)
     # a fact two rules state independently is surer than either (noisy-or, at most 0.95;
     # measured precision of such triples on the bundled runbooks: 0.91)
     for key, rules in support.items():
