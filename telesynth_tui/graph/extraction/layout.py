@@ -75,6 +75,9 @@ def section_role(heading: str) -> str | None:
     return None
 
 
+_TRAILING_ABBREV_RE = re.compile(r"\s+\((?=[^)]*[A-Z][^)]*[A-Z])[A-Za-z0-9-]{2,10}\)$")
+
+
 def _item_name(text: str, role: str | None) -> str | None:
     """A bold lead, or a short leading clause, names the item."""
     bold = _BOLD_LEAD_RE.match(text)
@@ -87,6 +90,8 @@ def _item_name(text: str, role: str | None) -> str | None:
         end = _CLAUSE_END_RE.search(plain)
         name = plain[: end.start()] if end else plain
         name = name.strip().rstrip(".:;,")
+    # 'Passive intermodulation (PIM)': the abbreviation is an alias, not part of the name
+    name = _TRAILING_ABBREV_RE.sub("", name)
     words = name.split()
     if not 1 <= len(words) <= 9 or len(name) > 80:
         return None

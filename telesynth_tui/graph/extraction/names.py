@@ -162,6 +162,10 @@ def strip_md(text: str) -> str:
     return re.sub(r"[*_`]", "", text).strip()
 
 
+# known names that yield to a longer phrase around them ('SCTP' in 'SCTP Link Availability')
+_DEFERRED = ("NetworkElement", "Interface", "Concept")
+
+
 def spot(text: str, known: Known) -> list[XEntity]:
     """Typed mentions in a span: known names, counters, camelCase parameters, KPI and alarm
     phrases, measurement quantities (specifications apart, see `specs.spec_mentions`)."""
@@ -177,7 +181,7 @@ def spot(text: str, known: Known) -> list[XEntity]:
 
     hits = [h for h in known.find(plain) if h[0].type != "Specification"]
     for entity, start, end in hits:  # elements and interfaces after the named phrases
-        if entity.type not in ("NetworkElement", "Interface"):
+        if entity.type not in _DEFERRED:
             add(entity, start, end)
     elements = [(a, b) for e, a, b in hits if e.type in ("NetworkElement", "Interface")]
     for cand in find_candidates(plain):
@@ -214,7 +218,7 @@ def spot(text: str, known: Known) -> list[XEntity]:
         if m.group(2) in _BUILTIN_KPIS:
             add(XEntity(" ".join(m.group(1, 2)) if m.group(1) else m.group(2), "KPI"), *m.span())
     for entity, start, end in hits:
-        if entity.type in ("NetworkElement", "Interface"):
+        if entity.type in _DEFERRED:
             add(entity, start, end)
     found.sort(key=lambda item: item[0])
     return list(dict.fromkeys(e for _, e in found))

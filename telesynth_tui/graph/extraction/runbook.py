@@ -5,7 +5,7 @@ name."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from telesynth_tui.graph.extraction.layout import sentences
 from telesynth_tui.graph.extraction.measures import kpi_counter_parens, kpi_formulas
@@ -23,6 +23,7 @@ from telesynth_tui.graph.extraction.names import (
     strip_md,
 )
 from telesynth_tui.graph.extraction.tables import header_type, short
+from telesynth_tui.graph.linking import find_candidates
 from telesynth_tui.text import normalize_name
 
 # cue words of a sentence that ties an observation to a cause, or an action to its check
@@ -98,6 +99,14 @@ class Runbook:
     named_params: set[XEntity]
     main_kpi: XEntity | None
     main_from: str
+    abbreviations: dict[str, str] = field(default_factory=dict)  # 'PIM' -> its long form
+
+    def spelled_out(self, text: str) -> str:
+        """The text with each abbreviation the document defines followed by its long form
+        ('Check PIM signature' -> 'Check PIM passive intermodulation signature')."""
+        for abbrev, long_form in self.abbreviations.items():
+            text = re.sub(rf"(?<![\w-]){re.escape(abbrev)}(?![\w-])", f"{abbrev} {long_form}", text)
+        return text
 
 
 def read_runbook(items: list[Item], title: str, emit: Emit, known: Known) -> Runbook:
@@ -142,7 +151,14 @@ def read_runbook(items: list[Item], title: str, emit: Emit, known: Known) -> Run
                 if kpis:
                     main_kpi = kpis[0]
                     break
-    return Runbook(causes, checks, actions, named_params, main_kpi, main_from)
+    # 'Passive intermodulation (PIM)': the abbreviations the document defines
+    abbreviations = {
+        cand.aliases[0]: cand.name
+        for item in items
+        for cand in find_candidates(strip_md(item.text))
+        if cand.type == "Concept" and cand.aliases
+    }
+    return Runbook(causes, checks, actions, named_params, main_kpi, main_from, abbreviations)
 
 
 def runbook_item(item: Item, rb: Runbook, emit: Emit, known: Known) -> None:
@@ -166,13 +182,13 @@ def runbook_item(item: Item, rb: Runbook, emit: Emit, known: Known) -> None:
                 if not cue:
                     continue
                 after = sentence[cue.start() :]  # 'a drop ... suggests jamming'
-                cued = mentions(after, cause_names) or shared(after, cause_names)
+                cued = mentions(after, cause_names) or shared(rb.spelled_out(after), cause_names)
                 for c in cued:
                     emit(causes[c], "checked_by", check, item, "check_cue_names_cause")
                     for e in measures:
                         emit(e, "indicates", causes[c], item, "check_sentence_indicates")
             if not named_causes:
-                for c in shared(item.name or "", cause_names):
+                for c in shared(rb.spelled_out(item.name or ""), cause_names):
                     emit(causes[c], "checked_by", check, item, "check_overlaps_cause")
     elif item.role == "actions":
         action = actions.get(item.name or "")
@@ -189,7 +205,7 @@ def runbook_item(item: Item, rb: Runbook, emit: Emit, known: Known) -> None:
             for c in named_causes:
                 emit(causes[c], "resolved_by", action, item, "action_names_cause")
             if not named_causes:
-                for c in overlap(item.name or "", cause_names):
+                for c in overlap(rb.spelled_out(item.name or ""), cause_names):
                     emit(causes[c], "resolved_by", action, item, "action_overlaps_cause")
             rest = text[len(item.name or "") :] if item.bold else text
             for sentence in sentences(strip_md(rest)):
