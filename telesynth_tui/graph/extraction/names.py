@@ -204,9 +204,12 @@ def spot(text: str, known: Known) -> list[XEntity]:
         words = m.group(1).split()
         while words and words[0] in ("A", "An", "The", "No", "Any", "Each", "Every", "If"):
             words = words[1:]
-        # 'Path Loss', 'Return Loss': a measured quantity in dB, not a fault
-        if len(words) >= 2 and words[-2] not in _QUANTITY_LOSSES:
-            add(XEntity(" ".join(words), "Alarm"), m.end(1) - len(" ".join(words)), m.end(1))
+        start = m.end(1) - len(" ".join(words))
+        # 'Path Loss', 'Return Loss': a measured quantity in dB, not a fault; a name the
+        # graph already types ('Radio Link Failure') keeps its type
+        typed = any(a <= start and m.end(1) <= b for _, a, b in hits)
+        if len(words) >= 2 and words[-2] not in _QUANTITY_LOSSES and not typed:
+            add(XEntity(" ".join(words), "Alarm"), start, m.end(1))
     for m in KPI_RE.finditer(plain):
         words = m.group(1).split()
         while words and words[0] in ("of", "over", "to", "per", "The", "A", "An", "High", "Low"):
