@@ -102,3 +102,12 @@ def test_no_cue_rules_in_references_or_definitions() -> None:
     text = "- TS 38.321: Random Access Procedure uses preambleTransMax over the Uu interface."
     result = extract([Chunk("Doc > References", text, 12)], "Doc")
     assert not [t for t in result.triples if t.rule.startswith("cue_")]
+
+
+def test_procedure_named_after_an_interface_uses_it() -> None:
+    facts = _facts("The S1 Setup is refused by the MME after the Xn Setup succeeded.")
+    assert ("S1 Setup", "uses", "S1", "procedure_names_interface") in facts
+    assert ("Xn Setup", "uses", "Xn", "procedure_names_interface") in facts
+    assert ("S1 Setup", "uses", "Xn", "procedure_names_interface") not in facts
+    # a KPI named after the procedure is no procedure
+    assert not [f for f in _facts("S1 Setup Success Rate is low on the MME.") if f[1] == "uses"]

@@ -19,7 +19,7 @@ import re
 
 from telesynth_tui.graph.extraction.layout import sentences
 from telesynth_tui.graph.extraction.model import Emit, Item, XEntity
-from telesynth_tui.graph.extraction.names import Known, spot, strip_md
+from telesynth_tui.graph.extraction.names import BUILTIN_ELEMENTS, Known, spot, strip_md
 
 # head nouns of procedure names (a capitalised phrase ending in one names a procedure)
 _PROCEDURE_HEADS = (
@@ -63,7 +63,10 @@ def _positions(sentence: str, known: Known) -> list[tuple[XEntity, int, int]]:
             continue
         found.append((e, at, at + len(e.name)))
     for e, start, end in procedures(sentence):
-        if not any(a <= start < b or a < end <= b for _, a, b in found):
+        # a procedure name holds the shorter names inside it ('S1' in 'S1 Setup') and
+        # yields to a longer name around it ('RRC Setup' in 'RRC Setup Success Rate')
+        if not any(a <= start and end <= b and b - a > end - start for _, a, b in found):
+            found = [f for f in found if not (start <= f[1] and f[2] <= end)]
             found.append((e, start, end))
     found.sort(key=lambda f: f[1])
     return found
@@ -103,6 +106,7 @@ def sentence_cues(item: Item, emit: Emit, known: Known) -> None:
         if len(found) < 2:
             continue
         _affects(sentence, found, item, emit)
+        _procedure_interfaces(found, item, emit)
         _uses(sentence, found, item, emit)
         _triggers(sentence, found, item, emit)
         _part_of(sentence, found, item, emit)
@@ -138,6 +142,16 @@ def _uses(sentence: str, found: list[tuple[XEntity, int, int]], item: Item, emit
                 emit(o, "affects", s, item, "cue_parameter_of_procedure")
             elif o.type in _USES_OBJECTS:
                 emit(s, "uses", o, item, "cue_uses")
+
+
+def _procedure_interfaces(found: list[tuple[XEntity, int, int]], item: Item, emit: Emit) -> None:
+    """'S1 Setup', 'Xn Handover': a procedure named after an interface runs over it."""
+    for e, _, _ in found:
+        if e.type == "Procedure":
+            first = e.name.split()[0]
+            for name, type_, aliases in BUILTIN_ELEMENTS:
+                if type_ == "Interface" and first in (name, *aliases):
+                    emit(e, "uses", XEntity(name, "Interface"), item, "procedure_names_interface")
 
 
 def _triggers(sentence: str, found: list[tuple[XEntity, int, int]], item: Item, emit: Emit) -> None:

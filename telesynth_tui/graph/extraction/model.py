@@ -51,6 +51,7 @@ CONFIDENCE = {
     "interface_names_endpoint": 0.85,
     "element_part_of_node": 0.9,
     "protocol_part_of_interface": 0.85,
+    "procedure_names_interface": 0.85,
     "cue_affects": 0.5,
     "cue_uses": 0.5,
     "cue_parameter_of_procedure": 0.7,
