@@ -78,3 +78,19 @@ def test_references_define_no_element_and_respect_the_series() -> None:
     assert ("Xn", "TS 38.423") in defined
     assert ("Xn", "TS 36.423") not in defined
     assert not {s for s, _ in defined} & {"gNodeB", "eNodeB"}
+
+
+def test_rrc_specification_defines_the_parameters_no_other_reference_names() -> None:
+    chunks = [
+        ("Doc > Actions", "- **Raise hoMarginDb** to delay the handover; check antennaTiltDeg."),
+        ("Doc > References", "- TS 38.331: measurement events and reporting.\n"
+         "- TS 28.552: antennaTiltDeg and other management attributes."),
+    ]  # fmt: skip
+    defined = {(s, o) for s, o, _ in _relations(chunks, "defined_in")}
+    assert ("hoMarginDb", "TS 38.331") in defined
+    assert ("antennaTiltDeg", "TS 38.331") not in defined  # another reference names it
+    other = [
+        ("Doc > Actions", "- **Raise hoMarginDb** to delay the handover."),
+        ("Doc > References", "- TS 38.300: overall description of NR mobility."),
+    ]
+    assert not _relations(other, "defined_in")

@@ -15,17 +15,23 @@ Deterministic rules over a document's chunks (each with its heading path):
   ("TS 36.321: MAC random access procedure") give defined_in.
 - definition lists, abbreviation tables and "Long Form (ABBR)" give entities with aliases and
   descriptions.
+- network elements and interfaces of the standard: connects between an interface and its
+  endpoints, raised_by, part_of for a split node's parts and the interfaces' transport protocols.
+- sentence cues: affects, uses, triggers, part_of and is_a between typed mentions on either side
+  of a cue phrase.
 
 Each triple carries the chunk it comes from, the evidence span, the rule and a confidence (the
-rule's measured precision on the bundled runbooks, rounded down; see bench/extraction.py); a
+rule's measured precision on the bundled runbooks, the lower of the runs without and with the
+entity files, rounded down to 0.05; see bench/extraction.py); a
 triple several rules state gets the noisy-or of their confidences (its rule names them
 all, surest first: `check_reads+cause_names_what_check_reads`).
 
 Modules, one concept each: `layout` (sections, items, sentences), `names` (typed mentions and
 name matching), `runbook` (the rules of runbook sections), `tables`, `measures` (KPI formulas
 and counters), `specs` (spec references), `elements` (network elements and interfaces),
-`definitions` (definition lists and abbreviations), `model` (the extracted records and rule
-confidences), `structure` (the extractor that runs them all).
+`definitions` (definition lists and abbreviations), `cues` (sentence cue rules and procedure
+names), `model` (the extracted records and rule confidences), `structure` (the extractor that
+runs them all).
 """
 
 from __future__ import annotations

@@ -111,7 +111,7 @@ def reference_item(item: Item, emit: Emit, known: Known, items: list[Item]) -> N
         ]
         for p in dict.fromkeys(params):
             emit(p, "defined_in", spec, item, "spec_reference_parameters")
-    elif _IE_NAME_RE.search(description):
+    elif _IE_NAME_RE.search(description) or _RRC_SPEC_RE.fullmatch(spec.name):
         # 'TS 38.331: RACH-ConfigCommon and RACH-ConfigGeneric': the spec of the document's
         # configuration structures defines its parameters that no other reference names
         named_elsewhere = {
@@ -131,5 +131,7 @@ def reference_item(item: Item, emit: Emit, known: Known, items: list[Item]) -> N
             emit(p, "defined_in", spec, item, "spec_reference_structures")
 
 
+# the RRC specifications, where the radio parameters a cell broadcasts or signals are defined
+_RRC_SPEC_RE = re.compile(r"TS 3[68]\.331")
 # an ASN.1 structure name: 'RACH-ConfigCommon', 'RadioLinkMonitoringConfig', 'MeasConfig'
 _IE_NAME_RE = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:-?(?:Config|Info|List|Setup|Parameters)\w*)\b")
