@@ -29,7 +29,7 @@ class IngestSettings(BaseModel):
         True, description="extract typed relations from documents (structure-aware)"
     )
     accept_confidence: float = Field(
-        0.85, ge=0.0, le=1.01, description="extracted relations at this confidence are accepted"
+        0.7, ge=0.0, le=1.01, description="extracted relations at this confidence are accepted"
     )
 
 
@@ -122,7 +122,7 @@ chunk_tokens = 300        # token budget of one chunk
 max_file_mb = 50.0        # larger files are refused
 candidate_entities = true # new parameter/counter/spec mentions become candidate entities
 extract_relations = true  # typed relations from document structure, as candidates
-accept_confidence = 0.85  # extracted relations at this confidence are accepted
+accept_confidence = 0.7   # extracted relations at this confidence are accepted
 
 [retrieval]
 budget_tokens = 1200      # context token budget

@@ -160,8 +160,14 @@ def _entity(
         created = True
     else:  # the same thing under another spelling: keep the new names as aliases
         row = conn.execute(
-            "SELECT name, aliases, description FROM entities WHERE id = ?", (entity_id,)
+            "SELECT name, aliases, description, type, status FROM entities WHERE id = ?",
+            (entity_id,),
         ).fetchone()
+        if row[3] == "Concept" and row[4] == "candidate" and ent.type != "Concept":
+            # 'Passive intermodulation (PIM)' spotted as a concept, then named by a section
+            # that types it (a likely cause): the candidate takes the specific type
+            conn.execute("UPDATE entities SET type = ? WHERE id = ?", (ent.type, entity_id))
+            index.types[entity_id] = ent.type
         known = [row[0], *json.loads(row[1] or "[]")]
         keys = {normalize_name(k) for k in known}
         new = [a for a in (name, *aliases) if normalize_name(a) not in keys]

@@ -1,0 +1,93 @@
+"""Measures: "KPI = pmA / pmB" formulas, "KPI (pmCounter)" and counters whose identifier spells
+a KPI give measured_by."""
+
+from __future__ import annotations
+
+import re
+
+from telesynth_tui.graph.extraction.model import Emit, Item, XEntity
+from telesynth_tui.graph.extraction.names import KPI_RE, Known, content, name_words, spot
+
+_FORMULA_RE = re.compile(r"^\s*(?P<kpi>[A-Z][\w /()-]{2,60}?)\s*=\s*(?P<rhs>.*\bpm[A-Z]\w+.*)$")
+
+
+def counters_named_after_kpis(items: list[Item], emit: Emit, known: Known) -> None:
+    """A counter whose identifier spells a KPI of the document measures it: pmBoardTemperature
+    for Board Temperature, pmCqiDistr for CQI, pmSinrPuschDistr for SINR."""
+    kpis: dict[XEntity, set[str]] = {}
+    counters: dict[XEntity, tuple[Item, set[str]]] = {}
+    for item in items:
+        for e in spot(item.text, known):
+            if e.type == "KPI":
+                words = content(e.name)
+                if words:
+                    kpis.setdefault(e, words)
+            elif e.type == "Counter" and e not in counters:
+                words = name_words(re.sub(r"^pm(?=[A-Z])", "", e.name))
+                counters[e] = (item, words)
+    for counter, (item, words) in counters.items():
+        for kpi, kpi_words in kpis.items():
+            if kpi_words <= words:
+                emit(kpi, "measured_by", counter, item, "counter_spells_kpi")
+
+
+_LHS_WORD_RE = re.compile(r"^(?:[A-Z0-9][\w/-]*|of|over|to|per|on|in|the)$")
+
+
+def _kpi_name_before(text: str, known: Known) -> XEntity | None:
+    """The KPI named just before a position: 'Handover Success Rate (HOSR)' ... '='."""
+    text = re.sub(r"\s*\([A-Za-z -]{1,20}\)\s*$", "", text.rstrip())
+    words = text.split()
+    name: list[str] = []
+    for word in reversed(words):
+        if not _LHS_WORD_RE.match(word) or word.endswith((":", ",", ";")):
+            break
+        name.insert(0, word)
+    while name and name[0].lower() in ("of", "over", "to", "per", "on", "in", "the", "a", "an"):
+        name = name[1:]
+    if not name or len(name) > 7:
+        return None
+    phrase = " ".join(name)
+    hits = [e for e, _, _ in known.find(phrase) if e.type == "KPI"]
+    if hits:
+        return hits[-1]
+    if len(name) >= 2 and KPI_RE.fullmatch(phrase):
+        return XEntity(phrase, "KPI")
+    return None
+
+
+def kpi_formulas(text: str, known: Known) -> list[tuple[XEntity, list[str]]]:
+    """'KPI = pmA / pmB' anywhere in a sentence (several per sentence)."""
+    out = []
+    parts = text.split("=")
+    for i in range(len(parts) - 1):
+        rhs = re.split(r";|\band\s+(?=[A-Z])|=", parts[i + 1])[0]
+        counters = list(dict.fromkeys(re.findall(r"\bpm[A-Z]\w+", rhs)))
+        if not counters:
+            continue
+        kpi = _kpi_name_before(parts[i], known)
+        if kpi is not None:
+            out.append((kpi, counters))
+    return out
+
+
+_PAREN_COUNTER_RE = re.compile(r"\((pm[A-Z]\w+)\)")
+# 'The CQI distribution (pmCqiDistr)': the measure's name before a noun for its statistics
+_MEASURE_NOUN_RE = re.compile(
+    r"\s+(?:distribution|histogram|statistics|samples|bins|average|counter|count)$", re.I
+)
+
+
+def kpi_counter_parens(text: str, known: Known) -> list[tuple[XEntity, XEntity]]:
+    """'Average rank (pmRankDistr)': the KPI measured by the counter in parentheses."""
+    out = []
+    for m in _PAREN_COUNTER_RE.finditer(text):
+        before = _MEASURE_NOUN_RE.sub("", text[: m.start()].rstrip())
+        hits = [(e, end) for e, _, end in known.find(before) if e.type == "KPI"]
+        if hits and hits[-1][1] == len(before):
+            out.append((hits[-1][0], XEntity(m.group(1), "Counter")))
+            continue
+        kpi = _kpi_name_before(before, known)
+        if kpi is not None:
+            out.append((kpi, XEntity(m.group(1), "Counter")))
+    return out

@@ -1,0 +1,137 @@
+"""Spec references: "X (TS 38.331)", "X, defined in TS 38.321" and References lists give
+defined_in."""
+
+from __future__ import annotations
+
+import re
+
+from telesynth_tui.graph.extraction.measures import kpi_formulas
+from telesynth_tui.graph.extraction.model import Emit, Item, XEntity
+from telesynth_tui.graph.extraction.names import ELEMENT_TECHNOLOGY, Known, spot, strip_md
+from telesynth_tui.text import normalize_name
+
+_SPEC_RE = re.compile(
+    r"\b(?:3GPP\s+)?(?P<kind>TS|TR)\s?(?P<num>\d{2}\.\d{3})(?:-(?P<part>\d))?\b"
+    r"|\b(?P<other>(?:ITU-[RT]|IEC|IEEE|O-RAN\.?[A-Z]*)\s?[A-Z]?[\d.]+(?:-\d+)?)"
+)
+_DEFINED_IN_RE = re.compile(r"\b(?:defined|specified|described)\s+in\s*$", re.IGNORECASE)
+
+
+def spec_mentions(text: str) -> list[tuple[XEntity, int, int]]:
+    out = []
+    for m in _SPEC_RE.finditer(text):
+        if m.group("kind"):
+            name = f"{m.group('kind')} {m.group('num')}" + (
+                f"-{m.group('part')}" if m.group("part") else ""
+            )
+        else:
+            name = m.group("other").rstrip(".")
+        out.append((XEntity(name, "Specification"), m.start(), m.end()))
+    return out
+
+
+def inline_specs(item: Item, emit: Emit, known: Known) -> None:
+    """'X (TS 38.331)', 'X (... in TS 36.331)', 'X, defined in TS 38.321'."""
+    text = strip_md(item.text)
+    for spec, start, _ in spec_mentions(text):
+        before = text[:start]
+        open_paren = before.rfind("(")
+        if open_paren != -1 and ")" not in before[open_paren:]:
+            head = before[:open_paren].rstrip()
+            inside = before[open_paren + 1 :]
+            inner = [e for e in spot(inside, known) if e.type == "Parameter"]
+            for e in inner:  # "(preambleInitialReceivedTargetPower in TS 36.331)"
+                emit(e, "defined_in", spec, item, "spec_inline")
+            if inner or inside.strip() in ("", "see", "see also"):
+                mentioned = spot(head, known)
+                if mentioned and text[open_paren - 1 : open_paren] == " ":
+                    last = mentioned[-1]
+                    if head.endswith(last.name) or normalize_name(head).endswith(
+                        normalize_name(last.name)
+                    ):
+                        emit(last, "defined_in", spec, item, "spec_inline")
+        elif _DEFINED_IN_RE.search(before.rstrip(" ,")):
+            head = _DEFINED_IN_RE.sub("", before.rstrip(" ,")).rstrip(" ,")
+            mentioned = spot(head, known)
+            if mentioned:
+                emit(mentioned[-1], "defined_in", spec, item, "spec_inline")
+
+
+def spec_technology(spec: XEntity) -> str:
+    """'LTE' for the 36 series, 'NR' for the 38 series, '' for the others."""
+    m = re.match(r"T[SR] (3[68])\.", spec.name)
+    return ("LTE" if m.group(1) == "36" else "NR") if m else ""
+
+
+def same_technology(entity: XEntity, spec: XEntity) -> bool:
+    """False when an LTE-only element or interface meets an NR-series spec, or the reverse."""
+    ours, theirs = ELEMENT_TECHNOLOGY.get(entity.name, ""), spec_technology(spec)
+    return not ours or not theirs or ours == theirs
+
+
+def reference_item(item: Item, emit: Emit, known: Known, items: list[Item]) -> None:
+    """'TS 36.321: MAC random access procedure ...' in a References list."""
+    text = strip_md(item.text)
+    specs = spec_mentions(text)
+    if not specs or specs[0][1] > 3:
+        return
+    spec, _, end = specs[0]
+    description = text[end:].lstrip(" :-—–,")
+    for e in spot(description, known):
+        if e.type == "Parameter":
+            emit(e, "defined_in", spec, item, "spec_reference_list_parameter")
+        # a network element is described by many specifications and defined by none of them;
+        # an interface of one radio technology is not defined in the other's series
+        elif e.type in ("Procedure", "Concept", "Interface", "Formula") and same_technology(
+            e, spec
+        ):
+            emit(e, "defined_in", spec, item, "spec_reference_list")
+    for pattern, type_, rule in (
+        (r"\bcounters?\b|performance measurements?", "Counter", "spec_reference_counters"),
+        (r"\bKPIs?\b|key performance indicators?", "KPI", "spec_reference_kpis"),
+    ):
+        if re.search(pattern, description, re.I):
+            # the document's own measures: what its KPI formulas name
+            named = [
+                e
+                for other in items
+                if other.role != "references" and other.kind != "row"
+                for kpi, counters in kpi_formulas(strip_md(other.text), known)
+                for e in ([kpi] if type_ == "KPI" else [XEntity(c, "Counter") for c in counters])
+            ]
+            for e in dict.fromkeys(named):
+                emit(e, "defined_in", spec, item, rule)
+    if re.search(r"\bparameters?\b|\bIEs?\b|information elements?", description, re.I):
+        params = [
+            e
+            for other in items
+            if other.role != "references"
+            for e in spot(other.text, known)
+            if e.type == "Parameter"
+        ]
+        for p in dict.fromkeys(params):
+            emit(p, "defined_in", spec, item, "spec_reference_parameters")
+    elif _IE_NAME_RE.search(description) or _RRC_SPEC_RE.fullmatch(spec.name):
+        # 'TS 38.331: RACH-ConfigCommon and RACH-ConfigGeneric': the spec of the document's
+        # configuration structures defines its parameters that no other reference names
+        named_elsewhere = {
+            normalize_name(e.name)
+            for other in items
+            if other.role == "references" and other is not item
+            for e in spot(other.text, known)
+        }
+        params = [
+            e
+            for other in items
+            if other.role != "references"
+            for e in spot(other.text, known)
+            if e.type == "Parameter" and normalize_name(e.name) not in named_elsewhere
+        ]
+        for p in dict.fromkeys(params):
+            emit(p, "defined_in", spec, item, "spec_reference_structures")
+
+
+# the RRC specifications, where the radio parameters a cell broadcasts or signals are defined
+_RRC_SPEC_RE = re.compile(r"TS 3[68]\.331")
+# an ASN.1 structure name: 'RACH-ConfigCommon', 'RadioLinkMonitoringConfig', 'MeasConfig'
+_IE_NAME_RE = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:-?(?:Config|Info|List|Setup|Parameters)\w*)\b")
