@@ -30,7 +30,7 @@ from typing import Any
 from telesynth_tui.graph.importer import import_paths
 from telesynth_tui.pipeline import store
 from telesynth_tui.pipeline.runner import RunConfig, create_run
-from telesynth_tui.pipeline.sharded import ray_options, sharded_runner
+from telesynth_tui.pipeline.sharded import init_local_ray, sharded_runner
 from telesynth_tui.project import Project
 
 RESULTS = Path(__file__).parent / "results"
@@ -184,7 +184,7 @@ def main() -> None:
         reference = _samples(one, rows["one process"]["run_id"])
 
         t0 = time.perf_counter()
-        ray.init(num_cpus=cores, _node_ip_address="127.0.0.1", **ray_options())
+        init_local_ray(num_cpus=cores)
         ray_start = round(time.perf_counter() - t0, 2)
         try:
             two = copy("ray2")

@@ -22,9 +22,9 @@ MESSAGES = [{"role": "user", "content": "Explain how PRACH preambles are detecte
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[Any]:
     ray = pytest.importorskip("ray")
-    from telesynth_tui.pipeline.sharded import ray_options
+    from telesynth_tui.pipeline.sharded import init_local_ray
 
-    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", **ray_options())
+    init_local_ray(num_cpus=2)
     yield ray
     ray.shutdown()
 

@@ -31,9 +31,9 @@ PLANS = 8
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[Any]:
     ray = pytest.importorskip("ray")
-    from telesynth_tui.pipeline.sharded import ray_options
+    from telesynth_tui.pipeline.sharded import init_local_ray
 
-    ray.init(num_cpus=2, _node_ip_address="127.0.0.1", **ray_options())
+    init_local_ray(num_cpus=2)
     yield ray
     ray.shutdown()
 
@@ -222,3 +222,27 @@ def test_without_ray_nothing_of_ray_is_imported(bundled_template: Path, tmp_path
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("no ray")
+
+
+def test_the_local_dashboard_is_started_with_a_home_that_stops_its_cloud_probe(
+    tmp_path: Path,
+) -> None:
+    """Ray's head dashboard asks cloud metadata addresses which cloud it runs on unless its home
+    holds `ray_bootstrap_config.yaml`: a local start gives that process such a home."""
+    pytest.importorskip("ray")
+    from ray._private import ray_constants, services
+
+    from telesynth_tui.pipeline.sharded import _dashboard_asks_no_cloud
+
+    start = services.start_ray_process
+    said = tmp_path / "said"
+    show_home = [sys.executable, "-c", "import os; print(os.environ['HOME'])"]
+    with _dashboard_asks_no_cloud(), said.open("w") as out:
+        for kind in (ray_constants.PROCESS_TYPE_DASHBOARD, ray_constants.PROCESS_TYPE_MONITOR):
+            services.start_ray_process(
+                show_home, kind, stdout_file=out, fate_share=False
+            ).process.wait()
+    dashboard_home, monitor_home = said.read_text().split()
+    assert (Path(dashboard_home) / "ray_bootstrap_config.yaml").read_text() == "{}\n"
+    assert monitor_home == os.environ["HOME"]  # the other processes keep the user's home
+    assert services.start_ray_process is start

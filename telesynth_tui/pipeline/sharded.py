@@ -237,6 +237,32 @@ def _stderr_kept() -> Iterator[_Said]:
             said.text = kept.read().decode("utf-8", errors="replace")
 
 
+@contextlib.contextmanager
+def _dashboard_asks_no_cloud() -> Iterator[None]:
+    """While a local Ray instance starts: its head always starts a dashboard process whose usage
+    module, even with usage statistics off, asks the cloud metadata addresses
+    (169.254.169.254, metadata.google.internal) which cloud it runs on, unless
+    `~/ray_bootstrap_config.yaml` exists. That one process gets a home holding an empty such
+    file, so it asks nothing."""
+    from ray._private import ray_constants, services
+
+    home = Path(tempfile.gettempdir()) / "telesynth-ray-home"
+    home.mkdir(exist_ok=True)
+    (home / "ray_bootstrap_config.yaml").write_text("{}\n")
+    start = services.start_ray_process
+
+    def start_process(command: list[str], process_type: str, *args: Any, **kwargs: Any) -> Any:
+        if process_type == ray_constants.PROCESS_TYPE_DASHBOARD:
+            kwargs["env_updates"] = {**(kwargs.get("env_updates") or {}), "HOME": str(home)}
+        return start(command, process_type, *args, **kwargs)
+
+    services.start_ray_process = start_process
+    try:
+        yield
+    finally:
+        services.start_ray_process = start
+
+
 def ray_options() -> dict[str, Any]:
     """`ray.init` options: no dashboard, worker logs kept out of the terminal, and workers that
     import this checkout of telesynth with Ray's offline settings."""
@@ -249,6 +275,15 @@ def ray_options() -> dict[str, Any]:
         "logging_level": logging.ERROR,
         "runtime_env": {"env_vars": {"PYTHONPATH": str(REPO_ROOT), **RAY_OFFLINE_ENV}},
     }
+
+
+def init_local_ray(**options: Any) -> None:
+    """Start a Ray instance on this machine, on the loopback, with `ray_options()` (and
+    `options`, such as `num_cpus`), its dashboard asking no cloud."""
+    import ray
+
+    with _dashboard_asks_no_cloud():
+        ray.init(_node_ip_address="127.0.0.1", **ray_options(), **options)
 
 
 @dataclass
@@ -280,13 +315,12 @@ class WorkerPool:
         self.ray = ray
         if not ray.is_initialized():
             check_address(address)
-            options = ray_options()
             try:
                 with _stderr_kept() as said:  # Ray's native client logs its retries there
                     if address == "local":
-                        ray.init(_node_ip_address="127.0.0.1", **options)
+                        init_local_ray()
                     else:
-                        ray.init(address=address, **options)
+                        ray.init(address=address, **ray_options())
             except Exception as exc:  # Ray raises bare Exception when its node does not start
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
                 if "InvalidAuthToken" in said.text:
