@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from telesynth_tui.errors import TelesynthError
 from telesynth_tui.inference.base import CallContext, Message, SamplingParams, TextModel
 from telesynth_tui.inference.metrics import CallMetrics
+from telesynth_tui.pipeline import store
 from telesynth_tui.pipeline.generate_llm import DOCUMENT, LlmQA
 from telesynth_tui.pipeline.realize import Candidate
 from telesynth_tui.pipeline.runner import (
@@ -481,9 +482,7 @@ class ShardedRunner(Runner):
         parallel: int = 1,
     ) -> dict[str, Any]:
         """The run with its plans drafted on the workers (`parallel` is the workers' count)."""
-        rows = self.conn.execute(
-            "SELECT * FROM plans WHERE run_id = ? AND status != 'done' ORDER BY ordinal", (run_id,)
-        ).fetchall()
+        rows = [row for row in store.plans(self.conn, run_id) if row["status"] != "done"]
         self._pending = rows
         self._order = {int(row["id"]): i for i, row in enumerate(rows)}
         self._handed = 0
