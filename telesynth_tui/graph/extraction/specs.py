@@ -12,8 +12,11 @@ from telesynth_tui.text import normalize_name
 
 _SPEC_RE = re.compile(
     r"\b(?:3GPP\s+)?(?P<kind>TS|TR)\s?(?P<num>\d{2}\.\d{3})(?:-(?P<part>\d))?\b"
-    r"|\b(?P<other>(?:ITU-[RT]|IEC|IEEE|O-RAN\.?[A-Z]*)\s?[A-Z]?[\d.]+(?:-\d+)?)"
+    r"|\b(?P<other>(?:ITU-[RT]|IEC|IEEE|RFC|O-RAN\.?[A-Z]*)\s?[A-Z]?\d[\d.]*(?:-\d+)?"
+    r"|ETSI\s(?:EN|TS|ES)\s\d{3}\s\d{3}(?:-\d+)*)"
 )
+# the specifications a References line opens with: 'TS 36.412 and TS 38.412: ...'
+_SPEC_JOIN_RE = re.compile(r"\s*(?:,|and|&|/|or)?\s*")
 _DEFINED_IN_RE = re.compile(r"\b(?:defined|specified|described)\s+in\s*$", re.IGNORECASE)
 
 
@@ -70,16 +73,44 @@ def same_technology(entity: XEntity, spec: XEntity) -> bool:
 
 
 def reference_item(item: Item, emit: Emit, known: Known, items: list[Item]) -> None:
-    """'TS 36.321: MAC random access procedure ...' in a References list."""
+    """'TS 36.321: MAC random access procedure ...' in a References list; a line that opens
+    with several specifications ('TS 36.412 and TS 38.412: ...') gives each of them what its
+    description names (an interface of one technology only to that technology's series)."""
     text = strip_md(item.text)
     specs = spec_mentions(text)
     if not specs or specs[0][1] > 3:
         return
-    spec, _, end = specs[0]
-    description = text[end:].lstrip(" :-—–,")
+    lead = [specs[0]]
+    for nxt in specs[1:]:
+        if _SPEC_JOIN_RE.fullmatch(text[lead[-1][2] : nxt[1]]):
+            lead.append(nxt)
+        else:
+            break
+    description = text[lead[-1][2] :].lstrip(" :-—–,")
+    for spec, _, _ in lead:
+        _reference_spec(spec, description, item, emit, known, items)
+
+
+# 'transport of S1 over SCTP', 'reporting by PCI': a name after such a preposition is what the
+# subject runs over or is keyed by, not what the specification defines
+_CONTEXT_BEFORE_RE = re.compile(
+    r"\b(?:over|via|by|on top of|through|behind|towards|from)\s+(?:the\s+|an?\s+)?$", re.I
+)
+
+
+def _in_context(description: str, entity: XEntity) -> bool:
+    at = description.lower().find(entity.name.lower())
+    return at > 0 and bool(_CONTEXT_BEFORE_RE.search(description[:at]))
+
+
+def _reference_spec(
+    spec: XEntity, description: str, item: Item, emit: Emit, known: Known, items: list[Item]
+) -> None:
     for e in spot(description, known):
         if e.type == "Parameter":
             emit(e, "defined_in", spec, item, "spec_reference_list_parameter")
+        elif _in_context(description, e):
+            continue
         # a network element is described by many specifications and defined by none of them;
         # an interface of one radio technology is not defined in the other's series
         elif e.type in ("Procedure", "Concept", "Interface", "Formula") and same_technology(

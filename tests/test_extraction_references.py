@@ -1,0 +1,49 @@
+"""References lists: a line opening with several specifications, non-3GPP specification
+names, and names a description mentions only as what something runs over."""
+
+from __future__ import annotations
+
+from telesynth_tui.graph.chunking import chunk_markdown
+from telesynth_tui.graph.extraction import extract
+from telesynth_tui.graph.extraction.specs import spec_mentions
+
+DOC = """# Signalling links
+
+The S1 and X2 interfaces carry SCTP associations; sctpHeartbeatInterval sets the probe rate.
+
+## References
+
+- TS 36.412 and TS 38.412: signalling transport of S1 and NG over SCTP.
+- TS 36.423: X2 Setup procedure.
+- RFC 4960: SCTP protocol, timers and retransmission behaviour.
+- ETSI EN 300 132-2: power supply interface at the input of the equipment.
+"""
+
+
+def _found() -> set[tuple[str, str, str]]:
+    out = extract(chunk_markdown(DOC, "Signalling links", 300), "Signalling links")
+    return {(t.subject.name, t.predicate, t.object.name) for t in out.triples}
+
+
+def test_a_line_with_several_specifications_gives_each_its_technology() -> None:
+    found = _found()
+    assert ("S1", "defined_in", "TS 36.412") in found
+    assert ("NG", "defined_in", "TS 38.412") in found
+    # an interface of one technology is not defined in the other's series
+    assert ("S1", "defined_in", "TS 38.412") not in found
+    assert ("NG", "defined_in", "TS 36.412") not in found
+
+
+def test_what_a_description_runs_over_is_not_defined_there() -> None:
+    found = _found()
+    assert ("SCTP", "defined_in", "TS 36.412") not in found
+    assert ("SCTP", "defined_in", "TS 38.412") not in found
+    assert ("SCTP", "defined_in", "RFC 4960") in found
+
+
+def test_rfc_and_etsi_specifications_are_named() -> None:
+    names = [e.name for e, _, _ in spec_mentions(DOC)]
+    assert "RFC 4960" in names
+    assert "ETSI EN 300 132-2" in names
+    # a bare word such as 'RFC' or a version-less 'IEEE' names nothing
+    assert [e.name for e, _, _ in spec_mentions("see the RFC and IEEE rules")] == []
