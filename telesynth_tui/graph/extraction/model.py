@@ -29,6 +29,7 @@ CONFIDENCE = {
     "cause_degrades_symptom_kpi": 0.5,
     "verification_echoes_action": 0.35,
     "verification_after_action": 0.6,
+    "verification_measure_indicates_cause": 0.6,
     "check_sentence_indicates": 0.35,
     "check_cue_names_cause": 0.7,
     "cause_names_kpi": 0.25,

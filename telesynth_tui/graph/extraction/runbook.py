@@ -276,3 +276,32 @@ def runbook_item(item: Item, rb: Runbook, emit: Emit, known: Known) -> None:
         ):
             for each in actions.values():  # "watch <main KPI> ...": every action
                 emit(each, "verified_by", main_kpi, item, f"verification_{main_from}_kpi")
+
+
+def verified_through_causes(
+    items: list[Item],
+    best: dict[tuple[str, str, str], XTriple],
+    emit: Emit,
+    known: Known,
+) -> None:
+    """A measure the verification names is what verifies the actions whose cause it points
+    at: the cause's indicator, or what a check of that cause reads ('Replace fan unit'
+    resolves Fan unit wear, which pmFanSpeed indicates; the verification watches pmFanSpeed)."""
+    fixes: dict[str, list[XEntity]] = {}  # cause -> actions
+    for (c, p, _a), t in best.items():
+        if p == "resolved_by":
+            fixes.setdefault(c, []).append(t.object)
+    points: dict[str, set[str]] = {}  # measure -> causes
+    for (m, p, o), t in best.items():
+        if p == "indicates" and t.confidence >= 0.65:
+            points.setdefault(m, set()).add(o)
+    for item in items:
+        if item.role != "verification":
+            continue
+        for m in spot(item.text, known):
+            if m.type not in ("KPI", "Counter"):
+                continue
+            key = normalize_name(m.name)
+            for c in points.get(key, set()):
+                for a in fixes.get(c, []):
+                    emit(a, "verified_by", m, item, "verification_measure_indicates_cause")

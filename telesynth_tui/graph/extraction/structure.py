@@ -32,6 +32,7 @@ from telesynth_tui.graph.extraction.runbook import (
     linked_through_names,
     read_runbook,
     runbook_item,
+    verified_through_causes,
 )
 from telesynth_tui.graph.extraction.specs import inline_specs, reference_item
 from telesynth_tui.graph.extraction.tables import table_row, with_table_names
@@ -73,6 +74,7 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
         elif item.role != "references":
             inline_specs(item, emit, known)
     linked_through_names(items, rb.causes, best, emit, known)
+    verified_through_causes(items, best, emit, known)
     counters_named_after_kpis(items, emit, known)
     alarms_of_main_element(items, emit, known)
     protocols_of_interfaces(items, emit, known)
