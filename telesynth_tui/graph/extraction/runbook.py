@@ -292,9 +292,9 @@ def verified_through_causes(
         if p == "resolved_by":
             fixes.setdefault(c, []).append(t.object)
     points: dict[str, set[str]] = {}  # measure -> causes
-    for (m, p, o), t in best.items():
+    for (subject, p, o), t in best.items():
         if p == "indicates" and t.confidence >= 0.65:
-            points.setdefault(m, set()).add(o)
+            points.setdefault(subject, set()).add(o)
     for item in items:
         if item.role != "verification":
             continue
