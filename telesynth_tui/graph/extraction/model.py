@@ -32,6 +32,7 @@ CONFIDENCE = {
     "verification_measure_indicates_cause": 0.6,
     "check_sentence_indicates": 0.35,
     "check_cue_names_cause": 0.7,
+    "check_reads_cause_indicator": 0.8,
     "cause_names_kpi": 0.25,
     "symptom_name_shares_cause": 0.55,
     "interface_clause_connects": 0.95,

@@ -305,3 +305,23 @@ def verified_through_causes(
             for c in points.get(key, set()):
                 for a in fixes.get(c, []):
                     emit(a, "verified_by", m, item, "verification_measure_indicates_cause")
+
+
+def checked_through_indicators(
+    best: dict[tuple[str, str, str], XTriple],
+    items: list[Item],
+    emit: Emit,
+) -> None:
+    """A check that reads what indicates a cause checks that cause ('Check board
+    temperature' reads pmBoardTemperature, which the cause's description says climbs)."""
+    causes_of: dict[str, list[tuple[XEntity, XTriple]]] = {}
+    for (subject, p, _o), t in best.items():
+        if p == "indicates" and t.confidence >= 0.5:
+            causes_of.setdefault(subject, []).append((t.object, t))
+    check_items = {item.name: item for item in items if item.role == "checks" and item.name}
+    for (_k, p, m), t in list(best.items()):
+        item = check_items.get(t.subject.name)
+        if p != "reads" or item is None:
+            continue
+        for cause, _ in causes_of.get(m, []):
+            emit(cause, "checked_by", t.subject, item, "check_reads_cause_indicator")

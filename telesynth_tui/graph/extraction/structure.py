@@ -29,6 +29,7 @@ from telesynth_tui.graph.extraction.model import (
 )
 from telesynth_tui.graph.extraction.names import Known, with_builtins
 from telesynth_tui.graph.extraction.runbook import (
+    checked_through_indicators,
     linked_through_names,
     read_runbook,
     runbook_item,
@@ -74,6 +75,7 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
         elif item.role != "references":
             inline_specs(item, emit, known)
     linked_through_names(items, rb.causes, best, emit, known)
+    checked_through_indicators(best, items, emit)
     verified_through_causes(items, best, emit, known)
     counters_named_after_kpis(items, emit, known)
     alarms_of_main_element(items, emit, known)
