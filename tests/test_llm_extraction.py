@@ -85,7 +85,7 @@ def test_agreement_accepts_and_llm_alone_stays_candidate(project: Project, tmp_p
     doc.write_text(RUNBOOK)
     conn = project.connect()
     # the threshold this test is written for (the symptom triple below sits under it)
-    ingest = project.settings.ingest.model_copy(update={"accept_confidence": 0.85})
+    ingest = project.settings.ingest.model_copy(update={"accept_confidence": 0.9})
     import_paths(conn, [doc], ingest)
 
     def answer(prompt: str) -> str:
@@ -101,7 +101,7 @@ def test_agreement_accepts_and_llm_alone_stays_candidate(project: Project, tmp_p
                 )
             )
         if "signature of Paging channel overload" in prompt:
-            # agrees with a structure triple under the threshold (symptom rule, 0.7)
+            # agrees with a structure triple under the threshold (two symptom rules, 0.85)
             rows.append(
                 _row(
                     "pmPagDiscarded", "Counter", "indicates", "Paging channel overload", "RootCause"
@@ -131,7 +131,7 @@ def test_agreement_accepts_and_llm_alone_stays_candidate(project: Project, tmp_p
 
     before = status("pmPagDiscarded", "indicates", "Paging channel overload")
     assert before[0] == "candidate"
-    report = extract_documents(conn, LlmExtractor(answering(answer)), threshold=0.85)
+    report = extract_documents(conn, LlmExtractor(answering(answer)), threshold=0.9)
     assert report.chunks > 0 and report.kept >= 3
     assert status("pmPagDiscarded", "indicates", "Paging channel overload") == (
         "accepted",
@@ -144,7 +144,9 @@ def test_agreement_accepts_and_llm_alone_stays_candidate(project: Project, tmp_p
         ["llm:fake"],
     )
     # a second run replaces the model's earlier extractions, it does not add to them
-    again = extract_documents(conn, LlmExtractor(answering(lambda _: '{"triples": []}')))
+    again = extract_documents(
+        conn, LlmExtractor(answering(lambda _: '{"triples": []}')), threshold=0.9
+    )
     assert again.kept == 0
     gone = conn.execute(
         "SELECT COUNT(*) FROM relation_extractions WHERE extractor = 'llm:fake'"

@@ -23,6 +23,7 @@ CONFIDENCE = {
     "action_overlaps_cause": 0.8,
     "symptom_names_cause": 0.65,
     "symptom_overlaps_cause": 0.7,
+    "symptom_cue_points_at_cause": 0.5,
     "cause_names_symptom": 0.95,
     "cause_degrades_formula_kpi": 0.9,
     "cause_degrades_title_kpi": 0.55,

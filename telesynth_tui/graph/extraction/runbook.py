@@ -225,6 +225,27 @@ def runbook_item(item: Item, rb: Runbook, emit: Emit, known: Known) -> None:
         for s in subjects:
             for c in shared_words(name_words(s.name), cause_names):
                 emit(s, "indicates", causes[c], item, "symptom_name_shares_cause")
+        # 'pmRaFailMsg3 high: ..., pointing at the uplink'; 'A value that follows rain points at
+        # water or a loose connector': what the cue points at, from the measure before it
+        seen: list[XEntity] = []
+        for sentence in sentences(strip_md(text)):
+            cue = CUE_INDICATES_RE.search(sentence)
+            before = [
+                e
+                for e in spot(sentence[: cue.start()] if cue else sentence, known)
+                if e.type in ("KPI", "Counter", "Alarm")
+            ]
+            seen.extend(before)
+            if not cue or not seen:
+                continue
+            after = sentence[cue.end() :]
+            pointed = (
+                mentions(after, cause_names)
+                or covered(after, cause_names)
+                or shared(rb.spelled_out(after), cause_names)
+            )
+            for c in pointed:
+                emit(seen[-1], "indicates", causes[c], item, "symptom_cue_points_at_cause")
     elif item.role == "causes" and item.name in causes:
         cause = causes[item.name]
         rest = text[len(item.name) :] if text.startswith(item.name) else text
@@ -316,7 +337,7 @@ def checked_through_indicators(
     temperature' reads pmBoardTemperature, which the cause's description says climbs)."""
     causes_of: dict[str, list[tuple[XEntity, XTriple]]] = {}
     for (subject, p, _o), t in best.items():
-        if p == "indicates" and t.confidence >= 0.5:
+        if p == "indicates" and t.confidence >= 0.55:
             causes_of.setdefault(subject, []).append((t.object, t))
     check_items = {item.name: item for item in items if item.role == "checks" and item.name}
     for (_k, p, m), t in list(best.items()):
