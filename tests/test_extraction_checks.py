@@ -40,3 +40,25 @@ def test_a_check_reading_a_cause_indicator_checks_that_cause() -> None:
 def test_it_does_not_check_a_cause_the_counter_does_not_indicate() -> None:
     found = _found()
     assert ("Fan unit wear", "checked_by", "Check board temperature") not in found
+
+
+CUED = """# Low downlink throughput
+
+## Likely causes
+
+- **Downlink interference**: a neighbour transmits into the cell.
+- **Antenna feeder fault**: a damaged feeder on one branch.
+
+## Checks
+
+1. **Check CQI and rank distribution**: read pmCqiDistr over the busy hour. A pmRankDistr
+   stuck at rank 1 suggests an antenna feeder fault.
+"""
+
+
+def test_a_check_cue_ties_only_the_measure_it_speaks_of() -> None:
+    out = extract(chunk_markdown(CUED, "Low downlink throughput", 300), "Low downlink throughput")
+    found = {(t.subject.name, t.predicate, t.object.name): t.rule for t in out.triples}
+    assert "check_sentence_indicates" in found[("pmRankDistr", "indicates", "Antenna feeder fault")]
+    # pmCqiDistr is read in another sentence: the cue says nothing about it
+    assert ("pmCqiDistr", "indicates", "Antenna feeder fault") not in found

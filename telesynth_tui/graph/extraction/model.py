@@ -31,7 +31,7 @@ CONFIDENCE = {
     "verification_echoes_action": 0.35,
     "verification_after_action": 0.6,
     "verification_measure_indicates_cause": 0.6,
-    "check_sentence_indicates": 0.35,
+    "check_sentence_indicates": 0.5,
     "check_cue_names_cause": 0.7,
     "check_reads_cause_indicator": 0.8,
     "cause_names_kpi": 0.25,

@@ -176,16 +176,20 @@ def runbook_item(item: Item, rb: Runbook, emit: Emit, known: Known) -> None:
             named_causes = mentions(text, cause_names)
             for c in named_causes:
                 emit(causes[c], "checked_by", check, item, "check_names_cause")
-            measures = [e for e in spot(text, known) if e.type in ("Counter", "Alarm")]
+            seen: list[XEntity] = []  # the measures named so far
             for sentence in sentences(strip_md(text)):
                 cue = CUE_INDICATES_RE.search(sentence)
+                head = sentence[: cue.start()] if cue else sentence
+                measures = [e for e in spot(head, known) if e.type in ("Counter", "Alarm")]
+                seen.extend(measures)
                 if not cue:
                     continue
                 after = sentence[cue.start() :]  # 'a drop ... suggests jamming'
                 cued = mentions(after, cause_names) or shared(rb.spelled_out(after), cause_names)
+                # what the cue speaks of: the measures of its sentence, else the last one named
                 for c in cued:
                     emit(causes[c], "checked_by", check, item, "check_cue_names_cause")
-                    for e in measures:
+                    for e in measures or seen[-1:]:
                         emit(e, "indicates", causes[c], item, "check_sentence_indicates")
             if not named_causes:
                 for c in shared(rb.spelled_out(item.name or ""), cause_names):
