@@ -231,7 +231,7 @@ def runbook_item(item: Item, rb: Runbook, emit: Emit, known: Known) -> None:
                 emit(s, "indicates", causes[c], item, "symptom_name_shares_cause")
         # 'pmRaFailMsg3 high: ..., pointing at the uplink'; 'A value that follows rain points at
         # water or a loose connector': what the cue points at, from the measure before it
-        seen: list[XEntity] = []
+        named: list[XEntity] = []
         for sentence in sentences(strip_md(text)):
             cue = CUE_INDICATES_RE.search(sentence)
             before = [
@@ -239,8 +239,8 @@ def runbook_item(item: Item, rb: Runbook, emit: Emit, known: Known) -> None:
                 for e in spot(sentence[: cue.start()] if cue else sentence, known)
                 if e.type in ("KPI", "Counter", "Alarm")
             ]
-            seen.extend(before)
-            if not cue or not seen:
+            named.extend(before)
+            if not cue or not named:
                 continue
             after = sentence[cue.end() :]
             pointed = (
@@ -249,7 +249,7 @@ def runbook_item(item: Item, rb: Runbook, emit: Emit, known: Known) -> None:
                 or shared(rb.spelled_out(after), cause_names)
             )
             for c in pointed:
-                emit(seen[-1], "indicates", causes[c], item, "symptom_cue_points_at_cause")
+                emit(named[-1], "indicates", causes[c], item, "symptom_cue_points_at_cause")
     elif item.role == "causes" and item.name in causes:
         cause = causes[item.name]
         rest = text[len(item.name) :] if text.startswith(item.name) else text
