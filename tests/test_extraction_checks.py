@@ -62,3 +62,42 @@ def test_a_check_cue_ties_only_the_measure_it_speaks_of() -> None:
     assert "check_sentence_indicates" in found[("pmRankDistr", "indicates", "Antenna feeder fault")]
     # pmCqiDistr is read in another sentence: the cue says nothing about it
     assert ("pmCqiDistr", "indicates", "Antenna feeder fault") not in found
+
+
+ECHO = """# S1 link drops
+
+## Symptoms
+
+- pmSctpAssocAbort grows during the night, when a Transport path outage cuts the link.
+
+## Likely causes
+
+- **Transport path outage**: a router on the path reboots or a link flaps.
+- **Late wake-up**: the cell wakes up after traffic has arrived.
+
+## Checks
+
+1. **Check SCTP association state**: read pmSctpAssocAbort and pmSctpHbTimeout for the last
+   day; repeated aborts after a quiet period confirm a Transport path outage.
+2. **Check wake-up timing**: compare the time at which pmSctpAssocAbort grows with the time
+   at which pmPrbUtilDl rises to confirm a Late wake-up.
+"""
+
+
+def _echo() -> dict[tuple[str, str, str], str]:
+    out = extract(chunk_markdown(ECHO, "S1 link drops", 400), "S1 link drops")
+    return {(t.subject.name, t.predicate, t.object.name): t.rule for t in out.triples}
+
+
+def test_a_cue_calls_a_measure_named_before_by_a_word_of_its_name() -> None:
+    found = _echo()
+    rule = found[("pmSctpAssocAbort", "indicates", "Transport path outage")]
+    assert "check_sentence_indicates" in rule
+    assert ("pmSctpHbTimeout", "indicates", "Transport path outage") not in found
+
+
+def test_a_check_that_names_its_cause_checks_no_other_through_indicators() -> None:
+    found = _echo()
+    assert ("Late wake-up", "checked_by", "Check wake-up timing") in found
+    # it reads pmSctpAssocAbort, which indicates Transport path outage, but says what it confirms
+    assert ("Transport path outage", "checked_by", "Check wake-up timing") not in found

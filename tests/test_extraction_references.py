@@ -47,3 +47,24 @@ def test_rfc_and_etsi_specifications_are_named() -> None:
     assert "ETSI EN 300 132-2" in names
     # a bare word such as 'RFC' or a version-less 'IEEE' names nothing
     assert [e.name for e, _, _ in spec_mentions("see the RFC and IEEE rules")] == []
+
+
+RRC = """# Cell barring
+
+Set cellBarred to notBarred, keep anrEnabled on and check electricalTilt; raise
+qRxLevMinOffset only when the cell edge is too far.
+
+## References
+
+- TS 38.331: SIB1 and cell access related information.
+"""
+
+
+def test_the_rrc_specification_defines_signalled_parameters_not_managed_ones() -> None:
+    out = extract(chunk_markdown(RRC, "Cell barring", 300), "Cell barring")
+    found = {(t.subject.name, t.predicate, t.object.name) for t in out.triples}
+    assert ("cellBarred", "defined_in", "TS 38.331") in found
+    assert ("qRxLevMinOffset", "defined_in", "TS 38.331") in found
+    # a feature switch, antenna geometry and an enumerated value are not RRC parameters
+    for managed in ("anrEnabled", "electricalTilt", "notBarred"):
+        assert (managed, "defined_in", "TS 38.331") not in found

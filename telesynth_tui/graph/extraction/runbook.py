@@ -12,6 +12,7 @@ from telesynth_tui.graph.extraction.measures import kpi_counter_parens, kpi_form
 from telesynth_tui.graph.extraction.model import Emit, Item, XEntity, XTriple
 from telesynth_tui.graph.extraction.names import (
     Known,
+    content,
     covered,
     mentions,
     name_words,
@@ -186,10 +187,14 @@ def runbook_item(item: Item, rb: Runbook, emit: Emit, known: Known) -> None:
                     continue
                 after = sentence[cue.start() :]  # 'a drop ... suggests jamming'
                 cued = mentions(after, cause_names) or shared(rb.spelled_out(after), cause_names)
-                # what the cue speaks of: the measures of its sentence, else the last one named
+                # what the cue speaks of: the measures of its sentence, else those named before
+                # that it calls by a word of their name ('repeated aborts' for
+                # pmSctpAssocAbort), else the last one named
+                words = content(head)
+                called = [e for e in seen if name_words(e.name) & words]
                 for c in cued:
                     emit(causes[c], "checked_by", check, item, "check_cue_names_cause")
-                    for e in measures or seen[-1:]:
+                    for e in measures or called or seen[-1:]:
                         emit(e, "indicates", causes[c], item, "check_sentence_indicates")
             if not named_causes:
                 for c in shared(rb.spelled_out(item.name or ""), cause_names):
@@ -344,9 +349,15 @@ def checked_through_indicators(
         if p == "indicates" and t.confidence >= 0.55:
             causes_of.setdefault(subject, []).append((t.object, t))
     check_items = {item.name: item for item in items if item.role == "checks" and item.name}
-    for (_k, p, m), t in list(best.items()):
+    # a check whose text names the cause it confirms is about that cause only
+    says_its_cause = {
+        k
+        for (_c, p, k), t in best.items()
+        if p == "checked_by" and t.rule.startswith(("check_names_cause", "check_cue_names_cause"))
+    }
+    for (k, p, m), t in list(best.items()):
         item = check_items.get(t.subject.name)
-        if p != "reads" or item is None:
+        if p != "reads" or item is None or k in says_its_cause:
             continue
         for cause, _ in causes_of.get(m, []):
             emit(cause, "checked_by", t.subject, item, "check_reads_cause_indicator")

@@ -156,12 +156,20 @@ def _reference_spec(
             for other in items
             if other.role != "references"
             for e in spot(other.text, known)
-            if e.type == "Parameter" and normalize_name(e.name) not in named_elsewhere
+            if e.type == "Parameter"
+            and normalize_name(e.name) not in named_elsewhere
+            and not _MANAGED_RE.search(e.name)
         ]
         for p in dict.fromkeys(params):
             emit(p, "defined_in", spec, item, "spec_reference_structures")
 
 
+# names the configuration management of a node holds rather than the radio protocol signals:
+# feature switches and states ('anrEnabled', 'isHoAllowed', 'administrativeState'), antenna
+# geometry ('electricalTilt', 'antennaAzimuth'), and enumerated values ('notBarred', 'noRemove')
+_MANAGED_RE = re.compile(
+    r"(?:Enabled|Allowed|State|Tilt|Azimuth)$|^(?:is|has)[A-Z]|^(?:not|no)[A-Z]|^antenna[A-Z]"
+)
 # the RRC specifications, where the radio parameters a cell broadcasts or signals are defined
 _RRC_SPEC_RE = re.compile(r"TS 3[68]\.331")
 # an ASN.1 structure name: 'RACH-ConfigCommon', 'RadioLinkMonitoringConfig', 'MeasConfig'
