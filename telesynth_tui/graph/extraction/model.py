@@ -50,7 +50,7 @@ CONFIDENCE = {
     "spec_reference_list": 0.55,
     "spec_reference_list_parameter": 0.75,
     "spec_reference_parameters": 0.85,
-    "spec_reference_structures": 0.75,
+    "spec_reference_structures": 0.65,
     "interface_names_endpoint": 0.95,
     "element_part_of_node": 0.95,
     "protocol_part_of_interface": 0.85,
