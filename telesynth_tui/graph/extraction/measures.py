@@ -71,7 +71,16 @@ def kpi_formulas(text: str, known: Known) -> list[tuple[XEntity, list[str]]]:
     return out
 
 
-_PAREN_COUNTER_RE = re.compile(r"\((pm[A-Z]\w+)\)")
+_COUNTER = r"pm[A-Z]\w+"
+# '(pmRankDistr)', '(pmRrcReestSucc / pmRrcReestAtt)', '(pmMacHarqDlNack relative to
+# pmMacHarqDlAck)': the counters, alone or in the ratio, that give the measure before them
+_RATIO_OP = r"\s*(?:/|\+|-|\*|x|relative to|over|divided by|versus|vs\.?)\s*"
+_PAREN_COUNTER_RE = re.compile(rf"\(({_COUNTER}(?:{_RATIO_OP}{_COUNTER})*)\)")
+# 'SCTP Link Availability, computed from pmSctpAssocUpTime', 'Energy Consumption, from
+# pmEnergyConsumed'
+_FROM_COUNTER_RE = re.compile(
+    rf",?\s+(?:(?:as\s+)?(?:computed|derived|calculated|counted|taken|read)\s+)?from\s+({_COUNTER})"
+)
 # 'The CQI distribution (pmCqiDistr)': the measure's name before a noun for its statistics
 _MEASURE_NOUN_RE = re.compile(
     r"\s+(?:distribution|histogram|statistics|samples|bins|average|counter|count)$", re.I
@@ -79,15 +88,22 @@ _MEASURE_NOUN_RE = re.compile(
 
 
 def kpi_counter_parens(text: str, known: Known) -> list[tuple[XEntity, XEntity]]:
-    """'Average rank (pmRankDistr)': the KPI measured by the counter in parentheses."""
+    """'Average rank (pmRankDistr)', 'BLER (pmMacHarqDlNack relative to pmMacHarqDlAck)',
+    'Transport Latency, from pmTwampRttAvg': the KPI measured by the counters named with it."""
     out = []
-    for m in _PAREN_COUNTER_RE.finditer(text):
-        before = _MEASURE_NOUN_RE.sub("", text[: m.start()].rstrip())
-        hits = [(e, end) for e, _, end in known.find(before) if e.type == "KPI"]
-        if hits and hits[-1][1] == len(before):
-            out.append((hits[-1][0], XEntity(m.group(1), "Counter")))
-            continue
-        kpi = _kpi_name_before(before, known)
-        if kpi is not None:
-            out.append((kpi, XEntity(m.group(1), "Counter")))
+    for pattern in (_PAREN_COUNTER_RE, _FROM_COUNTER_RE):
+        for m in pattern.finditer(text):
+            kpi = _measure_before(text[: m.start()], known)
+            if kpi is not None:
+                for counter in re.findall(_COUNTER, m.group(1)):
+                    out.append((kpi, XEntity(counter, "Counter")))
     return out
+
+
+def _measure_before(text: str, known: Known) -> XEntity | None:
+    """The KPI whose name ends the text (a noun for its statistics apart)."""
+    before = _MEASURE_NOUN_RE.sub("", text.rstrip())
+    hits = [(e, end) for e, _, end in known.find(before) if e.type == "KPI"]
+    if hits and hits[-1][1] == len(before):
+        return hits[-1][0]
+    return _kpi_name_before(before, known)
