@@ -29,6 +29,41 @@ _CUE_RAISED_RE = re.compile(
 )
 
 
+# what follows an alarm's name to say which element raises it: 'F1 Link Failure alarm raised
+# by the gNB-DU or gNB-CU', 'an NG Setup Failure alarm on the gNodeB'; then more elements
+_RAISED_BY_RE = re.compile(
+    r"^(?:\s+alarms?)?\s+(?:(?:is\s+|are\s+)?(?:raised|reported|issued|sent)\s+by|on|from)"
+    r"\s+(?:the\s+|an?\s+)?$",
+    re.IGNORECASE,
+)
+_AND_OR_RE = re.compile(r"^\s*(?:,|or|and)\s+(?:the\s+|an?\s+)?$", re.IGNORECASE)
+
+
+def _alarm_then_elements(
+    clause: str, alarms: list[XEntity], elements: list[XEntity]
+) -> list[tuple[XEntity, XEntity]]:
+    """Each alarm with the elements named right after it as the ones raising it."""
+    low = clause.lower()
+    out = []
+    for a in alarms:
+        at = low.find(a.name.lower())
+        if at == -1:
+            continue
+        end = at + len(a.name)
+        placed = sorted(
+            (low.find(e.name.lower(), end), e)
+            for e in elements
+            if low.find(e.name.lower(), end) > 0
+        )
+        gap_re = _RAISED_BY_RE
+        for start, e in placed:
+            if not gap_re.match(clause[end:start]):
+                break
+            out.append((a, e))
+            end, gap_re = start + len(e.name), _AND_OR_RE
+    return out
+
+
 def element_clauses(item: Item, emit: Emit, known: Known) -> None:
     """'the MME asks the eNodeB, over the S1 interface, ...': an interface connects the
     elements a clause names with it; 'X alarm raised by the gNodeB': the element raises it."""
@@ -52,6 +87,10 @@ def element_clauses(item: Item, emit: Emit, known: Known) -> None:
                 for a in alarms:
                     if technology_agrees(a, elements[0]):
                         emit(a, "raised_by", elements[0], item, "alarm_clause_element")
+            elif alarms and len(elements) > 1:
+                for a, e in _alarm_then_elements(clause, alarms, elements):
+                    if technology_agrees(a, e):
+                        emit(a, "raised_by", e, item, "alarm_clause_element")
 
 
 def alarms_of_main_element(items: list[Item], emit: Emit, known: Known) -> None:
