@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,12 +64,28 @@ def bundled_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def copy_project(template: Path, tmp_path: Path, name: str) -> Project:
+    """A private copy of a project folder, opened."""
+    target = tmp_path / name
+    shutil.copytree(template, target)
+    return Project.open(target)
+
+
 @pytest.fixture
 def bundled(bundled_template: Path, tmp_path: Path) -> Project:
     """A private copy of the bundled-knowledge project."""
-    target = tmp_path / "bundled"
-    shutil.copytree(bundled_template, target)
-    return Project.open(target)
+    return copy_project(bundled_template, tmp_path, "bundled")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[Any]:
+    """A local Ray instance of 2 CPUs for a test module (skipped without Ray)."""
+    ray = pytest.importorskip("ray")
+    from telesynth_tui.pipeline.sharded import init_local_ray
+
+    init_local_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()
 
 
 def run_cli(

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,23 +20,13 @@ from telesynth_tui.pipeline import store
 from telesynth_tui.pipeline.store import Progress
 from telesynth_tui.project import Project
 
-from .conftest import run_cli
+from .conftest import copy_project, run_cli
 from .servers import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_models]
 
 PROBLEMS = 6
 TINY = "tiny-telesynth"
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[Any]:
-    ray = pytest.importorskip("ray")
-    from telesynth_tui.pipeline.sharded import init_local_ray
-
-    init_local_ray(num_cpus=2)
-    yield ray
-    ray.shutdown()
 
 
 def test_dta_cli_on_ray_workers(tmp_path: Path) -> None:
@@ -66,12 +54,6 @@ def test_dta_cli_on_ray_workers(tmp_path: Path) -> None:
 
 def _config(seed: int) -> DtaConfig:
     return DtaConfig(student=TINY, teachers=[TINY], n=PROBLEMS, seed=seed, judge=TINY, probes=2)
-
-
-def _copy(template: Path, tmp_path: Path, name: str) -> Project:
-    target = tmp_path / name
-    shutil.copytree(template, target)
-    return Project.open(target)
 
 
 def _samples(conn: sqlite3.Connection, run_id: int) -> list[tuple[Any, ...]]:
@@ -136,8 +118,10 @@ def test_a_sharded_dta_run_equals_a_local_run(
     ray_cluster: Any, bundled_template: Path, tmp_path: Path
 ) -> None:
     config = _config(seed=2)
-    local_conn, local_id = _local_run(_copy(bundled_template, tmp_path, "local"), config)
-    conn, run_id, summary = _sharded_run(_copy(bundled_template, tmp_path, "sharded"), config)
+    local_conn, local_id = _local_run(copy_project(bundled_template, tmp_path, "local"), config)
+    conn, run_id, summary = _sharded_run(
+        copy_project(bundled_template, tmp_path, "sharded"), config
+    )
     assert summary["plans_done"] == PROBLEMS and summary["generated"] == 2 * PROBLEMS
     local = _samples(local_conn, local_id)
     assert len(local) == 2 * PROBLEMS and _samples(conn, run_id) == local
@@ -152,7 +136,7 @@ def test_a_dta_worker_killed_mid_run_still_gives_a_complete_run(
     ray_cluster: Any, bundled_template: Path, tmp_path: Path
 ) -> None:
     config = _config(seed=4)
-    local_conn, local_id = _local_run(_copy(bundled_template, tmp_path, "local"), config)
+    local_conn, local_id = _local_run(copy_project(bundled_template, tmp_path, "local"), config)
     killed: list[int] = []
 
     def kill_one(progress: Progress, pool: Any) -> None:
@@ -161,7 +145,7 @@ def test_a_dta_worker_killed_mid_run_still_gives_a_complete_run(
             killed.append(progress.done)
 
     conn, run_id, summary = _sharded_run(
-        _copy(bundled_template, tmp_path, "sharded"), config, kill_one
+        copy_project(bundled_template, tmp_path, "sharded"), config, kill_one
     )
     assert killed and summary["plans_done"] == PROBLEMS
     assert _samples(conn, run_id) == _samples(local_conn, local_id)
@@ -185,8 +169,8 @@ def test_an_interrupted_sharded_dta_run_resumes_to_the_local_result(
     from telesynth_tui.dta.sharded import sharded_dta
 
     config = _config(seed=6)
-    local_conn, local_id = _local_run(_copy(bundled_template, tmp_path, "local"), config)
-    project = _copy(bundled_template, tmp_path, "sharded")
+    local_conn, local_id = _local_run(copy_project(bundled_template, tmp_path, "local"), config)
+    project = copy_project(bundled_template, tmp_path, "sharded")
     conn = project.connect()
     run_id = create_dta_run(conn, config)
     stored: list[int] = []

@@ -5,7 +5,6 @@ the test (`ray.init(num_cpus=2)`) with the embedded SmolLM2 on the worker."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +16,6 @@ from telesynth_tui.project import Project
 pytestmark = [pytest.mark.slow, pytest.mark.real_models]
 
 MESSAGES = [{"role": "user", "content": "Explain how PRACH preambles are detected, in detail."}]
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[Any]:
-    ray = pytest.importorskip("ray")
-    from telesynth_tui.pipeline.sharded import init_local_ray
-
-    init_local_ray(num_cpus=2)
-    yield ray
-    ray.shutdown()
 
 
 def test_a_cancel_stops_the_running_call_on_the_worker_within_a_token(

@@ -10,7 +10,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,27 +20,11 @@ from telesynth_tui.pipeline.runner import create_run
 from telesynth_tui.pipeline.store import Progress, RunConfig, load_run
 from telesynth_tui.project import Project
 
-from .conftest import OFFLINE_DIR
+from .conftest import OFFLINE_DIR, copy_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_models]
 
 PLANS = 8
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[Any]:
-    ray = pytest.importorskip("ray")
-    from telesynth_tui.pipeline.sharded import init_local_ray
-
-    init_local_ray(num_cpus=2)
-    yield ray
-    ray.shutdown()
-
-
-def _copy(template: Path, tmp_path: Path, name: str) -> Project:
-    target = tmp_path / name
-    shutil.copytree(template, target)
-    return Project.open(target)
 
 
 def _samples(conn: sqlite3.Connection, run_id: int) -> list[tuple[Any, ...]]:
@@ -82,8 +65,10 @@ def test_a_sharded_run_equals_a_local_run(
     ray_cluster: Any, bundled_template: Path, tmp_path: Path
 ) -> None:
     config = RunConfig(n=PLANS, seed=3, generator="tiny-telesynth", max_tokens=200)
-    local_conn, local_id = _local_run(_copy(bundled_template, tmp_path, "local"), config)
-    conn, run_id, summary = _sharded_run(_copy(bundled_template, tmp_path, "sharded"), config)
+    local_conn, local_id = _local_run(copy_project(bundled_template, tmp_path, "local"), config)
+    conn, run_id, summary = _sharded_run(
+        copy_project(bundled_template, tmp_path, "sharded"), config
+    )
     assert summary["plans_done"] == PLANS
     local = _samples(local_conn, local_id)
     assert len(local) >= PLANS and _samples(conn, run_id) == local
@@ -98,7 +83,7 @@ def test_a_worker_killed_mid_run_still_gives_a_complete_run(
     ray_cluster: Any, bundled_template: Path, tmp_path: Path
 ) -> None:
     config = RunConfig(n=PLANS, seed=5, generator="tiny-telesynth", max_tokens=200)
-    local_conn, local_id = _local_run(_copy(bundled_template, tmp_path, "local"), config)
+    local_conn, local_id = _local_run(copy_project(bundled_template, tmp_path, "local"), config)
     killed: list[int] = []
 
     def kill_one(progress: Progress, pool: Any) -> None:
@@ -107,7 +92,7 @@ def test_a_worker_killed_mid_run_still_gives_a_complete_run(
             killed.append(progress.done)
 
     conn, run_id, summary = _sharded_run(
-        _copy(bundled_template, tmp_path, "sharded"), config, kill_one
+        copy_project(bundled_template, tmp_path, "sharded"), config, kill_one
     )
     assert killed and summary["plans_done"] == PLANS
     assert _samples(conn, run_id) == _samples(local_conn, local_id)
@@ -130,8 +115,8 @@ def test_an_interrupted_sharded_run_resumes_to_the_local_result(
     from telesynth_tui.pipeline.sharded import sharded_runner
 
     config = RunConfig(n=PLANS, seed=7, generator="tiny-telesynth", max_tokens=200)
-    local_conn, local_id = _local_run(_copy(bundled_template, tmp_path, "local"), config)
-    project = _copy(bundled_template, tmp_path, "sharded")
+    local_conn, local_id = _local_run(copy_project(bundled_template, tmp_path, "local"), config)
+    project = copy_project(bundled_template, tmp_path, "sharded")
     conn = project.connect()
     run_id = create_run(conn, config)
     stored: list[int] = []
@@ -174,7 +159,7 @@ def test_eval_on_ray_workers_equals_a_local_eval(
 
     items = tmp_path / "teleqna.json"
     items.write_text(json.dumps(TELEQNA))
-    project = _copy(bundled_template, tmp_path, "eval")
+    project = copy_project(bundled_template, tmp_path, "eval")
     conn = project.connect()
     encoder = project.encoder()
     outputs = []
