@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -241,7 +242,7 @@ def solve_problem(
     return candidates, calls
 
 
-class DtaRun:
+class DtaRun(ABC):
     """What every DTA run does in the process that writes the project: the student's style,
     the problems, and storing each problem's candidates. Subclasses say where the model work
     of a problem runs (`steps`)."""
@@ -392,6 +393,7 @@ class DtaRun:
         finished = run_pending_plans(self.conn, run_id, steps, progress, cancel)
         return store.finish_run(self.conn, run_id, finished, dta_summary(self.conn, run_id))
 
+    @abstractmethod
     def steps(
         self,
         run_id: int,
@@ -402,7 +404,6 @@ class DtaRun:
     ) -> PlanSteps[sqlite3.Row, Any, list[tuple[str, str]]]:
         """How the run's pending problems are solved and stored, in plan order (`cancel` is
         polled between problems, and by a model call that can stop sooner)."""
-        raise NotImplementedError
 
 
 class DtaRunner(DtaRun):
