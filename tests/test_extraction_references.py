@@ -68,3 +68,27 @@ def test_the_rrc_specification_defines_signalled_parameters_not_managed_ones() -
     # a feature switch, antenna geometry and an enumerated value are not RRC parameters
     for managed in ("anrEnabled", "electricalTilt", "notBarred"):
         assert (managed, "defined_in", "TS 38.331") not in found
+
+
+PROCEDURES = """# Bearer admission
+
+When the Radio Admission Control step refuses a bearer, the Bearer Context Setup fails and the
+UE retries later.
+
+## References
+
+- TS 38.463: E1AP, Bearer Context Setup and Bearer Context Release procedures.
+- TS 38.300: overall description, including radio admission control and reporting.
+"""
+
+
+def test_a_reference_defines_the_procedures_it_names() -> None:
+    out = extract(chunk_markdown(PROCEDURES, "Bearer admission", 300), "Bearer admission")
+    found = {(t.subject.name, t.predicate, t.object.name) for t in out.triples}
+    # named by their head noun in the description
+    assert ("Bearer Context Setup", "defined_in", "TS 38.463") in found
+    assert ("Bearer Context Release", "defined_in", "TS 38.463") in found
+    # the document's own procedure, written in lower case in the description
+    assert ("Radio Admission Control", "defined_in", "TS 38.300") in found
+    # a bare head noun names no procedure
+    assert not any(s.lower() == "reporting" for s, p, _ in found if p == "defined_in")

@@ -12,7 +12,9 @@ Deterministic rules over a document's chunks (each with its heading path):
 - tables whose headers name an entity type (alarm, cause, action, check, parameter, counter,
   KPI, specification): one relation per row between the typed cells.
 - spec references: "X (... TS 36.331)", "X, defined in TS 38.321" and References lists
-  ("TS 36.321: MAC random access procedure") give defined_in.
+  ("TS 36.321: MAC random access procedure") give defined_in; a References line also defines
+  the procedures it names by their head noun ("S1AP, including the S1 Setup procedure") and
+  the document's own multi-word procedures it mentions in lower case.
 - definition lists, abbreviation tables and "Long Form (ABBR)" give entities with aliases and
   descriptions.
 - network elements and interfaces of the standard: connects between an interface and its

@@ -53,7 +53,7 @@ def procedures(text: str) -> list[tuple[XEntity, int, int]]:
     return out
 
 
-def _positions(sentence: str, known: Known) -> list[tuple[XEntity, int, int]]:
+def mentions(sentence: str, known: Known) -> list[tuple[XEntity, int, int]]:
     """Typed mentions of a sentence with where they are (procedures not inside another name)."""
     found: list[tuple[XEntity, int, int]] = []
     low = sentence.lower()
@@ -102,7 +102,7 @@ def sentence_cues(item: Item, emit: Emit, known: Known) -> None:
     if item.kind == "row" or item.role in ("references", "definitions"):
         return
     for sentence in sentences(strip_md(item.text)):
-        found = _positions(sentence, known)
+        found = mentions(sentence, known)
         if len(found) < 2:
             continue
         _affects(sentence, found, item, emit)

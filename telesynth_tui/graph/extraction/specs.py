@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from telesynth_tui.graph.extraction.cues import mentions, procedures
 from telesynth_tui.graph.extraction.measures import kpi_formulas
 from telesynth_tui.graph.extraction.model import Emit, Item, XEntity
 from telesynth_tui.graph.extraction.names import ELEMENT_TECHNOLOGY, Known, spot, strip_md
@@ -87,6 +88,15 @@ def reference_item(item: Item, emit: Emit, known: Known, items: list[Item]) -> N
         else:
             break
     description = text[lead[-1][2] :].lstrip(" :-—–,")
+    known = known.extended(
+        [
+            (e.name, "Procedure", ())
+            for other in items
+            if other.role != "references"
+            for e, _, _ in procedures(strip_md(other.text))
+            if " " in e.name  # 'Handover', 'Reporting' alone name no one procedure
+        ]
+    )
     for spec, _, _ in lead:
         _reference_spec(spec, description, item, emit, known, items)
 
@@ -106,7 +116,8 @@ def _in_context(description: str, entity: XEntity) -> bool:
 def _reference_spec(
     spec: XEntity, description: str, item: Item, emit: Emit, known: Known, items: list[Item]
 ) -> None:
-    for e in spot(description, known):
+    spotted = spot(description, known)
+    for e, _, _ in mentions(description, known):
         if e.type == "Parameter":
             emit(e, "defined_in", spec, item, "spec_reference_list_parameter")
         elif _in_context(description, e):
@@ -116,7 +127,10 @@ def _reference_spec(
         elif e.type in ("Procedure", "Concept", "Interface", "Formula") and same_technology(
             e, spec
         ):
-            emit(e, "defined_in", spec, item, "spec_reference_list")
+            # a procedure named by its head noun ('S1AP, including the S1 Setup procedure')
+            known_name = any(normalize_name(e.name) == normalize_name(k.name) for k in spotted)
+            rule = "spec_reference_list" if known_name else "spec_reference_procedure"
+            emit(e, "defined_in", spec, item, rule)
     for pattern, type_, rule in (
         (r"\bcounters?\b|performance measurements?", "Counter", "spec_reference_counters"),
         (r"\bKPIs?\b|key performance indicators?", "KPI", "spec_reference_kpis"),
