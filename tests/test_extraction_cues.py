@@ -111,3 +111,27 @@ def test_procedure_named_after_an_interface_uses_it() -> None:
     assert ("S1 Setup", "uses", "Xn", "procedure_names_interface") not in facts
     # a KPI named after the procedure is no procedure
     assert not [f for f in _facts("S1 Setup Success Rate is low on the MME.") if f[1] == "uses"]
+
+
+def test_a_procedure_beside_an_application_protocol_runs_over_its_interface() -> None:
+    facts = _facts("The F1AP trace shows the UE Context Modification rejected by the gNB-DU.")
+    assert ("UE Context Modification", "uses", "F1", "procedure_of_protocol") in facts
+    # two protocols in one sentence: which procedure runs over which is not said
+    both = _facts("Compare the NGAP and E1AP traces of the Bearer Context Setup.")
+    assert not [f for f in both if f[3] == "procedure_of_protocol"]
+    # a References line says it too
+    text = "- TS 38.473: F1AP, including the gNB-DU Configuration Update procedure."
+    refs = extract([Chunk("Doc > References", text, 10)], "Doc")
+    found = {(t.subject.name, t.predicate, t.object.name) for t in refs.triples}
+    assert ("gNB-DU Configuration Update", "uses", "F1") in found
+    assert ("gNB-DU Configuration Update", "defined_in", "TS 38.473") in found
+
+
+def test_procedure_names_with_a_qualifier_of_the_standard() -> None:
+    names = [e.name for e, _, _ in procedures("Then the NG-RAN node Configuration Update runs.")]
+    assert names == ["NG-RAN node Configuration Update"]
+    assert [e.name for e, _, _ in procedures("The eNB Configuration Update fails.")] == [
+        "eNB Configuration Update"
+    ]
+    # a verb after a plain abbreviation is not part of the name
+    assert [e.name for e, _, _ in procedures("LTE uses Handover often.")] == ["Handover"]

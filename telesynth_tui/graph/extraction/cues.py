@@ -21,22 +21,31 @@ from telesynth_tui.graph.extraction.layout import sentences
 from telesynth_tui.graph.extraction.model import Emit, Item, XEntity
 from telesynth_tui.graph.extraction.names import BUILTIN_ELEMENTS, Known, spot, strip_md
 
-# head nouns of procedure names (a capitalised phrase ending in one names a procedure)
+# head nouns of procedure names (a capitalised phrase ending in one names a procedure; 'eNB'
+# and other names with an inner capital count as capitalised)
 _PROCEDURE_HEADS = (
     "Procedure|Setup|Establishment|Re-establishment|Reestablishment|Recovery|Reporting|"
     "Monitoring|Selection|Reselection|Resolution|Registration|Paging|Handover|Attach|"
-    "Release|Activation|Deactivation|Admission Control|Power Control|Link Adaptation|Scheduling"
+    "Release|Activation|Deactivation|Admission Control|Power Control|Link Adaptation|Scheduling|"
+    "Update|Modification|Addition|Discovery"
 )
 _PROCEDURE_RE = re.compile(
-    r"\b((?:[A-Z][A-Za-z0-9/-]*\s+){0,4}(?:" + _PROCEDURE_HEADS + r"))\b(?!\s+[A-Z][a-z])"
+    r"\b((?:(?:[A-Z]|[a-z]+[A-Z])[A-Za-z0-9/-]*\s+){0,4}(?:" + _PROCEDURE_HEADS + r"))\b"
+    r"(?!\s+[A-Z][a-z])"
 )
 # words that open a sentence or qualify a name without being part of it
 # fmt: off
 _LEAD_WORDS = {"The", "A", "An", "Each", "Every", "Any", "After", "Before", "During", "When",
                "Watch", "Follow", "Compare", "Check", "Verify", "Monitor", "Track", "If", "In",
                "On", "For", "Once", "LTE", "NR", "5G", "4G", "Its", "This", "That", "Then"}
+_FUNCTION_WORDS = {"and", "or", "of", "in", "on", "for", "with", "by", "to", "from", "over", "via",
+                   "the", "a", "an", "its", "their", "and", "after", "before", "during", "then",
+                   "is", "are", "was", "be", "when", "if", "as", "at", "into", "per", "each"}
 # fmt: on
-# a technology prefix qualifies a procedure ('NR Random Access Procedure')
+# a hyphenated qualifier of the standard ('NG-RAN', 'E-UTRAN', 'gNB-DU') and a lower-case word
+_QUALIFIER_RE = re.compile(
+    r"(?<![\w-])((?:[A-Z]|[a-z]+[A-Z])[A-Za-z0-9]*-[A-Za-z0-9-]+) ([a-z]+) $"
+)
 
 
 def procedures(text: str) -> list[tuple[XEntity, int, int]]:
@@ -48,6 +57,12 @@ def procedures(text: str) -> list[tuple[XEntity, int, int]]:
         while words and words[0] in _LEAD_WORDS:
             start = text.index(words[1], start + len(words[0])) if len(words) > 1 else m.end(1)
             words = words[1:]
+        # 'the NG-RAN node Configuration Update procedure': a lower-case word between a
+        # hyphenated qualifier and the capitalised words belongs to the name
+        qualified = _QUALIFIER_RE.search(text[:start])
+        if words and qualified and qualified.group(2) not in _FUNCTION_WORDS:
+            start = qualified.start(1)
+            words = [qualified.group(1), qualified.group(2), *words]
         if words:
             out.append((XEntity(" ".join(words), "Procedure"), start, m.end(1)))
     return out
@@ -98,15 +113,16 @@ _PART_OBJECTS = ("NetworkElement", "Procedure", "Concept", "Interface")
 
 
 def sentence_cues(item: Item, emit: Emit, known: Known) -> None:
-    """The cue rules over each sentence of an item or paragraph."""
-    if item.kind == "row" or item.role in ("references", "definitions"):
+    """The cue rules over each sentence of an item or paragraph (of a References line, only
+    the interfaces of the procedures it names)."""
+    if item.kind == "row" or item.role == "definitions":
         return
     for sentence in sentences(strip_md(item.text)):
         found = mentions(sentence, known)
-        if len(found) < 2:
+        _procedure_interfaces(sentence, found, item, emit)
+        if len(found) < 2 or item.role == "references":
             continue
         _affects(sentence, found, item, emit)
-        _procedure_interfaces(found, item, emit)
         _uses(sentence, found, item, emit)
         _triggers(sentence, found, item, emit)
         _part_of(sentence, found, item, emit)
@@ -144,14 +160,27 @@ def _uses(sentence: str, found: list[tuple[XEntity, int, int]], item: Item, emit
                 emit(s, "uses", o, item, "cue_uses")
 
 
-def _procedure_interfaces(found: list[tuple[XEntity, int, int]], item: Item, emit: Emit) -> None:
-    """'S1 Setup', 'Xn Handover': a procedure named after an interface runs over it."""
+def _procedure_interfaces(
+    sentence: str, found: list[tuple[XEntity, int, int]], item: Item, emit: Emit
+) -> None:
+    """'S1 Setup', 'Xn Handover': a procedure named after an interface runs over it; so does a
+    procedure named beside the interface's application protocol ('the Initial Context Setup
+    procedure of NGAP', 'X2AP, including the eNB Configuration Update procedure')."""
+    protocols = {m.group(1).upper() for m in _APPLICATION_PROTOCOL_RE.finditer(sentence)}
     for e, _, _ in found:
         if e.type == "Procedure":
             first = e.name.split()[0]
             for name, type_, aliases in BUILTIN_ELEMENTS:
-                if type_ == "Interface" and first in (name, *aliases):
+                if type_ != "Interface":
+                    continue
+                if first in (name, *aliases):
                     emit(e, "uses", XEntity(name, "Interface"), item, "procedure_names_interface")
+                elif name.upper() in protocols and len(protocols) == 1:
+                    emit(e, "uses", XEntity(name, "Interface"), item, "procedure_of_protocol")
+
+
+# the application protocols of the RAN interfaces: S1AP, X2AP, XnAP, NGAP, F1AP, E1AP
+_APPLICATION_PROTOCOL_RE = re.compile(r"\b(S1|X2|Xn|NG|F1|E1)AP\b")
 
 
 def _triggers(sentence: str, found: list[tuple[XEntity, int, int]], item: Item, emit: Emit) -> None:

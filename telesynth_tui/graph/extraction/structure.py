@@ -67,9 +67,9 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
             table_row(item, emit, known)
             continue
         runbook_item(item, rb, emit, known)
+        sentence_cues(item, emit, known)
         if item.role != "references":
             element_clauses(item, emit, known)
-            sentence_cues(item, emit, known)
         if item.role == "references" and item.kind == "item":
             reference_item(item, emit, known, items)
         elif item.role != "references":
