@@ -39,7 +39,7 @@ _LEAD_WORDS = {"The", "A", "An", "Each", "Every", "Any", "After", "Before", "Dur
                "Watch", "Follow", "Compare", "Check", "Verify", "Monitor", "Track", "If", "In",
                "On", "For", "Once", "LTE", "NR", "5G", "4G", "Its", "This", "That", "Then"}
 _FUNCTION_WORDS = {"and", "or", "of", "in", "on", "for", "with", "by", "to", "from", "over", "via",
-                   "the", "a", "an", "its", "their", "and", "after", "before", "during", "then",
+                   "the", "a", "an", "its", "their", "after", "before", "during", "then",
                    "is", "are", "was", "be", "when", "if", "as", "at", "into", "per", "each"}
 # fmt: on
 # a hyphenated qualifier of the standard ('NG-RAN', 'E-UTRAN', 'gNB-DU') and a lower-case word
