@@ -1,7 +1,10 @@
-"""Measures named with their counters: a ratio in parentheses and 'KPI, computed from pmX'."""
+"""Measures named with their counters: a ratio in parentheses, 'KPI, computed from pmX', and a
+counter sharing a distinctive word with a KPI in one sentence."""
 
 from __future__ import annotations
 
+from telesynth_tui.graph.chunking import Chunk
+from telesynth_tui.graph.extraction import extract
 from telesynth_tui.graph.extraction.measures import kpi_counter_parens
 from telesynth_tui.graph.extraction.names import Known
 
@@ -35,3 +38,18 @@ def test_no_kpi_before_no_measure() -> None:
     assert _pairs("repeated failures (pmRrcReestSucc / pmRrcReestAtt)") == set()
     # a parenthesis mixing a counter with prose is not a ratio of counters
     assert _pairs("Call Drop Rate (pmErabRelAbnormal, per hour)") == set()
+
+
+def test_a_counter_sharing_a_distinctive_word_with_a_kpi_in_its_sentence_measures_it() -> None:
+    text = (
+        "Attach Success Rate falls while pmAttachAtt grows and pmAttachSucc stays flat. "
+        "Cell Availability is normal and pmS1SetupFail is zero."
+    )
+    result = extract([Chunk("Notes", text, len(text.split()))], "Notes")
+    found = {
+        (t.subject.name, t.object.name) for t in result.triples if t.predicate == "measured_by"
+    }
+    assert ("Attach Success Rate", "pmAttachAtt") in found
+    assert ("Attach Success Rate", "pmAttachSucc") in found
+    # no shared word, or only a word every measure has ('success', 'rate'): nothing
+    assert not {k for k, c in found if c == "pmS1SetupFail"}

@@ -77,3 +77,9 @@ def test_transport_protocol_part_of_the_interfaces_it_carries() -> None:
     # SCTP does not carry the Uu air interface; a protocol and interface apart name nothing
     assert _part_of("SCTP retransmissions rise while Uu is clean.") == set()
     assert _part_of("SCTP is busy. S1 is fine.") == set()
+
+
+def test_the_verb_a_step_opens_with_is_not_part_of_a_kpi_name() -> None:
+    names = {e.name for e in spot("Follow Attach Success Rate for a week.", Known())}
+    assert "Attach Success Rate" in names
+    assert "Follow Attach Success Rate" not in names

@@ -1,12 +1,21 @@
-"""Measures: "KPI = pmA / pmB" formulas, "KPI (pmCounter)" and counters whose identifier spells
-a KPI give measured_by."""
+"""Measures: "KPI = pmA / pmB" formulas, "KPI (pmCounter)", counters whose identifier spells a
+KPI and counters sharing a distinctive word with a KPI in one sentence give measured_by."""
 
 from __future__ import annotations
 
 import re
 
 from telesynth_tui.graph.extraction.model import Emit, Item, XEntity
-from telesynth_tui.graph.extraction.names import KPI_RE, Known, content, name_words, spot
+from telesynth_tui.graph.extraction.layout import sentences
+from telesynth_tui.graph.extraction.names import (
+    KPI_RE,
+    Known,
+    content,
+    name_words,
+    shared_words,
+    spot,
+    strip_md,
+)
 
 _FORMULA_RE = re.compile(r"^\s*(?P<kpi>[A-Z][\w /()-]{2,60}?)\s*=\s*(?P<rhs>.*\bpm[A-Z]\w+.*)$")
 
@@ -29,6 +38,18 @@ def counters_named_after_kpis(items: list[Item], emit: Emit, known: Known) -> No
         for kpi, kpi_words in kpis.items():
             if kpi_words <= words:
                 emit(kpi, "measured_by", counter, item, "counter_spells_kpi")
+    # 'Paging Success Rate drops: pmPagingAtt grows but pmPagingSucc does not': in one
+    # sentence, a counter whose identifier shares a distinctive word with a KPI
+    for item in items:
+        if item.role == "references":
+            continue
+        for sentence in sentences(strip_md(item.text)):
+            found = spot(sentence, known)
+            named = [e.name for e in found if e.type == "KPI"]
+            for counter in (e for e in found if e.type == "Counter"):
+                words = name_words(re.sub(r"^pm(?=[A-Z])", "", counter.name))
+                for kpi in shared_words(words, named):
+                    emit(XEntity(kpi, "KPI"), "measured_by", counter, item, "counter_shares_kpi")
 
 
 _LHS_WORD_RE = re.compile(r"^(?:[A-Z0-9][\w/-]*|of|over|to|per|on|in|the)$")

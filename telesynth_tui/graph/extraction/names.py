@@ -30,6 +30,11 @@ _FAULT_NAME_RE = re.compile(
     r"(?<![\w-])((?:[A-Z][A-Za-z0-9/-]*\s+){1,4}(?:Failure|Fault|Loss|Expired|Exceeded|Degraded|"
     r"Down|Timeout|Conflict|Disconnect))\b(?!\s+[A-Z])"
 )
+# words before a KPI's name that are not part of it: prepositions, articles, levels, and the
+# verbs a step opens with ('Follow E-RAB Setup Success Rate')
+_KPI_LEAD_WORDS = {"of", "over", "to", "per", "The", "A", "An", "High", "Low", "Follow", "Watch",
+                   "Compare", "Check", "Verify", "Monitor", "Track", "Read", "If", "When", "Once",
+                   "After", "Then"}  # fmt: skip
 # measurement quantities every RAN document uses: generic domain vocabulary, typed as KPIs
 _BUILTIN_KPIS = {"RSRP", "RSRQ", "SINR", "CQI", "BLER", "RSSI", "SS-RSRP", "SS-RSRQ", "SS-SINR"}
 # 3GPP network elements and reference points: the domain vocabulary every RAN document uses,
@@ -212,10 +217,10 @@ def spot(text: str, known: Known) -> list[XEntity]:
             add(XEntity(" ".join(words), "Alarm"), start, m.end(1))
     for m in KPI_RE.finditer(plain):
         words = m.group(1).split()
-        while words and words[0] in ("of", "over", "to", "per", "The", "A", "An", "High", "Low"):
+        while words and words[0] in _KPI_LEAD_WORDS:
             words = words[1:]
         if len(words) >= 2:
-            add(XEntity(" ".join(words), "KPI"), m.start(1), m.end(1))
+            add(XEntity(" ".join(words), "KPI"), m.end(1) - len(" ".join(words)), m.end(1))
     # 'Uplink RSSI', 'DL SINR': a link direction before a measurement quantity is its name's
     for m in re.finditer(r"\b(?:(Uplink|Downlink|UL|DL)\s+)?([A-Z][A-Z-]{2,7})\b", plain):
         if m.group(2) in _BUILTIN_KPIS:
