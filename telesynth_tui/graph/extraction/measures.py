@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from telesynth_tui.graph.extraction.model import Emit, Item, XEntity
 from telesynth_tui.graph.extraction.layout import sentences
+from telesynth_tui.graph.extraction.model import Emit, Item, XEntity
 from telesynth_tui.graph.extraction.names import (
     KPI_RE,
     Known,
