@@ -48,8 +48,8 @@ def counters_named_after_kpis(items: list[Item], emit: Emit, known: Known) -> No
             named = [e.name for e in found if e.type == "KPI"]
             for counter in (e for e in found if e.type == "Counter"):
                 words = name_words(re.sub(r"^pm(?=[A-Z])", "", counter.name))
-                for kpi in shared_words(words, named):
-                    emit(XEntity(kpi, "KPI"), "measured_by", counter, item, "counter_shares_kpi")
+                for name in shared_words(words, named):
+                    emit(XEntity(name, "KPI"), "measured_by", counter, item, "counter_shares_kpi")
 
 
 _LHS_WORD_RE = re.compile(r"^(?:[A-Z0-9][\w/-]*|of|over|to|per|on|in|the)$")
