@@ -92,3 +92,13 @@ def test_a_reference_defines_the_procedures_it_names() -> None:
     assert ("Radio Admission Control", "defined_in", "TS 38.300") in found
     # a bare head noun names no procedure
     assert not any(s.lower() == "reporting" for s, p, _ in found if p == "defined_in")
+
+
+def test_the_specification_of_an_interfaces_application_protocol_defines_it() -> None:
+    doc = "# Bearers\n\nText.\n\n## References\n\n- TS 38.463: E1AP bearer context management.\n"
+    out = extract(chunk_markdown(doc, "Bearers", 300), "Bearers")
+    found = {(t.subject.name, t.predicate, t.object.name, t.rule) for t in out.triples}
+    assert ("E1", "defined_in", "TS 38.463", "spec_reference_protocol") in found
+    plain = "# Bearers\n\nText.\n\n## References\n\n- TS 38.401: E1 and F1 architecture.\n"
+    out = extract(chunk_markdown(plain, "Bearers", 300), "Bearers")
+    assert not [t for t in out.triples if t.rule == "spec_reference_protocol"]

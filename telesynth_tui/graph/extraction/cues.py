@@ -19,7 +19,13 @@ import re
 
 from telesynth_tui.graph.extraction.layout import sentences
 from telesynth_tui.graph.extraction.model import Emit, Item, XEntity
-from telesynth_tui.graph.extraction.names import BUILTIN_ELEMENTS, Known, spot, strip_md
+from telesynth_tui.graph.extraction.names import (
+    APPLICATION_PROTOCOL_RE,
+    BUILTIN_ELEMENTS,
+    Known,
+    spot,
+    strip_md,
+)
 
 # head nouns of procedure names (a capitalised phrase ending in one names a procedure; 'eNB'
 # and other names with an inner capital count as capitalised)
@@ -166,7 +172,7 @@ def _procedure_interfaces(
     """'S1 Setup', 'Xn Handover': a procedure named after an interface runs over it; so does a
     procedure named beside the interface's application protocol ('the Initial Context Setup
     procedure of NGAP', 'X2AP, including the eNB Configuration Update procedure')."""
-    protocols = {m.group(1).upper() for m in _APPLICATION_PROTOCOL_RE.finditer(sentence)}
+    protocols = {m.group(1).upper() for m in APPLICATION_PROTOCOL_RE.finditer(sentence)}
     for e, _, _ in found:
         if e.type == "Procedure":
             first = e.name.split()[0]
@@ -177,10 +183,6 @@ def _procedure_interfaces(
                     emit(e, "uses", XEntity(name, "Interface"), item, "procedure_names_interface")
                 elif name.upper() in protocols and len(protocols) == 1:
                     emit(e, "uses", XEntity(name, "Interface"), item, "procedure_of_protocol")
-
-
-# the application protocols of the RAN interfaces: S1AP, X2AP, XnAP, NGAP, F1AP, E1AP
-_APPLICATION_PROTOCOL_RE = re.compile(r"\b(S1|X2|Xn|NG|F1|E1)AP\b")
 
 
 def _triggers(sentence: str, found: list[tuple[XEntity, int, int]], item: Item, emit: Emit) -> None:

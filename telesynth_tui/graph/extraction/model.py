@@ -49,6 +49,7 @@ CONFIDENCE = {
     "spec_inline": 0.85,
     "spec_reference_list": 0.55,
     "spec_reference_procedure": 0.85,
+    "spec_reference_protocol": 0.85,
     "spec_reference_list_parameter": 0.75,
     "spec_reference_parameters": 0.85,
     "spec_reference_structures": 0.65,

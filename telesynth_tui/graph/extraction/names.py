@@ -75,6 +75,8 @@ BUILTIN_ELEMENTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Radio Link Failure", "Concept", ("RLF",)),
     ("Beam Failure", "Concept", ()),
 )
+# the application protocols of the RAN interfaces: S1AP, X2AP, XnAP, NGAP, F1AP, E1AP
+APPLICATION_PROTOCOL_RE = re.compile(r"\b(S1|X2|Xn|NG|F1|E1)AP\b")
 # the elements each standard interface links (3GPP architecture: TS 36.401, TS 38.401, TS 23.501)
 INTERFACE_ENDPOINTS: dict[str, frozenset[str]] = {
     "S1": frozenset({"eNodeB", "MME", "SGW"}),

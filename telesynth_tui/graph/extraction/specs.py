@@ -8,7 +8,14 @@ import re
 from telesynth_tui.graph.extraction.cues import mentions, procedures
 from telesynth_tui.graph.extraction.measures import kpi_formulas
 from telesynth_tui.graph.extraction.model import Emit, Item, XEntity
-from telesynth_tui.graph.extraction.names import ELEMENT_TECHNOLOGY, Known, spot, strip_md
+from telesynth_tui.graph.extraction.names import (
+    APPLICATION_PROTOCOL_RE,
+    BUILTIN_ELEMENTS,
+    ELEMENT_TECHNOLOGY,
+    Known,
+    spot,
+    strip_md,
+)
 from telesynth_tui.text import normalize_name
 
 _SPEC_RE = re.compile(
@@ -117,6 +124,10 @@ def _reference_spec(
     spec: XEntity, description: str, item: Item, emit: Emit, known: Known, items: list[Item]
 ) -> None:
     spotted = spot(description, known)
+    # 'TS 36.413: S1AP, ...': the specification of an interface's application protocol
+    for protocol in APPLICATION_PROTOCOL_RE.finditer(description):
+        interface = next(n for n, t, _ in BUILTIN_ELEMENTS if n.upper() == protocol[1].upper())
+        emit(XEntity(interface, "Interface"), "defined_in", spec, item, "spec_reference_protocol")
     for e, _, _ in mentions(description, known):
         if e.type == "Parameter":
             emit(e, "defined_in", spec, item, "spec_reference_list_parameter")
