@@ -33,3 +33,23 @@ def test_each_alarm_with_the_element_after_it() -> None:
     assert ("S1 Setup Failure", "raised_by", "eNodeB") in found
     assert ("NG Setup Failure", "raised_by", "eNodeB") not in found
     assert ("NG Setup Failure", "raised_by", "AMF") not in found
+
+
+def test_an_interface_alarm_is_raised_by_the_radio_nodes_at_its_ends() -> None:
+    doc = """# Core links
+
+Most mentions here are of the gNodeB and the AMF; the gNodeB hosts the cells.
+
+## Symptoms
+
+- E1 Link Failure alarm and NG Setup Failure alarm; the gNodeB keeps retrying.
+- X2 Link Failure alarm on the LTE anchor.
+"""
+    out = extract(chunk_markdown(doc, "Core links", 300), "Core links")
+    found = {(t.subject.name, t.object.name) for t in out.triples if t.predicate == "raised_by"}
+    assert ("E1 Link Failure", "gNB-CU") in found
+    assert ("NG Setup Failure", "gNodeB") in found
+    assert ("X2 Link Failure", "eNodeB") in found
+    # not the core node at the other end, nor a node of the other radio technology
+    assert ("NG Setup Failure", "AMF") not in found
+    assert ("X2 Link Failure", "gNodeB") not in found

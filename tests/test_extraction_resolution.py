@@ -81,6 +81,26 @@ def test_concept_candidate_takes_the_cause_type_on_import(tmp_path: Path) -> Non
     assert ("Passive intermodulation", "resolved_by", "Tighten the PIM source") in stored
 
 
+def test_an_identifier_shaped_candidate_takes_the_element_type_on_import(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    # the first document names gNB-DU only in passing: its identifier shape makes a parameter
+    (folder / "a_split.md").write_text("# Split\n\nThe gNB-DU value is in the export.\n")
+    (folder / "b_alarms.md").write_text(
+        "# Fronthaul\n\n## Symptoms\n\n- F1 Link Failure alarm raised by the gNB-DU.\n"
+    )
+    project = Project.create(tmp_path / "proj")
+    conn = project.connect()
+    import_paths(conn, [folder], project.settings.ingest)
+    types = [r[0] for r in conn.execute("SELECT type FROM entities WHERE name = 'gNB-DU'")]
+    assert types == ["NetworkElement"]
+    stored = conn.execute(
+        "SELECT COUNT(*) FROM relations r JOIN entities o ON o.id = r.object_id"
+        " WHERE r.predicate = 'raised_by' AND o.name = 'gNB-DU'"
+    ).fetchone()[0]
+    assert stored == 1
+
+
 def test_a_longer_phrase_wins_over_a_known_concept_inside_it() -> None:
     found = spot("SCTP Link Availability fell while SCTP retransmits.", with_builtins(Known()))
     assert found[0] == XEntity("SCTP Link Availability", "KPI")

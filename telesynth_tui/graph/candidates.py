@@ -126,6 +126,16 @@ def _origin(conn: sqlite3.Connection, relation_id: int) -> str:
     return str(row[0]) if row else ""
 
 
+def _retypes(stored: str, extracted: str) -> bool:
+    """Whether an extraction's type replaces a candidate's guessed one: 'Passive
+    intermodulation (PIM)' spotted as a concept, then named by a section that types it (a
+    likely cause); 'gNB-CU' taken for a parameter by its identifier shape, then named as the
+    standard's network element."""
+    if stored == "Concept":
+        return extracted != "Concept"
+    return stored in ("Parameter", "Counter") and extracted in ("NetworkElement", "Interface")
+
+
 def _entity(
     conn: sqlite3.Connection,
     index: EntityIndex,
@@ -163,9 +173,7 @@ def _entity(
             "SELECT name, aliases, description, type, status FROM entities WHERE id = ?",
             (entity_id,),
         ).fetchone()
-        if row[3] == "Concept" and row[4] == "candidate" and ent.type != "Concept":
-            # 'Passive intermodulation (PIM)' spotted as a concept, then named by a section
-            # that types it (a likely cause): the candidate takes the specific type
+        if row[4] == "candidate" and _retypes(row[3], ent.type):
             conn.execute("UPDATE entities SET type = ? WHERE id = ?", (ent.type, entity_id))
             index.types[entity_id] = ent.type
         known = [row[0], *json.loads(row[1] or "[]")]

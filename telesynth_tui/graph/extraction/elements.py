@@ -118,14 +118,30 @@ def alarms_of_main_element(items: list[Item], emit: Emit, known: Known) -> None:
                 first[part],
                 "element_part_of_node",
             )
+    # 'F1 Link Failure', 'S1 Setup Failure': an alarm named after an interface is raised by
+    # the radio nodes at its ends
+    of_interface: set[XEntity] = set()
+    for alarm, item in alarms.items():
+        first_word = alarm.name.split()[0]
+        for name, type_, aliases in BUILTIN_ELEMENTS:
+            if type_ == "Interface" and first_word in (name, *aliases):
+                of_interface.add(alarm)
+                for node in sorted(INTERFACE_ENDPOINTS.get(name, ())):
+                    if node in _RADIO_NODES and technology_agrees(alarm, XEntity(node, "")):
+                        emit(alarm, "raised_by", XEntity(node, "NetworkElement"), item,
+                             "alarm_of_interface")  # fmt: skip
     if not counts or not alarms:
         return
     main, n = max(counts.items(), key=lambda kv: kv[1])
     if n < 0.6 * sum(counts.values()):
         return
     for alarm, item in alarms.items():
-        if technology_agrees(alarm, main):
+        if alarm not in of_interface and technology_agrees(alarm, main):
             emit(alarm, "raised_by", main, item, "alarm_main_element")
+
+
+# the radio access nodes (an interface alarm is the RAN node's, not the core's or the UE's)
+_RADIO_NODES = {"eNodeB", "gNodeB", "gNB-CU", "gNB-DU"}
 
 
 def protocols_of_interfaces(items: list[Item], emit: Emit, known: Known) -> None:

@@ -58,6 +58,7 @@ CONFIDENCE = {
     "protocol_part_of_interface": 0.85,
     "procedure_names_interface": 0.95,
     "procedure_of_protocol": 0.85,
+    "alarm_of_interface": 0.85,
     "counter_shares_kpi": 0.5,
     "cue_affects": 0.5,
     "cue_uses": 0.5,
