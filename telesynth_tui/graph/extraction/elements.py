@@ -123,13 +123,13 @@ def alarms_of_main_element(items: list[Item], emit: Emit, known: Known) -> None:
     of_interface: set[XEntity] = set()
     for alarm, item in alarms.items():
         first_word = alarm.name.split()[0]
-        for name, type_, aliases in BUILTIN_ELEMENTS:
-            if type_ == "Interface" and first_word in (name, *aliases):
+        for name, _, aliases in BUILTIN_ELEMENTS:
+            if name in INTERFACE_ENDPOINTS and first_word in (name, *aliases):
                 of_interface.add(alarm)
-                for node in sorted(INTERFACE_ENDPOINTS.get(name, ())):
-                    if node in _RADIO_NODES and technology_agrees(alarm, XEntity(node, "")):
-                        emit(alarm, "raised_by", XEntity(node, "NetworkElement"), item,
-                             "alarm_of_interface")  # fmt: skip
+                ends = [XEntity(e, "NetworkElement") for e in sorted(INTERFACE_ENDPOINTS[name])]
+                for end in ends:
+                    if end.name in _RADIO_NODES and technology_agrees(alarm, end):
+                        emit(alarm, "raised_by", end, item, "alarm_of_interface")
     if not counts or not alarms:
         return
     main, n = max(counts.items(), key=lambda kv: kv[1])
