@@ -83,3 +83,19 @@ def test_the_verb_a_step_opens_with_is_not_part_of_a_kpi_name() -> None:
     names = {e.name for e in spot("Follow Attach Success Rate for a week.", Known())}
     assert "Attach Success Rate" in names
     assert "Follow Attach Success Rate" not in names
+
+
+def test_measured_quantities_named_in_title_case_are_kpis() -> None:
+    text = (
+        "Cabinet Temperature climbs, Interference over Thermal rises, Frequency Error grows"
+        " and Battery Backup Time shrinks; the temperature of the room is fine."
+    )
+    kpis = {e.name for e in spot(text, Known()) if e.type == "KPI"}
+    assert {
+        "Cabinet Temperature",
+        "Interference over Thermal",
+        "Frequency Error",
+        "Battery Backup Time",
+    } <= kpis
+    # a single lower-case word names no KPI
+    assert not {k for k in kpis if k.lower() == "temperature"}

@@ -15,7 +15,7 @@ from telesynth_tui.text import normalize_name
 KPI_RE = re.compile(
     r"\b((?:(?:[A-Z][A-Za-z0-9/-]*|of|over|to|per)\s+){0,5}"
     r"(?:Success Rate|Drop Rate|Failure Rate|Rate|Ratio|Throughput|Availability|Utili[sz]ation|"
-    r"Latency|Level))\b"
+    r"Latency|Level|Temperature|Consumption|Error|Headroom|Rank|Backup Time|over Thermal))\b"
 )
 # ('Supporting alarms: A, B' introduces a list: no alarm is named 'Supporting')
 _ALARM_RE = re.compile(
