@@ -31,6 +31,11 @@ def test_cli_review_lists_accepts_and_rejects(tmp_path: Path) -> None:
     docs.mkdir()
     (docs / "paging.md").write_text(RUNBOOK)
     run_cli("init", "--empty", project=proj, check=True)
+    # a stricter acceptance leaves more to review
+    settings = proj / "telesynth.toml"
+    settings.write_text(
+        settings.read_text().replace("accept_confidence = 0.7 ", "accept_confidence = 0.9 ")
+    )
     out = run_cli("kg", "import", str(docs), project=proj, check=True).stdout
     assert "extracted relations" in out
     listed = json.loads(run_cli("kg", "review", "--json", project=proj, check=True).stdout)
@@ -71,7 +76,8 @@ def test_tui_review_keys(project: Project, tmp_path: Path) -> None:
     doc = tmp_path / "paging.md"
     doc.write_text(RUNBOOK)
     conn = project.connect()
-    import_paths(conn, [doc], project.settings.ingest)
+    # a stricter acceptance leaves more to review
+    import_paths(conn, [doc], project.settings.ingest.model_copy(update={"accept_confidence": 0.9}))
     conn.close()
 
     async def scenario() -> None:
