@@ -6,7 +6,8 @@ import json
 from dataclasses import asdict
 
 from telesynth_tui.overview import measured_speeds, project_overview
-from telesynth_tui.pipeline import review
+from telesynth_tui.pipeline import review, store
+from telesynth_tui.pipeline.plans import Planner, allocate
 from telesynth_tui.pipeline.runner import create_run
 from telesynth_tui.pipeline.store import RunConfig
 from telesynth_tui.project import Project
@@ -66,3 +67,28 @@ def test_model_speeds_are_medians_over_generation_and_evaluation_calls(project: 
         (json.dumps({"decode_tok_s": 50.0}),),
     )
     assert measured_speeds(conn) == {"student-a": 30.0}
+
+
+def test_a_dta_runs_own_record_goes_through_the_store(bundled: Project) -> None:
+    conn = bundled.connect()
+    generation = create_run(conn, RunConfig(n=1))
+    assert store.dta_run(conn, generation) is None
+    assert store.run_kind(conn, generation) == "generation"
+    dta = store.insert_run(
+        conn,
+        RunConfig(n=1, generator="dta"),
+        Planner(conn, 0, []).plans(allocate(1, {"factual": 1.0})),
+        lambda run: store.insert_dta_run(conn, run, "student-x", {"teachers": ["a"]}),
+    )
+    record = store.dta_run(conn, dta)
+    assert record is not None and store.run_kind(conn, dta) == "dta"
+    assert (record.student, record.config, record.profile, record.probes) == (
+        "student-x",
+        {"teachers": ["a"]},
+        {},
+        [],
+    )
+    store.set_dta_style(conn, dta, {"words": 12.0}, [{"answer": "x"}])
+    again = store.dta_run(conn, dta)
+    assert again is not None and again.profile == {"words": 12.0}
+    assert again.probes == [{"answer": "x"}]

@@ -90,11 +90,7 @@ def create_dta_run(conn: sqlite3.Connection, config: DtaConfig) -> int:
     )
 
     def dta_row(run_id: int) -> None:
-        conn.execute(
-            "INSERT INTO dta_runs(run_id, student, config, profile, probes)"
-            " VALUES (?, ?, ?, '{}', '[]')",
-            (run_id, config.student, json.dumps(asdict(config))),
-        )
+        store.insert_dta_run(conn, run_id, config.student, asdict(config))
 
     plans = Planner(conn, config.seed, store.sample_provenances(conn)).plans(
         allocate(config.n, config.mix)
@@ -103,8 +99,8 @@ def create_dta_run(conn: sqlite3.Connection, config: DtaConfig) -> int:
 
 
 def load_dta_config(conn: sqlite3.Connection, run_id: int) -> DtaConfig | None:
-    row = conn.execute("SELECT config FROM dta_runs WHERE run_id = ?", (run_id,)).fetchone()
-    return DtaConfig(**json.loads(row[0])) if row else None
+    record = store.dta_run(conn, run_id)
+    return DtaConfig(**record.config) if record else None
 
 
 @dataclass
@@ -257,15 +253,12 @@ class DtaRun(ABC):
     def profile(self, run_id: int, config: DtaConfig) -> tuple[StyleProfile, list[str]]:
         """The stored profile, or one measured now on the student's answers to probe problems
         (planned with another seed, so they are not the run's own problems)."""
-        row = self.conn.execute(
-            "SELECT profile, probes FROM dta_runs WHERE run_id = ?", (run_id,)
-        ).fetchone()
-        if row and row[0] != "{}":
-            probes = json.loads(row[1])
-            return StyleProfile(**json.loads(row[0])), [p["answer"] for p in probes]
+        record = store.dta_run(self.conn, run_id)
+        if record and record.profile:
+            return StyleProfile(**record.profile), [p["answer"] for p in record.probes]
         planner = Planner(self.conn, config.seed + 7919, store.sample_provenances(self.conn))
         counts = allocate(config.probes, config.mix) if config.probes else {}
-        probes = []
+        probes: list[dict[str, Any]] = []
         student = self.student
         for i, plan in enumerate(planner.plans(counts)):
             problem = make_problem(0, plan.type, json.loads(plan.to_json()), i, [])
@@ -290,10 +283,7 @@ class DtaRun(ABC):
             )
         profile = measure([p["answer"] for p in probes])
         with transaction(self.conn):
-            self.conn.execute(
-                "UPDATE dta_runs SET profile = ?, probes = ? WHERE run_id = ?",
-                (json.dumps(profile.to_dict()), json.dumps(probes), run_id),
-            )
+            store.set_dta_style(self.conn, run_id, profile.to_dict(), probes)
             calls = [
                 ("probe", p["metrics"]["model"], p["metrics"])
                 for p in probes
@@ -447,9 +437,7 @@ class DtaRunner(DtaRun):
 def dta_summary(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:
     """The run summary plus DTA figures: exemplars per teacher, rewrites kept, the profile."""
     summary = store.run_summary(conn, run_id)
-    row = conn.execute(
-        "SELECT student, profile FROM dta_runs WHERE run_id = ?", (run_id,)
-    ).fetchone()
+    record = store.dta_run(conn, run_id)
     selected: Counter[str] = Counter()
     candidates: Counter[str] = Counter()
     rewrites: Counter[str] = Counter()
@@ -466,8 +454,8 @@ def dta_summary(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:
     problems = summary["plans_done"]
     summary.update(
         {
-            "student": row[0] if row else None,
-            "profile": json.loads(row[1]) if row else {},
+            "student": record.student if record else None,
+            "profile": record.profile if record else {},
             "problems_with_exemplar": sum(selected.values()),
             "problems_without_exemplar": problems - sum(selected.values()),
             "candidates_by_teacher": dict(candidates),

@@ -32,6 +32,19 @@ class ModelCall(NamedTuple):
 
 
 @dataclass(frozen=True)
+class DtaRunRecord:
+    """What a DTA run keeps beside its run row: the student, the run's configuration (as
+    stored), and the student's style profile with the probe answers it was measured on (empty
+    until measured)."""
+
+    run: int
+    student: str
+    config: dict[str, Any]
+    profile: dict[str, Any]
+    probes: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class RunListing:
     """One run as the run lists show it: kind, status as users should read it, progress and
     sample counts (every field is shown by `telesynth runs` and the dashboard)."""

@@ -21,7 +21,13 @@ from telesynth_tui.pipeline import lease
 from telesynth_tui.pipeline.filters import FilterSettings
 from telesynth_tui.pipeline.gate import DEFAULT_MIN_QUALITY
 from telesynth_tui.pipeline.plans import DEFAULT_MIX, Plan
-from telesynth_tui.pipeline.records import SAMPLE_COLUMNS, ModelCall, RunListing, Sample
+from telesynth_tui.pipeline.records import (
+    SAMPLE_COLUMNS,
+    DtaRunRecord,
+    ModelCall,
+    RunListing,
+    Sample,
+)
 
 TEMPLATE = "kg-template"  # the generator name of the KG-template realizer
 
@@ -121,8 +127,40 @@ def latest_run(conn: sqlite3.Connection) -> int | None:
 
 def run_kind(conn: sqlite3.Connection, run_id: int) -> str:
     """`dta` for a Data Trajectory Alignment run, else `generation`."""
-    row = conn.execute("SELECT 1 FROM dta_runs WHERE run_id = ?", (run_id,)).fetchone()
-    return "dta" if row else "generation"
+    return "dta" if dta_run(conn, run_id) else "generation"
+
+
+def insert_dta_run(
+    conn: sqlite3.Connection, run_id: int, student: str, config: dict[str, Any]
+) -> None:
+    """The DTA row of a new run (inside `insert_run`'s transaction): no profile yet."""
+    conn.execute(
+        "INSERT INTO dta_runs(run_id, student, config, profile, probes)"
+        " VALUES (?, ?, ?, '{}', '[]')",
+        (run_id, student, json.dumps(config)),
+    )
+
+
+def dta_run(conn: sqlite3.Connection, run_id: int) -> DtaRunRecord | None:
+    """A DTA run's own record, None for a generation run."""
+    row = conn.execute(
+        "SELECT student, config, profile, probes FROM dta_runs WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    return DtaRunRecord(
+        run_id, str(row[0]), json.loads(row[1]), json.loads(row[2]), json.loads(row[3])
+    )
+
+
+def set_dta_style(
+    conn: sqlite3.Connection, run_id: int, profile: dict[str, Any], probes: list[dict[str, Any]]
+) -> None:
+    """The student's measured style profile and the probe answers behind it."""
+    conn.execute(
+        "UPDATE dta_runs SET profile = ?, probes = ? WHERE run_id = ?",
+        (json.dumps(profile), json.dumps(probes), run_id),
+    )
 
 
 def plans(conn: sqlite3.Connection, run_id: int) -> list[sqlite3.Row]:

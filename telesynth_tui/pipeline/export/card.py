@@ -118,19 +118,18 @@ def _distribution(values: list[float]) -> str:
 
 
 def _generation_lines(conn: sqlite3.Connection, run_id: int, config: dict[str, Any]) -> list[str]:
-    dta = conn.execute(
-        "SELECT student, config, profile FROM dta_runs WHERE run_id = ?", (run_id,)
-    ).fetchone()
+    dta = store.dta_run(conn, run_id)
     if dta is None:
         return [
             f"- generator: {config['generator']}; refiner: {config.get('refiner') or 'none'}; "
             "scoring: fast (ragas non-LLM context precision/recall, embedding relevancy, "
             "lexical faithfulness)"
         ]
-    dta_config, profile = json.loads(dta[1]), json.loads(dta[2])
+    dta_config, profile = dta.config, dta.profile
     teachers = (["solver"] if dta_config.get("use_solver") else []) + dta_config["teachers"]
     return [
-        f"- Data Trajectory Alignment for the student {dta[0]}: teachers {', '.join(teachers)}; "
+        f"- Data Trajectory Alignment for the student {dta.student}: "
+        f"teachers {', '.join(teachers)}; "
         f"rewriter {dta_config.get('rewriter') or 'none (layout only)'}; reflection judge "
         f"{dta_config.get('judge') or 'step checker'}",
         f"- student style (from {profile.get('probes', 0)} probe answers): "
