@@ -53,3 +53,17 @@ Most mentions here are of the gNodeB and the AMF; the gNodeB hosts the cells.
     # not the core node at the other end, nor a node of the other radio technology
     assert ("NG Setup Failure", "AMF") not in found
     assert ("X2 Link Failure", "gNodeB") not in found
+
+
+def test_a_core_node_named_most_raises_no_alarm() -> None:
+    doc = """# S1 supervision
+
+The eNodeB keeps one association per MME; each MME of the pool answers heartbeats, and an MME
+under load may drop them. The MME pool is shared.
+
+## Symptoms
+
+- SCTP Heartbeat Timeout alarm when heartbeats stay unanswered.
+"""
+    out = extract(chunk_markdown(doc, "S1 supervision", 300), "S1 supervision")
+    assert not [t for t in out.triples if t.predicate == "raised_by"]

@@ -133,7 +133,9 @@ def alarms_of_main_element(items: list[Item], emit: Emit, known: Known) -> None:
     if not counts or not alarms:
         return
     main, n = max(counts.items(), key=lambda kv: kv[1])
-    if n < 0.6 * sum(counts.values()):
+    # a core node named most is the far end of the radio network's links, not what raises
+    # its alarms
+    if n < 0.6 * sum(counts.values()) or main.name in _CORE_NODES:
         return
     for alarm, item in alarms.items():
         if alarm not in of_interface and technology_agrees(alarm, main):
@@ -142,6 +144,7 @@ def alarms_of_main_element(items: list[Item], emit: Emit, known: Known) -> None:
 
 # the radio access nodes (an interface alarm is the RAN node's, not the core's or the UE's)
 _RADIO_NODES = {"eNodeB", "gNodeB", "gNB-CU", "gNB-DU"}
+_CORE_NODES = {"MME", "SGW", "PGW", "AMF", "SMF", "UPF", "HSS", "UDM"}
 
 
 def protocols_of_interfaces(items: list[Item], emit: Emit, known: Known) -> None:
