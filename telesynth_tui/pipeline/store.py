@@ -1,4 +1,5 @@
-"""The run store: the one place that reads and writes runs, plans, samples and model calls.
+"""The run store: the one place that reads and writes runs, plans, samples, model calls and a
+DTA run's own row (its student, configuration and style profile).
 
 Generation, DTA, export, review, the CLI and the TUI go through these functions; samples go in
 and come out as `records.Sample`. A plan's samples, its model calls and its `done` mark are
