@@ -8,6 +8,8 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import pytest
+
 from telesynth_tui.graph.importer import import_paths
 from telesynth_tui.graph.llm_extraction import (
     LlmExtractor,
@@ -19,6 +21,7 @@ from telesynth_tui.graph.store import ENTITY_TYPES
 from telesynth_tui.inference.base import Message, SamplingParams
 from telesynth_tui.project import Project
 
+from .conftest import run_cli
 from .fakes import FakeModel
 from .test_extraction import RUNBOOK
 
@@ -158,3 +161,74 @@ def test_agreement_accepts_and_llm_alone_stays_candidate(project: Project, tmp_p
         " WHERE a.name = 'Increase defaultPagingCycle' AND r.predicate = 'uses'"
     ).fetchone()[0]
     assert orphan == 0
+
+
+def test_chunks_extracted_together_keep_their_order_and_results(
+    project: Project, tmp_path: Path
+) -> None:
+    doc = tmp_path / "paging.md"
+    doc.write_text(RUNBOOK)
+    conn = project.connect()
+    import_paths(conn, [doc], project.settings.ingest)
+
+    def answer(prompt: str) -> str:  # one fact per chunk that names the action
+        if "Increase defaultPagingCycle" not in prompt:
+            return '{"triples": []}'
+        row = _row(
+            "Increase defaultPagingCycle", "Action", "uses", "defaultPagingCycle", "Parameter"
+        )
+        return json.dumps({"triples": [row]})
+
+    runs = {}
+    for parallel in (1, 3):
+        lines: list[str] = []
+        report = extract_documents(
+            conn, LlmExtractor(answering(answer)), progress=lines.append, parallel=parallel
+        )
+        stored = conn.execute(
+            "SELECT r.predicate, x.chunk_id FROM relation_extractions x"
+            " JOIN relations r ON r.id = x.relation_id WHERE x.extractor = 'llm:fake'"
+            " ORDER BY x.chunk_id"
+        ).fetchall()
+        runs[parallel] = (report.chunks, report.kept, lines, [tuple(r) for r in stored])
+    assert runs[3] == runs[1]
+    chunks, kept, lines, stored = runs[3]
+    assert chunks > 1 and kept >= 1 and stored
+    assert [int(line.split(" chunk ")[1].split("/")[0]) for line in lines] == list(
+        range(1, chunks + 1)
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.real_models
+def test_kg_extract_with_smollm2_decodes_chunks_together(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "paging.md").write_text(RUNBOOK)
+    found = {}
+    for parallel in (1, 2):
+        proj = tmp_path / f"p{parallel}"
+        run_cli("init", "--empty", project=proj, check=True)
+        run_cli("kg", "import", str(docs), project=proj, check=True)
+        out = run_cli(
+            "kg", "extract", "--model", "smollm2-135m-instruct", "--limit-chunks", "2",
+            "--parallel", str(parallel), "--json", project=proj, check=True,
+        )  # fmt: skip
+        report = json.loads(out.stdout)
+        assert report["chunks"] == 2 and report["parallel"] == parallel
+        conn = Project.open(proj).connect()
+        found[parallel] = conn.execute(
+            "SELECT s.name, r.predicate, o.name FROM relation_extractions x"
+            " JOIN relations r ON r.id = x.relation_id JOIN entities s ON s.id = r.subject_id"
+            " JOIN entities o ON o.id = r.object_id WHERE x.extractor LIKE 'llm:%' ORDER BY 1, 2, 3"
+        ).fetchall()
+        conn.close()
+        # every kept triple names two things the document writes
+        for s, _p, o in found[parallel]:
+            assert s.lower() in RUNBOOK.lower() and o.lower() in RUNBOOK.lower()
+    assert [tuple(r) for r in found[2]] == [tuple(r) for r in found[1]]  # temperature 0
+    bad = run_cli("kg", "extract", "--model", "smollm2-135m-instruct", "--parallel", "0",
+                  project=tmp_path / "p1")  # fmt: skip
+    assert (
+        bad.returncode != 0 and bad.stderr.strip() == "error: --parallel must be at least 1, not 0"
+    )

@@ -271,6 +271,10 @@ def kg_extract(
     limit_chunks: Annotated[
         int | None, typer.Option("--limit-chunks", help="Stop after this many chunks.")
     ] = None,
+    parallel: Annotated[
+        int,
+        typer.Option("--parallel", help="Chunks a GGUF decodes together (one batch scheduler)."),
+    ] = 1,
     as_json: JsonOpt = False,
 ) -> None:
     """Extract relations from the imported documents with a GGUF model: schema-constrained
@@ -282,7 +286,7 @@ def kg_extract(
     project = open_project()
     conn = project.connect()
     progress = None if as_json else (lambda line: typer.echo(line, err=True))
-    report = extract_with_llm(project, conn, model, document, limit_chunks, progress)
+    report = extract_with_llm(project, conn, model, document, limit_chunks, progress, parallel)
     data = {
         "chunks": report.chunks,
         "kept": report.kept,
@@ -290,6 +294,7 @@ def kg_extract(
         "supported": report.stored.supported,
         "dropped": dict(report.dropped.most_common()),
         "seconds": report.seconds,
+        "parallel": parallel,
         "review": review_counts(conn),
     }
     if as_json:

@@ -310,10 +310,15 @@ def extract_documents(
     threshold: float = 0.85,
     limit_chunks: int | None = None,
     progress: Callable[[str], None] | None = None,
+    parallel: int = 1,
 ) -> LlmReport:
     """Run the LLM extractor over imported documents (all, or those whose path contains one of
-    `paths`), one transaction per document, then apply the acceptance rule."""
+    `paths`), one transaction per document, then apply the acceptance rule. With `parallel` > 1
+    a document's chunks are extracted `parallel` at a time (the extractor's model must take
+    calls from several threads, as a `BatchedModel` does); results keep the chunks' order."""
     import time
+    from concurrent.futures import ThreadPoolExecutor
+    from contextlib import nullcontext
 
     from telesynth_tui import database as db
     from telesynth_tui.infra import transaction
@@ -334,20 +339,31 @@ def extract_documents(
             (doc_id,),
         ).fetchall()
         triples: list[XTriple] = []
-        for index, (_cid, heading, text) in enumerate(chunks):
-            if limit_chunks is not None and report.chunks >= limit_chunks:
-                break
-            names = chunk_names(text, known) if extractor.closed_names else None
-            result = extractor.extract_chunk(index, heading or "", text, names)
-            report.chunks += 1
-            report.kept += len(result.triples)
-            report.dropped.update(_reason_kind(r) for r in result.dropped)
-            triples += result.triples
-            if progress:
-                progress(
-                    f"{path.rsplit('/', 1)[-1]} chunk {index + 1}/{len(chunks)}: "
-                    f"{len(result.triples)} kept, {len(result.dropped)} dropped"
-                )
+        todo = [
+            (
+                index,
+                heading or "",
+                text,
+                chunk_names(text, known) if extractor.closed_names else None,
+            )
+            for index, (_cid, heading, text) in enumerate(chunks)
+        ]
+        if limit_chunks is not None:
+            todo = todo[: max(0, limit_chunks - report.chunks)]
+        with ThreadPoolExecutor(max_workers=parallel) if parallel > 1 else nullcontext() as pool:
+            # in the chunks' order, each as soon as it and those before it are done
+            mapper = pool.map if pool is not None else map
+            results = mapper(lambda job: extractor.extract_chunk(*job), todo)
+            for (index, _heading, _text, _names), result in zip(todo, results, strict=True):
+                report.chunks += 1
+                report.kept += len(result.triples)
+                report.dropped.update(_reason_kind(r) for r in result.dropped)
+                triples += result.triples
+                if progress:
+                    progress(
+                        f"{path.rsplit('/', 1)[-1]} chunk {index + 1}/{len(chunks)}: "
+                        f"{len(result.triples)} kept, {len(result.dropped)} dropped"
+                    )
         with transaction(conn):
             conn.execute(  # a second run replaces this model's earlier extractions
                 "DELETE FROM relation_extractions WHERE source_file_id = ? AND extractor = ?",
@@ -414,16 +430,36 @@ def extract_with_llm(
     paths: Sequence[str] | None = None,
     limit_chunks: int | None = None,
     progress: Callable[[str], None] | None = None,
+    parallel: int = 1,
 ) -> LlmReport:
+    """`kg extract`: the model over the imported documents; with `parallel` > 1 a GGUF decodes
+    that many chunks together (one batch scheduler on the model's weights)."""
+    from telesynth_tui.inference.generator import LlamaGenerator
+    from telesynth_tui.inference.scheduler import BatchScheduler
+
+    if parallel < 1:
+        raise TelesynthError(f"--parallel must be at least 1, not {parallel}")
     generator = open_generator(project, model)
+    threshold = project.settings.ingest.accept_confidence
     try:
-        return extract_documents(
-            conn,
-            LlmExtractor(generator),
-            paths,
-            project.settings.ingest.accept_confidence,
-            limit_chunks,
-            progress,
-        )
+        if parallel == 1:
+            return extract_documents(
+                conn, LlmExtractor(generator), paths, threshold, limit_chunks, progress
+            )
+        if not isinstance(generator, LlamaGenerator):
+            raise TelesynthError(
+                f"--parallel decodes GGUF models together; {generator.name} is not one "
+                "(a served model batches the requests it receives itself)"
+            )
+        with BatchScheduler(generator, parallel, generator.n_ctx) as scheduler:
+            return extract_documents(
+                conn,
+                LlmExtractor(scheduler.model()),
+                paths,
+                threshold,
+                limit_chunks,
+                progress,
+                parallel,
+            )
     finally:
         generator.close()
