@@ -314,8 +314,8 @@ def extract_documents(
 ) -> LlmReport:
     """Run the LLM extractor over imported documents (all, or those whose path contains one of
     `paths`), one transaction per document, then apply the acceptance rule. With `parallel` > 1
-    a document's chunks are extracted `parallel` at a time (the extractor's model must take
-    calls from several threads, as a `BatchedModel` does); results keep the chunks' order."""
+    chunks are extracted `parallel` at a time (the extractor's model must take calls from
+    several threads, as a `BatchedModel` does); results are used in the chunks' order."""
     import time
     from concurrent.futures import ThreadPoolExecutor
     from contextlib import nullcontext
@@ -333,52 +333,56 @@ def extract_documents(
         docs = [d for d in docs if any(p in d[2] for p in paths)]
     family = f"llm:{extractor.name}"
     known = known_names(conn)
+    # every chunk to read, in document and chunk order: (document, index, heading, text, names)
+    documents: list[tuple[int, str, list[int]]] = []  # source, path, chunk ids
+    jobs: list[tuple[int, int, str, str, dict[str, str] | None]] = []
     for doc_id, source_id, path in docs:
+        if limit_chunks is not None and len(jobs) >= limit_chunks:
+            break
         chunks = conn.execute(
             "SELECT id, heading, text FROM chunks WHERE document_id = ? ORDER BY ordinal",
             (doc_id,),
         ).fetchall()
-        triples: list[XTriple] = []
-        todo = [
-            (
-                index,
-                heading or "",
-                text,
-                chunk_names(text, known) if extractor.closed_names else None,
-            )
-            for index, (_cid, heading, text) in enumerate(chunks)
-        ]
-        if limit_chunks is not None:
-            todo = todo[: max(0, limit_chunks - report.chunks)]
-        with ThreadPoolExecutor(max_workers=parallel) if parallel > 1 else nullcontext() as pool:
-            # in the chunks' order, each as soon as it and those before it are done
-            mapper = pool.map if pool is not None else map
-            results = mapper(lambda job: extractor.extract_chunk(*job), todo)
-            for (index, _heading, _text, _names), result in zip(todo, results, strict=True):
-                report.chunks += 1
-                report.kept += len(result.triples)
-                report.dropped.update(_reason_kind(r) for r in result.dropped)
-                triples += result.triples
-                if progress:
-                    progress(
-                        f"{path.rsplit('/', 1)[-1]} chunk {index + 1}/{len(chunks)}: "
-                        f"{len(result.triples)} kept, {len(result.dropped)} dropped"
-                    )
-        with transaction(conn):
-            conn.execute(  # a second run replaces this model's earlier extractions
-                "DELETE FROM relation_extractions WHERE source_file_id = ? AND extractor = ?",
-                (source_id, family),
-            )
-            stored = store_extractions(
-                conn, source_id, [int(c[0]) for c in chunks], triples, family, EntityIndex(conn)
-            )
-            _drop_unsupported(conn, source_id)
-        report.stored.relations += stored.relations
-        report.stored.supported += stored.supported
-        report.stored.entities += stored.entities
-        report.dropped.update(_reason_kind(r) for r in stored.dropped)
-        if limit_chunks is not None and report.chunks >= limit_chunks:
-            break
+        documents.append((source_id, path, [int(c[0]) for c in chunks]))
+        for index, (_cid, heading, text) in enumerate(chunks):
+            if limit_chunks is not None and len(jobs) >= limit_chunks:
+                break
+            names = chunk_names(text, known) if extractor.closed_names else None
+            jobs.append((len(documents) - 1, index, heading or "", text, names))
+    last_job = {job[0]: i for i, job in enumerate(jobs)}  # a document is stored after its last
+    triples: list[XTriple] = []
+    with ThreadPoolExecutor(max_workers=parallel) if parallel > 1 else nullcontext() as pool:
+        # in order, each as soon as it and those before it are done; with `parallel` > 1 the
+        # next document's chunks start while this one's finish
+        mapper = pool.map if pool is not None else map
+        results = mapper(lambda job: extractor.extract_chunk(*job[1:]), jobs)
+        for i, ((d, index, *_), result) in enumerate(zip(jobs, results, strict=True)):
+            source_id, path, chunk_ids = documents[d]
+            report.chunks += 1
+            report.kept += len(result.triples)
+            report.dropped.update(_reason_kind(r) for r in result.dropped)
+            triples += result.triples
+            if progress:
+                progress(
+                    f"{path.rsplit('/', 1)[-1]} chunk {index + 1}/{len(chunk_ids)}: "
+                    f"{len(result.triples)} kept, {len(result.dropped)} dropped"
+                )
+            if last_job[d] != i:
+                continue
+            with transaction(conn):
+                conn.execute(  # a second run replaces this model's earlier extractions
+                    "DELETE FROM relation_extractions WHERE source_file_id = ? AND extractor = ?",
+                    (source_id, family),
+                )
+                stored = store_extractions(
+                    conn, source_id, chunk_ids, triples, family, EntityIndex(conn)
+                )
+                _drop_unsupported(conn, source_id)
+            triples = []
+            report.stored.relations += stored.relations
+            report.stored.supported += stored.supported
+            report.stored.entities += stored.entities
+            report.dropped.update(_reason_kind(r) for r in stored.dropped)
     with transaction(conn):
         apply_acceptance(conn, threshold)
         db.bump_revision(conn)
