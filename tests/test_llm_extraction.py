@@ -5,6 +5,7 @@ measured by bench/extraction.py --llm)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -232,3 +233,29 @@ def test_kg_extract_with_smollm2_decodes_chunks_together(tmp_path: Path) -> None
     assert (
         bad.returncode != 0 and bad.stderr.strip() == "error: --parallel must be at least 1, not 0"
     )
+
+
+def test_an_interrupted_parallel_extraction_stops_its_calls(
+    project: Project, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(4):
+        (docs / f"paging_{i}.md").write_text(RUNBOOK)
+    conn = project.connect()
+    import_paths(conn, [docs], project.settings.ingest)
+    # each call streams its answer slowly, a character at a time
+    model = FakeModel('{"triples": []}', piece_chars=1, delay=0.05)
+
+    def interrupt(line: str) -> None:
+        raise KeyboardInterrupt
+
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        extract_documents(conn, LlmExtractor(model), progress=interrupt, parallel=2)
+    # the calls in flight (at most two per worker: one may start as the first ends) stop at
+    # their next piece; the queued ones never start
+    assert len(model.calls) <= 4
+    assert time.perf_counter() - t0 < 5
+    stored = conn.execute("SELECT COUNT(*) FROM relation_extractions WHERE extractor = 'llm:fake'")
+    assert stored.fetchone()[0] == 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -318,7 +319,6 @@ def extract_documents(
     several threads, as a `BatchedModel` does); results are used in the chunks' order."""
     import time
     from concurrent.futures import ThreadPoolExecutor
-    from contextlib import nullcontext
 
     from telesynth_tui import database as db
     from telesynth_tui.infra import transaction
@@ -351,11 +351,19 @@ def extract_documents(
             jobs.append((len(documents) - 1, index, heading or "", text, names))
     last_job = {job[0]: i for i, job in enumerate(jobs)}  # a document is stored after its last
     triples: list[XTriple] = []
-    with ThreadPoolExecutor(max_workers=parallel) if parallel > 1 else nullcontext() as pool:
+    stop = threading.Event()  # set when the loop ends early: calls in flight stop at a token
+
+    def extract(job: tuple[int, int, str, str, dict[str, str] | None]) -> ChunkResult:
+        _d, index, heading, text, names = job
+        if stop.is_set():  # picked up between the stop and the pool's shutdown
+            return ChunkResult()
+        return extractor.extract_chunk(index, heading, text, names, CallContext(stop.is_set))
+
+    pool = ThreadPoolExecutor(max_workers=parallel) if parallel > 1 else None
+    try:
         # in order, each as soon as it and those before it are done; with `parallel` > 1 the
         # next document's chunks start while this one's finish
-        mapper = pool.map if pool is not None else map
-        results = mapper(lambda job: extractor.extract_chunk(*job[1:]), jobs)
+        results = pool.map(extract, jobs) if pool is not None else map(extract, jobs)
         for i, ((d, index, *_), result) in enumerate(zip(jobs, results, strict=True)):
             source_id, path, chunk_ids = documents[d]
             report.chunks += 1
@@ -383,6 +391,10 @@ def extract_documents(
             report.stored.supported += stored.supported
             report.stored.entities += stored.entities
             report.dropped.update(_reason_kind(r) for r in stored.dropped)
+    finally:
+        stop.set()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     with transaction(conn):
         apply_acceptance(conn, threshold)
         db.bump_revision(conn)
