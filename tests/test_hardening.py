@@ -503,3 +503,29 @@ def test_unexpected_errors_name_the_command_and_place(
         cli.main()
     err = capsys.readouterr().err
     assert "kg stats --json" in err and "ValueError" in err and "test_hardening.py" not in err
+
+
+def test_ctrl_c_in_a_command_says_interrupted(bundled: Project) -> None:
+    import signal
+
+    from .conftest import OFFLINE_DIR
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELESYNTH_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(OFFLINE_DIR), env.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "telesynth_tui.cli", "--project", str(bundled.path)]
+    proc = subprocess.Popen(
+        [*cmd, "generate", "--n", "200", "--generator", "tiny-telesynth"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        # Ctrl-C as a terminal sends it (a background child would ignore SIGINT)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert proc.stderr is not None
+    while "generating" not in proc.stderr.readline():  # the run has started
+        assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err

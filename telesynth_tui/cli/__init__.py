@@ -31,6 +31,10 @@ def main() -> None:
         fail(f"error: {exc}", exc.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    except SystemExit as exc:
+        if exc.code == 130:  # Ctrl-C inside a command: the CLI library exits 130 silently
+            typer.echo("interrupted", err=True)
+        raise
     except sqlite3.DatabaseError as exc:
         from telesynth_tui.config import DATABASE_FILE
         from telesynth_tui.project import database_error
