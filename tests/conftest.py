@@ -88,16 +88,23 @@ def ray_cluster() -> Iterator[Any]:
     ray.shutdown()
 
 
+def cli_env() -> dict[str, str]:
+    """The environment of a CLI subprocess: no TELESYNTH_ settings, the network blocked."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELESYNTH_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(OFFLINE_DIR), env.get("PYTHONPATH")]))
+    return env
+
+
 def run_cli(
     *args: str, project: Path | None = None, check: bool = False, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """Run the real `telesynth` entry point in a subprocess with the network blocked."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELESYNTH_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(OFFLINE_DIR), env.get("PYTHONPATH")]))
     cmd = [sys.executable, "-m", "telesynth_tui.cli"]
     if project is not None:
         cmd += ["--project", str(project)]
-    result = subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=timeout)
+    result = subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, env=cli_env(), timeout=timeout
+    )
     if check:
         assert result.returncode == 0, result.stderr
     return result

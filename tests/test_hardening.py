@@ -30,7 +30,7 @@ from telesynth_tui.pipeline.runner import create_run
 from telesynth_tui.pipeline.store import RunConfig, store_plan
 from telesynth_tui.project import Project, check_output_path
 
-from .conftest import BUNDLED_KG, run_cli
+from .conftest import BUNDLED_KG, cli_env, run_cli
 
 
 def one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -508,17 +508,13 @@ def test_unexpected_errors_name_the_command_and_place(
 def test_ctrl_c_in_a_command_says_interrupted(bundled: Project) -> None:
     import signal
 
-    from .conftest import OFFLINE_DIR
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TELESYNTH_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(OFFLINE_DIR), env.get("PYTHONPATH")]))
     cmd = [sys.executable, "-m", "telesynth_tui.cli", "--project", str(bundled.path)]
     proc = subprocess.Popen(
         [*cmd, "generate", "--n", "200", "--generator", "tiny-telesynth"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env=cli_env(),
         # Ctrl-C as a terminal sends it (a background child would ignore SIGINT)
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
