@@ -74,7 +74,7 @@ def procedures(text: str) -> list[tuple[XEntity, int, int]]:
     return out
 
 
-def mentions(sentence: str, known: Known) -> list[tuple[XEntity, int, int]]:
+def typed_mentions(sentence: str, known: Known) -> list[tuple[XEntity, int, int]]:
     """Typed mentions of a sentence with where they are (procedures not inside another name)."""
     found: list[tuple[XEntity, int, int]] = []
     low = sentence.lower()
@@ -124,7 +124,7 @@ def sentence_cues(item: Item, emit: Emit, known: Known) -> None:
     if item.kind == "row" or item.role == "definitions":
         return
     for sentence in sentences(strip_md(item.text)):
-        found = mentions(sentence, known)
+        found = typed_mentions(sentence, known)
         _procedure_interfaces(sentence, found, item, emit)
         if len(found) < 2 or item.role == "references":
             continue

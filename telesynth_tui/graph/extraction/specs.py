@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from telesynth_tui.graph.extraction.cues import mentions, procedures
+from telesynth_tui.graph.extraction.cues import procedures, typed_mentions
 from telesynth_tui.graph.extraction.measures import kpi_formulas
 from telesynth_tui.graph.extraction.model import Emit, Item, XEntity
 from telesynth_tui.graph.extraction.names import (
@@ -80,6 +80,21 @@ def same_technology(entity: XEntity, spec: XEntity) -> bool:
     return not ours or not theirs or ours == theirs
 
 
+def with_document_procedures(items: list[Item], known: Known) -> Known:
+    """The known names plus the multi-word procedures the document names outside its
+    References, for its References lines (which may write them in lower case: 'MAC random
+    access procedure')."""
+    return known.extended(
+        [
+            (e.name, "Procedure", ())
+            for other in items
+            if other.role != "references"
+            for e, _, _ in procedures(strip_md(other.text))
+            if " " in e.name  # 'Handover', 'Reporting' alone name no one procedure
+        ]
+    )
+
+
 def reference_item(item: Item, emit: Emit, known: Known, items: list[Item]) -> None:
     """'TS 36.321: MAC random access procedure ...' in a References list; a line that opens
     with several specifications ('TS 36.412 and TS 38.412: ...') gives each of them what its
@@ -95,15 +110,6 @@ def reference_item(item: Item, emit: Emit, known: Known, items: list[Item]) -> N
         else:
             break
     description = text[lead[-1][2] :].lstrip(" :-—–,")
-    known = known.extended(
-        [
-            (e.name, "Procedure", ())
-            for other in items
-            if other.role != "references"
-            for e, _, _ in procedures(strip_md(other.text))
-            if " " in e.name  # 'Handover', 'Reporting' alone name no one procedure
-        ]
-    )
     for spec, _, _ in lead:
         _reference_spec(spec, description, item, emit, known, items)
 
@@ -128,7 +134,7 @@ def _reference_spec(
     for protocol in APPLICATION_PROTOCOL_RE.finditer(description):
         interface = next(n for n, t, _ in BUILTIN_ELEMENTS if n.upper() == protocol[1].upper())
         emit(XEntity(interface, "Interface"), "defined_in", spec, item, "spec_reference_protocol")
-    for e, _, _ in mentions(description, known):
+    for e, _, _ in typed_mentions(description, known):
         if e.type == "Parameter":
             emit(e, "defined_in", spec, item, "spec_reference_list_parameter")
         elif _in_context(description, e):

@@ -35,7 +35,11 @@ from telesynth_tui.graph.extraction.runbook import (
     runbook_item,
     verified_through_causes,
 )
-from telesynth_tui.graph.extraction.specs import inline_specs, reference_item
+from telesynth_tui.graph.extraction.specs import (
+    inline_specs,
+    reference_item,
+    with_document_procedures,
+)
 from telesynth_tui.graph.extraction.tables import table_row, with_table_names
 from telesynth_tui.text import normalize_name
 
@@ -62,6 +66,11 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
             best[key] = XTriple(s, p, o, item.chunk, ev(item.text), rule, confidence)
 
     rb = read_runbook(items, title, emit, known)
+    references_known = (
+        with_document_procedures(items, known)
+        if any(item.role == "references" for item in items)
+        else known
+    )
     for item in items:
         if item.kind == "row":
             table_row(item, emit, known)
@@ -71,7 +80,7 @@ def extract(chunks: Sequence[Chunk], title: str = "", known: Known | None = None
         if item.role != "references":
             element_clauses(item, emit, known)
         if item.role == "references" and item.kind == "item":
-            reference_item(item, emit, known, items)
+            reference_item(item, emit, references_known, items)
         elif item.role != "references":
             inline_specs(item, emit, known)
     linked_through_names(items, rb.causes, best, emit, known)
