@@ -88,6 +88,17 @@ def ray_cluster() -> Iterator[Any]:
     ray.shutdown()
 
 
+def extracted(markdown: str, budget: int = 300) -> dict[tuple[str, str, str], str]:
+    """The structure-aware extractor on a Markdown document (titled by its first heading):
+    (subject, predicate, object) -> the rule that stated it."""
+    from telesynth_tui.graph.chunking import chunk_markdown, markdown_title
+    from telesynth_tui.graph.extraction import extract
+
+    title = markdown_title(markdown, "Notes")
+    out = extract(chunk_markdown(markdown, title, budget), title)
+    return {(t.subject.name, t.predicate, t.object.name): t.rule for t in out.triples}
+
+
 def cli_env() -> dict[str, str]:
     """The environment of a CLI subprocess: no TELESYNTH_ settings, the network blocked."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TELESYNTH_")}

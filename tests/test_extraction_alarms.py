@@ -5,6 +5,8 @@ from __future__ import annotations
 from telesynth_tui.graph.chunking import chunk_markdown
 from telesynth_tui.graph.extraction import extract
 
+from .conftest import extracted
+
 DOC = """# Split node links
 
 ## Symptoms
@@ -15,8 +17,7 @@ DOC = """# Split node links
 
 
 def _found() -> set[tuple[str, str, str]]:
-    out = extract(chunk_markdown(DOC, "Split node links", 300), "Split node links")
-    return {(t.subject.name, t.predicate, t.object.name) for t in out.triples}
+    return set(extracted(DOC))
 
 
 def test_an_alarm_raised_by_several_elements() -> None:
@@ -45,8 +46,7 @@ Most mentions here are of the gNodeB and the AMF; the gNodeB hosts the cells.
 - E1 Link Failure alarm and NG Setup Failure alarm; the gNodeB keeps retrying.
 - X2 Link Failure alarm on the LTE anchor.
 """
-    out = extract(chunk_markdown(doc, "Core links", 300), "Core links")
-    found = {(t.subject.name, t.object.name) for t in out.triples if t.predicate == "raised_by"}
+    found = {(s, o) for s, p, o in extracted(doc) if p == "raised_by"}
     assert ("E1 Link Failure", "gNB-CU") in found
     assert ("NG Setup Failure", "gNodeB") in found
     assert ("X2 Link Failure", "eNodeB") in found

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from telesynth_tui.graph.chunking import chunk_markdown
-from telesynth_tui.graph.extraction import extract
+from .conftest import extracted
 
 DOC = """# Radio unit overheating
 
@@ -24,8 +23,7 @@ DOC = """# Radio unit overheating
 
 
 def _found() -> dict[tuple[str, str, str], str]:
-    out = extract(chunk_markdown(DOC, "Radio unit overheating", 300), "Radio unit overheating")
-    return {(t.subject.name, t.predicate, t.object.name): t.rule for t in out.triples}
+    return extracted(DOC)
 
 
 def test_a_check_reading_a_cause_indicator_checks_that_cause() -> None:
@@ -57,8 +55,7 @@ CUED = """# Low downlink throughput
 
 
 def test_a_check_cue_ties_only_the_measure_it_speaks_of() -> None:
-    out = extract(chunk_markdown(CUED, "Low downlink throughput", 300), "Low downlink throughput")
-    found = {(t.subject.name, t.predicate, t.object.name): t.rule for t in out.triples}
+    found = extracted(CUED)
     assert "check_sentence_indicates" in found[("pmRankDistr", "indicates", "Antenna feeder fault")]
     # pmCqiDistr is read in another sentence: the cue says nothing about it
     assert ("pmCqiDistr", "indicates", "Antenna feeder fault") not in found
@@ -85,8 +82,7 @@ ECHO = """# S1 link drops
 
 
 def _echo() -> dict[tuple[str, str, str], str]:
-    out = extract(chunk_markdown(ECHO, "S1 link drops", 400), "S1 link drops")
-    return {(t.subject.name, t.predicate, t.object.name): t.rule for t in out.triples}
+    return extracted(ECHO, budget=400)
 
 
 def test_a_cue_calls_a_measure_named_before_by_a_word_of_its_name() -> None:

@@ -3,9 +3,9 @@ names, and names a description mentions only as what something runs over."""
 
 from __future__ import annotations
 
-from telesynth_tui.graph.chunking import chunk_markdown
-from telesynth_tui.graph.extraction import extract
 from telesynth_tui.graph.extraction.specs import spec_mentions
+
+from .conftest import extracted
 
 DOC = """# Signalling links
 
@@ -21,8 +21,7 @@ The S1 and X2 interfaces carry SCTP associations; sctpHeartbeatInterval sets the
 
 
 def _found() -> set[tuple[str, str, str]]:
-    out = extract(chunk_markdown(DOC, "Signalling links", 300), "Signalling links")
-    return {(t.subject.name, t.predicate, t.object.name) for t in out.triples}
+    return set(extracted(DOC))
 
 
 def test_a_line_with_several_specifications_gives_each_its_technology() -> None:
@@ -61,8 +60,7 @@ qRxLevMinOffset only when the cell edge is too far.
 
 
 def test_the_rrc_specification_defines_signalled_parameters_not_managed_ones() -> None:
-    out = extract(chunk_markdown(RRC, "Cell barring", 300), "Cell barring")
-    found = {(t.subject.name, t.predicate, t.object.name) for t in out.triples}
+    found = set(extracted(RRC))
     assert ("cellBarred", "defined_in", "TS 38.331") in found
     assert ("qRxLevMinOffset", "defined_in", "TS 38.331") in found
     # a feature switch, antenna geometry and an enumerated value are not RRC parameters
@@ -83,8 +81,7 @@ UE retries later.
 
 
 def test_a_reference_defines_the_procedures_it_names() -> None:
-    out = extract(chunk_markdown(PROCEDURES, "Bearer admission", 300), "Bearer admission")
-    found = {(t.subject.name, t.predicate, t.object.name) for t in out.triples}
+    found = set(extracted(PROCEDURES))
     # named by their head noun in the description
     assert ("Bearer Context Setup", "defined_in", "TS 38.463") in found
     assert ("Bearer Context Release", "defined_in", "TS 38.463") in found
@@ -96,9 +93,7 @@ def test_a_reference_defines_the_procedures_it_names() -> None:
 
 def test_the_specification_of_an_interfaces_application_protocol_defines_it() -> None:
     doc = "# Bearers\n\nText.\n\n## References\n\n- TS 38.463: E1AP bearer context management.\n"
-    out = extract(chunk_markdown(doc, "Bearers", 300), "Bearers")
-    found = {(t.subject.name, t.predicate, t.object.name, t.rule) for t in out.triples}
+    found = {(s, p, o, rule) for (s, p, o), rule in extracted(doc).items()}
     assert ("E1", "defined_in", "TS 38.463", "spec_reference_protocol") in found
     plain = "# Bearers\n\nText.\n\n## References\n\n- TS 38.401: E1 and F1 architecture.\n"
-    out = extract(chunk_markdown(plain, "Bearers", 300), "Bearers")
-    assert not [t for t in out.triples if t.rule == "spec_reference_protocol"]
+    assert "spec_reference_protocol" not in extracted(plain).values()

@@ -3,8 +3,7 @@ it to the cause it points at."""
 
 from __future__ import annotations
 
-from telesynth_tui.graph.chunking import chunk_markdown
-from telesynth_tui.graph.extraction import extract
+from .conftest import extracted
 
 DOC = """# Random access failures
 
@@ -21,8 +20,7 @@ DOC = """# Random access failures
 
 
 def _found() -> dict[tuple[str, str, str], str]:
-    out = extract(chunk_markdown(DOC, "Random access failures", 300), "Random access failures")
-    return {(t.subject.name, t.predicate, t.object.name): t.rule for t in out.triples}
+    return extracted(DOC)
 
 
 def test_a_cue_sentence_points_the_measure_before_it_at_a_cause() -> None:

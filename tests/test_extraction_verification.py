@@ -3,8 +3,7 @@ resolve the cause it indicates (and only those)."""
 
 from __future__ import annotations
 
-from telesynth_tui.graph.chunking import chunk_markdown
-from telesynth_tui.graph.extraction import extract
+from .conftest import extracted
 
 DOC = """# Radio unit overheating
 
@@ -29,8 +28,7 @@ Over the following week pmFanSpeed should match the commanded speed.
 
 
 def _found() -> dict[tuple[str, str, str], str]:
-    out = extract(chunk_markdown(DOC, "Radio unit overheating", 300), "Radio unit overheating")
-    return {(t.subject.name, t.predicate, t.object.name): t.rule for t in out.triples}
+    return extracted(DOC)
 
 
 def test_a_watched_indicator_verifies_the_action_for_its_cause() -> None:
